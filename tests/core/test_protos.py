@@ -1,0 +1,79 @@
+"""The committed generated code matches protos/, and messages round-trip."""
+
+from __future__ import annotations
+
+import filecmp
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from heron.core import streams
+from heron.v1 import bus_pb2, detection_pb2, frame_pb2, stream_pb2
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_generated_code_is_not_stale(tmp_path: Path) -> None:
+    protos = sorted(str(p.relative_to(REPO / "protos")) for p in (REPO / "protos").rglob("*.proto"))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            "-Iprotos",
+            f"--python_out={tmp_path}",
+            *protos,
+        ],
+        cwd=REPO,
+        check=True,
+    )
+    for generated in tmp_path.rglob("*_pb2.py"):
+        committed = REPO / "services" / generated.relative_to(tmp_path)
+        assert committed.exists(), f"{committed} is missing: run `make proto`"
+        assert filecmp.cmp(generated, committed, shallow=False), (
+            f"{committed} is stale: run `make proto` and commit the result"
+        )
+
+
+def test_frame_metadata_round_trips() -> None:
+    ref = frame_pb2.FrameRef(
+        stream_id="cam0",
+        frame_number=7,
+        width=960,
+        height=544,
+        pixel_format=frame_pb2.PIXEL_FORMAT_BGR24,
+        shm=frame_pb2.SharedMemorySlot(segment="heron-cam0", slot=3, size=960 * 544 * 3),
+    )
+    meta = detection_pb2.FrameMetadata(frame=ref, model_name="facemask", model_version="2")
+    meta.objects.add(class_id=1, label="No-Mask", confidence=0.9, tracker_id=12).bbox.CopyFrom(
+        detection_pb2.BoundingBox(left=10, top=20, width=30, height=40)
+    )
+    back = detection_pb2.FrameMetadata.FromString(meta.SerializeToString())
+    assert back == meta
+    assert back.frame.WhichOneof("location") == "shm"
+
+
+def test_stream_event_and_dead_letter_round_trip() -> None:
+    event = stream_pb2.StreamEvent(
+        stream_id="cam0", reconnecting=stream_pb2.StreamEvent.Reconnecting(attempt=2)
+    )
+    assert stream_pb2.StreamEvent.FromString(event.SerializeToString()).WhichOneof("event") == (
+        "reconnecting"
+    )
+    letter = bus_pb2.DeadLetter(stream="s", reason="bad", payload=b"\x00")
+    assert bus_pb2.DeadLetter.FromString(letter.SerializeToString()).payload == b"\x00"
+
+
+def test_stream_names_are_built_in_one_place() -> None:
+    assert streams.frames("cam0").key == "heron:frames:cam0"
+    assert streams.metadata("inference").retention is streams.Retention.KEEP_UNREAD
+    assert streams.frames("cam0").retention is streams.Retention.DROP_OLDEST
+    assert streams.dead_letter(streams.frames("cam0")).key == "heron:frames:cam0:dead"
+    assert streams.frames("cam0").message_type == frame_pb2.FrameRef.DESCRIPTOR.full_name
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "../x", "x" * 200, "-lead"])
+def test_bad_stream_ids_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="not a valid stream id"):
+        streams.frames(bad)
