@@ -10,6 +10,8 @@ from __future__ import annotations
 import typer
 
 from heron.core.config import cli as config_cli
+from heron.training import cli as training_cli
+from heron.training.data import cli as data_cli
 
 app = typer.Typer(
     name="heron",
@@ -18,6 +20,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(config_cli.app, name="config", help="Load and check pipeline/model/spec files.")
+app.add_typer(data_cli.app, name="data", help="Convert, check and split data sets (KITTI).")
+# train / evaluate / infer / export sit at the top level, as TAO's commands do.
+app.registered_commands.extend(training_cli.app.registered_commands)
 
 
 def main() -> None:

@@ -1,0 +1,7 @@
+"""`heron train | evaluate | infer | export` commands (TAO-compatible)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
