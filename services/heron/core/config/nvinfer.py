@@ -1,0 +1,203 @@
+"""Load a Gst-nvinfer config file (key-file with [property]) and its labels file.
+
+`load_nvinfer(path, diags)` collects every finding in `diags` and returns the config, or None
+when it has errors; `read_nvinfer(path)` is the same but raises ConfigError.
+"""
+
+from __future__ import annotations
+
+import os.path
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from heron.core.config.diagnostics import ConfigError, Diagnostics, unknown_name_message
+from heron.core.config.keyfile import Group, KeyFile, read_keyfile, split_list
+from heron.core.config.keymap import ds_keys, read_group
+from heron.core.config.nvinfer_models import ClassAttrs, InferProperty, NvInferConfig
+from heron.core.config.validation import Locator, check_paths, report, resolve_paths
+
+PROPERTY = "property"
+CLASS_ATTRS = "class-attrs-"
+ALL_CLASSES = "class-attrs-all"
+PROPERTY_KEYS = ds_keys(InferProperty)
+CLASS_ATTR_KEYS = ds_keys(ClassAttrs)
+PROPERTY_ALIASES = {
+    "enable-dbscan": ("cluster-mode", "use cluster-mode=1 (DBSCAN) instead"),
+}
+CLASS_ATTR_ALIASES = {
+    "threshold": ("pre-cluster-threshold", "use pre-cluster-threshold instead"),
+}
+
+
+def read_nvinfer(path: Path, *, strict: bool = False) -> tuple[NvInferConfig, Diagnostics]:
+    """Load or raise ConfigError (carrying every finding); warnings come back with the config."""
+    diags = Diagnostics()
+    config = load_nvinfer(path, diags, strict=strict)
+    diags.raise_if_errors()
+    if config is None:  # pragma: no cover - load_nvinfer returns None only with errors
+        raise ConfigError(diags.items)
+    return config, diags
+
+
+def load_nvinfer(path: Path, diags: Diagnostics, *, strict: bool = False) -> NvInferConfig | None:
+    path = Path(os.path.abspath(path))
+    errors_before = len(diags.errors)
+    keyfile = read_keyfile(path, diags)
+    if PROPERTY not in keyfile.groups:
+        if keyfile.groups or len(diags.errors) == errors_before:
+            diags.error(path, 0, "no [property] group: every nvinfer config needs one")
+        return None
+    locator = Locator(path)
+    raw, prop = _raw_config(keyfile, locator, diags)
+    _read_labels_into(raw, prop, path, locator, diags, strict=strict)
+    if len(diags.errors) > errors_before:
+        _validate(raw, locator, diags)  # still report value errors, then give up
+        return None
+    config = _validate(raw, locator, diags)
+    if config is None:
+        return None
+    resolve_paths(config, path.parent)
+    check_paths(config, locator, diags, strict=strict, generated=_generated(config))
+    return config if len(diags.errors) == errors_before else None
+
+
+def _generated(config: NvInferConfig) -> frozenset[str]:
+    # nvinfer builds the engine on first run when it has a model to build it from.
+    prop = config.property
+    if prop.onnx_file or prop.tlt_encoded_model or prop.uff_file or prop.model_file:
+        return frozenset({"model_engine_file"})
+    return frozenset()
+
+
+def _validate(raw: dict[str, object], locator: Locator, diags: Diagnostics) -> NvInferConfig | None:
+    try:
+        return NvInferConfig.model_validate(raw)
+    except ValidationError as e:
+        report(e, locator, diags)
+        return None
+
+
+def _raw_config(
+    keyfile: KeyFile, locator: Locator, diags: Diagnostics
+) -> tuple[dict[str, object], dict[str, str]]:
+    path = keyfile.path
+    prop = read_group(
+        keyfile.groups[PROPERTY],
+        PROPERTY_KEYS,
+        file=path,
+        prefix="property",
+        locator=locator,
+        diags=diags,
+        aliases=PROPERTY_ALIASES,
+    )
+    entries = keyfile.groups[PROPERTY].entries
+    if "enable-dbscan" in entries and "cluster-mode" not in entries:
+        # The alias put enable-dbscan's boolean under cluster_mode: true means DBSCAN (1).
+        flag = prop.pop("cluster_mode", "").lower()
+        if flag in ("1", "true"):
+            prop["cluster_mode"] = "1"
+    raw: dict[str, object] = {"property": prop}
+    per_class: dict[int, dict[str, str]] = {}
+    for name, group in keyfile.groups.items():
+        if name == PROPERTY:
+            continue
+        if name == ALL_CLASSES:
+            raw["class_attrs_all"] = _class_group(group, "class_attrs_all", path, locator, diags)
+        elif name.startswith(CLASS_ATTRS) and name[len(CLASS_ATTRS) :].isdigit():
+            index = int(name[len(CLASS_ATTRS) :])
+            per_class[index] = _class_group(group, f"class_attrs.{index}", path, locator, diags)
+        elif name.startswith(CLASS_ATTRS):
+            diags.error(
+                path,
+                group.line,
+                f"group [{name}]: expected [class-attrs-all] or [class-attrs-<class id>] "
+                "with a class id of 0 or more",
+            )
+        else:
+            known = [PROPERTY, ALL_CLASSES, "class-attrs-0"]
+            diags.warn(path, group.line, unknown_name_message("group", name, known), name)
+    raw["class_attrs"] = per_class
+    _inherit_lines(locator, per_class, prop.get("num_detected_classes"))
+    return raw, prop
+
+
+def _class_group(
+    group: Group, prefix: str, path: Path, locator: Locator, diags: Diagnostics
+) -> dict[str, str]:
+    return read_group(
+        group,
+        CLASS_ATTR_KEYS,
+        file=path,
+        prefix=prefix,
+        locator=locator,
+        diags=diags,
+        aliases=CLASS_ATTR_ALIASES,
+    )
+
+
+def _inherit_lines(
+    locator: Locator, per_class: dict[int, dict[str, str]], count: str | None
+) -> None:
+    """A class's value that comes from [class-attrs-all] points at that line."""
+    inherited = {p: v for p, v in locator.where.items() if p.startswith("class_attrs_all")}
+    indices = set(per_class)
+    if count is not None and count.isdigit():
+        indices |= set(range(int(count)))
+    for index in indices:
+        for at, where in inherited.items():
+            locator.add(at.replace("class_attrs_all", f"class_attrs.{index}", 1), *where)
+
+
+def _read_labels_into(
+    raw: dict[str, object],
+    prop: dict[str, str],
+    path: Path,
+    locator: Locator,
+    diags: Diagnostics,
+    *,
+    strict: bool,
+) -> None:
+    value = prop.get("labelfile_path")
+    if not value:
+        return
+    labels_path = Path(os.path.normpath(path.parent / value))
+    line, name = locator.find(("property", "labelfile_path"))
+    if not labels_path.is_file():
+        (diags.error if strict else diags.warn)(
+            path, line, f"labels file {str(labels_path)!r} does not exist", name
+        )
+        return
+    rows = read_labels(labels_path, diags)
+    classifier = str(prop.get("network_type", "")) in ("1", "classifier") or (
+        "network_type" not in prop and str(prop.get("is_classifier", "")).lower() in ("1", "true")
+    )
+    if classifier:
+        raw["classifier_labels"] = rows
+    elif len(rows) == 1 and len(rows[0]) > 1:
+        raw["labels"] = rows[0]  # all classes on one ';'-separated line
+    else:
+        raw["labels"] = [";".join(row) for row in rows]
+
+
+def read_labels(path: Path, diags: Diagnostics) -> list[list[str]]:
+    """The labels file: one row per line, each row split on ';' (DeepStream's format)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        diags.error(path, 0, f"labels file is not valid UTF-8 (byte {e.start})")
+        return []
+    except OSError as e:
+        diags.error(path, 0, f"cannot read the labels file: {e.strerror or e}")
+        return []
+    lines = [line.strip() for line in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    rows: list[list[str]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line:
+            diags.warn(path, number, "blank line: DeepStream counts it as a label with no name")
+        rows.append(split_list(line) if line else [""])
+    if not rows:
+        diags.warn(path, 0, "the labels file is empty")
+    return rows
