@@ -1,0 +1,57 @@
+"""The base every service process runs on: settings, logs, metrics, probes, graceful stop.
+
+See docs/runtime.md. Import from here; the submodules are the implementation's layout.
+"""
+
+from heron.core.runtime.health import (
+    Check,
+    CheckResult,
+    FlagCheck,
+    Heartbeat,
+    Readiness,
+    RedisCheck,
+)
+from heron.core.runtime.logs import configure_logging
+from heron.core.runtime.metrics import ServiceMetrics
+from heron.core.runtime.redact import redact_url
+from heron.core.runtime.service import Service, ServiceContext, build_context, run_service
+from heron.core.runtime.settings import (
+    LogSettings,
+    MetricsSettings,
+    ServiceSettings,
+    SettingsError,
+    load_settings,
+)
+from heron.core.runtime.shutdown import (
+    EXIT_BAD_SETTINGS,
+    EXIT_FAILED,
+    EXIT_GRACE_EXPIRED,
+    EXIT_OK,
+    Shutdown,
+)
+
+__all__ = [
+    "EXIT_BAD_SETTINGS",
+    "EXIT_FAILED",
+    "EXIT_GRACE_EXPIRED",
+    "EXIT_OK",
+    "Check",
+    "CheckResult",
+    "FlagCheck",
+    "Heartbeat",
+    "LogSettings",
+    "MetricsSettings",
+    "Readiness",
+    "RedisCheck",
+    "Service",
+    "ServiceContext",
+    "ServiceMetrics",
+    "ServiceSettings",
+    "SettingsError",
+    "Shutdown",
+    "build_context",
+    "configure_logging",
+    "load_settings",
+    "redact_url",
+    "run_service",
+]

@@ -1,0 +1,135 @@
+"""/metrics, /healthz and /readyz over real HTTP, served in-process on a free port."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from heron.core.runtime import FlagCheck, Heartbeat, Readiness, ServiceMetrics
+from heron.core.runtime.endpoint import HealthServer
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def get(url: str) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.headers["Content-Type"], r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers["Content-Type"], e.read().decode()
+
+
+class Endpoint:
+    def __init__(self) -> None:
+        self.metrics = ServiceMetrics("tracker")
+        self.heartbeat = Heartbeat(timeout_s=60, startup_timeout_s=60)
+        self.readiness = Readiness()
+        self.server = HealthServer(
+            "127.0.0.1", 0, self.metrics.registry, self.heartbeat.check, self.readiness
+        ).start()
+        self.base = f"http://127.0.0.1:{self.server.port}"
+
+    def json(self, path: str) -> tuple[int, dict[str, Any]]:
+        status, content_type, body = get(self.base + path)
+        assert content_type == "application/json"
+        return status, json.loads(body)
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Endpoint]:
+    e = Endpoint()
+    yield e
+    e.server.stop()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_metrics_are_scraped_in_prometheus_text_format(endpoint: Endpoint) -> None:
+    endpoint.metrics.set_up(True)
+    endpoint.metrics.observe("tracker", "cam-1", 0.004, frames=4)
+    with endpoint.metrics.track("tracker", "cam-2"):
+        pass
+    status, content_type, body = get(endpoint.base + "/metrics")
+    assert status == 200 and content_type.startswith("text/plain")
+    got = samples(body)
+    assert got[("heron_service_up", (("service", "tracker"),))] == 1.0
+    cam1 = (("stage", "tracker"), ("stream", "cam-1"))
+    assert got[("heron_frames_processed_total", cam1)] == 4.0
+    assert got[("heron_stage_latency_seconds_count", cam1)] == 1.0
+    assert got[("heron_stage_latency_seconds_bucket", (("le", "0.005"), *cam1))] == 1.0
+    assert got[("heron_stage_latency_seconds_bucket", (("le", "0.0025"), *cam1))] == 0.0
+    cam2 = (("stage", "tracker"), ("stream", "cam-2"))
+    assert got[("heron_frames_processed_total", cam2)] == 1.0
+    names = {name for name, _ in got}
+    assert {"process_cpu_seconds_total", "process_resident_memory_bytes"} <= names
+    assert "python_info" in names
+
+
+def test_failed_work_is_not_counted(endpoint: Endpoint) -> None:
+    with pytest.raises(ValueError), endpoint.metrics.track("inference", "cam-1"):
+        raise ValueError("decode failed")
+    got = samples(get(endpoint.base + "/metrics")[2])
+    assert (
+        "heron_frames_processed_total",
+        (("stage", "inference"), ("stream", "cam-1")),
+    ) not in got
+
+
+def test_openmetrics_is_served_when_asked_for(endpoint: Endpoint) -> None:
+    request = urllib.request.Request(
+        endpoint.base + "/metrics", headers={"Accept": "application/openmetrics-text"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as r:
+        assert r.headers["Content-Type"].startswith("application/openmetrics-text")
+        assert r.read().decode().rstrip().endswith("# EOF")
+
+
+def test_healthz_turns_503_when_the_loop_stops_ticking(endpoint: Endpoint) -> None:
+    endpoint.heartbeat.beat()
+    assert endpoint.json("/healthz")[0] == 200
+    endpoint.heartbeat.timeout_s = 0.0  # every tick is now too old: the loop counts as stuck
+    status, body = endpoint.json("/healthz")
+    assert status == 503
+    assert body["status"] == "stuck" and "last tick" in body["detail"]
+
+
+def test_readyz_names_the_failing_check(endpoint: Endpoint) -> None:
+    model = endpoint.readiness.add(FlagCheck("model loaded"))
+    endpoint.readiness.add(FlagCheck("engine built", ok=True))
+    status, body = endpoint.json("/readyz")
+    assert status == 503
+    assert body["status"] == "not ready"
+    assert body["failed"] == [{"name": "model loaded", "ok": False, "detail": "not set yet"}]
+    assert [c["name"] for c in body["checks"]] == ["model loaded", "engine built"]
+    model.set("v3")
+    status, body = endpoint.json("/readyz")
+    assert (status, body["status"], body["failed"]) == (200, "ready", [])
+
+
+def test_readyz_with_no_checks_is_ready(endpoint: Endpoint) -> None:
+    assert endpoint.json("/readyz")[0] == 200
+
+
+def test_unknown_path_is_404_listing_the_known_ones(endpoint: Endpoint) -> None:
+    status, body = endpoint.json("/nope")
+    assert status == 404 and body["paths"] == ["/metrics", "/healthz", "/readyz"]
+
+
+def test_port_in_use_is_an_os_error(endpoint: Endpoint) -> None:
+    with pytest.raises(OSError):
+        HealthServer(
+            "127.0.0.1",
+            endpoint.server.port,
+            endpoint.metrics.registry,
+            endpoint.heartbeat.check,
+            endpoint.readiness,
+        )
