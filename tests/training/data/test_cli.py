@@ -1,0 +1,168 @@
+"""`heron data convert | split` end to end through the real command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from heron.cli.main import app
+from typer.testing import CliRunner
+
+from tests.training.data.conftest import FIXTURES
+from tests.training.data.test_split import make_kitti
+
+runner = CliRunner()
+
+
+def invoke(*args: str | Path) -> tuple[int, str]:
+    # Wide enough that rich wraps neither long tmp paths nor the error panel.
+    result = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "250"})
+    return result.exit_code, result.output
+
+
+def words(output: str) -> str:
+    """The output's words on one line, without rich's panel borders."""
+    return " ".join(output.replace("│", " ").split())
+
+
+def test_convert_prints_the_per_class_summary(tmp_path: Path) -> None:
+    code, output = invoke(
+        "data", "convert", "-f", "voc", "-i", FIXTURES / "voc", "-o", tmp_path / "k"
+    )
+    assert code == 0, output
+    assert "2 images at 960x544" in output
+    rows = {line.split()[0]: line.split()[1:] for line in output.splitlines() if line.strip()}
+    # source class -> KITTI class, boxes, written, clamped, small, unmapped
+    assert rows["with_mask"] == ["Mask", "2", "2", "1", "0", "0"]
+    assert rows["without_mask"] == ["No-Mask", "1", "1", "1", "0", "0"]
+    assert rows["mask_weared_incorrect"] == ["No-Mask", "1", "0", "0", "1", "0"]
+    assert rows["hat"] == ["-", "1", "0", "0", "0", "1"]
+    assert "written per class: Mask: 2, No-Mask: 1" in output
+    assert sorted(p.name for p in (tmp_path / "k" / "labels").iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_convert_with_a_class_map_size_and_min_size(tmp_path: Path) -> None:
+    code, output = invoke(
+        "data", "convert", "-f", "wider", "-i", FIXTURES / "wider", "-o", tmp_path / "k",
+        "--size", "480x272", "--class-map", "face=No-Mask,invalid_face=No-Mask", "--min-size", "1",
+    )  # fmt: skip
+    assert code == 0, output
+    label = tmp_path / "k" / "labels" / "0--Parade_0_Parade_marchingband_1_5.txt"
+    assert label.read_text().splitlines() == [
+        "No-Mask 0 0 0 10 20 40 60 0 0 0 0 0 0 0",
+        "No-Mask 0 0 0 100 50 101 51 0 0 0 0 0 0 0",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--size", "960by544"], "expected WIDTHxHEIGHT such as 960x544"),
+        (
+            ["--class-map", "with_mask:Mask"],
+            "class map entry 'with_mask:Mask' is not SOURCE=TARGET",
+        ),
+        (["--format", "coco"], "'coco' is not one of"),
+    ],
+)
+def test_convert_rejects_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
+    code, output = invoke(
+        "data", "convert", "-f", "voc", "-i", FIXTURES / "voc", "-o", tmp_path, *args
+    )
+    assert code == 2
+    assert message in words(output)
+
+
+def test_convert_names_a_missing_image(tmp_path: Path) -> None:
+    source = tmp_path / "voc"
+    shutil.copytree(FIXTURES / "voc", source)
+    (source / "images" / "b.jpg").unlink()
+    code, output = invoke("data", "convert", "-f", "voc", "-i", source, "-o", tmp_path / "k")
+    assert code == 1
+    assert (
+        f"{source / 'annotations' / 'b.xml'}: error: image {source / 'images' / 'b.jpg'} is missing"
+        in output
+    )
+
+
+def test_split_a_folder(tmp_path: Path) -> None:
+    root = make_kitti(tmp_path / "kitti", 10)
+    code, output = invoke(
+        "data", "split", root, "-o", tmp_path / "out", "--val-split", "30", "--seed", "7"
+    )
+    assert code == 0, output
+    summary = json.loads((tmp_path / "out" / "partitions.json").read_text())
+    assert (summary["mode"], summary["seed"], [f["images"] for f in summary["folds"]]) == (
+        "random",
+        7,
+        [3, 7],
+    )
+    assert "0 (validation)" in output
+
+
+SPEC = """\
+kitti_config {
+  root_directory_path: "kitti"
+  image_dir_name: "images"
+  label_dir_name: "labels"
+  image_extension: ".jpg"
+  partition_mode: "random"
+  num_partitions: 2
+  val_split: 25
+  num_shards: 10
+}
+image_directory_path: "kitti"
+"""
+
+
+def test_split_from_a_dataset_convert_spec(tmp_path: Path) -> None:
+    make_kitti(tmp_path / "kitti", 8)
+    (tmp_path / "kitti" / "images" / "other.png").write_bytes(b"")  # filtered by image_extension
+    (tmp_path / "spec.txt").write_text(SPEC)
+    code, output = invoke("data", "split", "-d", tmp_path / "spec.txt", "-o", tmp_path / "out")
+    assert code == 0, output
+    summary = json.loads((tmp_path / "out" / "partitions.json").read_text())
+    assert summary["root"] == str((tmp_path / "kitti").resolve())
+    assert [f["images"] for f in summary["folds"]] == [2, 6]
+    assert "spec.txt" not in output, "a clean spec prints no warnings"
+
+
+def test_split_spec_warnings_are_printed(tmp_path: Path) -> None:
+    make_kitti(tmp_path / "kitti", 4)
+    (tmp_path / "spec.txt").write_text(
+        SPEC + 'target_class_mapping { key: "Mask" value: "mask" }\n'
+    )
+    code, output = invoke("data", "split", "-d", tmp_path / "spec.txt", "-o", tmp_path / "out")
+    assert code == 0, output
+    assert "spec.txt:12: warning:" in output and "lower-cases class names" in output
+
+
+def test_split_spec_errors_are_reported(tmp_path: Path) -> None:
+    (tmp_path / "spec.txt").write_text(SPEC.replace("num_partitions: 2", "num_partitions: 3"))
+    code, output = invoke("data", "split", "-d", tmp_path / "spec.txt", "-o", tmp_path / "out")
+    assert code == 1
+    assert "spec.txt:7: error: [kitti_config.num_partitions]" in output
+
+
+def test_split_needs_exactly_one_source(tmp_path: Path) -> None:
+    code, output = invoke("data", "split", "-o", tmp_path / "out")
+    assert code == 2 and "give either KITTI_DIR or -d SPEC" in words(output)
+
+
+def test_split_by_sequence(tmp_path: Path) -> None:
+    root = make_kitti(tmp_path / "kitti", 6)
+    sequences = {"s1": ["f000", "f001", "f002"], "s2": ["f003", "f004"], "s3": ["f005"]}
+    (root / "kitti_seq_to_map.json").write_text(json.dumps(sequences))
+    code, output = invoke(
+        "data", "split", root, "-o", tmp_path / "out",
+        "--partition-mode", "sequence", "--num-partitions", "2",
+    )  # fmt: skip
+    assert code == 0, output
+    # TAO: s1 (3 frames) -> fold 0, s2 -> fold 1, s3 -> fold 0; then the folds are reversed.
+    assert (tmp_path / "out" / "fold-0.txt").read_text().split() == [
+        "images/f003.jpg",
+        "images/f004.jpg",
+    ]
+    assert len((tmp_path / "out" / "fold-1.txt").read_text().split()) == 4
