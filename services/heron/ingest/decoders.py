@@ -1,0 +1,143 @@
+"""Decoders: open a media target and yield BGR frames. One interface, two backends.
+
+`PyAvDecoder` (FFmpeg on the CPU) is the default. `heron.ingest.nvdec.NvDecoder` decodes on an
+NVIDIA GPU with PyNvVideoCodec; `decoder_for` picks one from the settings. A decoder raises
+`SourceUnavailableError` for what a retry may fix (refused connection, timeout, a dead server)
+and `SourceFailedError` for what it cannot (no video stream in the file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from heron.ingest.errors import SourceFailedError, SourceUnavailableError
+from heron.ingest.settings import DecoderKind
+from heron.ingest.uri import MediaKind, MediaTarget
+
+if TYPE_CHECKING:
+    import av.container
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    """One attempt to open a target: its demuxer options and how long a read may block."""
+
+    target: MediaTarget
+    options: dict[str, str] = field(default_factory=dict)
+    timeout_s: float | None = None  # per open and per read; None blocks forever
+    threads: int = 0  # 0 = let FFmpeg choose
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    image: np.ndarray  # BGR, uint8, H x W x 3
+    pts: int | None
+    time_base: Fraction | None
+
+
+class Decoder(Protocol):
+    """Opens `request.target` and yields its frames until the media ends."""
+
+    name: str
+
+    def frames(self, request: OpenRequest) -> Iterator[DecodedFrame]: ...
+
+
+def decoder_for(kind: DecoderKind) -> Decoder:
+    if kind is DecoderKind.NVDEC:
+        from heron.ingest.nvdec import NvDecoder
+
+        return NvDecoder()
+    return PyAvDecoder()
+
+
+class PyAvDecoder:
+    """FFmpeg through PyAV, threaded; frames converted yuv420p → BGR by OpenCV (the fastest
+    path measured on these machines, see NOTES.md)."""
+
+    name = "pyav"
+
+    def frames(self, request: OpenRequest) -> Iterator[DecodedFrame]:
+        container = _open(request)
+        try:
+            yield from _decode(container, request)
+        finally:
+            container.close()
+
+
+def _open(request: OpenRequest) -> av.container.InputContainer:
+    import av
+
+    target = request.target
+    timeout = None if request.timeout_s is None else (request.timeout_s, request.timeout_s)
+    try:
+        return av.open(
+            target.url, mode="r", format=target.format, options=request.options, timeout=timeout
+        )
+    except (av.error.FFmpegError, OSError) as e:
+        message = f"cannot open {target.kind.value} source {_safe(target)}: {_reason(e)}"
+        if _permanent(target, e):
+            raise SourceFailedError(message) from e
+        raise SourceUnavailableError(message) from e
+
+
+def _permanent(target: MediaTarget, e: BaseException) -> bool:
+    """A local file that does not open, or a web server saying no (4xx), will not get better.
+    An RTSP 404 may: a camera that restarts does not serve its mount for a while."""
+    import av
+
+    if target.kind is MediaKind.FILE:
+        return True
+    return target.kind is MediaKind.HTTP and isinstance(e, av.error.HTTPClientError)
+
+
+def _decode(container: av.container.InputContainer, request: OpenRequest) -> Iterator[DecodedFrame]:
+    import av
+
+    if not container.streams.video:
+        raise SourceFailedError(f"{_safe(request.target)} has no video stream")
+    stream = container.streams.video[0]
+    # Frame threading holds back `threads` frames: right for files, wrong for a live camera.
+    stream.thread_type = "SLICE" if request.target.live else "AUTO"
+    if request.threads:
+        stream.thread_count = request.threads
+    try:
+        for packet in container.demux(stream):
+            try:
+                decoded = packet.decode()
+            except av.error.InvalidDataError:
+                continue  # a damaged packet (lost RTP data); the next keyframe recovers
+            for frame in decoded:
+                yield DecodedFrame(to_bgr(frame), frame.pts, frame.time_base)
+    except (av.error.FFmpegError, OSError) as e:
+        raise SourceUnavailableError(f"reading {_safe(request.target)} failed: {_reason(e)}") from e
+
+
+def to_bgr(frame: Any) -> np.ndarray:
+    """A PyAV VideoFrame as BGR: yuv420p through cv2.cvtColor, anything else through FFmpeg."""
+    import cv2
+
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+        planar = frame.to_ndarray()
+        return np.asarray(cv2.cvtColor(planar, cv2.COLOR_YUV2BGR_I420))
+    return np.asarray(frame.to_ndarray(format="bgr24"))
+
+
+def _reason(e: BaseException) -> str:
+    import av
+
+    if isinstance(e, av.error.ExitError):
+        return "timed out (no data within the read timeout)"
+    return f"{type(e).__name__}: {e}"
+
+
+def _safe(target: MediaTarget) -> str:
+    """The URL without credentials (rtsp://user:pass@cam/... is common)."""
+    from heron.core.runtime import redact_url
+
+    return repr(redact_url(target.url))
