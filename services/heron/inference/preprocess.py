@@ -1,0 +1,121 @@
+"""nvinfer's preprocessing on the CPU: scale to the network, order the colours, normalise.
+
+`y = net-scale-factor * (x - offsets[c])` per channel, in the network's colour order
+(`model-color-format` 0 RGB, 1 BGR, 2 GRAY), NCHW float32. With `maintain-aspect-ratio=1` the
+image keeps its aspect ratio, is placed top-left (centred with `symmetric-padding=1`) and the
+rest is black before normalisation, as gstnvinfer pads. Resizing follows `scaling-filter`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from heron.core.config.nvinfer_models import ColorFormat, InferProperty
+from heron.inference.errors import ModelMismatchError
+from heron.inference.geometry import Placement, place
+
+# NvBufSurfTransform_Inter → OpenCV: Nearest, Bilinear, Algo1 (cubic), Algo2 (super: area),
+# Algo3 (Lanczos), Algo4 (Lanczos), Default (bilinear).
+_CV_INTERPOLATION = {0: "INTER_NEAREST", 1: "INTER_LINEAR", 2: "INTER_CUBIC", 3: "INTER_AREA",
+                     4: "INTER_LANCZOS4", 5: "INTER_LANCZOS4", 6: "INTER_LINEAR"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """The nvinfer keys preprocessing uses, checked against the model's input."""
+
+    channels: int
+    height: int
+    width: int
+    color: ColorFormat
+    scale: float
+    offsets: tuple[float, ...]  # one per channel, in the network's channel order
+    keep_aspect: bool
+    symmetric: bool
+    interpolation: int  # scaling-filter
+
+    @classmethod
+    def from_nvinfer(cls, prop: InferProperty, model_chw: tuple[int, int, int]) -> PreprocessSpec:
+        c, h, w = _network_dims(prop, model_chw)
+        expected_c = 1 if prop.model_color_format is ColorFormat.GRAY else 3
+        if c != expected_c:
+            raise ModelMismatchError(
+                f"model-color-format={prop.model_color_format.value} needs {expected_c} input "
+                f"channel(s), but the network input has {c}"
+            )
+        offsets = tuple(prop.offsets) or (0.0,) * c
+        if len(offsets) != c:
+            raise ModelMismatchError(
+                f"offsets: expected {c} value(s), one per input channel, got {list(prop.offsets)}"
+            )
+        if prop.network_input_order != 0:
+            raise ModelMismatchError("network-input-order=1 (NHWC) is not supported: expected 0")
+        if prop.scaling_filter not in _CV_INTERPOLATION:
+            raise ModelMismatchError(
+                "scaling-filter: expected 0..6 (NvBufSurfTransform_Inter), "
+                f"got {prop.scaling_filter}"
+            )
+        return cls(
+            channels=c,
+            height=h,
+            width=w,
+            color=prop.model_color_format,
+            scale=prop.net_scale_factor,
+            offsets=offsets,
+            keep_aspect=prop.maintain_aspect_ratio,
+            symmetric=prop.symmetric_padding,
+            interpolation=prop.scaling_filter,
+        )
+
+
+def _network_dims(prop: InferProperty, model_chw: tuple[int, int, int]) -> tuple[int, int, int]:
+    """infer-dims, else input-dims / uff-input-dims (c;h;w[;order]), else the model's own."""
+    for key in ("infer_dims", "input_dims", "uff_input_dims"):
+        dims = getattr(prop, key)
+        if dims:
+            chw = (int(dims[0]), int(dims[1]), int(dims[2]))
+            if chw != model_chw:
+                raise ModelMismatchError(
+                    f"{key.replace('_', '-')}: the config says c;h;w = {';'.join(map(str, chw))} "
+                    f"but the model's input is {';'.join(map(str, model_chw))}"
+                )
+            return chw
+    return model_chw
+
+
+class Preprocessor:
+    """BGR uint8 frames (H×W×3, any sizes) → one NCHW float32 batch and each frame's placement."""
+
+    def __init__(self, spec: PreprocessSpec) -> None:
+        import cv2
+
+        self.spec = spec
+        self._interpolation = getattr(cv2, _CV_INTERPOLATION[spec.interpolation])
+        self._offsets = np.asarray(spec.offsets, np.float32)
+
+    def __call__(
+        self, images: Sequence[NDArray[np.uint8]]
+    ) -> tuple[NDArray[np.float32], list[Placement]]:
+        import cv2
+
+        s = self.spec
+        gray = s.color is ColorFormat.GRAY
+        canvas = np.zeros((len(images), s.height, s.width, 1 if gray else 3), np.uint8)
+        placements = []
+        for i, image in enumerate(images):
+            h, w = image.shape[:2]
+            p = place((w, h), (s.width, s.height), keep_aspect=s.keep_aspect, symmetric=s.symmetric)
+            src = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)[..., None] if gray else image
+            slot = canvas[i, p.top : p.top + p.size[1], p.left : p.left + p.size[0]]
+            resized = cv2.resize(src, p.size, interpolation=self._interpolation)
+            slot[...] = resized.reshape(slot.shape)
+            placements.append(p)
+        if s.color is ColorFormat.RGB:
+            canvas = canvas[..., ::-1]
+        # One vectorised pass for the whole batch: subtract, scale, HWC → CHW.
+        batch = (canvas.astype(np.float32) - self._offsets) * np.float32(s.scale)
+        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2)), placements

@@ -1,0 +1,328 @@
+"""The inference service: frames in from the bus, FrameMetadata out, acknowledged after.
+
+One `step()` takes one unit of work (a muxer batch, or up to `batch-size` frames from frame
+streams), reads the pixels, infers every `interval+1`th frame of each stream in chunks of
+`batch-size`, decodes and clusters the detections, publishes one FrameMetadata per frame and
+only then acknowledges the input. A frame that cannot be used goes to the input stream's
+dead-letter stream with the reason. While the backend is unavailable (Triton restarting) the
+work is held, unacknowledged, and retried with backoff: nothing acknowledged lacks metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from prometheus_client import Counter
+
+from heron.core import streams
+from heron.core.bus import BackpressureError, Bus, BusSettings, Publisher
+from heron.core.framestore import Letterbox
+from heron.core.runtime import (
+    CheckResult,
+    FlagCheck,
+    Service,
+    run_service,
+)
+from heron.core.streams import StreamName
+from heron.inference.backends import Backend, build_backend
+from heron.inference.detector import DetectorHead
+from heron.inference.errors import BackendError, BackendUnavailableError, BadFrameError
+from heron.inference.geometry import Placement, frame_geometry
+from heron.inference.inputs import BatchInput, FrameInput, Input, Taken
+from heron.inference.interval import IntervalGate
+from heron.inference.pipeline import PrimaryDetector, primary_detector, read_pipeline
+from heron.inference.pixels import Image, PixelReader
+from heron.inference.preprocess import Preprocessor, PreprocessSpec
+from heron.inference.settings import InferenceSettings
+from heron.v1.bus_pb2 import DeadLetter
+from heron.v1.detection_pb2 import DetectedObject, FrameMetadata, StageTimestamp
+from heron.v1.frame_pb2 import FrameRef
+
+log = logging.getLogger(__name__)
+
+STAGE = "inference"
+INFERENCE_FAILED = "inference_failed"
+
+
+@dataclass
+class FrameJob:
+    taken: int  # index into Work.taken
+    delivery: int  # index into that Taken's deliveries
+    ref: FrameRef
+    image: Image | None
+    muxer: Placement | None
+    infer: bool
+    objects: list[DetectedObject] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BadFrame:
+    taken: int
+    delivery: int
+    payload: bytes
+    type_name: str
+    reason: str
+    detail: str
+
+
+@dataclass
+class Work:
+    taken: list[Taken]
+    jobs: list[FrameJob]
+    bad: list[BadFrame]
+    started: Timestamp
+    inferred: bool = False  # inference done; only publishing is left
+    published: bool = False  # metadata out; only dead letters and acks are left
+
+
+class BackendCheck:
+    """Readiness of the backend right now (Triton: server and model ready)."""
+
+    name = "backend"
+
+    def __init__(self, backend: Backend, model: str) -> None:
+        self.backend = backend
+        self.model = model
+
+    def check(self) -> CheckResult:
+        ok = self.backend.ready()
+        return CheckResult(ok, f"{self.model}: {'ready' if ok else 'not ready'}")
+
+
+class InferenceService(Service[InferenceSettings]):
+    def start(self) -> None:
+        s = self.settings
+        self.ctx.check_redis()
+        self.model_loaded = self.ctx.readiness.add(FlagCheck("model loaded"))
+        registry = self.ctx.metrics.registry
+        self.frames_total = Counter(
+            "heron_inference_frames_total",
+            "Frames handled, by result (inferred, passed_through, dead_lettered).",
+            ["result"],
+            registry=registry,
+        )
+        self.unavailable_total = Counter(
+            "heron_inference_backend_unavailable_total",
+            "Inference calls that found the backend unavailable (retried).",
+            registry=registry,
+        )
+        self.detector: PrimaryDetector = primary_detector(
+            read_pipeline(s.pipeline_config), s.pipeline_config
+        )
+        bus_settings = BusSettings(
+            url=s.redis_url, consumer=s.consumer, retention=s.retention, backoff=s.backoff
+        )
+        self.bus = Bus(bus_settings, registry=registry)
+        self.backend: Backend = build_backend(s.backend, self.detector.nvinfer)
+        info = self.backend.model_info()
+        self.preprocess = Preprocessor(
+            PreprocessSpec.from_nvinfer(self.detector.nvinfer.property, info.input_shape)
+        )
+        self.head = DetectorHead(
+            self.detector.nvinfer, info, bbox_scale=s.bbox_scale, bbox_offset=s.bbox_offset
+        )
+        self.gate = IntervalGate(self.detector.interval)
+        self.pixels = PixelReader()
+        self.input: Input = (
+            BatchInput(self.bus, s.pipeline, s.group, s.consumer_name or None)
+            if s.input == "batches"
+            else FrameInput(self.bus, s.frame_streams, s.group, s.consumer_name or None)
+        )
+        self.input.ensure_groups()
+        self.metadata: Publisher[FrameMetadata] = self.bus.publisher(
+            streams.metadata(STAGE, s.pipeline), FrameMetadata
+        )
+        self.dead: dict[str, Publisher[DeadLetter]] = {}
+        self.held: Work | None = None
+        self.retry_s = s.retry_initial_s
+        self.ctx.readiness.add(BackendCheck(self.backend, info.name))
+        self.model_loaded.set(f"{info.name} version {info.version}")
+        log.info(
+            "serving",
+            extra={"model": info.name, "version": info.version, "inputs": str(self.input.streams)},
+        )
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def step(self) -> None:
+        if self.held is None:
+            self.held = self._take()
+            if self.held is None:
+                return
+        try:
+            self._finish(self.held)
+        except BackendUnavailableError as e:
+            self.unavailable_total.inc()
+            log.warning("backend unavailable, retrying in %.1f s: %s", self.retry_s, e)
+            self.ctx.wait(self.retry_s)
+            self.retry_s = min(self.retry_s * 2, self.settings.retry_max_s)
+            return
+        except BackpressureError as e:
+            log.warning("metadata stream full, retrying: %s", e)
+            self.ctx.wait(self.retry_s)
+            return
+        self.held = None
+        self.retry_s = self.settings.retry_initial_s
+
+    def drain(self) -> None:
+        """One last try at held work; if the backend is still away it stays pending."""
+        if self.held is None:
+            return
+        try:
+            self._finish(self.held)
+        except (BackendUnavailableError, BackpressureError) as e:
+            log.warning("left %d frames unacknowledged at stop: %s", len(self.held.jobs), e)
+
+    def close(self) -> None:
+        for name in ("backend", "pixels", "bus"):
+            part = getattr(self, name, None)
+            if part is not None:
+                part.close()
+
+    # --- one unit of work ---------------------------------------------------------------
+
+    def _take(self) -> Work | None:
+        limit = max(self.detector.batch_size, 1)
+        taken = self.input.read(limit, self.settings.read_block_ms)
+        if not taken:
+            return None
+        started = Timestamp()
+        started.GetCurrentTime()
+        work = Work(taken, [], [], started)
+        for t, unit in enumerate(taken):
+            for d, ref, size in unit.frames:
+                self._admit(work, t, d, ref, size)
+        return work
+
+    def _admit(
+        self, work: Work, t: int, d: int, ref: FrameRef, size: tuple[int, int] | None
+    ) -> None:
+        try:
+            image = self.pixels.read(ref, size)
+        except BadFrameError as e:
+            work.bad.append(
+                BadFrame(t, d, ref.SerializeToString(), "heron.v1.FrameRef", e.reason, str(e))
+            )
+            return
+        muxer = None
+        if size is not None and ref.width and ref.height:
+            # The muxer scaled this frame: undo that too, so boxes land on the source frame.
+            box = Letterbox.fit(
+                ref.width, ref.height, size[0], size[1], padding=self.detector.muxer_padding
+            )
+            muxer = Placement(
+                (box.src_w, box.src_h),
+                (box.dst_w, box.dst_h),
+                (box.content_w, box.content_h),
+                box.offset_x,
+                box.offset_y,
+            )
+        infer = self.gate.admit(ref.stream_id)
+        work.jobs.append(FrameJob(t, d, ref, image, muxer, infer))
+
+    def _finish(self, work: Work) -> None:
+        if not work.inferred:
+            self._infer(work)
+            work.inferred = True
+        self._publish(work)
+
+    def _infer(self, work: Work) -> None:
+        # A retry after an outage starts over: forget failures recorded by the last attempt.
+        work.bad = [b for b in work.bad if b.reason != INFERENCE_FAILED]
+        jobs = [j for j in work.jobs if j.infer]
+        size = max(self.detector.batch_size, 1)
+        label = self.settings.pipeline
+        failed: set[int] = set()
+        for i in range(0, len(jobs), size):
+            chunk = jobs[i : i + size]
+            images = [j.image for j in chunk if j.image is not None]
+            with self.ctx.metrics.track("inference.preprocess", label, frames=len(chunk)):
+                batch, placements = self.preprocess(images)
+            try:
+                with self.ctx.metrics.track("inference.infer", label, frames=len(chunk)):
+                    outputs = self.backend.infer(batch)
+            except BackendError as e:
+                log.error("inference failed for %d frames: %s", len(chunk), e)
+                work.bad += [self._bad_job(j, INFERENCE_FAILED, str(e)) for j in chunk]
+                failed.update(id(j) for j in chunk)
+                continue
+            with self.ctx.metrics.track("inference.postprocess", label, frames=len(chunk)):
+                geometry = [
+                    frame_geometry(j.muxer, p) for j, p in zip(chunk, placements, strict=True)
+                ]
+                for j, found in zip(chunk, self.head.detections(outputs, geometry), strict=True):
+                    j.objects = self.head.objects(found)
+        work.jobs = [j for j in work.jobs if id(j) not in failed]
+
+    def _bad_job(self, job: FrameJob, reason: str, detail: str) -> BadFrame:
+        payload = job.ref.SerializeToString()
+        return BadFrame(job.taken, job.delivery, payload, "heron.v1.FrameRef", reason, detail)
+
+    def _publish(self, work: Work) -> None:
+        info = self.backend.model_info()
+        dead = len(work.bad)
+        ended = Timestamp()
+        ended.GetCurrentTime()
+        messages = [
+            FrameMetadata(
+                frame=j.ref,
+                objects=j.objects,
+                model_name=info.name,
+                model_version=info.version,
+                stages=[StageTimestamp(stage=STAGE, start=work.started, end=ended)],
+                inferred=j.infer,
+            )
+            for j in work.jobs
+        ]
+        with self.ctx.metrics.track(
+            "inference.publish", self.settings.pipeline, frames=len(messages)
+        ):
+            if not work.published:
+                self.metadata.publish_many(messages)
+                work.published = True
+            self._dead_letter(work)
+        # Only now: a crash before this line leaves the input pending, to be redelivered.
+        for unit in work.taken:
+            unit.consumer.ack(unit.deliveries)
+        passed = sum(not j.infer for j in work.jobs)
+        self.frames_total.labels("inferred").inc(len(work.jobs) - passed)
+        self.frames_total.labels("passed_through").inc(passed)
+        self.frames_total.labels("dead_lettered").inc(dead)
+
+    def _dead_letter(self, work: Work) -> None:
+        for b in list(work.bad):
+            unit = work.taken[b.taken]
+            delivery = unit.deliveries[b.delivery]
+            now = Timestamp()
+            now.GetCurrentTime()
+            letter = DeadLetter(
+                stream=unit.consumer.key,
+                message_id=delivery.id,
+                group=unit.consumer.group,
+                type_name=b.type_name,
+                reason=b.detail if b.detail.startswith(b.reason) else f"{b.reason}: {b.detail}",
+                payload=b.payload,
+                time=now,
+                deliveries=delivery.deliveries,
+            )
+            self._dead_publisher(unit.consumer.stream).publish(letter)
+            log.warning("dead-lettered %s of %r: %s", delivery.id, unit.consumer.key, letter.reason)
+            work.bad.remove(b)  # sent: a retry of this work must not send it twice
+
+    def _dead_publisher(self, stream: StreamName) -> Publisher[DeadLetter]:
+        if stream.key not in self.dead:
+            self.dead[stream.key] = self.bus.publisher(streams.dead_letter(stream), DeadLetter)
+        return self.dead[stream.key]
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_service(InferenceService, InferenceSettings, argv)
+
+
+__all__ = ["InferenceService", "main"]
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

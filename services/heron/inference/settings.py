@@ -1,0 +1,117 @@
+"""Settings of the inference service (`python -m heron.inference -c settings.yaml`).
+
+The model, its preprocessing and postprocessing come from the pipeline config's primary GIE
+(its nvinfer config); these settings choose the backend and how the service reads and writes
+the bus. Environment variables: `HERON_PIPELINE_CONFIG`, `HERON_BACKEND__KIND=triton`, ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from heron.core.bus import BackoffSettings, ConsumerSettings, RetentionSettings
+from heron.core.runtime import ServiceSettings
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OnnxRuntimeSettings(_Strict):
+    """ONNX Runtime in this process: the default on CPU."""
+
+    kind: Literal["onnxruntime"] = "onnxruntime"
+    model_file: Path | None = Field(
+        None, description="ONNX model; default: the nvinfer config's onnx-file."
+    )
+    intra_op_threads: int = Field(0, ge=0, description="Threads inside one op; 0 = ORT's default.")
+    inter_op_threads: int = Field(1, ge=0, description="Ops run in parallel; 0 = ORT's default.")
+
+
+class TritonSettings(_Strict):
+    """A Triton Inference Server over gRPC."""
+
+    kind: Literal["triton"] = "triton"
+    url: str = Field("127.0.0.1:8001", description="host:port of Triton's gRPC endpoint.")
+    model_name: str = Field(min_length=1, description="Model name in Triton's repository.")
+    model_version: str = Field("", description="Version to use; empty = Triton's choice.")
+    shared_memory: bool = Field(
+        False, description="Send inputs through system shared memory (same host as Triton)."
+    )
+    ready_timeout_s: float = Field(
+        60.0, gt=0, description="Longest wait for server and model readiness at start."
+    )
+    request_timeout_s: float = Field(30.0, gt=0, description="Timeout of one inference call.")
+
+
+class TorchSettings(_Strict):
+    """PyTorch on a GPU without TensorRT: fp16, torch.compile, CUDA graphs."""
+
+    kind: Literal["torch"] = "torch"
+    model_file: Path = Field(description="TorchScript (.pt/.ts) or torch.export (.pt2) file.")
+    device: str = Field("cuda", description="torch device; 'cpu' runs fp32 without CUDA graphs.")
+    fp16: bool = Field(True, description="Run in half precision (CUDA only).")
+    compile: bool = Field(True, description="torch.compile the model.")
+    cuda_graphs: bool = Field(
+        True, description="Capture CUDA graphs (compile mode reduce-overhead)."
+    )
+
+
+BackendSettings = Annotated[
+    OnnxRuntimeSettings | TritonSettings | TorchSettings, Field(discriminator="kind")
+]
+
+
+class InferenceSettings(ServiceSettings):
+    service_name: str = "inference"
+    pipeline_config: Path = Field(
+        description="deepstream-app config (.txt) or pipeline YAML; its primary GIE is served."
+    )
+    pipeline: str = Field("default", description="Pipeline name in the bus's stream names.")
+    input: Literal["batches", "frames"] = Field(
+        "batches",
+        description="Read FrameBatch from the muxer, or FrameRef straight from frame streams.",
+    )
+    frame_streams: list[str] = Field(
+        default_factory=list, description="With input=frames: the stream ids to read."
+    )
+    group: str = Field("inference", min_length=1, description="Consumer group on the inputs.")
+    consumer_name: str = Field(
+        "",
+        description="This replica's name in the group; empty = host name and process id. A "
+        "stable name lets a restarted replica take its own pending input back at once.",
+    )
+    read_block_ms: int = Field(200, ge=0, description="Longest wait of one bus read.")
+    backend: BackendSettings = Field(default_factory=OnnxRuntimeSettings)
+    consumer: ConsumerSettings = Field(
+        default_factory=ConsumerSettings,
+        description="Bus consumer policy: reclaim of abandoned input (min_idle_ms), poison limit.",
+    )
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings, description="Bounds of the metadata stream."
+    )
+    backoff: BackoffSettings = Field(
+        default_factory=BackoffSettings, description="Retries while Redis is away."
+    )
+    bbox_scale: float | None = Field(
+        None, gt=0, description="DetectNet_v2 bbox scale; default: the ONNX metadata, else 35."
+    )
+    bbox_offset: float | None = Field(
+        None, description="DetectNet_v2 bbox offset; default: the ONNX metadata, else 0.5."
+    )
+    retry_initial_s: float = Field(0.2, gt=0, description="First wait after a backend failure.")
+    retry_max_s: float = Field(5.0, gt=0, description="Longest wait between backend retries.")
+
+    @model_validator(mode="after")
+    def _frames_need_streams(self) -> InferenceSettings:
+        if self.input == "frames" and not self.frame_streams:
+            raise ValueError("input=frames needs frame_streams (the stream ids to read), got []")
+        if self.retry_max_s < self.retry_initial_s:
+            raise ValueError(
+                f"retry_max_s ({self.retry_max_s}) must be >= retry_initial_s "
+                f"({self.retry_initial_s})"
+            )
+        return self

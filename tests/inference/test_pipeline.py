@@ -1,0 +1,59 @@
+"""What the service takes from the pipeline config, and the errors when it cannot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from heron.core.config.nvinfer import read_nvinfer
+from heron.inference.backends import build_backend
+from heron.inference.errors import ModelMismatchError
+from heron.inference.pipeline import primary_detector, read_pipeline
+from heron.inference.settings import InferenceSettings, OnnxRuntimeSettings, TorchSettings
+
+from tests.inference.conftest import ExportedDetector, write_nvinfer, write_pipeline
+
+
+def test_primary_gie_overrides_apply(tmp_path: Path, detector: ExportedDetector) -> None:
+    nvinfer = write_nvinfer(tmp_path, detector.onnx, extra="interval=3\nbatch-size=2")
+    path = write_pipeline(tmp_path, nvinfer, padding=True)
+    path.write_text(path.read_text() + "  interval: 1\n  batch_size: 8\n  gie_unique_id: 5\n")
+    found = primary_detector(read_pipeline(path), path)
+    assert (found.interval, found.batch_size, found.unique_id) == (1, 8, 5)
+    assert found.muxer_padding is True
+
+
+def test_pipeline_without_an_enabled_primary_gie(
+    tmp_path: Path, detector: ExportedDetector
+) -> None:
+    path = write_pipeline(tmp_path, write_nvinfer(tmp_path, detector.onnx))
+    path.write_text(
+        path.read_text().replace("enable: true\n  config_file", "enable: false\n  config_file")
+    )
+    with pytest.raises(ModelMismatchError, match=r"\[primary-gie\] is missing or not enabled"):
+        primary_detector(read_pipeline(path), path)
+
+
+def test_backend_needs_a_model(tmp_path: Path) -> None:
+    nvinfer = tmp_path / "engine_only.txt"
+    (tmp_path / "model.engine").write_bytes(b"")
+    nvinfer.write_text("[property]\nmodel-engine-file=model.engine\nnum-detected-classes=2\n")
+    config, _ = read_nvinfer(nvinfer)
+    with pytest.raises(ModelMismatchError, match="backend onnxruntime needs a model"):
+        build_backend(OnnxRuntimeSettings(), config)
+    with pytest.raises(ModelMismatchError, match="backend torch needs infer-dims"):
+        build_backend(TorchSettings(model_file=tmp_path / "m.pt2"), config)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"input": "frames"}, "input=frames needs frame_streams"),
+        ({"backend": {"kind": "tensorrt"}}, "tensorrt"),
+        ({"backend": {"kind": "triton"}}, "model_name"),
+        ({"retry_initial_s": 2, "retry_max_s": 1}, "retry_max_s"),
+    ],
+)
+def test_bad_settings_are_refused(tmp_path: Path, fields: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        InferenceSettings(pipeline_config=tmp_path / "p.yaml", **fields)  # type: ignore[arg-type]
