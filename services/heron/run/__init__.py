@@ -1,0 +1,1 @@
+"""`heron run`: a local supervisor of Heron service processes, like deepstream-app."""
