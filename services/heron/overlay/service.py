@@ -1,0 +1,217 @@
+"""The overlay service: FrameMetadata in from the bus, pixels from the frame store, boxes and
+labels drawn, frames tiled, every enabled sink written, and only then the metadata acknowledged.
+
+One `step()` reads up to `read_count` metadata messages (one per source by default: a muxer
+batch) and splits them into composites of one frame per source. For each composite the pixels
+are read; a frame whose ring slot was already reused is counted (`overwritten`) and skipped
+with a warning, a reference that can never be read is dead-lettered. Video sinks get the tiled
+canvas (or each frame, without a tiler; or their own source's frame with link-to-demux);
+broker sinks get the metadata of every frame, pixels or not. A sink that fails is counted and
+logged and the others go on: video is lossy by design, so one bad sink does not stall the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from heron.core import streams
+from heron.core.bus import Bus, BusSettings, Consumer, Delivery, Publisher
+from heron.core.framestore import FrameOverwrittenError, FrameReader, FrameStoreError
+from heron.core.runtime import Service, run_service
+from heron.overlay.compose import Compositor, Loaded, composites
+from heron.overlay.metrics import OverlayMetrics
+from heron.overlay.osd import OnScreenDisplay, OsdStyle
+from heron.overlay.settings import OverlaySettings, read_pipeline
+from heron.overlay.sinks.base import Image, SinkError
+from heron.overlay.sinks.broker.sink import BrokerSink
+from heron.overlay.sinks.build import BoundSink, SinkOptions, build_sinks
+from heron.overlay.sinks.rtsp_metrics import RtspMetrics
+from heron.overlay.tiler import Tiler
+from heron.v1.bus_pb2 import DeadLetter
+from heron.v1.detection_pb2 import FrameMetadata
+
+log = logging.getLogger(__name__)
+
+STAGE = "overlay"
+PRUNE_EVERY_S = 5.0  # unmap rings of writers that went away
+
+
+class OverlayService(Service[OverlaySettings]):
+    def start(self) -> None:
+        s = self.settings
+        self.ctx.check_redis()
+        pipeline = read_pipeline(s.pipeline_config)
+        registry = self.ctx.metrics.registry
+        self.metrics = OverlayMetrics(registry)
+        tiler = Tiler.from_config(pipeline.tiled_display) if pipeline.tiled_display.enable else None
+        muxer = pipeline.streammux
+        self.mux_size = (muxer.width, muxer.height) if s.frames == "muxer" else None
+        self.compositor = Compositor(
+            OnScreenDisplay(OsdStyle.from_pipeline(pipeline)),
+            tiler,
+            muxer_padding=muxer.enable_padding,
+        )
+        size = (tiler.width, tiler.height) if tiler else self.mux_size
+        self.sinks: list[BoundSink] = build_sinks(
+            pipeline,
+            SinkOptions(s.fps, size, s.encoder_preset, s.rtsp_address, RtspMetrics(registry)),
+        )
+        self.stream = streams.metadata(s.metadata_stage(pipeline), s.pipeline)
+        self.count = s.read_count or max(1, sum(src.enable for src in pipeline.sources.values()))
+        self.bus = Bus(
+            BusSettings(url=s.redis_url, consumer=s.consumer, retention=s.retention,
+                        backoff=s.backoff),
+            registry=registry,
+        )  # fmt: skip
+        self.consumer: Consumer[FrameMetadata] = self.bus.consumer(
+            self.stream, FrameMetadata, s.group, s.consumer_name or None
+        )
+        self.consumer.ensure_group()
+        self.dead: Publisher[DeadLetter] = self.bus.publisher(
+            streams.dead_letter(self.stream), DeadLetter
+        )
+        self.reader = FrameReader()
+        self.sent: dict[str, int] = {}  # broker sink name -> messages counted so far
+        self.pruned_at = time.monotonic()
+        log.info(
+            "overlay reading %s",
+            self.stream.key,
+            extra={"sinks": [f"{b.sink.name}:{b.sink.kind}" for b in self.sinks]},
+        )
+
+    def step(self) -> None:
+        deliveries = self.consumer.read(count=self.count, block_ms=self.settings.read_block_ms)
+        for group in composites([d.message for d in deliveries]):
+            batch = [deliveries[i] for i in group]
+            self._composite(batch)
+            self.consumer.ack(batch)  # after every sink took the frame
+        if time.monotonic() - self.pruned_at > PRUNE_EVERY_S:
+            self.reader.prune()
+            self.pruned_at = time.monotonic()
+
+    def close(self) -> None:
+        for bound in getattr(self, "sinks", []):
+            try:
+                bound.sink.close()  # the file sink writes its index here: the MP4 plays
+            except Exception:
+                log.exception("closing %s failed", bound.sink.name)
+        for name in ("reader", "bus"):
+            part = getattr(self, name, None)
+            if part is not None:
+                part.close()
+
+    # --- one composite ---------------------------------------------------------------------
+
+    def _composite(self, batch: list[Delivery[FrameMetadata]]) -> None:
+        label = self.settings.pipeline
+        loaded: list[Loaded] = []
+        if any(b.pixels for b in self.sinks):  # broker-only overlays never touch pixels
+            with self.ctx.metrics.track(f"{STAGE}.read", label, frames=len(batch)):
+                loaded = [f for d in batch if (f := self._load(d)) is not None]
+        with self.ctx.metrics.track(f"{STAGE}.draw", label, frames=len(loaded)):
+            canvas, loaded = self._draw(loaded)
+        metas = [d.message for d in batch]
+        for bound in self.sinks:
+            if not bound.pixels:
+                self._write(bound, None, metas)
+            elif bound.source_id is None and canvas is not None:
+                self._write(bound, canvas, [f.meta for f in loaded])
+            else:
+                for f in loaded:
+                    if bound.source_id in (None, f.meta.frame.source_id):
+                        self._write(bound, f.image, [f.meta])
+
+    def _draw(self, loaded: list[Loaded]) -> tuple[Image | None, list[Loaded]]:
+        """The tiled canvas (None without a tiler) and the frames, each drawn alone when a
+        sink takes single frames (no tiler, or link-to-demux)."""
+        tiler = self.compositor.tiler
+        video = [b for b in self.sinks if b.pixels]
+        canvas = None
+        if tiler is not None and loaded and any(b.source_id is None for b in video):
+            demuxed = any(b.source_id is not None for b in video)
+            # link-to-demux sinks show their source alone: keep undrawn copies for them.
+            spare = [f.image.copy() for f in loaded] if demuxed else None
+            canvas, untiled = self.compositor.tile(loaded)
+            gone = {id(f) for f in untiled}
+            for f in loaded:
+                result = "no_tile" if id(f) in gone else "drawn"
+                self.metrics.frames.labels(f.meta.frame.stream_id, result).inc()
+            if spare is None:
+                return canvas, loaded
+            loaded = [Loaded(f.meta, img) for f, img in zip(loaded, spare, strict=True)]
+        elif video:
+            for f in loaded:
+                self.metrics.frames.labels(f.meta.frame.stream_id, "drawn").inc()
+        if video:
+            for f in loaded:
+                self.compositor.draw(f)
+        return canvas, loaded
+
+    def _write(self, bound: BoundSink, frame: Image | None, metas: list[FrameMetadata]) -> None:
+        sink = bound.sink
+        started = time.perf_counter()
+        try:
+            sink.write(frame, metas)
+        except SinkError as e:
+            self.metrics.sink_errors.labels(sink.name, sink.kind).inc()
+            log.error("%s (%s) failed: %s", sink.name, sink.kind, e)
+            return
+        self.metrics.sink_seconds.labels(sink.name, sink.kind).observe(
+            time.perf_counter() - started
+        )
+        self.metrics.sink_frames.labels(sink.name, sink.kind).inc()
+        if isinstance(sink, BrokerSink):
+            before = self.sent.get(sink.name, 0)
+            self.sent[sink.name] = sink.messages
+            self.metrics.broker_messages.labels(sink.name).inc(sink.messages - before)
+
+    def _load(self, delivery: Delivery[FrameMetadata]) -> Loaded | None:
+        meta = delivery.message
+        ref = meta.frame
+        try:
+            image = self.reader.read(ref, size=self.mux_size)
+        except FrameOverwrittenError as e:
+            self.metrics.frames.labels(ref.stream_id, "overwritten").inc()
+            log.warning(
+                "stream %r frame %d: pixels overwritten before the overlay read them (%s); "
+                "skipped -- give the frame ring more slots",
+                ref.stream_id, ref.frame_number, e,
+            )  # fmt: skip
+            return None
+        except (FrameStoreError, ValueError) as e:
+            self.metrics.frames.labels(ref.stream_id, "dead_lettered").inc()
+            self._dead_letter(delivery, f"bad_frame: stream {ref.stream_id!r} frame "
+                              f"{ref.frame_number}: {e}")  # fmt: skip
+            return None
+        return Loaded(meta, image)
+
+    def _dead_letter(self, delivery: Delivery[FrameMetadata], reason: str) -> None:
+        now = Timestamp()
+        now.GetCurrentTime()
+        self.dead.publish(
+            DeadLetter(
+                stream=self.stream.key,
+                message_id=delivery.id,
+                group=self.settings.group,
+                type_name="heron.v1.FrameMetadata",
+                reason=reason,
+                payload=delivery.message.SerializeToString(),
+                time=now,
+                deliveries=delivery.deliveries,
+            )
+        )
+        log.warning("dead-lettered %s of %r: %s", delivery.id, self.stream.key, reason)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_service(OverlayService, OverlaySettings, argv)
+
+
+__all__ = ["OverlayService", "main"]
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
