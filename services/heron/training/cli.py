@@ -1,7 +1,149 @@
-"""`heron train | evaluate | infer | export` commands (TAO-compatible)."""
+"""`heron train | evaluate | infer | export` commands (TAO-compatible flags).
+
+Only typer and rich are imported here; torch, onnxruntime and OpenCV load inside the commands
+so `heron --help` stays fast.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+from rich.table import Table
 
 app = typer.Typer(no_args_is_help=True)
+
+KEY_HELP = (
+    "TAO model key. Accepted for compatibility (Heron files are not encrypted); never printed."
+)
+
+
+def _console() -> Console:
+    return Console(highlight=False)
+
+
+def _fail(message: str) -> typer.Exit:
+    _console().print(f"error: {message}", style="red", markup=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+@app.command()
+def train(
+    *,
+    experiment_spec: Annotated[
+        Path, typer.Option("--experiment_spec_file", "-e", help="TAO spec (text or YAML).")
+    ],
+    results_dir: Annotated[Path, typer.Option("--results_dir", "-r", help="Results folder.")],
+    key: Annotated[
+        str | None, typer.Option("--key", "-k", help=KEY_HELP, show_default=False)
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: auto).")] = None,
+    compile: Annotated[bool, typer.Option(help="torch.compile the network (GPU).")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train DetectNet_v2 from a TAO spec; resumes from RESULTS_DIR/checkpoints/last.pt."""
+    del key  # accepted, never used or printed
+    from heron.training.job import TrainingError, run_training
+    from heron.training.train import TrainOptions
+
+    options = TrainOptions(device=device, compile=compile, progress=progress)
+    try:
+        result = run_training(experiment_spec, results_dir, options, rich_logs=True)
+    except TrainingError as e:
+        raise _fail(str(e)) from None
+    _console().print(
+        f"trained {result.epochs} epochs ({result.steps} steps) in {result.wall_s:.0f} s, "
+        f"{result.images_per_s:.0f} images/s; final model {result.final_model}"
+    )
+
+
+@app.command()
+def evaluate(
+    *,
+    model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint (.pt) or ONNX.")],
+    data: Annotated[Path, typer.Option(help="KITTI folder (images/, labels/).")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+    pr_curve: Annotated[
+        Path | None, typer.Option(help="PR curve PNG (default: beside --json or the model).")
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option("--key", "-k", help=KEY_HELP, show_default=False)
+    ] = None,
+) -> None:
+    """Per-class AP and mAP (TAO semantics) of MODEL on a KITTI folder."""
+    del key
+    from heron.training.job import TrainingError, evaluate_model
+
+    try:
+        result = evaluate_model(model, data)
+    except TrainingError as e:
+        raise _fail(str(e)) from None
+    table = Table("class", "AP", "ground truth", "detections", title=f"{model.name} on {data}")
+    for c in result.report.classes:
+        table.add_row(
+            c.name, f"{c.average_precision:.4f}", str(c.num_ground_truth), str(c.num_detections)
+        )
+    table.add_row("mAP", f"{result.mean_ap:.4f}", "", "")
+    _console().print(table)
+    png = pr_curve or (json_out or model).with_suffix(".pr.png")
+    from heron.training.validation import write_pr_curves
+
+    write_pr_curves(result, png)
+    _console().print(f"PR curves: {png}")
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(result.report.to_json())
+        _console().print(f"report: {json_out}")
+
+
+@app.command()
+def infer(
+    *,
+    model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint (.pt) or ONNX.")],
+    images: Annotated[Path, typer.Option("--images", "-i", help="An image or a folder.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    key: Annotated[
+        str | None, typer.Option("--key", "-k", help=KEY_HELP, show_default=False)
+    ] = None,
+) -> None:
+    """KITTI prediction files (OUT/labels) and annotated JPEGs (OUT/images)."""
+    del key
+    from heron.training.job import TrainingError, infer_images
+
+    try:
+        count, boxes = infer_images(model, images, output, batch_size)
+    except TrainingError as e:
+        raise _fail(str(e)) from None
+    _console().print(f"{count} images, {boxes} detections → {output}/labels, {output}/images")
+
+
+@app.command()
+def export(
+    *,
+    model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint (.pt).")],
+    output: Annotated[Path, typer.Option("--output_file", "-o", help="ONNX file to write.")],
+    check_images: Annotated[
+        Path | None, typer.Option(help="Image or folder for the PyTorch/ONNX parity check.")
+    ] = None,
+    max_check_images: Annotated[int, typer.Option(min=1)] = 8,
+    key: Annotated[
+        str | None, typer.Option("--key", "-k", help=KEY_HELP, show_default=False)
+    ] = None,
+) -> None:
+    """ONNX export (input_1 → output_cov/Sigmoid, output_bbox/BiasAdd; dynamic batch)."""
+    del key
+    from heron.training.job import TrainingError, export_model
+
+    try:
+        report = export_model(model, output, check_images, max_check_images)
+    except TrainingError as e:
+        raise _fail(str(e)) from None
+    what = "real images" if report.real_images else "random inputs"
+    _console().print(
+        f"wrote {report.onnx}; ONNX Runtime vs PyTorch on {report.images} {what}: max abs "
+        f"difference {report.max_abs_diff:.3g} (cov {report.max_abs_diff_cov:.3g}, "
+        f"bbox {report.max_abs_diff_bbox:.3g})"
+    )

@@ -1,0 +1,456 @@
+"""The training loop: cached data → device augmentation → rasterised targets → DetectNet_v2 cost.
+
+One process per GPU (torchrun DDP; only rank 0 writes). Per step: a batch is taken from
+the uint8 cache on the device, augmented there, rasterised there, and run with bf16 autocast
+and channels_last on GPU. Per epoch: autoweighting update, a JSON line in metrics.jsonl,
+validation every `validation_period` epochs (from `first_validation_epoch`), a checkpoint every
+`checkpoint_interval` epochs (plus the last), curves redrawn. A results folder that already
+holds `checkpoints/last.pt` resumes from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from heron.training import checkpoint as ckpt
+from heron.training.augment import augment
+from heron.training.dataset import DetectionDataset, ImageCache, LabelledImage
+from heron.training.distributed import Dist, setup, teardown
+from heron.training.losses import CoverageLoss, DetectNetCost, regularization
+from heron.training.metrics_log import MetricsLog, plot_curves
+from heron.training.model import DetectNetV2, apply_freeze_bn, build_model
+from heron.training.schedule import soft_start_annealing
+from heron.training.settings import TrainingSettings
+from heron.training.targets import Rasterizer
+
+log = logging.getLogger(__name__)
+FINAL_MODEL = "model.pt"
+
+
+class ResumeError(ValueError):
+    """The results folder holds a checkpoint of a different model."""
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How to run (not what to learn: that is the spec)."""
+
+    device: str | None = None  # default: cuda when available
+    amp: bool | None = None  # bf16 autocast; default: on for CUDA
+    channels_last: bool | None = None  # default: on for CUDA
+    compile: bool = False  # torch.compile the network
+    workers: int = 4  # image decoding threads when the cache is built
+    resume: bool = True
+    progress: bool = True  # rich progress bar (rank 0)
+    validate: bool = True
+    coverage_loss: CoverageLoss = "bce"
+    max_steps_per_epoch: int | None = None  # cap, for smoke tests
+
+
+@dataclass
+class TrainResult:
+    results: Path
+    final_model: Path
+    epochs: int
+    steps: int
+    wall_s: float
+    images_per_s: float
+    last_record: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _State:
+    model: DetectNetV2
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    cost: DetectNetCost
+    epoch: int = 0
+    step: int = 0
+
+
+def train(
+    settings: TrainingSettings,
+    train_items: list[LabelledImage],
+    val_items: list[LabelledImage],
+    results: Path,
+    options: TrainOptions | None = None,
+) -> TrainResult:
+    """Train, validate and checkpoint into `results`; returns where the final model is."""
+    options = options or TrainOptions()
+    dist, device = setup(options.device)
+    try:
+        return _train(
+            settings,
+            train_items=train_items,
+            val_items=val_items,
+            results=results,
+            options=options,
+            dist=dist,
+            device=device,
+        )
+    finally:
+        teardown(dist)
+
+
+def _train(
+    settings: TrainingSettings,
+    *,
+    train_items: list[LabelledImage],
+    val_items: list[LabelledImage],
+    results: Path,
+    options: TrainOptions,
+    dist: Dist,
+    device: torch.device,
+) -> TrainResult:
+    cuda = device.type == "cuda"
+    amp = cuda if options.amp is None else options.amp
+    channels_last = cuda if options.channels_last is None else options.channels_last
+    torch.manual_seed(settings.random_seed + dist.rank)
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    state = _build_state(settings, device, channels_last, dist, options.coverage_loss)
+    _resume(state, results, settings, options, dist)
+    w, h = settings.model.input_width, settings.model.input_height
+    started = time.perf_counter()
+    train_cache = ImageCache.build(DetectionDataset(train_items, w, h), device, options.workers)
+    val_cache = None
+    if options.validate and val_items and dist.main:
+        val_cache = ImageCache.build(DetectionDataset(val_items, w, h), device, options.workers)
+    if dist.main:
+        log.info(
+            "cached %d training, %d validation images in %.1f s",
+            len(train_items),
+            len(val_items) if val_cache else 0,
+            time.perf_counter() - started,
+        )
+    if options.compile:
+        state.net = torch.compile(state.net)  # type: ignore[assignment]
+    metrics = MetricsLog(results)
+    if dist.main and state.epoch:
+        metrics.truncate_after(state.epoch)
+    loop = _Loop(
+        settings,
+        options=options,
+        dist=dist,
+        device=device,
+        amp=amp,
+        channels_last=channels_last,
+        cache=train_cache,
+    )
+    record: dict[str, Any] = {}
+    total_images, total_time = 0, 0.0
+    with _progress(options.progress and dist.main, settings.optim.num_epochs, state.epoch) as tick:
+        while state.epoch < settings.optim.num_epochs:
+            record, images, seconds = loop.epoch(state, tick)
+            total_images, total_time = total_images + images, total_time + seconds
+            state.epoch += 1
+            record["epoch"] = state.epoch
+            if val_cache is not None and _due_validation(settings, state.epoch):
+                record.update(
+                    _validate(
+                        state,
+                        cache=val_cache,
+                        settings=settings,
+                        device=device,
+                        results=results,
+                    )
+                )
+            if dist.main:
+                metrics.append(record)
+                # Curves with the checkpoints and validations, not every epoch: a figure costs
+                # about as much as a small epoch.
+                if _checkpoint_if_due(state, settings, results, record) or "ap" in record:
+                    plot_curves(metrics.path, results)
+            dist.barrier()
+    final = results / FINAL_MODEL
+    if dist.main:
+        _save(state, settings, ckpt.last_path(results), record)
+        _save(state, settings, final, record, training_state=False)
+    return TrainResult(
+        results,
+        final,
+        state.epoch,
+        state.step,
+        total_time,
+        total_images / total_time if total_time else 0.0,
+        record,
+    )
+
+
+def _build_state(
+    settings: TrainingSettings,
+    device: torch.device,
+    channels_last: bool,
+    dist: Dist,
+    coverage_loss: CoverageLoss,
+) -> _State:
+    model, report = build_model(settings.model, len(settings.classes))
+    if report is not None and dist.main:
+        log.info("pretrained weights: %s", report)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    o = settings.optim
+    optimizer = torch.optim.Adam(
+        params,
+        lr=o.min_learning_rate,
+        betas=(o.adam_beta1, o.adam_beta2),
+        eps=o.adam_epsilon,
+        fused=device.type == "cuda",
+    )
+    net: nn.Module = model
+    if dist.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return _State(model, net, optimizer, DetectNetCost(settings, coverage_loss))
+
+
+def _resume(
+    state: _State, results: Path, settings: TrainingSettings, options: TrainOptions, dist: Dist
+) -> None:
+    path = ckpt.last_path(results)
+    if not (options.resume and path.is_file()):
+        return
+    saved = ckpt.load(path)
+    if saved.settings.classes != settings.classes or saved.settings.model != settings.model:
+        raise ResumeError(
+            f"{path}: this results folder holds a checkpoint of another model "
+            f"(classes {list(saved.settings.classes)}, {saved.settings.model.arch}"
+            f"{saved.settings.model.num_layers}); use a new results folder or remove it"
+        )
+    state.model.load_state_dict(saved.model)
+    if saved.optimizer:
+        state.optimizer.load_state_dict(saved.optimizer)
+    if saved.cost:
+        state.cost.load_state_dict(saved.cost)
+    state.epoch, state.step = saved.epoch, saved.step
+    if dist.main:
+        log.info("resuming from %s: epoch %d, step %d", path, saved.epoch, saved.step)
+
+
+class _Loop:
+    """One epoch of optimiser steps."""
+
+    def __init__(
+        self,
+        settings: TrainingSettings,
+        *,
+        options: TrainOptions,
+        dist: Dist,
+        device: torch.device,
+        amp: bool,
+        channels_last: bool,
+        cache: ImageCache,
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.dist = dist
+        self.device = device
+        self.amp = amp
+        self.channels_last = channels_last
+        self.cache = cache
+        self.raster = Rasterizer(settings)
+        self.batch = settings.optim.batch_size
+        self.steps = cache.steps_per_epoch(self.batch, dist.world)
+        if options.max_steps_per_epoch:
+            self.steps = min(self.steps, options.max_steps_per_epoch)
+        self.total_steps = self.steps * settings.optim.num_epochs
+
+    def epoch(
+        self, state: _State, tick: Callable[[int, dict[str, float]], None]
+    ) -> tuple[dict[str, Any], int, float]:
+        state.net.train()
+        apply_freeze_bn(state.model, self.settings.model.freeze_bn)
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(self.settings.random_seed * 7919 + self.dist.rank * 104729 + state.epoch)
+        sums = torch.zeros(3, device=self.device)
+        lr = 0.0
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        start = time.perf_counter()
+        batches = self.cache.batches(
+            self.batch,
+            self.device,
+            seed=self.settings.random_seed,
+            epoch=state.epoch,
+            rank=self.dist.rank,
+            world=self.dist.world,
+        )
+        done = 0
+        for done, batch in enumerate(_take(batches, self.steps), start=1):
+            lr = soft_start_annealing(state.step / max(1, self.total_steps), self.settings.optim)
+            for group in state.optimizer.param_groups:
+                group["lr"] = lr
+            sums += self._step(state, batch, gen)
+            state.step += 1
+            tick(done, {"loss": float("nan"), "lr": lr, "steps": self.steps})
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - start
+        state.cost.end_epoch(reduce=self.dist.enabled)
+        mean = (sums / max(1, done)).tolist()
+        images = done * self.batch * self.dist.world
+        record = {
+            "step": state.step,
+            "loss": mean[0],
+            "cov_loss": mean[1],
+            "bbox_loss": mean[2],
+            "lr": lr,
+            "epoch_s": round(seconds, 3),
+            "images_per_s": round(images / seconds, 1) if seconds else 0.0,
+        }
+        tick(done, {"loss": mean[0], "lr": lr, "steps": self.steps, "epoch_done": 1})
+        return record, images, seconds
+
+    def _step(
+        self, state: _State, batch: tuple[Tensor, Tensor, Tensor], gen: torch.Generator
+    ) -> Tensor:
+        images, boxes, labels = batch
+        x, boxes, labels = augment(images, boxes, labels, aug=self.settings.augment, gen=gen)
+        targets = self.raster(boxes, labels)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        progress = state.step / max(1, self.total_steps)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            cov, bbox = state.net(x, logits=True)
+        loss = state.cost(cov, bbox, targets, progress)
+        total = loss.total
+        o = self.settings.optim
+        reg = regularization(state.model, o.regularizer, o.regularizer_weight)
+        if reg is not None:
+            total = total + reg
+        state.optimizer.zero_grad(set_to_none=True)
+        total.backward()  # type: ignore[no-untyped-call]
+        state.optimizer.step()
+        parts = loss.parts.sum(dim=0)
+        return torch.stack([loss.total.detach(), parts[0], parts[1]])
+
+
+def _take(batches: Iterator[Any], n: int) -> Iterator[Any]:
+    for i, batch in enumerate(batches):
+        if i >= n:
+            return
+        yield batch
+
+
+def _due_validation(settings: TrainingSettings, epoch: int) -> bool:
+    e = settings.evaluation
+    last = epoch == settings.optim.num_epochs
+    return epoch >= e.first_validation_epoch and (epoch % e.validation_period == 0 or last)
+
+
+def _validate(
+    state: _State,
+    *,
+    cache: ImageCache,
+    settings: TrainingSettings,
+    device: torch.device,
+    results: Path,
+) -> dict[str, Any]:
+    try:
+        from heron.training.validation import validate, write_pr_curves
+
+        # fp32 here even when training in bf16: scores rank the detections for AP, and bf16
+        # keeps only 8 bits of them.
+        result = validate(state.model, cache, settings, device, amp=False)
+        write_pr_curves(result, results / "pr_curves.png")
+    except ImportError as e:  # the GPU image may lack the clustering/evaluation extras
+        log.warning("validation skipped: %s", e)
+        return {}
+    log.info("epoch %d: mAP %.4f %s", state.epoch, result.mean_ap, result.ap)
+    return result.as_record()
+
+
+def _checkpoint_if_due(
+    state: _State, settings: TrainingSettings, results: Path, record: dict[str, Any]
+) -> bool:
+    last = state.epoch == settings.optim.num_epochs
+    if state.epoch % settings.optim.checkpoint_interval == 0 or last:
+        path = ckpt.epoch_path(results, state.epoch)
+        _save(state, settings, path, record)
+        _save(state, settings, ckpt.last_path(results), record)
+        return True
+    return False
+
+
+def _save(
+    state: _State,
+    settings: TrainingSettings,
+    path: Path,
+    record: dict[str, Any],
+    training_state: bool = True,
+) -> None:
+    ckpt.save(
+        path,
+        ckpt.Checkpoint(
+            settings=settings,
+            model=state.model.state_dict(),
+            epoch=state.epoch,
+            step=state.step,
+            optimizer=state.optimizer.state_dict() if training_state else None,
+            cost=state.cost.state_dict() if training_state else None,
+            metrics=record,
+        ),
+    )
+
+
+@contextmanager
+def _progress(
+    enabled: bool, epochs: int, start_epoch: int
+) -> Iterator[Callable[[int, dict[str, float]], None]]:
+    """A rich progress bar over all steps (epoch, loss, LR, ETA); a no-op when disabled."""
+    if not enabled:
+        yield lambda _done, _info: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns) as bar:
+        task = bar.add_task(
+            "train", total=None, epoch=start_epoch + 1, epochs=epochs, loss="-", lr="-"
+        )
+        epoch = [start_epoch]
+
+        def tick(done: int, info: dict[str, float]) -> None:
+            steps = int(info["steps"])
+            if bar.tasks[0].total is None:
+                bar.update(task, total=steps * epochs, completed=steps * epoch[0])
+            if info.get("epoch_done"):
+                epoch[0] += 1
+                loss = info["loss"]
+                bar.update(
+                    task,
+                    loss=f"{loss:.3e}" if math.isfinite(loss) else "-",
+                    epoch=min(epoch[0] + 1, epochs),
+                )
+                return
+            bar.update(task, completed=steps * epoch[0] + done, lr=f"{info['lr']:.2e}")
+
+        yield tick

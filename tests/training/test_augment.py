@@ -1,0 +1,83 @@
+"""Device augmentation: boxes move with the pixels; colour changes keep the geometry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from heron.training.augment import augment, filter_boxes
+from heron.training.settings import AugmentSettings
+
+
+def white_box_image() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    images = torch.zeros(1, 3, 64, 128, dtype=torch.uint8)
+    images[:, :, 16:40, 20:60] = 255
+    return images, torch.tensor([[[20.0, 16.0, 60.0, 40.0]]]), torch.tensor([[0]])
+
+
+@pytest.mark.parametrize(
+    "aug",
+    [
+        AugmentSettings(hflip_probability=1.0),
+        AugmentSettings(vflip_probability=1.0, hflip_probability=0.0),
+        AugmentSettings(hflip_probability=0.0, zoom_min=1.3, zoom_max=1.3),
+        AugmentSettings(hflip_probability=0.0, zoom_min=0.7, zoom_max=0.7),
+        AugmentSettings(hflip_probability=0.5, translate_max_x=20, translate_max_y=10),
+    ],
+)
+def test_boxes_follow_the_pixels(aug: AugmentSettings) -> None:
+    images, boxes, labels = white_box_image()
+    gen = torch.Generator().manual_seed(3)
+    x, moved, kept = augment(images, boxes, labels, aug=aug, gen=gen)
+    assert kept[0, 0] == 0
+    x1, y1, x2, y2 = moved[0, 0].round().int().tolist()
+    inside = x[0, 0, y1 + 2 : y2 - 2, x1 + 2 : x2 - 2]
+    assert inside.min() > 0.9  # the white patch is where the box says
+    outside = x[0, 0].clone()
+    outside[max(y1 - 2, 0) : y2 + 2, max(x1 - 2, 0) : x2 + 2] = 0
+    assert outside.max() < 0.1
+
+
+def test_colour_jitter_keeps_range_and_shape() -> None:
+    images = torch.randint(0, 256, (4, 3, 32, 48), dtype=torch.uint8)
+    aug = AugmentSettings(
+        hflip_probability=0.0,
+        hue_rotation_max=25,
+        saturation_shift_max=0.2,
+        contrast_scale_max=0.1,
+        color_shift_stddev=0.02,
+    )
+    boxes = torch.tensor([[[1.0, 1.0, 20.0, 20.0]]] * 4)
+    x, moved, _ = augment(
+        images,
+        boxes,
+        torch.zeros(4, 1, dtype=torch.long),
+        aug=aug,
+        gen=torch.Generator().manual_seed(0),
+    )
+    assert x.shape == (4, 3, 32, 48) and x.min() >= 0 and x.max() <= 1
+    assert not torch.allclose(x, images.float() / 255)
+    torch.testing.assert_close(moved, boxes)
+
+
+def test_grey_pixels_stay_grey_under_hue_rotation() -> None:
+    images = torch.full((2, 3, 8, 8), 128, dtype=torch.uint8)
+    aug = AugmentSettings(hflip_probability=0.0, hue_rotation_max=90)
+    x, _, _ = augment(
+        images,
+        torch.zeros(2, 1, 4),
+        torch.full((2, 1), -1),
+        aug=aug,
+        gen=torch.Generator().manual_seed(1),
+    )
+    torch.testing.assert_close(x, torch.full_like(x, 128 / 255))
+
+
+def test_small_and_outside_boxes_are_dropped() -> None:
+    boxes = torch.tensor(
+        [[[-30.0, 5.0, -2.0, 20.0], [10.0, 10.0, 10.5, 30.0], [120.0, 10.0, 140.0, 30.0]]]
+    )
+    clipped, labels = filter_boxes(
+        boxes, torch.tensor([[0, 1, 1]]), width=128, height=64, min_w=2.0, min_h=2.0
+    )
+    assert labels.tolist() == [[-1, -1, 1]]
+    assert clipped[0, 2].tolist() == [120.0, 10.0, 128.0, 30.0]

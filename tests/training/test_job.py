@@ -1,0 +1,219 @@
+"""The TAO spec path end to end: `heron train/evaluate/infer/export`, `python -m heron.training`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from heron.cli.main import app
+from heron.core.config.tao import load_experiment_spec
+from heron.training.__main__ import main as job_main
+from heron.training.spec import from_experiment
+from typer.testing import CliRunner
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tao"
+
+TINY_SPEC = """
+random_seed: 42
+dataset_config {
+  data_sources { tfrecords_path: "split/*" image_directory_path: "kitti/images" }
+  image_extension: "jpg"
+  target_class_mapping { key: "with_mask" value: "mask" }
+  target_class_mapping { key: "without_mask" value: "no-mask" }
+  target_class_mapping { key: "mask_weared_incorrect" value: "no-mask" }
+  validation_fold: 0
+}
+augmentation_config {
+  preprocessing { output_image_width: 128 output_image_height: 64 output_image_channel: 3
+                  min_bbox_width: 1.0 min_bbox_height: 1.0 }
+  spatial_augmentation { hflip_probability: 0.5 zoom_min: 1.0 zoom_max: 1.0
+                         translate_max_x: 4.0 translate_max_y: 4.0 }
+  color_augmentation { hue_rotation_max: 25.0 saturation_shift_max: 0.2
+                       contrast_scale_max: 0.1 contrast_center: 0.5 }
+}
+postprocessing_config {
+  target_class_config { key: "mask" value { clustering_config {
+    clustering_algorithm: DBSCAN coverage_threshold: 0.005 dbscan_eps: 0.2
+    dbscan_min_samples: 1 minimum_bounding_box_height: 2 } } }
+  target_class_config { key: "no-mask" value { clustering_config {
+    clustering_algorithm: DBSCAN coverage_threshold: 0.005 dbscan_eps: 0.2
+    dbscan_min_samples: 1 minimum_bounding_box_height: 2 } } }
+}
+model_config {
+  ARCH_LINES
+  objective_set { bbox { scale: 35.0 offset: 0.5 } cov { } }
+}
+evaluation_config {
+  validation_period_during_training: 1
+  first_validation_epoch: 1
+  minimum_detection_ground_truth_overlap { key: "mask" value: 0.5 }
+  minimum_detection_ground_truth_overlap { key: "no-mask" value: 0.5 }
+  average_precision_mode: INTEGRATE
+}
+cost_function_config {
+  target_classes { name: "mask" class_weight: 1.0 coverage_foreground_weight: 0.05
+    objectives { name: "cov" initial_weight: 1.0 weight_target: 1.0 }
+    objectives { name: "bbox" initial_weight: 10.0 weight_target: 10.0 } }
+  target_classes { name: "no-mask" class_weight: 4.0 coverage_foreground_weight: 0.05
+    objectives { name: "cov" initial_weight: 1.0 weight_target: 1.0 }
+    objectives { name: "bbox" initial_weight: 10.0 weight_target: 10.0 } }
+  enable_autoweighting: true
+  max_objective_weight: 0.9999
+  min_objective_weight: 0.0001
+}
+training_config {
+  batch_size_per_gpu: 4
+  num_epochs: 2
+  learning_rate { soft_start_annealing_schedule {
+    min_learning_rate: 1e-5 max_learning_rate: 1e-3 soft_start: 0.1 annealing: 0.7 } }
+  regularizer { type: L1 weight: 3e-9 }
+  optimizer { adam { epsilon: 1e-8 beta1: 0.9 beta2: 0.999 } }
+  checkpoint_interval: 1
+}
+bbox_rasterizer_config {
+  target_class_config { key: "mask" value { cov_center_x: 0.5 cov_center_y: 0.5
+    cov_radius_x: 0.4 cov_radius_y: 0.4 bbox_min_radius: 1.0 } }
+  target_class_config { key: "no-mask" value { cov_center_x: 0.5 cov_center_y: 0.5
+    cov_radius_x: 0.4 cov_radius_y: 0.4 bbox_min_radius: 1.0 } }
+  deadzone_radius: 0.4
+}
+"""
+MOBILENET = 'arch: "mobilenet_v2"'
+
+
+def write_spec(folder: Path, arch_lines: str = MOBILENET, name: str = "spec.txt") -> Path:
+    path = folder / name
+    path.write_text(TINY_SPEC.replace("ARCH_LINES", arch_lines))
+    return path
+
+
+def test_reference_spec_becomes_settings() -> None:
+    for name in (
+        "detectnet_v2_train_resnet18_facemask.txt",
+        "detectnet_v2_train_resnet18_facemask.yaml",
+    ):
+        spec = load_experiment_spec(FIXTURES / name, check_paths=False)
+        s = from_experiment(spec.message, FIXTURES)  # type: ignore[arg-type]
+        assert s.classes == ("mask", "no-mask")
+        assert (s.model.arch, s.model.num_layers, s.model.input_width) == ("resnet", 18, 960)
+        assert s.model.freeze_blocks == (0, 1)
+        assert s.raster["mask"].cov_radius_x == 0.4 and s.deadzone_radius == 0.4
+        assert s.cost["no-mask"].class_weight == 4.0 and s.enable_autoweighting
+        assert s.optim.batch_size == 16 and s.optim.max_learning_rate == 5e-4
+        assert s.clustering["mask"].coverage_threshold == 0.005
+        assert s.evaluation.average_precision_mode == "INTEGRATE"
+        assert s.target_of("mask_weared_incorrect") == "no-mask"
+
+
+@pytest.mark.shared_data
+def test_cli_train_evaluate_export_infer(kitti16: Path, tmp_path: Path) -> None:
+    spec = write_spec(kitti16, name="cli_spec.txt")
+    results = tmp_path / "results"
+    runner = CliRunner()
+    out = runner.invoke(
+        app,
+        [
+            "train",
+            "-e",
+            str(spec),
+            "-r",
+            str(results),
+            "-k",
+            "s3cret",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert "s3cret" not in out.output
+    records = [json.loads(x) for x in (results / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2] and "mAP" in records[-1]
+    model = results / "model.pt"
+
+    report = tmp_path / "eval.json"
+    out = runner.invoke(
+        app, ["evaluate", "-m", str(model), "--data", str(kitti16 / "kitti"), "--json", str(report)]
+    )
+    assert out.exit_code == 0, out.output
+    data = json.loads(report.read_text())
+    assert [c["name"] for c in data["classes"]] == ["mask", "no-mask"]
+    assert report.with_suffix(".pr.png").is_file()
+
+    onnx = tmp_path / "model.onnx"
+    out = runner.invoke(
+        app,
+        [
+            "export",
+            "-m",
+            str(model),
+            "-o",
+            str(onnx),
+            "--check-images",
+            str(kitti16 / "kitti"),
+            "--max-check-images",
+            "3",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert "3 real images" in out.output and "max abs" in out.output
+
+    pred = tmp_path / "pred"
+    out = runner.invoke(
+        app, ["infer", "-m", str(onnx), "-i", str(kitti16 / "kitti" / "images"), "-o", str(pred)]
+    )
+    assert out.exit_code == 0, out.output
+    labels = sorted((pred / "labels").glob("*.txt"))
+    assert len(labels) == 16 and len(list((pred / "images").glob("*.jpg"))) == 16
+    for path in labels:
+        for line in path.read_text().splitlines():
+            assert len(line.split()) == 16  # KITTI + score
+
+
+@pytest.mark.shared_data
+def test_python_m_heron_training_runs_the_whole_job(kitti16: Path, tmp_path: Path) -> None:
+    spec = write_spec(kitti16, 'arch: "resnet" num_layers: 10', name="job_spec.txt")
+    results = tmp_path / "job"
+    assert job_main(["-e", str(spec), "-r", str(results), "--device", "cpu"]) == 0
+    report = json.loads((results / "report.json").read_text())
+    assert report["epochs"] == 2 and set(report["ap"]) == {"mask", "no-mask"}
+    assert report["onnx_max_abs_diff"] < 1e-4
+    for name in (
+        "model.pt",
+        "model.onnx",
+        "metrics.jsonl",
+        "pr_curves.png",
+        "experiment_spec.txt",
+        "checkpoints/last.pt",
+    ):
+        assert (results / name).is_file(), name
+
+
+def test_job_without_settings_says_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert job_main([]) == 2
+    assert "HERON_TRAIN_SPEC" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("arch_lines", "message"),
+    [
+        ('arch: "vgg" num_layers: 16', "[model_config.arch] expected resnet or mobilenet_v2"),
+        ('arch: "resnet" num_layers: 50', "[model_config.num_layers] expected one of (10, 18, 34)"),
+        ('arch: "resnet" num_layers: 10 pretrained_model_file: "no.pth"', "no.pth: [model_config"),
+        ('arch: "resnet" num_layrs: 18', "num_layrs"),
+        ('arch: "resnet" num_layers: 10 freeze_blocks: 9', "block 9 does not exist"),
+        ('arch: "resnet" num_layers: 10 bogus', "bad_spec.txt:"),
+    ],
+)
+def test_bad_specs_fail_with_a_clear_message(
+    kitti16: Path, tmp_path: Path, arch_lines: str, message: str
+) -> None:
+    spec = write_spec(kitti16, arch_lines, name="bad_spec.txt")
+    out = CliRunner().invoke(
+        app,
+        ["train", "-e", str(spec), "-r", str(tmp_path / "r"), "--device", "cpu", "--no-progress"],
+    )
+    assert out.exit_code == 1
+    assert message in out.output
+    assert "Traceback" not in out.output
