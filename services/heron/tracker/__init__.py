@@ -1,1 +1,21 @@
+"""Multi-object trackers and the tracker service (`python -m heron.tracker`); see docs/tracker.md.
 
+Every tracker has one method, `update(detections, frame) -> tracks`, and `reset()`. The
+service keeps one tracker per stream, picked by the pipeline config's [tracker] group.
+"""
+
+from heron.tracker.base import Detections, Frame, Tracked, Tracker
+from heron.tracker.factory import build_tracker, kind_from_library, tracker_spec
+from heron.tracker.params import TrackerKind, TrackerParams
+
+__all__ = [
+    "Detections",
+    "Frame",
+    "Tracked",
+    "Tracker",
+    "TrackerKind",
+    "TrackerParams",
+    "build_tracker",
+    "kind_from_library",
+    "tracker_spec",
+]

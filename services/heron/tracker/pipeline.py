@@ -1,0 +1,51 @@
+"""What the tracker service takes from the pipeline config: [tracker], and [streammux]'s size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from heron.core.config.diagnostics import ConfigError, Diagnostics
+from heron.core.config.models import Pipeline
+from heron.tracker.factory import TrackerSpec, tracker_spec
+
+
+@dataclass(frozen=True)
+class TrackerSetup:
+    spec: TrackerSpec
+    batch_process: bool  # enable-batch-process
+    reset_mode: int  # tracking-id-reset-mode
+    muxer: tuple[int, int]  # streammux output width, height
+    muxer_padding: bool
+
+
+def read_pipeline(path: Path) -> Pipeline:
+    """A deepstream-app key file or a pipeline YAML (by suffix); ConfigError lists problems."""
+    from heron.core.config.deepstream import read_deepstream_app
+    from heron.core.config.yaml_loader import read_pipeline_yaml
+
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return read_pipeline_yaml(path)[0]
+    return read_deepstream_app(path)[0]
+
+
+def tracker_setup(pipeline: Pipeline, source: Path) -> TrackerSetup:
+    group = pipeline.tracker
+    if not group.enable:
+        diags = Diagnostics()
+        diags.error(
+            source,
+            0,
+            "[tracker] is missing or not enabled (enable=1); without it the overlay reads the "
+            "inference metadata and no tracker service should run",
+            "tracker.enable",
+        )
+        raise ConfigError(diags.items)
+    mux = pipeline.streammux
+    return TrackerSetup(
+        spec=tracker_spec(group, source),
+        batch_process=group.enable_batch_process,
+        reset_mode=group.tracking_id_reset_mode,
+        muxer=(mux.width, mux.height),
+        muxer_padding=mux.enable_padding,
+    )

@@ -1,0 +1,264 @@
+"""The tracker service: FrameMetadata of inference in, the same with tracker ids out.
+
+One `step()` applies the pipeline's stream events (a Started stream starts over, an ended
+stream's tracks are dropped once its last frame is through), reads up to `read_count`
+FrameMetadata (1 when enable-batch-process=0), updates each stream's tracker in frame order,
+publishes one FrameMetadata per input to streams.metadata("tracker") and only then
+acknowledges the input. Metadata that cannot be used goes to the input's dead-letter stream
+with the reason. Trackers that use pixels read them from the frame store; a frame whose pixels
+are gone is tracked by overlap only and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from prometheus_client import Counter, Gauge
+
+from heron.core import streams
+from heron.core.bus import BackpressureError, Bus, BusSettings, Consumer, Delivery, Publisher
+from heron.core.runtime import FlagCheck, Service, run_service
+from heron.tracker.base import Detections
+from heron.tracker.convert import BadMetadataError, from_metadata, to_object
+from heron.tracker.pipeline import read_pipeline, tracker_setup
+from heron.tracker.pixels import FramePixels
+from heron.tracker.settings import TrackerSettings
+from heron.tracker.state import Streams, StreamState
+from heron.v1.bus_pb2 import DeadLetter
+from heron.v1.detection_pb2 import DetectedObject, FrameMetadata, StageTimestamp
+from heron.v1.stream_pb2 import StreamEvent
+
+log = logging.getLogger(__name__)
+
+STAGE = "tracker"
+INPUT_STAGE = "inference"
+
+
+@dataclass
+class Work:
+    deliveries: list[Delivery[FrameMetadata]]
+    out: list[FrameMetadata] = field(default_factory=list)
+    bad: list[tuple[Delivery[FrameMetadata], str]] = field(default_factory=list)
+    published: bool = False
+
+
+class TrackerService(Service[TrackerSettings]):
+    def start(self) -> None:
+        s = self.settings
+        self.ctx.check_redis()
+        ready = self.ctx.readiness.add(FlagCheck("tracker configured"))
+        setup = tracker_setup(read_pipeline(s.pipeline_config), s.pipeline_config)
+        for warning in setup.spec.warnings:
+            log.warning("%s", warning)
+        self.spec = setup.spec
+        self.streams = Streams(setup.spec, setup.reset_mode)
+        self.read_count = s.read_count if setup.batch_process else 1
+        self.pixels = (
+            FramePixels(
+                (setup.spec.width, setup.spec.height), setup.muxer, padding=setup.muxer_padding
+            )
+            if setup.spec.uses_pixels
+            else None
+        )
+        self._metrics()
+        bus_settings = BusSettings(
+            url=s.redis_url, consumer=s.consumer, retention=s.retention, backoff=s.backoff
+        )
+        self.bus = Bus(bus_settings, registry=self.ctx.metrics.registry)
+        name = s.consumer_name or None
+        self.input: Consumer[FrameMetadata] = self.bus.consumer(
+            streams.metadata(INPUT_STAGE, s.pipeline), FrameMetadata, s.group, name
+        )
+        self.events: Consumer[StreamEvent] = self.bus.consumer(
+            streams.events(s.pipeline), StreamEvent, s.group, name
+        )
+        self.input.ensure_group()
+        self.events.ensure_group()
+        self.output: Publisher[FrameMetadata] = self.bus.publisher(
+            streams.metadata(STAGE, s.pipeline), FrameMetadata
+        )
+        self.dead: Publisher[DeadLetter] = self.bus.publisher(
+            streams.dead_letter(self.input.stream), DeadLetter
+        )
+        self.held: Work | None = None
+        ready.set(f"{self.spec.kind.value} tracker")
+        log.info("tracking", extra={"tracker": self.spec.kind.value, "batch": self.read_count})
+
+    def _metrics(self) -> None:
+        registry = self.ctx.metrics.registry
+        self.frames_total = Counter(
+            "heron_tracker_frames_total",
+            "Frames handled, by result (tracked, carried: detector skipped the frame, stale: "
+            "older than the stream's last frame, dead_lettered).",
+            ["result"],
+            registry=registry,
+        )
+        self.pixels_missing_total = Counter(
+            "heron_tracker_pixels_missing_total",
+            "Frames a pixel tracker tracked by overlap only, by why (overwritten, missing, "
+            "unreadable).",
+            ["reason"],
+            registry=registry,
+        )
+        self.active_streams = Gauge(
+            "heron_tracker_streams", "Streams with live tracker state.", registry=registry
+        )
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def step(self) -> None:
+        self._apply_events()
+        for stream_id in self.streams.expire(self.settings.eos_grace_s):
+            log.info("dropped tracks of ended stream %r (its last frames never came)", stream_id)
+        if self.held is None:
+            self.held = self._take()
+            if self.held is None:
+                return
+        try:
+            self._publish(self.held)
+        except BackpressureError as e:
+            log.warning("tracker metadata stream full, retrying: %s", e)
+            self.ctx.wait(self.settings.retry_s)
+            return
+        self.held = None
+        self.active_streams.set(len(self.streams))
+
+    def drain(self) -> None:
+        if self.held is None:
+            return
+        try:
+            self._publish(self.held)
+        except BackpressureError as e:
+            log.warning("left %d frames unacknowledged at stop: %s", len(self.held.out), e)
+
+    def close(self) -> None:
+        for name in ("pixels", "bus"):
+            part = getattr(self, name, None)
+            if part is not None:
+                part.close()
+
+    # --- events -------------------------------------------------------------------------
+
+    def _apply_events(self) -> None:
+        deliveries = self.events.read(count=64, block_ms=0)
+        for d in deliveries:
+            event = d.message
+            kind = event.WhichOneof("event")
+            if kind == "started":
+                self.streams.started(event.stream_id)
+            elif kind == "eos":
+                self.streams.ended(event.stream_id, event.eos.frames)
+        if deliveries:
+            # In-memory effects only: nothing to publish before acknowledging.
+            self.events.ack(deliveries)
+
+    # --- one unit of work ---------------------------------------------------------------
+
+    def _take(self) -> Work | None:
+        deliveries = self.input.read(count=self.read_count, block_ms=self.settings.read_block_ms)
+        if not deliveries:
+            return None
+        work = Work(list(deliveries))
+        started = Timestamp()
+        started.GetCurrentTime()
+        for d in deliveries:
+            try:
+                with self.ctx.metrics.track(STAGE, d.message.frame.stream_id or "unknown"):
+                    work.out.append(self._track(d.message, started))
+            except BadMetadataError as e:
+                work.bad.append((d, f"bad_metadata: {e}"))
+        return work
+
+    def _track(self, meta: FrameMetadata, started: Timestamp) -> FrameMetadata:
+        detections = from_metadata(meta)
+        stream_id, number = meta.frame.stream_id, meta.frame.frame_number
+        state = self.streams.get(stream_id)
+        out = FrameMetadata()
+        out.CopyFrom(meta)
+        del out.objects[:]
+        if state.frames and number < state.last_frame and number == 0:
+            self.streams.started(stream_id)  # numbering began again: a restart without event
+            state = self.streams.get(stream_id)
+        if state.frames and number <= state.last_frame:
+            # A redelivery or an older frame: the tracker has moved past it; pass it untracked.
+            out.objects.extend(meta.objects)
+            self.frames_total.labels("stale").inc()
+        else:
+            out.objects.extend(self._objects(state, meta, detections))
+        ended = Timestamp()
+        ended.GetCurrentTime()
+        out.stages.append(StageTimestamp(stage=STAGE, start=started, end=ended))
+        self.streams.after_frame(stream_id, number)
+        return out
+
+    def _objects(
+        self, state: StreamState, meta: FrameMetadata, detections: Detections | None
+    ) -> list[DetectedObject]:
+        frame = None
+        if self.pixels is not None:
+            frame, why = self.pixels.read(meta.frame)
+            if why:
+                self.pixels_missing_total.labels(why).inc()
+        tracked = state.tracker.update(detections, frame)
+        state.frames += 1
+        state.last_frame = meta.frame.frame_number
+        objects = []
+        for t in tracked:
+            if t.detection is not None:
+                template = meta.objects[t.detection]
+            elif t.track_id in state.objects:
+                template = state.objects[t.track_id][0]
+            else:
+                continue  # carried before any detector object was seen: nothing to label it
+            obj = to_object(template, t)
+            state.objects[t.track_id] = (template, state.frames)
+            objects.append(obj)
+        self._forget_old(state)
+        self.frames_total.labels("carried" if detections is None else "tracked").inc()
+        return objects
+
+    def _forget_old(self, state: StreamState) -> None:
+        targets = self.spec.params.targets
+        horizon = targets.max_shadow_tracking_age + 1
+        old = [i for i, (_, seen) in state.objects.items() if state.frames - seen > horizon]
+        for i in old:
+            del state.objects[i]
+
+    def _publish(self, work: Work) -> None:
+        if not work.published:
+            self.output.publish_many(work.out)
+            work.published = True
+        for d, reason in list(work.bad):
+            self.dead.publish(self._letter(d, reason))
+            log.warning("dead-lettered %s of %r: %s", d.id, self.input.key, reason)
+            work.bad.remove((d, reason))  # sent: a retry must not send it twice
+            self.frames_total.labels("dead_lettered").inc()
+        # Only now: a crash before this line leaves the input pending, to be redelivered.
+        self.input.ack(work.deliveries)
+
+    def _letter(self, d: Delivery[FrameMetadata], reason: str) -> DeadLetter:
+        now = Timestamp()
+        now.GetCurrentTime()
+        return DeadLetter(
+            stream=self.input.key,
+            message_id=d.id,
+            group=self.input.group,
+            type_name="heron.v1.FrameMetadata",
+            reason=reason,
+            payload=d.message.SerializeToString(),
+            time=now,
+            deliveries=d.deliveries,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_service(TrackerService, TrackerSettings, argv)
+
+
+__all__ = ["TrackerService", "main"]
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Settings of the tracker service (`python -m heron.tracker -c settings.yaml`).
+
+Which tracker runs, and how, comes from the pipeline config's [tracker] group and its
+ll-config-file; these settings say how the service reads and writes the bus. Environment
+variables: `HERON_PIPELINE_CONFIG`, `HERON_PIPELINE`, `HERON_READ_COUNT`, ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from heron.core.bus import BackoffSettings, ConsumerSettings, RetentionSettings
+from heron.core.runtime import ServiceSettings
+
+
+class TrackerSettings(ServiceSettings):
+    service_name: str = "tracker"
+    pipeline_config: Path = Field(
+        description="deepstream-app config (.txt) or pipeline YAML with an enabled [tracker]."
+    )
+    pipeline: str = Field("default", description="Pipeline name in the bus's stream names.")
+    group: str = Field("tracker", min_length=1, description="Consumer group on the inputs.")
+    consumer_name: str = Field(
+        "",
+        description="This replica's name in the group; empty = host name and process id. Run "
+        "one replica per pipeline: a stream's tracks live in one process.",
+    )
+    read_count: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="Metadata messages per step when enable-batch-process=1 (else 1).",
+    )
+    read_block_ms: int = Field(200, ge=0, description="Longest wait of one bus read.")
+    eos_grace_s: float = Field(
+        10.0,
+        gt=0,
+        description="After a stream's EOS event, how long to wait for its last frames' metadata "
+        "before its tracks are dropped anyway.",
+    )
+    consumer: ConsumerSettings = Field(
+        default_factory=ConsumerSettings,
+        description="Bus consumer policy: reclaim of abandoned input (min_idle_ms), poison limit.",
+    )
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings, description="Bounds of the tracker metadata stream."
+    )
+    backoff: BackoffSettings = Field(
+        default_factory=BackoffSettings, description="Retries while Redis is away."
+    )
+    retry_s: float = Field(0.2, gt=0, description="Wait before retrying a blocked publish.")
