@@ -1,0 +1,144 @@
+"""`heron calibrate` and `heron build-engine` (mounted at the top level, as TAO's commands are).
+
+Only typer and rich load here; onnx, onnxruntime and TensorRT load inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def _console() -> Console:
+    return Console(highlight=False)
+
+
+def _fail(message: str) -> typer.Exit:
+    _console().print(f"error: {message}", style="red", markup=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+@app.command()
+def calibrate(
+    *,
+    model: Annotated[Path, typer.Option("--model", "-m", help="FP32 ONNX (heron export).")],
+    images: Annotated[Path, typer.Option(help="Calibration image folder (or KITTI folder).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
+    batches: Annotated[int, typer.Option(min=1, help="Batches to calibrate on.")] = 40,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 8,
+    method: Annotated[str, typer.Option(help="entropy, percentile or minmax.")] = "entropy",
+    eval_data: Annotated[
+        Path | None, typer.Option(help="KITTI validation folder: compare INT8 AP with FP32.")
+    ] = None,
+    max_ap_drop: Annotated[
+        float | None, typer.Option(help="Fail when INT8 loses more mAP points (needs eval data).")
+    ] = None,
+    json_report: Annotated[Path | None, typer.Option("--json", help="Write a JSON report.")] = None,
+) -> None:
+    """INT8 calibration: calibration.bin (TensorRT/DeepStream), Q/DQ ONNX for TensorRT and a
+    U8S8 ONNX for ONNX Runtime on CPU; with --eval-data, per-class AP against FP32."""
+    from pydantic import ValidationError
+    from rich.progress import Progress
+
+    from heron.engine.accuracy import check_gate
+    from heron.engine.calibrate import CalibrationOptions
+    from heron.engine.errors import EngineError
+    from heron.engine.pipeline import calibrate_and_compare
+
+    if max_ap_drop is not None and eval_data is None:
+        raise _fail("--max-ap-drop needs --eval-data (a KITTI validation folder)")
+    try:
+        options = CalibrationOptions.model_validate(
+            {"images": images, "batches": batches, "batch_size": batch_size, "method": method}
+        )
+    except ValidationError as e:
+        raise _fail(f"invalid option: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
+    console = _console()
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("calibrating", total=None)
+
+            def on_batch(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            outcome = calibrate_and_compare(model, output, options, eval_data, on_batch)
+    except EngineError as e:
+        raise _fail(str(e)) from None
+    c = outcome.calibration
+    console.print(
+        f"calibrated {c.tensors} tensors on {c.images} images ({c.batches} batches, "
+        f"{options.method.value}) in {c.seconds:.1f} s\n  {c.cache}\n  {c.qdq_model}\n  "
+        f"{c.cpu_model}"
+    )
+    for report in outcome.reports:
+        console.print(f"{report.label}:\n{report.table()}", markup=False)
+    if json_report is not None:
+        json_report.write_text(json.dumps(outcome.summary(), indent=2) + "\n")
+    if max_ap_drop is not None:
+        try:
+            check_gate(outcome.reports, max_ap_drop)
+        except EngineError as e:
+            raise _fail(str(e)) from None
+
+
+@app.command("build-engine")
+def build_engine(
+    *,
+    onnx: Annotated[Path, typer.Option(help="ONNX: FP32 (fp32/fp16) or Q/DQ (int8).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Triton model repository.")],
+    precision: Annotated[str, typer.Option(help="fp32, fp16 or int8.")] = "fp32",
+    calib_cache: Annotated[
+        Path | None, typer.Option(help="calibration.bin (tensorrt int8 without Q/DQ).")
+    ] = None,
+    builder: Annotated[str, typer.Option(help="tensorrt (on its GPU) or tensorrt_rtx.")] = (
+        "tensorrt_rtx"
+    ),
+    targets: Annotated[str, typer.Option(help="tensorrt_rtx targets, e.g. sm86,sm89.")] = "",
+    min_batch: Annotated[int, typer.Option(min=1)] = 1,
+    opt_batch: Annotated[int, typer.Option(min=1)] = 4,
+    max_batch: Annotated[int, typer.Option(min=1)] = 16,
+    model_name: Annotated[str, typer.Option(help="Model name in the repository.")] = "detector",
+    version: Annotated[int | None, typer.Option(min=1, help="Default: the next version.")] = None,
+    timing_cache: Annotated[Path | None, typer.Option(help="tensorrt timing cache file.")] = None,
+) -> None:
+    """Build a TensorRT engine and publish it with config.pbtxt into a Triton repository."""
+    from pydantic import ValidationError
+
+    from heron.engine.build import BuildOptions
+    from heron.engine.errors import EngineError
+    from heron.engine.pipeline import build_and_publish
+    from heron.engine.plan_meta import read_metadata
+
+    try:
+        options = BuildOptions.model_validate(
+            {
+                "onnx": onnx,
+                "precision": precision,
+                "builder": builder,
+                "calib_cache": calib_cache,
+                "targets": [t.strip() for t in targets.split(",") if t.strip()],
+                "min_batch": min_batch,
+                "opt_batch": opt_batch,
+                "max_batch": max_batch,
+                "timing_cache": timing_cache,
+            }
+        )
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "options"
+        raise _fail(f"{where}: {first['msg']} (got {first.get('input')!r})") from None
+    try:
+        published = build_and_publish(options, output, model_name, version)
+    except EngineError as e:
+        raise _fail(str(e)) from None
+    meta = read_metadata(published["plan"])
+    _console().print(
+        f"built {meta.precision} {meta.flavour} {meta.trt_version} plan "
+        f"({meta.plan_bytes / 1e6:.1f} MB, {meta.build_seconds:.2f} s) → {published['plan']}"
+    )

@@ -1,0 +1,123 @@
+"""Calibration on real face images: the cache covers every activation, the Q/DQ models are the
+forms TensorRT and ONNX Runtime want, and INT8 outputs stay close to FP32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from heron.engine import calib_cache
+from heron.engine.calib_cache import Algorithm
+from heron.engine.calibrate import CalibrationOptions, CalibrationResult, Method, calibrate
+from heron.engine.errors import CalibrationError
+from heron.engine.images import load_batch
+from heron.engine.model_info import activation_tensors, load_onnx
+from heron.engine.qdq import QUANTIZATION_METADATA_KEY
+
+from tests.engine.conftest import HEIGHT, WIDTH
+
+pytestmark = pytest.mark.shared_data
+
+# INT8 vs FP32 on 8 real images the calibration never saw, per output, relative to the FP32
+# output's largest magnitude (amax, what the INT8 scale is made from): largest difference
+# ≤ 4%, mean ≤ 1% (measured: ≤ 2.5% and ≤ 0.5%).
+MAX_TOLERANCE, MEAN_TOLERANCE = 0.04, 0.01
+
+
+@pytest.mark.parametrize(
+    ("method", "algorithm"),
+    [
+        (Method.ENTROPY, Algorithm.ENTROPY2),
+        (Method.PERCENTILE, Algorithm.LEGACY),
+        (Method.MINMAX, Algorithm.MINMAX),
+    ],
+)
+def test_cache_covers_every_activation_tensor(
+    method: Method, algorithm: Algorithm, detector_onnx: Path, calib_images: Path, tmp_path: Path
+) -> None:
+    options = CalibrationOptions(images=calib_images, batches=2, batch_size=4, method=method)
+    result = calibrate(detector_onnx, tmp_path, options)
+    cache = calib_cache.read(result.cache)
+    assert cache.algorithm is algorithm
+    activations = activation_tensors(load_onnx(detector_onnx))
+    assert set(cache.scales) == set(activations)
+    assert {"input_1", "output_cov/Sigmoid", "output_bbox/BiasAdd"} <= set(cache.scales)
+    assert all(s > 0 for s in cache.scales.values())
+    # The input is RGB / 255: its range is [0, 1], so amax 1 (entropy may clip a little).
+    assert 0.8 <= cache.amax("input_1") <= 1.0 + 1e-6
+    assert (result.images, result.batches) == (8, 2)
+
+
+def _run(model: Path, images: np.ndarray) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    return [np.asarray(o) for o in session.run(None, {"input_1": images})]
+
+
+@pytest.mark.parametrize("variant", ["qdq_model", "cpu_model"])
+def test_int8_models_stay_close_to_fp32_on_real_images(
+    variant: str, calibrated: CalibrationResult, detector_onnx: Path, check_images: list[Path]
+) -> None:
+    images = load_batch(check_images, WIDTH, HEIGHT)
+    reference = _run(detector_onnx, images)
+    quantised = _run(getattr(calibrated, variant), images)
+    for fp32, int8 in zip(reference, quantised, strict=True):
+        assert int8.shape == fp32.shape
+        amax = float(np.abs(fp32).max())
+        error = np.abs(int8 - fp32)
+        assert float(error.max()) <= MAX_TOLERANCE * amax
+        assert float(error.mean()) <= MEAN_TOLERANCE * amax
+
+
+def _initializers(model: Path) -> dict[str, np.ndarray]:
+    from onnx import numpy_helper
+
+    proto = load_onnx(model)
+    return {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+
+
+def test_tensorrt_variant_is_symmetric_per_channel_without_int32_bias(
+    calibrated: CalibrationResult,
+) -> None:
+    proto = load_onnx(calibrated.qdq_model)
+    weights = _initializers(calibrated.qdq_model)
+    quantize = [n for n in proto.graph.node if n.op_type == "QuantizeLinear"]
+    dequantize = [n for n in proto.graph.node if n.op_type == "DequantizeLinear"]
+    assert quantize and dequantize
+    for node in dequantize:
+        zero_point = weights.get(node.input[2]) if len(node.input) > 2 else None
+        if zero_point is not None:
+            assert zero_point.dtype == np.int8  # no uint8 activations, no int32 bias
+            assert not zero_point.any()  # symmetric: zero points are 0
+    per_channel = [n for n in dequantize if weights.get(n.input[1], np.zeros(1)).size > 1]
+    assert per_channel, "expected per-channel weight scales"
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta[QUANTIZATION_METADATA_KEY].startswith("tensorrt; entropy calibration on 16")
+
+
+def test_cpu_variant_has_uint8_activations(calibrated: CalibrationResult) -> None:
+    weights = _initializers(calibrated.cpu_model)
+    proto = load_onnx(calibrated.cpu_model)
+    zero_points = {
+        str(weights[n.input[2]].dtype)
+        for n in proto.graph.node
+        if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in weights
+    }
+    assert "uint8" in zero_points
+
+
+def test_too_few_images_and_bad_images(detector_onnx: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(CalibrationError, match="no images"):
+        calibrate(detector_onnx, tmp_path / "out", CalibrationOptions(images=empty))
+    with pytest.raises(CalibrationError, match="no such image folder"):
+        calibrate(detector_onnx, tmp_path / "out", CalibrationOptions(images=tmp_path / "nope"))
+    (empty / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(CalibrationError, match="fewer than one batch of 8"):
+        calibrate(detector_onnx, tmp_path / "out", CalibrationOptions(images=empty))
+    options = CalibrationOptions(images=empty, batch_size=1, batches=1)
+    with pytest.raises(CalibrationError, match=r"broken\.jpg: OpenCV cannot decode"):
+        calibrate(detector_onnx, tmp_path / "out", options)
