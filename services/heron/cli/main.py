@@ -10,7 +10,9 @@ from __future__ import annotations
 import typer
 
 from heron.core.config import cli as config_cli
+from heron.engine import cli as engine_cli
 from heron.training import cli as training_cli
+from heron.training import prune_cli
 from heron.training.data import cli as data_cli
 
 app = typer.Typer(
@@ -21,8 +23,10 @@ app = typer.Typer(
 )
 app.add_typer(config_cli.app, name="config", help="Load and check pipeline/model/spec files.")
 app.add_typer(data_cli.app, name="data", help="Convert, check and split data sets (KITTI).")
-# train / evaluate / infer / export sit at the top level, as TAO's commands do.
-app.registered_commands.extend(training_cli.app.registered_commands)
+# The workflow's verbs sit at the top level, as TAO's commands do: train / evaluate / infer /
+# export / prune, then calibrate / build-engine.
+for area in (training_cli, prune_cli, engine_cli):
+    app.registered_commands.extend(area.app.registered_commands)
 
 
 def main() -> None:
