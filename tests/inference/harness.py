@@ -22,6 +22,8 @@ from heron.v1.detection_pb2 import FrameMetadata
 from heron.v1.frame_pb2 import FrameBatch, FrameRef
 from prometheus_client import CollectorRegistry
 
+from tests.support.inprocess import no_forced_exit
+
 SOURCE_W, SOURCE_H = 224, 128  # the source frames' size; the muxer halves it
 
 
@@ -48,7 +50,7 @@ class Harness:
             retry_max_s=0.2,
             **overrides,
         )
-        self.ctx = build_context(self.settings, CollectorRegistry())
+        self.ctx = build_context(self.settings, CollectorRegistry(), exit=no_forced_exit)
         self.service = InferenceService(self.ctx)
         self.bus = Bus.from_url(redis_url, registry=CollectorRegistry())
         self.client: Any = redis.Redis.from_url(redis_url)

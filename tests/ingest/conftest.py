@@ -20,6 +20,7 @@ from heron.v1.stream_pb2 import StreamEvent
 from prometheus_client import CollectorRegistry
 
 from tests.ingest.clips import make_clip
+from tests.support.inprocess import no_forced_exit
 
 CLIP_FRAMES = 48
 
@@ -79,6 +80,7 @@ class Ingest:
     def stop(self) -> None:
         self.service.drain()
         self.service.close()
+        self.service.ctx.shutdown.finished()  # what run_service does once drained
 
 
 def _decode(message_class: type[Any], fields: dict[bytes, bytes]) -> Any:
@@ -95,7 +97,7 @@ def run_ingest(redis_url: str) -> Iterator[Callable[..., Ingest]]:
 
     def start(pipeline_file: Path, **settings: Any) -> Ingest:
         loaded = load_settings(IngestSettings, redis_url=redis_url, metrics={"port": 0}, **settings)
-        service = IngestService(build_context(loaded), pipeline=pipeline_file)
+        service = IngestService(build_context(loaded, exit=no_forced_exit), pipeline=pipeline_file)
         ingest = Ingest(service, client)
         started.append(ingest)
         service.start()

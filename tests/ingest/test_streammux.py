@@ -32,6 +32,8 @@ from heron.v1.frame_pb2 import FrameBatch, FrameRef
 from heron.v1.stream_pb2 import SourceSpec, StreamEvent
 from prometheus_client import CollectorRegistry
 
+from tests.support.inprocess import no_forced_exit
+
 T = TypeVar("T")
 
 
@@ -98,7 +100,7 @@ class Mux:
     """The streammux service run in a thread of this process, as run_service would run it."""
 
     def __init__(self, settings: StreammuxSettings) -> None:
-        self.ctx = build_context(settings, CollectorRegistry())
+        self.ctx = build_context(settings, CollectorRegistry(), exit=no_forced_exit)
         self.service = Streammux(self.ctx)
         self.service.start()
         self.error: BaseException | None = None

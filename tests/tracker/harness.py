@@ -19,6 +19,8 @@ from heron.v1.frame_pb2 import FrameRef
 from heron.v1.stream_pb2 import StreamEvent
 from prometheus_client import CollectorRegistry
 
+from tests.support.inprocess import no_forced_exit
+
 APP = """\
 [application]
 enable-perf-measurement=1
@@ -97,7 +99,7 @@ class Harness:
             **overrides,
         )
         self.registry = CollectorRegistry()
-        self.ctx = build_context(self.settings, self.registry)
+        self.ctx = build_context(self.settings, self.registry, exit=no_forced_exit)
         self.service = TrackerService(self.ctx)
         self.bus = Bus.from_url(redis_url, registry=CollectorRegistry())
         self.client: Any = redis.Redis.from_url(redis_url)

@@ -18,6 +18,7 @@ one with `build_context` and swap what they need.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -68,9 +69,19 @@ class ServiceContext(Generic[S]):
         return check
 
 
-def build_context(settings: S, registry: CollectorRegistry | None = None) -> ServiceContext[S]:
-    """Wire the runtime's parts for `settings` (no signals, no server: `run_service` adds those)."""
-    shutdown = Shutdown(settings.shutdown_grace_s)
+def build_context(
+    settings: S,
+    registry: CollectorRegistry | None = None,
+    *,
+    exit: Callable[[int], object] = os._exit,
+) -> ServiceContext[S]:
+    """Wire the runtime's parts for `settings` (no signals, no server: `run_service` adds those).
+
+    `exit` is what the shutdown watchdog calls when in-flight work outlives the grace period:
+    the process's `os._exit` for a real service; a service embedded in another process (a test,
+    say) passes something that must not end its host.
+    """
+    shutdown = Shutdown(settings.shutdown_grace_s, exit=exit)
     return ServiceContext(
         settings=settings,
         metrics=ServiceMetrics(settings.service_name, registry),
