@@ -11,6 +11,7 @@ import typer
 
 from heron.core.config import cli as config_cli
 from heron.engine import cli as engine_cli
+from heron.run import cli as run_cli
 from heron.training import cli as training_cli
 from heron.training import prune_cli
 from heron.training.data import cli as data_cli
@@ -24,8 +25,8 @@ app = typer.Typer(
 app.add_typer(config_cli.app, name="config", help="Load and check pipeline/model/spec files.")
 app.add_typer(data_cli.app, name="data", help="Convert, check and split data sets (KITTI).")
 # The workflow's verbs sit at the top level, as TAO's commands do: train / evaluate / infer /
-# export / prune, then calibrate / build-engine.
-for area in (training_cli, prune_cli, engine_cli):
+# export / prune, then calibrate / build-engine; run / demo start the streaming pipeline.
+for area in (training_cli, prune_cli, engine_cli, run_cli):
     app.registered_commands.extend(area.app.registered_commands)
 
 

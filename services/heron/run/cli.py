@@ -1,0 +1,165 @@
+"""`heron run` and `heron demo` (mounted at the top level of `heron` by heron.cli.main).
+
+Only typer and the standard library load here; the runner, the bus and the models load inside
+the commands so `heron --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
+
+Backend = Literal["onnxruntime", "triton"]
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return typer.Exit(1)
+
+
+def _run_dir(given: Path | None) -> Path:
+    if given is not None:
+        given.mkdir(parents=True, exist_ok=True)
+        return given.resolve()
+    return Path(tempfile.mkdtemp(prefix="heron-run-"))
+
+
+@app.command()
+def run(
+    *,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="deepstream-app .txt or pipeline YAML.")
+    ],
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            "--redis-url",
+            envvar="REDIS_URL",
+            help="Redis to use; unset: start a private redis-server on a free loopback port.",
+            show_default=False,
+        ),
+    ] = None,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--run-dir",
+            help="Where settings files and service logs go (default: a new temporary folder).",
+        ),
+    ] = None,
+    pipeline: Annotated[str, typer.Option(help="Pipeline name in stream names.")] = "default",
+    streammux: Annotated[
+        bool | None,
+        typer.Option(
+            "--streammux/--no-streammux",
+            help="Force the muxer on/off. Default: off (lossless) when every source is a file "
+            "without file-loop, on otherwise.",
+            show_default=False,
+        ),
+    ] = None,
+    backend: Annotated[str, typer.Option(help="onnxruntime or triton.")] = "onnxruntime",
+    triton_url: Annotated[str, typer.Option(help="Triton gRPC host:port.")] = "127.0.0.1:8001",
+    triton_model: Annotated[
+        str | None, typer.Option(help="Model name in Triton.", show_default=False)
+    ] = None,
+    threads: Annotated[int, typer.Option(help="ONNX Runtime intra-op threads; 0 = default.")] = 0,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            help="Stop after this many seconds (live sources never end).", show_default=False
+        ),
+    ] = None,
+    max_fast_crashes: Annotated[
+        int, typer.Option(help="Give up after this many crashes in a row soon after start.")
+    ] = 5,
+) -> None:
+    """Run a pipeline's services as supervised processes, like deepstream-app -c."""
+    from pydantic import ValidationError
+
+    from heron.core.config.diagnostics import ConfigError
+    from heron.run.plan import RunOptions
+    from heron.run.runner import RunRequest, run_pipeline
+    from heron.run.supervisor import RestartPolicy
+
+    try:
+        options = RunOptions(
+            pipeline=pipeline,
+            streammux=streammux,
+            backend=backend,  # checked by the model
+            triton_url=triton_url,
+            triton_model=triton_model,
+            intra_op_threads=threads,
+        )
+        policy = RestartPolicy(max_fast_crashes=max_fast_crashes)
+    except ValidationError as e:
+        raise _fail(str(e)) from None
+    if not config.is_file():
+        raise _fail(f"{config}: no such file")
+    request = RunRequest(
+        config=config,
+        run_dir=_run_dir(run_dir),
+        options=options,
+        policy=policy,
+        redis_url=redis_url or os.environ.get("REDIS_URL") or None,
+        max_duration_s=duration,
+    )
+    try:
+        result = run_pipeline(request, out=_print)
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+    except (ValueError, OSError, RuntimeError) as e:
+        raise _fail(f"{config}: {e}") from None
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def demo(
+    *,
+    results_dir: Annotated[
+        Path, typer.Option("--results-dir", "-r", help="Where the annotated MP4 and logs go.")
+    ] = Path("results/demo"),
+    video: Annotated[
+        Path | None,
+        typer.Option(
+            help="Clip to run on (default: the face-mask clip in ../shared, else one "
+            "made from public-domain photos).",
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help="DetectNet_v2 ONNX to use instead of the committed model (or a short training).",
+            show_default=False,
+        ),
+    ] = None,
+    rtsp_port: Annotated[int, typer.Option(help="RTSP server port.")] = 8554,
+    train_minutes: Annotated[
+        float, typer.Option(help="Budget of the short training run when no model is committed.")
+    ] = 3.0,
+) -> None:
+    """The face-mask pipeline on real faces: annotated MP4, RTSP on :8554/ds-test, perf lines."""
+    from heron.run.demo import DemoError, run_demo
+
+    try:
+        code = run_demo(
+            results_dir=results_dir.resolve(),
+            video=video,
+            model=model,
+            rtsp_port=rtsp_port,
+            train_minutes=train_minutes,
+            out=_print,
+        )
+    except DemoError as e:
+        raise _fail(str(e)) from None
+    raise typer.Exit(code)

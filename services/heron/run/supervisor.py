@@ -1,0 +1,253 @@
+"""Start, watch, restart and stop a fixed list of child processes, like a tiny init.
+
+Children start in order and stop in reverse order. A child that dies is started again after an
+exponential backoff; one that keeps dying soon after its start is given up on, and then so is the
+whole run. Every child gets a process group of its own (so Ctrl-C in the terminal reaches only the
+supervisor, which stops the children in order) and, on Linux, a parent-death signal, so even a
+supervisor killed with SIGKILL leaves no orphans behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import IO
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+log = logging.getLogger(__name__)
+
+# A child that exits with this code was refused its settings (heron.core.runtime): starting it
+# again cannot help, so the run gives up at once.
+EXIT_BAD_SETTINGS = 2
+_PR_SET_PDEATHSIG = 1
+
+
+class RestartPolicy(BaseModel):
+    """When a crashed child is started again, and when the supervisor stops trying."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    initial_backoff_s: float = Field(0.5, gt=0, description="Wait before the first restart.")
+    max_backoff_s: float = Field(10.0, gt=0, description="Longest wait between restarts.")
+    fast_crash_s: float = Field(
+        10.0, gt=0, description="A crash within this long of the start counts as fast."
+    )
+    max_fast_crashes: int = Field(
+        5, ge=1, description="Fast crashes in a row after which the run gives up."
+    )
+    stop_timeout_s: float = Field(
+        15.0, gt=0, description="How long one child may take to stop before it is killed."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RestartPolicy:
+        if self.max_backoff_s < self.initial_backoff_s:
+            raise ValueError(
+                f"max_backoff_s ({self.max_backoff_s}) must be >= initial_backoff_s "
+                f"({self.initial_backoff_s})"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """One process to run: its name in messages, its command line, extra environment, log."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    log_file: Path | None = None  # stdout+stderr go here (appended across restarts)
+    cwd: Path | None = None
+
+
+class ChildState(StrEnum):
+    PENDING = "pending"  # not started yet
+    RUNNING = "running"
+    BACKOFF = "backoff"  # crashed, waiting to be started again
+    FINISHED = "finished"  # exited 0 on its own: done, not restarted
+    FAILED = "failed"  # given up on
+    STOPPED = "stopped"  # stopped by the supervisor
+
+
+class GaveUpError(RuntimeError):
+    """A child crashed too often (or was refused its settings); the run cannot go on."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+@dataclass
+class Child:
+    spec: ChildSpec
+    proc: subprocess.Popen[bytes] | None = None
+    state: ChildState = ChildState.PENDING
+    started_at: float = 0.0
+    restarts: int = 0
+    fast_crashes: int = 0
+    next_start_at: float = 0.0
+    last_exit: int | None = None
+    pids: list[int] = field(default_factory=list)  # every pid it ever had
+    _log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+
+def _libc_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    return prctl
+
+
+# Resolved once in the parent, so the child runs no import or lookup between fork and exec.
+_PRCTL = _libc_prctl()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the supervisor dies, however it dies."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Supervisor:
+    """Runs `specs` in order; call `poll()` often, `stop()` once at the end."""
+
+    def __init__(
+        self,
+        specs: list[ChildSpec],
+        policy: RestartPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"child names must be unique, got {names}")
+        self.policy = policy or RestartPolicy()
+        self.children = [Child(s) for s in specs]
+        self.clock = clock
+
+    def child(self, name: str) -> Child:
+        for c in self.children:
+            if c.spec.name == name:
+                return c
+        raise KeyError(f"no child named {name!r}; children: {[c.spec.name for c in self.children]}")
+
+    @property
+    def restarts(self) -> dict[str, int]:
+        return {c.spec.name: c.restarts for c in self.children}
+
+    def start(self) -> None:
+        for c in self.children:
+            self._spawn(c)
+
+    def poll(self) -> None:
+        """Notice exits, schedule and make restarts; raises GaveUpError when one is hopeless."""
+        now = self.clock()
+        for c in self.children:
+            if c.state is ChildState.RUNNING and c.proc is not None:
+                code = c.proc.poll()
+                if code is not None:
+                    self._exited(c, code, now)
+            if c.state is ChildState.BACKOFF and now >= c.next_start_at:
+                c.restarts += 1
+                log.warning("restarting %s (restart %d)", c.spec.name, c.restarts)
+                self._spawn(c)
+
+    def stop(self) -> None:
+        """SIGTERM the children in reverse order, each waited for; kill what will not go."""
+        for c in reversed(self.children):
+            self._stop_one(c)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _spawn(self, c: Child) -> None:
+        env = {**os.environ, **c.spec.env}
+        if c.spec.log_file is not None and c._log is None:
+            c.spec.log_file.parent.mkdir(parents=True, exist_ok=True)
+            c._log = c.spec.log_file.open("ab")
+        out = c._log if c._log is not None else subprocess.DEVNULL
+        c.proc = subprocess.Popen(
+            c.spec.argv,
+            env=env,
+            cwd=c.spec.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # Only a pre-resolved libc call runs between fork and exec (no Python locks are
+            # taken), which is what makes preexec_fn safe beside threads here.
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
+        )
+        c.pids.append(c.proc.pid)
+        c.state = ChildState.RUNNING
+        c.started_at = self.clock()
+        log.info("started %s (pid %d)", c.spec.name, c.proc.pid)
+
+    def _exited(self, c: Child, code: int, now: float) -> None:
+        c.last_exit = code
+        if code == 0:
+            c.state = ChildState.FINISHED
+            log.info("%s finished (exit 0)", c.spec.name)
+            return
+        what = f"signal {-code}" if code < 0 else f"exit code {code}"
+        if code == EXIT_BAD_SETTINGS:
+            c.state = ChildState.FAILED
+            raise GaveUpError(c.spec.name, f"{what}: its settings were refused; see its log")
+        fast = now - c.started_at < self.policy.fast_crash_s
+        c.fast_crashes = c.fast_crashes + 1 if fast else 0
+        if c.fast_crashes >= self.policy.max_fast_crashes:
+            c.state = ChildState.FAILED
+            raise GaveUpError(
+                c.spec.name,
+                f"{what}; it crashed {c.fast_crashes} times in a row within "
+                f"{self.policy.fast_crash_s:g} s of starting",
+            )
+        backoff = min(
+            self.policy.initial_backoff_s * 2 ** max(c.fast_crashes - 1, 0),
+            self.policy.max_backoff_s,
+        )
+        c.state = ChildState.BACKOFF
+        c.next_start_at = now + backoff
+        log.warning("%s died (%s); restarting in %.1f s", c.spec.name, what, backoff)
+
+    def _stop_one(self, c: Child) -> None:
+        proc = c.proc
+        if proc is not None and proc.poll() is None:
+            _signal_group(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=self.policy.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                log.warning(
+                    "%s did not stop within %.0f s: killing it",
+                    c.spec.name,
+                    self.policy.stop_timeout_s,
+                )
+        if proc is not None:
+            # Whatever is left in its process group (the child, or helpers it started) goes.
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+            c.last_exit = proc.returncode
+        if c.state in (ChildState.RUNNING, ChildState.BACKOFF, ChildState.PENDING):
+            c.state = ChildState.STOPPED
+        if c._log is not None:
+            c._log.close()
+            c._log = None
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone
+        os.killpg(pgid, sig)

@@ -1,0 +1,62 @@
+"""`heron run` refuses bad input with one clear line, before starting anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from heron.run.cli import app
+from typer.testing import CliRunner
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_a_missing_config_is_named(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", "-c", str(tmp_path / "gone.txt")])
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'gone.txt'}: no such file" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[source0]\nenable=1\ntype=2\nuri=file:///nowhere.mp4\n[sink0]\nenable=1\ntype=1\n",
+            "does not exist",
+        ),
+        ("[source0\nenable=1\n", "app.txt:1"),
+        ("[streammux]\nwidth=wide\n", "width"),
+    ],
+    ids=["missing clip", "malformed group", "bad value"],
+)
+def test_a_bad_pipeline_fails_before_anything_starts(
+    runner: CliRunner, tmp_path: Path, text: str, expected: str
+) -> None:
+    config = tmp_path / "app.txt"
+    config.write_text(text)
+    result = runner.invoke(app, ["run", "-c", str(config), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert expected in result.output
+    assert "started redis-server" not in result.output
+    assert not (tmp_path / "run" / "ingest.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--backend", "tensorrt"], "onnxruntime"),
+        (["--threads", "-1"], "greater than or equal to 0"),
+        (["--max-fast-crashes", "0"], "greater than or equal to 1"),
+    ],
+)
+def test_bad_options_are_refused(
+    runner: CliRunner, tmp_path: Path, args: list[str], expected: str
+) -> None:
+    config = tmp_path / "app.txt"
+    config.write_text("")
+    result = runner.invoke(app, ["run", "-c", str(config), *args])
+    assert result.exit_code == 1
+    assert expected in result.output

@@ -1,0 +1,85 @@
+"""`heron demo`'s parts: its configs, the photo clip, the choice of model, the run copy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from heron.core.config.deepstream import read_deepstream_app
+from heron.core.config.sinks import SinkKind
+from heron.core.config.yaml_loader import read_pipeline_yaml
+from heron.run import demo
+from heron.run.demo.clip import Photo, make_photo_clip
+from heron.run.demo.model import DemoModel, committed_model
+
+from tests.e2e.conftest import count_frames
+
+
+def test_the_committed_demo_config_loads_cleanly() -> None:
+    pipeline, findings = read_deepstream_app(demo.APP_CONFIG)
+    errors = [f for f in findings.items if f.severity.value == "error"]
+    assert errors == []
+    kinds = {s.type for s in pipeline.sinks.values() if s.enable}
+    assert kinds == {SinkKind.FILE, SinkKind.RTSP}
+    assert pipeline.tracker.enable and pipeline.osd.enable and not pipeline.tests.file_loop
+    assert pipeline.primary_gie is not None and pipeline.primary_gie.nvinfer is not None
+    assert pipeline.primary_gie.nvinfer.labels == ["Mask", "No-Mask"]
+
+
+def test_the_run_copy_points_at_this_runs_clip_model_and_output(tmp_path: Path) -> None:
+    clip, onnx = tmp_path / "clip.mp4", tmp_path / "model.onnx"
+    clip.write_bytes(b"")
+    onnx.write_bytes(b"")
+    chosen = DemoModel(onnx, "given", "test", threshold=0.45)
+    path = demo.write_config(tmp_path / "config", clip, chosen, tmp_path / "out.mp4", 18554)
+    pipeline, _ = read_pipeline_yaml(path)
+    assert pipeline.sources[0].uri == clip.as_uri()  # type: ignore[union-attr]
+    sinks = {s.type: s for s in pipeline.sinks.values()}
+    assert sinks[SinkKind.FILE].output_file == tmp_path / "out.mp4"  # type: ignore[union-attr]
+    assert sinks[SinkKind.RTSP].rtsp_port == 18554  # type: ignore[union-attr]
+    assert pipeline.primary_gie is not None and pipeline.primary_gie.nvinfer is not None
+    nvinfer = pipeline.primary_gie.nvinfer
+    assert nvinfer.property.onnx_file == onnx
+    assert {a.pre_cluster_threshold for a in nvinfer.class_attrs.values()} == {0.45}
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({}, None),
+        ({"model.onnx": "", "report.json": json.dumps({"eval": {"mAP": 0.612}})}, "mAP 0.612"),
+        ({"detectnet.onnx": ""}, "committed model"),
+        ({"model.onnx": "", "report.json": "{not json"}, "report unreadable"),
+    ],
+)
+def test_the_committed_model_is_found_with_its_accuracy(
+    tmp_path: Path, files: dict[str, str], expected: str | None
+) -> None:
+    folder = tmp_path / "models" / "facemask"
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    found = committed_model(tmp_path / "models")
+    if expected is None:
+        assert found is None
+    else:
+        assert found is not None and found.kind == "committed" and expected in found.note
+
+
+def test_the_photo_clip_pans_over_the_photos(tmp_path: Path) -> None:
+    import numpy as np
+
+    photos = [
+        Photo("a", np.full((300, 200, 3), 80, np.uint8), "test"),
+        Photo("b", np.full((200, 300, 3), 160, np.uint8), "test"),
+    ]
+    path = make_photo_clip(
+        tmp_path / "c.mp4", seconds_per_photo=0.4, fps=10, width=96, height=64, photos=photos
+    )
+    assert count_frames(path) == 8
+
+
+def test_a_missing_video_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(demo.DemoError, match="no such file"):
+        demo.choose_clip(tmp_path / "gone.mp4", tmp_path, print)

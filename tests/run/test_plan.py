@@ -1,0 +1,148 @@
+"""Which services a pipeline gets, with which settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from heron.core.config.diagnostics import ConfigError
+from heron.run.plan import RunOptions, has_main, plan_run
+
+URL = "redis://127.0.0.1:6399/0"
+
+
+def write_pipeline(folder: Path, source: str, *, extra: str = "", sink: str = "fake") -> Path:
+    nvinfer = folder / "nvinfer.txt"
+    (folder / "model.onnx").write_bytes(b"")
+    (folder / "labels.txt").write_text("Mask\nNo-Mask\n")
+    nvinfer.write_text(
+        "[property]\nonnx-file=model.onnx\nlabelfile-path=labels.txt\nnum-detected-classes=2\n"
+    )
+    path = folder / "pipeline.yaml"
+    path.write_text(
+        f"sources:\n  0: {source}\n"
+        f"sinks:\n  0: {{type: {sink}, enable: true}}\n"
+        "primary_gie: {enable: true, config_file: nvinfer.txt}\n" + extra
+    )
+    return path
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"not decoded by the planner")
+    return path
+
+
+def settings(plan_dir: Path, name: str) -> dict[str, object]:
+    loaded: dict[str, object] = json.loads((plan_dir / f"{name}.json").read_text())
+    return loaded
+
+
+def test_files_without_loop_run_lossless_without_the_muxer(tmp_path: Path, clip: Path) -> None:
+    config = write_pipeline(tmp_path, f"{{type: uri, enable: true, uri: '{clip.as_uri()}'}}")
+    plan = plan_run(config, tmp_path / "run", RunOptions(), URL)
+    assert plan.topology == "lossless"
+    assert [s.child.name for s in plan.services] == ["ingest", "inference"]
+    ingest, inference = (
+        settings(tmp_path / "run", "ingest"),
+        settings(tmp_path / "run", "inference"),
+    )
+    assert ingest["backpressure"] == "every_frame" and ingest["consumer_group"] == "inference"
+    assert inference["input"] == "frames" and inference["frame_streams"] == ["source-0"]
+    assert inference["consumer_name"] == "inference-0"
+    assert plan.streams == ["source-0"] and plan.final_stage == "inference"
+
+
+@pytest.mark.parametrize(
+    ("source", "extra"),
+    [
+        ("{type: uri, enable: true, uri: 'lavfi://testsrc2=size=64x64:rate=5,realtime'}", ""),
+        ("{type: uri, enable: true, uri: 'CLIP'}", "tests: {file_loop: true}\n"),
+    ],
+    ids=["live source", "file-loop"],
+)
+def test_live_sources_go_through_the_muxer(
+    tmp_path: Path, clip: Path, source: str, extra: str
+) -> None:
+    config = write_pipeline(tmp_path, source.replace("CLIP", clip.as_uri()), extra=extra)
+    plan = plan_run(config, tmp_path / "run", RunOptions(), URL)
+    assert plan.topology == "live"
+    assert [s.child.name for s in plan.services] == ["ingest", "streammux", "inference"]
+    assert settings(tmp_path / "run", "ingest")["backpressure"] == "latest_frame_wins"
+    assert settings(tmp_path / "run", "inference").get("input", "batches") == "batches"
+
+
+def test_the_muxer_can_be_forced(tmp_path: Path, clip: Path) -> None:
+    config = write_pipeline(tmp_path, f"{{type: uri, enable: true, uri: '{clip.as_uri()}'}}")
+    plan = plan_run(config, tmp_path / "run", RunOptions(streammux=True), URL)
+    assert "streammux" in [s.child.name for s in plan.services]
+
+
+def test_commands_ports_and_secrets(tmp_path: Path, clip: Path) -> None:
+    config = write_pipeline(tmp_path, f"{{type: uri, enable: true, uri: '{clip.as_uri()}'}}")
+    plan = plan_run(config, tmp_path / "run", RunOptions(pipeline="lobby"), URL)
+    ports = {s.metrics_port for s in plan.services}
+    assert len(ports) == len(plan.services)
+    for service in plan.services:
+        text = service.settings_file.read_text()
+        assert URL not in text  # the URL may hold a password: environment only
+        assert service.child.env["HERON_REDIS_URL"] == URL
+        assert json.loads(text)["pipeline"] == "lobby"
+        assert json.loads(text)["metrics"]["port"] == service.metrics_port
+    assert plan.services[0].child.argv[1:4] == ["-m", "heron.ingest", "-c"]
+
+
+def test_triton_backend(tmp_path: Path, clip: Path) -> None:
+    config = write_pipeline(tmp_path, f"{{type: uri, enable: true, uri: '{clip.as_uri()}'}}")
+    options = RunOptions(backend="triton", triton_url="triton:8001", triton_model="facemask")
+    plan_run(config, tmp_path / "run", options, URL)
+    backend = settings(tmp_path / "run", "inference")["backend"]
+    assert backend == {"kind": "triton", "url": "triton:8001", "model_name": "facemask"}
+    with pytest.raises(ValueError, match="--triton-model"):
+        plan_run(config, tmp_path / "run", RunOptions(backend="triton"), URL)
+
+
+def test_tracker_and_overlay_when_enabled_and_installed(tmp_path: Path, clip: Path) -> None:
+    tracker = "tracker: {enable: true, ll_lib_file: /opt/libnvds_mot_iou.so}\n"
+    config = write_pipeline(
+        tmp_path,
+        f"{{type: uri, enable: true, uri: '{clip.as_uri()}'}}",
+        extra=tracker + "osd: {enable: true}\n",
+    )
+    plan = plan_run(config, tmp_path / "run", RunOptions(), URL)
+    names = [s.child.name for s in plan.services]
+    for service in ("tracker", "overlay"):
+        assert (service in names) == has_main(f"heron.{service}")
+        assert (service in plan.skipped) != has_main(f"heron.{service}")
+    assert plan.final_stage == ("tracker" if has_main("heron.tracker") else "inference")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("sources: {0: {type: uri, enable: true, uri: 'file:///gone.mp4'}}\n", "does not exist"),
+        ("sources: [\n", "pipeline.yaml"),
+        ("sources: {0: {type: uri, enable: true, uri: 'ftp://x/y.mp4'}}\n", "ftp"),
+    ],
+)
+def test_bad_pipelines_name_the_file_and_problem(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(body + "sinks: {0: {type: fake, enable: true}}\n")
+    with pytest.raises((ConfigError, ValueError, OSError), match=message):
+        plan_run(path, tmp_path / "run", RunOptions(), URL)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"backend": "tensorrt"}, "onnxruntime"),
+        ({"shm_slots": 1}, "greater than or equal to 2"),
+        ({"max_lag": 0}, "greater than or equal to 1"),
+        ({"pipelines": "x"}, "Extra inputs"),
+    ],
+)
+def test_options_reject_bad_values(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RunOptions.model_validate(fields)

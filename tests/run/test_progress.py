@@ -1,0 +1,126 @@
+"""What the run learns from the bus: frames out of the last stage, EOS, sinks drained."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from heron.core import streams
+from heron.core.bus import Bus
+from heron.run.progress import BusWatcher, StreamProgress
+from heron.v1.detection_pb2 import FrameMetadata
+from heron.v1.frame_pb2 import FrameRef
+from heron.v1.stream_pb2 import StreamEvent
+from prometheus_client import CollectorRegistry
+
+
+@pytest.fixture
+def pipeline() -> str:
+    return f"progress-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def bus(redis_url: str) -> Iterator[Bus]:
+    with Bus.from_url(redis_url, registry=CollectorRegistry()) as b:
+        yield b
+
+
+@pytest.fixture
+def watcher(redis_url: str, pipeline: str) -> Iterator[BusWatcher]:
+    w = BusWatcher(redis_url, pipeline, "tracker", ["source-0", "source-1"])
+    yield w
+    w.close()
+
+
+def frame(stream: str, number: int, captured_ns: int = 0) -> FrameMetadata:
+    ts = Timestamp()
+    ts.FromNanoseconds(captured_ns)
+    return FrameMetadata(frame=FrameRef(stream_id=stream, frame_number=number, capture_time=ts))
+
+
+def eos(stream: str, frames: int) -> StreamEvent:
+    return StreamEvent(stream_id=stream, eos=StreamEvent.EndOfStream(frames=frames))
+
+
+def test_done_only_when_every_stream_ended_and_its_frames_are_out(
+    bus: Bus, watcher: BusWatcher, pipeline: str
+) -> None:
+    meta = bus.publisher(streams.metadata("tracker", pipeline), FrameMetadata)
+    events = bus.publisher(streams.events(pipeline), StreamEvent)
+    meta.publish_many([frame("source-0", n) for n in range(3)] + [frame("source-1", 0)])
+    seen = watcher.poll(block_ms=100)
+    assert sorted((f.stream, f.frame_number) for f in seen) == [
+        ("source-0", 0),
+        ("source-0", 1),
+        ("source-0", 2),
+        ("source-1", 0),
+    ]
+    events.publish(eos("source-0", 3))
+    watcher.poll(block_ms=0)
+    assert watcher.progress["source-0"].complete and not watcher.sources_ended
+    events.publish(eos("source-1", 2))
+    watcher.poll(block_ms=0)
+    assert watcher.sources_ended and not watcher.last_stage_done  # source-1 frame 1 is missing
+    meta.publish_many([frame("source-1", 1), frame("source-1", 1)])  # at least once: a repeat
+    watcher.poll(block_ms=100)
+    assert watcher.last_stage_done
+    assert watcher.progress["source-1"].frames_out == {0, 1}
+
+
+def test_a_fatal_error_ends_a_stream_and_a_restart_reopens_it(
+    bus: Bus, watcher: BusWatcher, pipeline: str
+) -> None:
+    events = bus.publisher(streams.events(pipeline), StreamEvent)
+    events.publish(
+        StreamEvent(stream_id="source-0", error=StreamEvent.Error(message="gone", fatal=True))
+    )
+    events.publish(StreamEvent(stream_id="source-1", error=StreamEvent.Error(message="blip")))
+    watcher.poll(block_ms=0)
+    assert watcher.progress["source-0"].ended and watcher.progress["source-0"].error == "gone"
+    assert not watcher.progress["source-1"].ended  # not fatal: it reconnects
+    events.publish(StreamEvent(stream_id="source-0", started=StreamEvent.Started()))
+    watcher.poll(block_ms=0)
+    assert not watcher.progress["source-0"].ended
+
+
+def test_latency_is_capture_to_publish(bus: Bus, watcher: BusWatcher, pipeline: str) -> None:
+    import time
+
+    captured = time.time_ns() - 250_000_000
+    bus.publisher(streams.metadata("tracker", pipeline), FrameMetadata).publish(
+        frame("source-0", 0, captured)
+    )
+    (seen,) = watcher.poll(block_ms=100)
+    assert seen.latency_s is not None and 0.25 <= seen.latency_s < 5
+
+
+def test_sinks_drained_needs_the_overlay_group_caught_up(
+    bus: Bus, watcher: BusWatcher, pipeline: str
+) -> None:
+    stream = streams.metadata("tracker", pipeline)
+    meta = bus.publisher(stream, FrameMetadata)
+    assert not watcher.downstream_drained(expected_groups=1)  # no overlay group yet
+    assert watcher.downstream_drained(expected_groups=0)
+    overlay = bus.consumer(stream, FrameMetadata, group="overlay", name="overlay-0")
+    overlay.ensure_group()
+    meta.publish(frame("source-0", 0))
+    assert not watcher.downstream_drained(expected_groups=1)  # unread
+    got = overlay.read(block_ms=100)
+    assert not watcher.downstream_drained(expected_groups=1)  # read, not acknowledged
+    overlay.ack(got)
+    assert watcher.downstream_drained(expected_groups=1)
+
+
+@pytest.mark.parametrize(
+    ("progress", "complete"),
+    [
+        (StreamProgress(), False),
+        (StreamProgress(ended=True, frames_in=2, frames_out={0}), False),
+        (StreamProgress(ended=True, frames_in=2, frames_out={0, 1}), True),
+        (StreamProgress(ended=True, error="gone"), True),  # no count to wait for
+    ],
+)
+def test_stream_completion(progress: StreamProgress, complete: bool) -> None:
+    assert progress.complete is complete
