@@ -32,20 +32,18 @@ import statistics
 import sys
 import time
 import warnings
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import torch
 from heron.training import checkpoint as ckpt
-from heron.training import train as train_module
 from heron.training.data.kitti import KittiDataset
 from heron.training.dataset import from_kitti
 from heron.training.model import BBOX_NAME, COV_NAME, INPUT_NAME, DetectNetV2
-from heron.training.prune.layout import load_graph, load_pruned
+from heron.training.prune.layout import load_pruned
 from heron.training.prune.pruner import PruneOptions, measure, prune_checkpoint
-from heron.training.settings import ModelSettings, TrainingSettings
+from heron.training.settings import TrainingSettings
 from heron.training.train import TrainOptions, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -68,18 +66,8 @@ def retrain(
     shutil.rmtree(out / "checkpoints", ignore_errors=True)  # a fresh run, never a resume
     (out / "metrics.jsonl").unlink(missing_ok=True)
     train_items, val_items = data
-    if "load_graph" in {f.name for f in fields(ModelSettings)}:
-        model = replace(settings.model, pretrained_model_file=str(pruned), load_graph=True)  # type: ignore[call-arg]
-        return train(
-            replace(settings, model=model), train_items, val_items, out, options
-        ).final_model
-
-    # Until ModelSettings carries load_graph (docs/pruning.md), do what build_model will do.
-    def build(model_settings: ModelSettings, num_classes: int) -> Any:
-        return load_graph(model_settings, num_classes, pruned)
-
-    with mock.patch.object(train_module, "build_model", build):
-        return train(settings, train_items, val_items, out, options).final_model
+    model = replace(settings.model, pretrained_model_file=str(pruned), load_graph=True)
+    return train(replace(settings, model=model), train_items, val_items, out, options).final_model
 
 
 def prune_and_retrain(args: argparse.Namespace, threshold: float, data: Any) -> dict[str, Any]:

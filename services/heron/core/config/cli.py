@@ -118,9 +118,9 @@ def _check_pipeline_kind(
     kind: FileKind, path: Path, diags: Diagnostics, *, strict: bool
 ) -> tuple[str, list[Diagnostic]]:
     # Imported here so `heron --help` does not pay for pydantic model building.
-    from heron.core.config.deepstream import load_deepstream_app  # noqa: PLC0415
-    from heron.core.config.nvinfer import load_nvinfer  # noqa: PLC0415
-    from heron.core.config.yaml_loader import load_pipeline_yaml, to_yaml  # noqa: PLC0415
+    from heron.core.config.deepstream import load_deepstream_app
+    from heron.core.config.nvinfer import load_nvinfer
+    from heron.core.config.yaml_loader import load_pipeline_yaml, to_yaml
 
     model: BaseModel | None
     if kind is FileKind.NVINFER:
@@ -133,7 +133,7 @@ def _check_pipeline_kind(
 
 
 def _check_tao(path: Path, diags: Diagnostics) -> tuple[str, list[Diagnostic]]:
-    from heron.core.config import tao  # noqa: PLC0415 - protobuf schema loads only when needed
+    from heron.core.config import tao
 
     try:
         spec = tao.load_any_spec(path)

@@ -28,7 +28,7 @@ class CheckReport:
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the file header, without decoding the pixels."""
     # PIL reads only the header; cv2 would decode every pixel. Imported here: not for the CLI.
-    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:

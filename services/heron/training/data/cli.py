@@ -193,9 +193,9 @@ def split(
 ) -> None:
     """Partition a KITTI folder into folds like TAO's dataset_convert (no TFRecords)."""
     # pydantic models cost ~0.1 s to build: only `split` pays for them.
-    from pydantic import ValidationError  # noqa: PLC0415
+    from pydantic import ValidationError
 
-    from heron.training.data.split import (  # noqa: PLC0415
+    from heron.training.data.split import (
         SplitSettings,
         split_dataset,
         write_partitions,
@@ -226,9 +226,9 @@ def split(
 
 def _settings_from_spec(spec: Path, seed: int) -> SplitSettings:
     # The spec loader lives in heron.core (issue 2); imported here so `heron --help` stays fast.
-    from heron.core.config.tao import load_dataset_convert_spec  # noqa: PLC0415
-    from heron.training.data.split import settings_from_kitti_config  # noqa: PLC0415
-    from heron.v1.tao.dataset_export_config_pb2 import DatasetExportConfig  # noqa: PLC0415
+    from heron.core.config.tao import load_dataset_convert_spec
+    from heron.training.data.split import settings_from_kitti_config
+    from heron.v1.tao.dataset_export_config_pb2 import DatasetExportConfig
 
     loaded = load_dataset_convert_spec(spec)
     for warning in loaded.diagnostics:

@@ -96,7 +96,7 @@ class _Job:
     min_size: float
 
     def __call__(self, sample: Sample) -> BoxCounts:
-        import cv2  # noqa: PLC0415  (heavy; the CLI imports this module)
+        import cv2
 
         # Boxes refer to the pixels as stored (the size VOC's <size> and PIL report); applying
         # an EXIF rotation here would turn the image away from its boxes.

@@ -62,7 +62,7 @@ def _field(record: Any, name: str, position: int) -> Any:
 def _record_sample(
     record: Any, index: int, layout: _Layout, path: Path, roots: list[Path]
 ) -> Sample:
-    import numpy as np  # noqa: PLC0415  (only MAFA needs arrays)
+    import numpy as np
 
     where = f"{layout.variable}[{index}]"
     raw_name = _field(record, layout.name_field, layout.name_position)
@@ -92,7 +92,7 @@ def _record_sample(
 
 def read_mafa_file(path: Path, images_dir: Path | None = None) -> Iterator[Sample]:
     """The samples of one MAFA .mat label file (train or test layout, told by its variable)."""
-    import scipy.io  # noqa: PLC0415  (heavy; only MAFA needs it)
+    import scipy.io
 
     try:
         mat = scipy.io.loadmat(str(path))
