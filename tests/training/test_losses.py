@@ -91,3 +91,15 @@ def test_soft_start_annealing_schedule() -> None:
     assert soft_start_annealing(0.5, o) == pytest.approx(1e-4)
     assert soft_start_annealing(0.85, o) == pytest.approx(1e-5)
     assert soft_start_annealing(1.0, o) == pytest.approx(1e-6)
+
+
+def test_updated_autoweights_reach_the_total_of_the_next_step() -> None:
+    cost = make(autoweighting=True)
+    t = targets()
+    logits, bbox = torch.zeros_like(t.cov), torch.zeros_like(t.bbox)
+    before = cost(logits, bbox, t, 0.0)
+    cost.end_epoch()
+    after = cost(logits, bbox, t, 0.0)
+    weights = cost.class_weights.unsqueeze(1) * cost.objective_weights(0.0)
+    torch.testing.assert_close(after.total, (weights * after.parts).sum())
+    assert not torch.isclose(before.total, after.total)

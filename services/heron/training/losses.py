@@ -58,6 +58,7 @@ class DetectNetCost:
         self.auto_weights = self.initial.clone()
         self._sums = torch.zeros_like(initial)
         self._steps = 0
+        self._device_copies: dict[str, tuple[Tensor, Tensor]] = {}
 
     def objective_weights(self, progress: float) -> Tensor:
         """(C, 2) weights at `progress` ∈ [0, 1] of training."""
@@ -70,18 +71,18 @@ class DetectNetCost:
         self, cov_logits: Tensor, bbox: Tensor, targets: Targets, progress: float
     ) -> LossValue:
         parts = self.parts(cov_logits, bbox, targets)
-        device = parts.device
-        w = self.objective_weights(progress).to(device)
-        total = (self.class_weights.to(device).unsqueeze(1) * w * parts).sum()
+        w = self._on(parts.device, "objective", self.objective_weights(progress))
+        class_weights = self._on(parts.device, "class", self.class_weights)
+        total = (class_weights.unsqueeze(1) * w * parts).sum()
         detached = parts.detach()
-        self._sums = self._sums.to(device) + detached
+        self._sums = self._sums.to(parts.device) + detached
         self._steps += 1
         return LossValue(total, detached)
 
     def parts(self, cov_logits: Tensor, bbox: Tensor, targets: Targets) -> Tensor:
         """(C, 2) mean coverage and bbox cost per class (graph kept for backward)."""
         cov_logits = cov_logits.float()
-        fg = self.foreground.to(cov_logits.device).view(1, -1, 1, 1)
+        fg = self._on(cov_logits.device, "foreground", self.foreground).view(1, -1, 1, 1)
         weight = torch.where(targets.cov > 0.5, fg, 1.0 - fg) * targets.mask
         if self.coverage_loss == "bce":
             err = functional.binary_cross_entropy_with_logits(
@@ -94,6 +95,15 @@ class DetectNetCost:
         diff = (bbox.float() - targets.bbox).abs().reshape(n, c4 // 4, 4, h, w)
         bbox_cost = (targets.cov_norm.unsqueeze(2) * diff).mean(dim=(0, 2, 3, 4))
         return torch.stack([cov_cost, bbox_cost], dim=1)
+
+    def _on(self, device: torch.device, name: str, value: Tensor) -> Tensor:
+        """`value` on `device`, copied there only when it changed: a host→device copy per step
+        and tensor would queue behind the GPU's work for nothing."""
+        held = self._device_copies.get(name)
+        if held is None or held[0] is not value or held[1].device != device:
+            held = (value, value.to(device))
+            self._device_copies[name] = held
+        return held[1]
 
     def end_epoch(self, reduce: bool = False) -> None:
         """Autoweighting update from this epoch's mean costs (all ranks agree via all-reduce)."""

@@ -71,7 +71,9 @@ class Rasterizer:
         zeros = torch.zeros(n, c, gh, gw, device=device)
         if box.shape[0] == 0:
             return Targets(zeros, torch.zeros(n, 4 * c, gh, gw, device=device), zeros, zeros + 1)
-        params = self._params.to(device)[cls]
+        if self._params.device != device:  # once, not a host→device copy per batch
+            self._params = self._params.to(device)
+        params = self._params[cls]
         centre, cov_r, dead_r, inv_area = _ellipses(box / STRIDE, params, self.deadzone)
         cov_frac, dead_touch = self._sample(centre, cov_r, dead_r)  # (B, G) each
         owner = self._owners(box, image_index * c + cls, dead_touch, n * c)  # (N·C, G)
