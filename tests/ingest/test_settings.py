@@ -31,6 +31,24 @@ def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             {"backpressure": "every_frame", "max_lag": 8, "shm_slots": 4},
             "every_frame with shm needs shm_slots > max_lag (8), got 4",
         ),
+        (
+            {
+                "backpressure": "every_frame",
+                "shm_slots": 32,
+                "frame_stream_max_len": 32,
+                "downstream": {"stage": "tracker", "max_lag": 32},
+            },
+            "every_frame with shm needs shm_slots > downstream.max_lag (32), got 32",
+        ),
+        (
+            {"downstream": {"stage": "tracker", "max_lag": 8}},
+            "downstream: only every_frame waits for downstream readers",
+        ),
+        ({"backpressure": "every_frame", "downstream": {"max_lag": 8}}, "downstream.stage"),
+        (
+            {"backpressure": "every_frame", "downstream": {"stage": "t", "max_lag": 0}},
+            "downstream.max_lag",
+        ),
         ({"reconnect": {"initial_s": 2, "max_s": 1}}, "reconnect.max_s must be >= reconnect"),
         ({"backpressure": "sometimes"}, "backpressure"),
         ({"frame_location": "cuda"}, "frame_location"),

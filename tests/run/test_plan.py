@@ -117,6 +117,32 @@ def test_tracker_and_overlay_when_enabled_and_installed(tmp_path: Path, clip: Pa
         assert (service in names) == has_main(f"heron.{service}")
         assert (service in plan.skipped) != has_main(f"heron.{service}")
     assert plan.final_stage == ("tracker" if has_main("heron.tracker") else "inference")
+    ingest = settings(tmp_path / "run", "ingest")
+    if has_main("heron.overlay"):  # ingest must not outrun the overlay, the last pixel reader
+        downstream = {"stage": plan.final_stage, "group": "overlay", "max_lag": 96 - 8}
+        assert ingest["downstream"] == downstream
+    else:
+        assert "downstream" not in ingest
+
+
+@pytest.mark.parametrize(
+    ("source", "extra", "downstream"),
+    [
+        ("{type: uri, enable: true, uri: 'CLIP'}", "", True),
+        ("{type: uri, enable: true, uri: 'CLIP'}", "tests: {file_loop: true}\n", False),
+    ],
+    ids=["lossless", "live"],
+)
+def test_only_lossless_ingest_waits_for_the_overlay(
+    tmp_path: Path, clip: Path, source: str, extra: str, downstream: bool
+) -> None:
+    drawn = extra + "osd: {enable: true}\n"  # an OSD needs the overlay
+    config = write_pipeline(tmp_path, source.replace("CLIP", clip.as_uri()), extra=drawn)
+    plan_run(config, tmp_path / "run", RunOptions(shm_slots=40, max_lag=4), URL)
+    ingest = settings(tmp_path / "run", "ingest")
+    expected = {"stage": "inference", "group": "overlay", "max_lag": 36}
+    wanted = downstream and has_main("heron.overlay")
+    assert ingest.get("downstream") == (expected if wanted else None)
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,14 @@ id) plus what it has been given and not acknowledged (its pending count). While 
 `max_lag` or more, ingest waits; the frame stream therefore never holds more than `max_lag`
 unfinished frames, and with `frame_stream_max_len > max_lag` nothing is trimmed unread. Until the
 group exists every entry counts as outstanding, so ingest waits for its consumer to start.
+
+The frame stream's group is not always the last reader of the pixels: in `heron run`'s lossless
+topology the overlay reads them after the tracker, from the last stage's metadata stream. A
+`DownstreamLag` bounds that reader too: frames ingest added to the pipeline's frame streams minus
+the frames the downstream group has finished on the metadata stream (entries added there minus
+its outstanding ones). Each frame yields one metadata entry, so that difference is the number of
+frames somewhere between ingest and the end of the downstream reader; kept below the ring's slot
+count, no slot is reused before its frame was drawn.
 """
 
 from __future__ import annotations
@@ -29,12 +37,14 @@ class LagGate:
         *,
         stop: threading.Event,
         poll_s: float = 0.01,
+        downstream: DownstreamLag | None = None,
     ) -> None:
         self.client = client
         self.key = key
         self.group = group
         self.max_lag = max_lag
         self.poll_s = poll_s
+        self.downstream = downstream
         self._stop = stop
 
     def wait(self) -> float:
@@ -42,7 +52,7 @@ class LagGate:
         started = time.monotonic()
         while not self._stop.is_set():
             try:
-                if self.outstanding() < self.max_lag:
+                if self.outstanding() < self.max_lag and self._downstream_has_room():
                     break
             except (redis.ConnectionError, redis.TimeoutError) as e:  # cannot tell: hold the frame
                 log.warning("every_frame: cannot read the lag of %s: %s", self.key, e)
@@ -53,28 +63,69 @@ class LagGate:
 
     def outstanding(self) -> int:
         """Entries the group has not finished: undelivered plus pending."""
-        info = self._group_info()
-        if info is None:
-            return int(self.client.xlen(self.key))
-        pending = int(info["pending"])
-        lag = info.get("lag")
-        if lag is None:  # Redis cannot compute it after trims/deletes: count what is left
-            last = info["last-delivered-id"]
-            last = last.decode() if isinstance(last, bytes) else str(last)
-            rest = self.client.xrange(self.key, min=f"({last}", count=self.max_lag + 1)
-            lag = len(rest or [])
-        return int(lag) + pending
+        return group_outstanding(self.client, self.key, self.group, self.max_lag + 1)
 
-    def _group_info(self) -> dict[str, Any] | None:
-        try:
-            groups = self.client.xinfo_groups(self.key)
-        except redis.ResponseError:  # no such key yet
-            return None
-        for raw in groups:
-            info = {_text(k): v for k, v in raw.items()}
-            if _text(info["name"]) == self.group:
-                return info
+    def _downstream_has_room(self) -> bool:
+        return self.downstream is None or self.downstream.in_flight() < self.downstream.max_lag
+
+
+class DownstreamLag:
+    """Frames published on `frame_keys` that `group` has not yet finished on `meta_key`."""
+
+    def __init__(
+        self, client: redis.Redis, frame_keys: list[str], meta_key: str, group: str, max_lag: int
+    ) -> None:
+        self.client = client
+        self.frame_keys = frame_keys
+        self.meta_key = meta_key
+        self.group = group
+        self.max_lag = max_lag
+
+    def in_flight(self) -> int:
+        published = sum(entries_added(self.client, key) for key in self.frame_keys)
+        # Count the group's unfinished entries up to the stream's length (not just max_lag):
+        # an undercount here would let ingest run ahead.
+        total = entries_added(self.client, self.meta_key)
+        unfinished = group_outstanding(self.client, self.meta_key, self.group, total + 1)
+        return published - (total - unfinished)
+
+
+def group_outstanding(client: redis.Redis, key: str, group: str, count_up_to: int) -> int:
+    """Entries `group` has not finished on `key`: undelivered plus pending. Before the group
+    exists every entry counts. Where Redis cannot tell the lag (after trims or deletes), the
+    entries after last-delivered are counted, at most `count_up_to`."""
+    info = _group_info(client, key, group)
+    if info is None:
+        return int(client.xlen(key))
+    pending = int(info["pending"])
+    lag = info.get("lag")
+    if lag is None:
+        last = _text(info["last-delivered-id"])
+        rest = client.xrange(key, min=f"({last}", count=count_up_to)
+        lag = len(rest or [])
+    return int(lag) + pending
+
+
+def entries_added(client: redis.Redis, key: str) -> int:
+    """Entries ever added to the stream (trimmed or deleted ones included); 0 before it exists."""
+    try:
+        info = client.xinfo_stream(key)
+    except redis.ResponseError:  # no such key yet
+        return 0
+    info = {_text(k): v for k, v in info.items()}
+    return int(info.get("entries-added", info["length"]))  # Redis < 7: no trims assumed
+
+
+def _group_info(client: redis.Redis, key: str, group: str) -> dict[str, Any] | None:
+    try:
+        groups = client.xinfo_groups(key)
+    except redis.ResponseError:  # no such key yet
         return None
+    for raw in groups:
+        info = {_text(k): v for k, v in raw.items()}
+        if _text(info["name"]) == group:
+            return info
+    return None
 
 
 def _text(value: Any) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from heron.core import streams
 from heron.core.bus import Bus, Publisher
 from heron.core.runtime import FlagCheck, Service, ServiceContext
-from heron.ingest.backpressure import LagGate
+from heron.ingest.backpressure import DownstreamLag, LagGate
 from heron.ingest.decoders import Decoder, decoder_for
 from heron.ingest.metrics import IngestMetrics
 from heron.ingest.settings import Backpressure, IngestSettings
@@ -42,6 +42,7 @@ class IngestService(Service[IngestSettings]):
         self.pipeline_path = pipeline or self.settings.pipeline_config
         self.workers: list[StreamWorker] = []
         self.bus: Bus | None = None
+        self.downstream: DownstreamLag | None = None  # every_frame's later pixel reader
         self._stop = threading.Event()
 
     def start(self) -> None:
@@ -52,6 +53,7 @@ class IngestService(Service[IngestSettings]):
         metrics = IngestMetrics(self.ctx.metrics.registry)
         events = self.bus.publisher(streams.events(self.settings.pipeline), StreamEvent)
         decoder = decoder_for(self.settings.decoder)
+        self.downstream = self._downstream(self.bus, planned)
         for item in planned:
             worker = self._worker(self.bus, item, decoder, metrics, events)
             self.workers.append(worker)
@@ -72,7 +74,12 @@ class IngestService(Service[IngestSettings]):
         gate = None
         if settings.backpressure is Backpressure.EVERY_FRAME:
             gate = LagGate(
-                bus.client, stream.key, settings.consumer_group, settings.max_lag, stop=self._stop
+                bus.client,
+                stream.key,
+                settings.consumer_group,
+                settings.max_lag,
+                stop=self._stop,
+                downstream=self.downstream,
             )
         outputs = WorkerOutputs(
             frames=bus.publisher(stream, FrameRef),
@@ -96,6 +103,15 @@ class IngestService(Service[IngestSettings]):
         return StreamWorker(
             source, outputs, settings.reconnect, max_attempts=item.max_attempts, stop=self._stop
         )
+
+    def _downstream(self, bus: Bus, planned: list[PlannedSource]) -> DownstreamLag | None:
+        down = self.settings.downstream
+        if down is None or self.settings.backpressure is not Backpressure.EVERY_FRAME:
+            return None
+        # The metadata stream carries every source's frames: count all of the frame streams.
+        frame_keys = [streams.frames(p.spec.stream_id).key for p in planned]
+        meta = streams.metadata(down.stage, self.settings.pipeline)
+        return DownstreamLag(bus.client, frame_keys, meta.key, down.group, down.max_lag)
 
     def step(self) -> None:
         crashed = next((w for w in self.workers if w.crash is not None), None)

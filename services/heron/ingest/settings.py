@@ -55,6 +55,21 @@ class ReconnectSettings(BaseModel):
         return self
 
 
+class DownstreamSettings(BaseModel):
+    """every_frame: a later reader of the pixels that ingest must not outrun (see backpressure)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: str = Field(
+        min_length=1, description="Stage whose metadata stream that reader consumes (tracker...)."
+    )
+    group: str = Field("overlay", min_length=1, description="The reader's consumer group there.")
+    max_lag: int = Field(
+        ge=1,
+        description="Most frames published and not yet finished by that group; below shm_slots.",
+    )
+
+
 class IngestSettings(ServiceSettings):
     service_name: str = "ingest"
     pipeline_config: Path | None = Field(
@@ -81,6 +96,11 @@ class IngestSettings(ServiceSettings):
         ge=1,
         description="every_frame: most frames the group may have unread or unacknowledged "
         "before ingest waits.",
+    )
+    downstream: DownstreamSettings | None = Field(
+        None,
+        description="every_frame: also wait while this later pixel reader (the overlay) is "
+        "max_lag or more frames behind ingest.",
     )
     frame_stream_max_len: int = Field(
         16, ge=1, description="Entries a frame stream keeps (latest_frame_wins trims older ones)."
@@ -111,6 +131,17 @@ class IngestSettings(ServiceSettings):
                     f"every_frame with shm needs shm_slots > max_lag ({self.max_lag}), "
                     f"got {self.shm_slots}"
                 )
+            down = self.downstream
+            if down and self.frame_location is FrameLocation.SHM and self.shm_slots <= down.max_lag:
+                raise ValueError(
+                    f"every_frame with shm needs shm_slots > downstream.max_lag ({down.max_lag}), "
+                    f"got {self.shm_slots}"
+                )
+        elif self.downstream is not None:
+            raise ValueError(
+                "downstream: only every_frame waits for downstream readers; got backpressure "
+                f"{self.backpressure.value}"
+            )
         return self
 
     def bus_settings(self) -> BusSettings:

@@ -10,7 +10,8 @@ class OverlayMetrics:
         self.frames = Counter(
             "heron_overlay_frames_total",
             "Source frames handled, by result: drawn, overwritten (pixels gone before the "
-            "overlay read them), no_tile (source id beyond the tiler's grid), dead_lettered.",
+            "overlay read them), duplicate (delivered again after an upstream restart), "
+            "no_tile (source id beyond the tiler's grid), dead_lettered.",
             ["stream", "result"],
             registry=registry,
         )

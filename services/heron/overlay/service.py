@@ -4,7 +4,9 @@ labels drawn, frames tiled, every enabled sink written, and only then the metada
 One `step()` reads up to `read_count` metadata messages (one per source by default: a muxer
 batch) and splits them into composites of one frame per source. For each composite the pixels
 are read; a frame whose ring slot was already reused is counted (`overwritten`) and skipped
-with a warning, a reference that can never be read is dead-lettered. Video sinks get the tiled
+with a warning, a reference that can never be read is dead-lettered. A frame delivered again
+(an upstream stage redid it after a restart) is acknowledged and counted (`duplicate`), not
+drawn twice. Video sinks get the tiled
 canvas (or each frame, without a tiler; or their own source's frame with link-to-demux);
 broker sinks get the metadata of every frame, pixels or not. A sink that fails is counted and
 logged and the others go on: video is lossy by design, so one bad sink does not stall the rest.
@@ -23,6 +25,7 @@ from heron.core.bus import Bus, BusSettings, Consumer, Delivery, Publisher
 from heron.core.framestore import FrameOverwrittenError, FrameReader, FrameStoreError
 from heron.core.runtime import Service, run_service
 from heron.overlay.compose import Compositor, Loaded, composites
+from heron.overlay.dedup import RecentFrames
 from heron.overlay.metrics import OverlayMetrics
 from heron.overlay.osd import OnScreenDisplay, OsdStyle
 from heron.overlay.settings import OverlaySettings, read_pipeline
@@ -75,6 +78,7 @@ class OverlayService(Service[OverlaySettings]):
             streams.dead_letter(self.stream), DeadLetter
         )
         self.reader = FrameReader()
+        self.recent = RecentFrames()
         self.sent: dict[str, int] = {}  # broker sink name -> messages counted so far
         self.pruned_at = time.monotonic()
         log.info(
@@ -84,7 +88,17 @@ class OverlayService(Service[OverlaySettings]):
         )
 
     def step(self) -> None:
-        deliveries = self.consumer.read(count=self.count, block_ms=self.settings.read_block_ms)
+        read = self.consumer.read(count=self.count, block_ms=self.settings.read_block_ms)
+        deliveries: list[Delivery[FrameMetadata]] = []
+        repeats: list[Delivery[FrameMetadata]] = []
+        for d in read:
+            (deliveries if self.recent.first_time(d.message) else repeats).append(d)
+        for d in repeats:  # an upstream stage redid the frame after a restart: drawn already
+            self.metrics.frames.labels(d.message.frame.stream_id, "duplicate").inc()
+        if repeats:
+            log.info("%d frame(s) delivered again (an upstream stage redid them): not drawn twice",
+                     len(repeats))  # fmt: skip
+            self.consumer.ack(repeats)
         for group in composites([d.message for d in deliveries]):
             batch = [deliveries[i] for i in group]
             self._composite(batch)

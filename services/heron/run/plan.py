@@ -3,7 +3,9 @@
 Two shapes, chosen from the sources (or forced with `streammux`):
 
 - **lossless** (every source is a file and file-loop is off; the default for such pipelines):
-  ingest publishes with `every_frame` backpressure against the inference group, and inference
+  ingest publishes with `every_frame` backpressure against the inference group (and, with an
+  overlay, against the overlay's group on the last stage's metadata: the overlay reads the
+  pixels last, so it bounds how far ingest may get ahead of it in the ring), and inference
   reads the frame streams itself, batching up to `batch-size` frames across streams. Every
   decoded frame reaches the sinks, as in a deepstream-app run over files. The muxer is left out
   because its output (a drop-oldest batch stream and a ring of `ring_batches` slots) has no
@@ -118,14 +120,10 @@ def plan_run(config: Path, run_dir: Path, options: RunOptions, redis_url: str) -
     topology = choose_topology(planned, options.streammux)
     run_dir.mkdir(parents=True, exist_ok=True)
     writer = _Writer(run_dir, options, redis_url)
-    services = [
-        writer.service(
-            "ingest",
-            "heron.ingest",
-            ["-c", str(config), "--settings"],
-            _ingest(options, topology),
-        )
-    ]
+    final, skipped = _final_stage(pipeline)
+    with_overlay = needs_overlay(pipeline) and has_main("heron.overlay")
+    ingest = _ingest(options, topology, final if with_overlay else None)
+    services = [writer.service("ingest", "heron.ingest", ["-c", str(config), "--settings"], ingest)]
     if topology == "live":
         services.append(
             writer.service(
@@ -143,20 +141,15 @@ def plan_run(config: Path, run_dir: Path, options: RunOptions, redis_url: str) -
             _inference(config, options, topology, stream_ids),
         )
     )
-    final, skipped = "inference", []
-    if pipeline.tracker.enable:
-        if has_main("heron.tracker"):
-            tracker = {
-                "pipeline_config": str(config),
-                "consumer_name": "tracker-0",
-                "consumer": RECLAIM,
-            }
-            services.append(writer.service("tracker", "heron.tracker", ["-c"], tracker))
-            final = "tracker"
-        else:
-            skipped.append("tracker")
+    if final == "tracker":
+        tracker = {
+            "pipeline_config": str(config),
+            "consumer_name": "tracker-0",
+            "consumer": RECLAIM,
+        }
+        services.append(writer.service("tracker", "heron.tracker", ["-c"], tracker))
     if needs_overlay(pipeline):
-        if has_main("heron.overlay"):
+        if with_overlay:
             overlay = {
                 "pipeline_config": str(config),
                 "input_stage": final,
@@ -170,6 +163,13 @@ def plan_run(config: Path, run_dir: Path, options: RunOptions, redis_url: str) -
         else:
             skipped.append("overlay")
     return RunPlan(config, pipeline, options, stream_ids, topology, services, final, skipped)
+
+
+def _final_stage(pipeline: Pipeline) -> tuple[str, list[str]]:
+    """The stage whose metadata ends the chain, and the wanted stages not installed here."""
+    if not pipeline.tracker.enable:
+        return "inference", []
+    return ("tracker", []) if has_main("heron.tracker") else ("inference", ["tracker"])
 
 
 def _source_fps(planned: list[PlannedSource], default: float = 30.0) -> float:
@@ -190,10 +190,11 @@ def _source_fps(planned: list[PlannedSource], default: float = 30.0) -> float:
     return float(rate) if rate and 1 <= float(rate) <= 240 else default
 
 
-def _ingest(options: RunOptions, topology: Topology) -> dict[str, Any]:
+def _ingest(options: RunOptions, topology: Topology, overlay_input: str | None) -> dict[str, Any]:
+    """`overlay_input`: the stage whose metadata the overlay reads, None without an overlay."""
     if topology == "live":
         return {"shm_slots": options.shm_slots, "backpressure": "latest_frame_wins"}
-    return {
+    settings: dict[str, Any] = {
         "shm_slots": options.shm_slots,
         "backpressure": "every_frame",
         "consumer_group": "inference",
@@ -201,6 +202,16 @@ def _ingest(options: RunOptions, topology: Topology) -> dict[str, Any]:
         # A frame's ref lives as long as its pixels: a reclaimed frame can still be read.
         "frame_stream_max_len": options.shm_slots,
     }
+    if overlay_input is not None:
+        # The overlay reads the pixels last, long after inference acked them: ingest must not
+        # reuse a slot before the overlay is done with it. The margin of max_lag covers frames
+        # an inference restart publishes twice (they count as finished early).
+        settings["downstream"] = {
+            "stage": overlay_input,
+            "group": "overlay",
+            "max_lag": options.shm_slots - options.max_lag,
+        }
+    return settings
 
 
 def _inference(
