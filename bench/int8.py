@@ -7,7 +7,7 @@ For the model (an export of `heron export`, or — when none is given and models
 model.onnx — heron.training's DetectNet_v2 ResNet-18 with RANDOM weights at 960×544, said so in
 the output): `heron calibrate` (entropy) on the facemask images; per-class AP of FP32, the
 TensorRT Q/DQ (S8S8) and the CPU (U8S8) models on a held-out KITTI conversion of the facemask
-images (the last --eval-images of the VOC set, disjoint from the calibration images); ONNX
+images (--eval-images of the validation 20 % that bench/train_facemask.py holds out); ONNX
 Runtime latency at batch 1 with 2 threads; TensorRT-RTX build time and plan size for FP32,
 FP16 and INT8 (targets sm86, sm89). Writes --out (JSON).
 """
@@ -32,6 +32,12 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "facemask-kaggle"
 TRAINED = REPO / "models" / "facemask" / "model.onnx"
 CLASS_MAP = {"with_mask": "mask", "without_mask": "no-mask", "mask_weared_incorrect": "no-mask"}
+# The committed model's classes (the reference mapping of `heron data convert`).
+TRAINED_CLASS_MAP = {
+    "with_mask": "Mask",
+    "without_mask": "No-Mask",
+    "mask_weared_incorrect": "No-Mask",
+}
 
 
 def random_model(path: Path) -> Path:
@@ -65,14 +71,20 @@ def random_model(path: Path) -> Path:
     return path
 
 
-def eval_folder(root: Path, count: int) -> Path:
-    """The last `count` VOC images as a KITTI folder at 960×544."""
+def eval_folder(root: Path, count: int, class_map: dict[str, str]) -> Path:
+    """Up to `count` images of the validation 20 % (seed 42, as bench/train_facemask.py splits,
+    so a trained model is scored on images it never saw) as a KITTI folder at 960×544."""
     from heron.training.data.convert import convert_samples
+    from heron.training.data.split import partition_random
     from heron.training.data.voc import from_voc
 
-    samples = list(from_voc(DATA / "annotations", DATA / "images"))[-count:]
+    samples = list(from_voc(DATA / "annotations", DATA / "images"))
+    validation, _ = partition_random(sorted(s.name for s in samples), 20.0, 42)
+    held_out = set(validation[:count])
     kitti = root / "eval-kitti"
-    convert_samples(samples, kitti, class_map={k: k for k in CLASS_MAP}, size=(960, 544))
+    convert_samples(
+        [s for s in samples if s.name in held_out], kitti, class_map=class_map, size=(960, 544)
+    )
     return kitti
 
 
@@ -141,6 +153,8 @@ def main() -> int:
         root = Path(tmp)
         model = args.model or (TRAINED if TRAINED.is_file() else None)
         weights = "trained" if model else "random (no models/facemask/model.onnx)"
+        # The random model maps raw VOC names itself; the trained one expects its classes.
+        labels = TRAINED_CLASS_MAP if model else {k: k for k in CLASS_MAP}
         model = model or random_model(root / "random.onnx")
         options = CalibrationOptions(
             images=DATA / "images",
@@ -149,7 +163,7 @@ def main() -> int:
             method=Method.ENTROPY,
         )
         outcome = calibrate_and_compare(
-            model, root / "calib", options, eval_folder(root, args.eval_images)
+            model, root / "calib", options, eval_folder(root, args.eval_images, labels)
         )
         c = outcome.calibration
         result = {
