@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, RedisUnavailableError
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -19,7 +19,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A fresh redis-server on a free port, for tests that stop or restart it."""
     try:
         server = RedisServer(tmp_path)
-    except FileNotFoundError as e:
+    except RedisUnavailableError as e:
         pytest.skip(str(e))
     server.start()
     try:
