@@ -117,7 +117,19 @@ def load_deepstream_app(
     except ValidationError as e:
         report(e, locator, diags)
         return None
-    resolve_paths(pipeline, path.parent, skip=NVINFER_MODELS)
+    check_pipeline_paths(pipeline, path.parent, locator, diags, strict=strict)
+    _check_uris(pipeline, locator, diags, strict=strict)
+    warn_pipeline(pipeline, locator, diags)
+    # Syntax errors, a broken nvinfer file or --strict: the findings stand, the model does not.
+    return pipeline if len(diags.errors) == errors_before else None
+
+
+def check_pipeline_paths(
+    pipeline: Pipeline, base: Path, locator: Locator, diags: Diagnostics, *, strict: bool
+) -> None:
+    """Resolve the pipeline's relative paths against `base` and report the missing ones (the
+    nvinfer files were checked when they were loaded; engines may be built on first run)."""
+    resolve_paths(pipeline, base, skip=NVINFER_MODELS)
     check_paths(
         pipeline,
         locator,
@@ -126,12 +138,13 @@ def load_deepstream_app(
         skip=NVINFER_MODELS,
         generated=frozenset({"model_engine_file"}),
     )
-    _check_uris(pipeline, locator, diags, strict=strict)
+
+
+def warn_pipeline(pipeline: Pipeline, locator: Locator, diags: Diagnostics) -> None:
+    """The cross-field warnings of a validated pipeline, each on the line of its field."""
     for at, message in pipeline_warnings(pipeline):
         line, name = locator.find(tuple(at.split(".")))
-        diags.warn(path, line, message, name)
-    # Syntax errors, a broken nvinfer file or --strict: the findings stand, the model does not.
-    return pipeline if len(diags.errors) == errors_before else None
+        diags.warn(locator.file, line, message, name)
 
 
 class _Reader:

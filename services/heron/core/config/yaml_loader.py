@@ -15,21 +15,18 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from heron.core.config.deepstream import check_pipeline_paths, warn_pipeline
 from heron.core.config.diagnostics import ConfigError, Diagnostics, unknown_name_message
-from heron.core.config.models import Pipeline, pipeline_warnings
+from heron.core.config.models import Pipeline
 from heron.core.config.nvinfer import load_nvinfer
-from heron.core.config.nvinfer_models import ClassAttrs, InferProperty, NvInferConfig
 from heron.core.config.validation import (
     Locator,
-    check_paths,
     drop_key,
     model_at,
     report,
-    resolve_paths,
 )
 
 MASK = "**********"
-NVINFER_MODELS = (NvInferConfig, InferProperty, ClassAttrs)
 _MAX_PASSES = 8  # each pass drops the unknown keys pydantic found; nesting is shallow
 
 
@@ -87,18 +84,8 @@ def load_pipeline_yaml(path: Path, diags: Diagnostics, *, strict: bool = False) 
     pipeline = _validate(data, locator, diags)
     if pipeline is None:
         return None
-    resolve_paths(pipeline, path.parent, skip=NVINFER_MODELS)
-    check_paths(
-        pipeline,
-        locator,
-        diags,
-        strict=strict,
-        skip=NVINFER_MODELS,
-        generated=frozenset({"model_engine_file"}),
-    )
-    for at, message in pipeline_warnings(pipeline):
-        line, name = locator.find(tuple(at.split(".")))
-        diags.warn(path, line, message, name)
+    check_pipeline_paths(pipeline, path.parent, locator, diags, strict=strict)
+    warn_pipeline(pipeline, locator, diags)
     for at in _masked_secrets(pipeline, ""):
         line, name = locator.find(tuple(at.split(".")))
         message = f"the secret is the mask {MASK!r}: this YAML was written without secrets"
