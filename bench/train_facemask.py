@@ -129,6 +129,7 @@ def settings_for(arch: str, args: argparse.Namespace) -> TrainingSettings:
             input_width=SIZE[0],
             input_height=SIZE[1],
             pretrained_model_file=args.mobilenet_weights if mobilenet else "",
+            output_stride=args.output_stride,
         ),
         raster={"Mask": raster, "No-Mask": raster},
         deadzone_radius=0.4,
@@ -300,6 +301,13 @@ def main() -> None:
     p.add_argument("--cov-radius", type=float, default=0.5, help="cov_radius_x and _y")
     p.add_argument("--zoom-min", type=float, default=0.8)
     p.add_argument("--zoom-max", type=float, default=1.2)
+    p.add_argument(
+        "--output-stride",
+        type=int,
+        choices=(8, 16),
+        default=16,
+        help="16: TAO's DetectNet_v2; 8: stride-8 neck (runs are named <model>_s8)",
+    )
     p.add_argument("--coverage-threshold", type=float, default=0.005)
     p.add_argument("--nms-iou", type=float, default=0.4)
     p.add_argument("--export", action="store_true", help="also write WORK/<model>/model.onnx")
@@ -317,8 +325,9 @@ def main() -> None:
     kitti = args.work / "kitti"
     convert(args.data, kitti)
     rows = []
-    for name in args.models.split(","):
-        arch = "mobilenet_v2" if name.startswith("mobilenet") else "resnet18"
+    for model_name in args.models.split(","):
+        arch = "mobilenet_v2" if model_name.startswith("mobilenet") else "resnet18"
+        name = model_name if args.output_stride == 16 else f"{model_name}_s{args.output_stride}"
         compile_ = args.compile if args.compile is not None else arch == "resnet18"
         options = TrainOptions(device=args.device, compile=compile_, progress=False)
         bench_json = args.work / name / "bench.json"

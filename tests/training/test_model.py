@@ -33,6 +33,26 @@ def test_outputs_are_stride_16_grids(arch: Arch, layers: int) -> None:
     assert logits.min() < 0  # raw logits, not probabilities
 
 
+@pytest.mark.parametrize(("arch", "layers"), [("resnet", 18), ("mobilenet_v2", 18)])
+def test_output_stride_8_gives_grids_twice_as_fine(arch: Arch, layers: int) -> None:
+    settings = ModelSettings(
+        arch=arch, num_layers=layers, input_width=128, input_height=64, output_stride=8
+    )
+    model = DetectNetV2(settings, 3)
+    assert settings.grid == (8, 16)
+    cov, bbox = model(torch.rand(2, 3, 64, 128))
+    assert cov.shape == (2, 3, 8, 16) and bbox.shape == (2, 12, 8, 16)
+    # The neck sees the backbone's stride-16 features too: they change the output.
+    c8, c16 = model.backbone.pyramid(torch.rand(1, 3, 64, 128))
+    assert c8.shape[-2:] == (8, 16) and c16.shape[-2:] == (4, 8)
+
+
+def test_stride_8_keeps_the_imagenet_backbone_keys() -> None:
+    model = DetectNetV2(ModelSettings(arch="mobilenet_v2", output_stride=8), 2)
+    report = load_pretrained(model, mobilenet_imagenet_weights())
+    assert report.missing == []
+
+
 def test_mobilenet_imagenet_weights_load_without_missing_backbone_keys() -> None:
     model, report = build_model(ModelSettings(arch="mobilenet_v2"), 2)
     assert report is not None and report.missing == []
@@ -103,6 +123,7 @@ def test_freeze_blocks_and_bn() -> None:
         ({"input_width": 100}, "output_image_width"),
         ({"input_height": 0}, "output_image_height"),
         ({"bbox_scale": 0.0}, "objective_set.bbox.scale"),
+        ({"output_stride": 4}, "model_config.output_stride"),
     ],
 )
 def test_bad_model_settings_name_the_field(kwargs: dict[str, object], field: str) -> None:

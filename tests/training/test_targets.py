@@ -10,11 +10,13 @@ from heron.training.settings import ModelSettings, RasterClass, TrainingSettings
 from heron.training.targets import Rasterizer
 
 
-def settings(width: int = 256, height: int = 128, **raster: float) -> TrainingSettings:
+def settings(
+    width: int = 256, height: int = 128, stride: int = 16, **raster: float
+) -> TrainingSettings:
     params = RasterClass(**raster) if raster else RasterClass()
     return TrainingSettings(
         classes=("a", "b"),
-        model=ModelSettings(input_width=width, input_height=height),
+        model=ModelSettings(input_width=width, input_height=height, output_stride=stride),
         raster={"a": params, "b": params},
         deadzone_radius=0.5,
     )
@@ -39,15 +41,18 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
         ([[3.0, 3.0, 14.0, 12.0]], [1]),  # smaller than one cell: bbox_min_radius keeps it
     ],
 )
-def test_targets_decode_back_to_the_boxes(boxes: list[list[float]], labels: list[int]) -> None:
-    s = settings()
+@pytest.mark.parametrize("stride", [16, 8])
+def test_targets_decode_back_to_the_boxes(
+    boxes: list[list[float]], labels: list[int], stride: int
+) -> None:
+    s = settings(stride=stride)
     targets = Rasterizer(s)(torch.tensor([boxes]), torch.tensor([labels]))
+    assert targets.cov.shape[-2:] == (128 // stride, 256 // stride)
     params = ClusterParams.from_tao_clustering(
         coverage_threshold=0.5, dbscan_eps=0.3, dbscan_min_samples=1
     )
-    (found,) = postprocess(
-        targets.cov.numpy(), targets.bbox.numpy(), params, coding=BBoxCoding(scale=35, offset=0.5)
-    )
+    coding = BBoxCoding(stride=stride, scale=35, offset=0.5)
+    (found,) = postprocess(targets.cov.numpy(), targets.bbox.numpy(), params, coding=coding)
     assert len(found) == len(boxes)
     for box, label in zip(boxes, labels, strict=True):
         same = found.boxes[found.class_ids == label]

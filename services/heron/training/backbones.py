@@ -8,6 +8,9 @@ stages of torchvision's inverted-residual table up to stride 16).
 TAO's ResNet keeps a fourth stage at stride 1; we stop after layer3 (output stride 16 either
 way). That stage doubles the compute at 960×544 and triples the weights, and the H100
 throughput target (≥ 1,500 training images/s) has no room for it.
+
+`pyramid(x)` also returns the last stride-8 features (ResNet layer2, MobileNetV2 features[:7])
+for the stride-8 output variant (`model_config.output_stride: 8`).
 """
 
 from __future__ import annotations
@@ -21,14 +24,21 @@ from torchvision.models.resnet import BasicBlock
 RESNET_BLOCKS = {10: (1, 1, 1), 18: (2, 2, 2), 34: (3, 4, 6)}
 MOBILENET_STAGES = ((0, 1), (1, 2), (2, 4), (4, 7), (7, 11), (11, 14))
 """features[a:b] of torchvision's MobileNetV2 per block; features[:14] ends at stride 16."""
+STRIDE8_END = 7
+"""features[:7] ends at stride 8 (32 channels)."""
 
 
 class Backbone(nn.Module):
     """A feature extractor with `out_channels` and a list of freezable `blocks`."""
 
     out_channels: int
+    out_channels8: int  # channels of the stride-8 features `pyramid` returns
 
     def blocks(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def pyramid(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(stride-8 features, stride-16 features)."""
         raise NotImplementedError
 
 
@@ -50,6 +60,7 @@ class ResNetBackbone(Backbone):
         self.layer2 = _stage(64, 128, counts[1], 2, norm)
         self.layer3 = _stage(128, 256, counts[2], 2, norm)
         self.out_channels = 256
+        self.out_channels8 = 128
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -58,9 +69,12 @@ class ResNetBackbone(Backbone):
         return [nn.ModuleList([self.conv1, self.bn1]), self.layer1, self.layer2, self.layer3]
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.pyramid(x)[1]
+
+    def pyramid(self, x: Tensor) -> tuple[Tensor, Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        out: Tensor = self.layer3(self.layer2(self.layer1(x)))
-        return out
+        c8: Tensor = self.layer2(self.layer1(x))
+        return c8, self.layer3(c8)
 
 
 def _no_norm(_channels: int) -> nn.Module:
@@ -84,6 +98,7 @@ class MobileNetV2Backbone(Backbone):
         # weights=None: nothing is downloaded; ImageNet weights come from a local file.
         self.features = mobilenet_v2(weights=None).features[:14]
         self.out_channels = 96
+        self.out_channels8 = 32
 
     def blocks(self) -> list[nn.Module]:
         return [self.features[a:b] for a, b in MOBILENET_STAGES]
@@ -91,6 +106,10 @@ class MobileNetV2Backbone(Backbone):
     def forward(self, x: Tensor) -> Tensor:
         out: Tensor = self.features(x)
         return out
+
+    def pyramid(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        c8: Tensor = self.features[:STRIDE8_END](x)
+        return c8, self.features[STRIDE8_END:](c8)
 
 
 def build_backbone(arch: str, num_layers: int, use_batch_norm: bool = True) -> Backbone:

@@ -3,8 +3,12 @@
 Input `input_1`: RGB in [0, 1], (N, 3, H, W) — what DeepStream feeds a TAO DetectNet_v2 with
 `net-scale-factor=1/255`. ImageNet mean/std normalisation happens inside the network, so
 pretrained torchvision weights see what they were trained on and the exported ONNX keeps
-TAO's input contract. Outputs: `output_cov/Sigmoid` (N, C, H/16, W/16) and
-`output_bbox/BiasAdd` (N, 4C, H/16, W/16), class-major [c0_x1, c0_y1, c0_x2, c0_y2, c1_x1, ...].
+TAO's input contract. Outputs: `output_cov/Sigmoid` (N, C, H/s, W/s) and
+`output_bbox/BiasAdd` (N, 4C, H/s, W/s), class-major [c0_x1, c0_y1, c0_x2, c0_y2, c1_x1, ...],
+with s the output stride: 16 as in TAO, or 8 with `model_config.output_stride: 8` (a Heron
+extension): the stride-16 features are upsampled and added to the backbone's stride-8 features
+(`Stride8Neck`), so faces of one 16-px cell or less get cells of their own. nvinfer's
+DetectNet_v2 parser derives the stride from the input and grid sizes, so both export alike.
 """
 
 from __future__ import annotations
@@ -32,6 +36,31 @@ class PretrainedWeightsError(ValueError):
     """A pretrained weights file is missing, unreadable or does not fit the backbone."""
 
 
+class Stride8Neck(nn.Module):
+    """Stride-16 features, upsampled ×2, added to the stride-8 ones, then a 3×3 conv."""
+
+    def __init__(self, channels8: int, channels16: int) -> None:
+        super().__init__()
+        width = max(64, channels8)
+        self.lateral8 = _conv_bn(channels8, width, 1)
+        self.lateral16 = _conv_bn(channels16, width, 1)
+        self.fuse = _conv_bn(width, width, 3)
+        self.out_channels = width
+
+    def forward(self, c8: Tensor, c16: Tensor) -> Tensor:
+        up = nn.functional.interpolate(self.lateral16(c16), scale_factor=2.0, mode="nearest")
+        out: Tensor = self.fuse(self.lateral8(c8) + up)
+        return out
+
+
+def _conv_bn(cin: int, cout: int, kernel: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
 class DetectNetV2(nn.Module):
     def __init__(self, settings: ModelSettings, num_classes: int) -> None:
         super().__init__()
@@ -44,8 +73,13 @@ class DetectNetV2(nn.Module):
         self.backbone: Backbone = build_backbone(
             settings.arch, settings.num_layers, settings.use_batch_norm
         )
-        self.cov = nn.Conv2d(self.backbone.out_channels, num_classes, 1)
-        self.bbox = nn.Conv2d(self.backbone.out_channels, 4 * num_classes, 1)
+        self.neck: Stride8Neck | None = None
+        head_channels = self.backbone.out_channels
+        if settings.output_stride == 8:
+            self.neck = Stride8Neck(self.backbone.out_channels8, self.backbone.out_channels)
+            head_channels = self.neck.out_channels
+        self.cov = nn.Conv2d(head_channels, num_classes, 1)
+        self.bbox = nn.Conv2d(head_channels, 4 * num_classes, 1)
         # Start with coverage ~0.01 everywhere: most cells are background, so the first steps
         # do not spend themselves pushing every cell down.
         nn.init.normal_(self.cov.weight, std=0.01)
@@ -56,7 +90,9 @@ class DetectNetV2(nn.Module):
 
     def forward(self, x: Tensor, logits: bool = False) -> tuple[Tensor, Tensor]:
         """(coverage, bbox); coverage as logits when `logits` (the loss wants them)."""
-        features = self.backbone((x - self.mean) / self.std)
+        x = (x - self.mean) / self.std
+        neck = self.neck
+        features = self.backbone(x) if neck is None else neck(*self.backbone.pyramid(x))
         cov = self.cov(features)
         return (cov if logits else torch.sigmoid(cov)), self.bbox(features)
 

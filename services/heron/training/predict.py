@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from heron.training.dataset import read_image, resize
-from heron.training.settings import STRIDE, SettingsError, TrainingSettings
+from heron.training.settings import SettingsError, TrainingSettings
 
 if TYPE_CHECKING:
     from heron.postprocess.detections import Detections
@@ -112,7 +112,9 @@ def decode(cov: np.ndarray, bbox: np.ndarray, settings: TrainingSettings) -> lis
     from heron.postprocess.grid import BBoxCoding
 
     coding = BBoxCoding(
-        stride=STRIDE, scale=settings.model.bbox_scale, offset=settings.model.bbox_offset
+        stride=settings.model.output_stride,
+        scale=settings.model.bbox_scale,
+        offset=settings.model.bbox_offset,
     )
     result: list[Detections] = postprocess(cov, bbox, cluster_params(settings), coding=coding)
     return result

@@ -15,6 +15,8 @@ from typing import Any, Literal, TypeVar, get_args, get_type_hints
 
 STRIDE = 16
 """DetectNet_v2's output stride: one grid cell per 16×16 input pixels."""
+OUTPUT_STRIDES = (8, 16)
+"""16 is TAO's; 8 (Heron's `model_config.output_stride`) adds a stride-8 neck for small objects."""
 
 Arch = Literal["resnet", "mobilenet_v2"]
 RESNET_DEPTHS = (10, 18, 34)
@@ -45,6 +47,8 @@ class ModelSettings:
     bbox_offset: float = 0.5
     load_graph: bool = False
     """TAO's retrain switch: the (pruned) pretrained file brings layers and weights."""
+    output_stride: int = STRIDE
+    """Input pixels per output cell: 16 (TAO) or 8 (stride-8 neck)."""
 
     def __post_init__(self) -> None:
         _check(
@@ -72,11 +76,17 @@ class ModelSettings:
                 value,
             )
         _check(self.bbox_scale > 0, "model_config.objective_set.bbox.scale", "> 0", self.bbox_scale)
+        _check(
+            self.output_stride in OUTPUT_STRIDES,
+            "model_config.output_stride",
+            f"one of {OUTPUT_STRIDES}",
+            self.output_stride,
+        )
 
     @property
     def grid(self) -> tuple[int, int]:
         """(grid height, grid width) of the network output."""
-        return self.input_height // STRIDE, self.input_width // STRIDE
+        return self.input_height // self.output_stride, self.input_width // self.output_stride
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,8 @@ def _model(spec: Experiment, base_dir: Path | None) -> ModelSettings:
     }
     if m.HasField("num_layers"):
         values["num_layers"] = m.num_layers
+    if m.HasField("output_stride"):
+        values["output_stride"] = m.output_stride
     if m.HasField("use_batch_norm"):
         values["use_batch_norm"] = m.use_batch_norm
     if pre.HasField("output_image_width"):

@@ -1,6 +1,6 @@
 """The bbox rasteriser: ground-truth boxes → coverage and bbox target grids (TAO's rules).
 
-Per box, in output-grid units (pixels / 16), as TAO's `bbox_from_rumpy_params` does:
+Per box, in output-grid units (pixels / stride, 16 in TAO), as TAO's `bbox_from_rumpy_params` does:
 - coverage centre  c = min + cov_center · size;
 - semi-axes s = distance from c to the nearer box edge, coverage radii r = cov_radius · s,
   grown to `bbox_min_radius` cells keeping the aspect ratio;
@@ -14,7 +14,7 @@ every cell its deadzone ellipse touches. So the nearer box wins; where its deadz
 (inside the deadzone ellipse, outside the coverage ellipse) lies over a farther box, that
 box's coverage is cleared. Ring cells get loss mask 0: they are neither object nor background.
 
-Targets where coverage > 0 (cell centre cx = gx·16 + offset, cy likewise, pixels):
+Targets where coverage > 0 (cell centre cx = gx·stride + offset, cy likewise, pixels):
     x1 = (cx − x1)/scale, y1 = (cy − y1)/scale, x2 = (x2 − cx)/scale, y2 = (y2 − cy)/scale
 and `cov_norm` = coverage / max(4·rx·ry, 1): the bbox loss weight, so large and small objects
 weigh alike (TAO's inv_bbox_area).
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from heron.training.settings import STRIDE, TrainingSettings
+from heron.training.settings import TrainingSettings
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class Rasterizer:
     def __init__(self, settings: TrainingSettings, supersample: int = 3) -> None:
         self.num_classes = len(settings.classes)
         self.grid_h, self.grid_w = settings.model.grid
+        self.stride = settings.model.output_stride
         self.scale = settings.model.bbox_scale
         self.offset = settings.model.bbox_offset
         self.deadzone = settings.deadzone_radius
@@ -74,7 +75,7 @@ class Rasterizer:
         if self._params.device != device:  # once, not a host→device copy per batch
             self._params = self._params.to(device)
         params = self._params[cls]
-        centre, cov_r, dead_r, inv_area = _ellipses(box / STRIDE, params, self.deadzone)
+        centre, cov_r, dead_r, inv_area = _ellipses(box / self.stride, params, self.deadzone)
         cov_frac, dead_touch = self._sample(centre, cov_r, dead_r)  # (B, G) each
         owner = self._owners(box, image_index * c + cls, dead_touch, n * c)  # (N·C, G)
         return self._fill(box, owner, cov_frac, inv_area, n)
@@ -122,8 +123,8 @@ class Rasterizer:
         cov = torch.where(has, cov_frac[idx, cells], torch.zeros_like(cov_frac[idx, cells]))
         mask = torch.where(has & (cov == 0), 0.0, 1.0)
         cov_norm = cov * inv_area[idx]
-        cx = (torch.arange(gw, device=box.device) * STRIDE + self.offset).repeat(gh)
-        cy = (torch.arange(gh, device=box.device) * STRIDE + self.offset).repeat_interleave(gw)
+        cx = (torch.arange(gw, device=box.device) * self.stride + self.offset).repeat(gh)
+        cy = (torch.arange(gh, device=box.device) * self.stride + self.offset).repeat_interleave(gw)
         b = box[idx]  # (N·C, G, 4)
         bbox = torch.stack([cx - b[..., 0], cy - b[..., 1], b[..., 2] - cx, b[..., 3] - cy], 1)
         bbox = torch.where((cov > 0).unsqueeze(1), bbox / self.scale, torch.zeros_like(bbox))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -199,3 +200,20 @@ def test_state_of_another_network_is_refused() -> None:
         PrunedModelError, match="3 coverage and 12 bbox channels, the settings' 2 classes"
     ):
         model_from_state(settings, three, "three.pt")
+
+
+def test_stride_8_neck_prunes_with_the_backbone_and_keeps_the_grid(tmp_path: Path) -> None:
+    settings = tiny_settings("mobilenet_v2", 18)
+    settings = replace(settings, model=replace(settings.model, output_stride=8))
+    model = DetectNetV2(settings.model, 2)
+    for m in model.modules():  # half the filters of every layer, neck included, are weak
+        if isinstance(m, nn.Conv2d) and m not in (model.cov, model.bbox):
+            set_norms(m, torch.rand(m.out_channels) * 0.1 + (torch.arange(m.out_channels) % 2))
+    source = save_model(model, settings, tmp_path / "model.pt")
+    report = prune_checkpoint(source, tmp_path / "pruned.pt", PruneOptions(threshold=0.3))
+    assert report.after.parameters < report.before.parameters
+    pruned, _ = load_pruned(tmp_path / "pruned.pt")
+    assert channel_layout(pruned)["neck.fuse.0"] < 64
+    cov, bbox = pruned(EXAMPLE)
+    assert cov.shape == (1, 2, INPUT[1] // 8, INPUT[0] // 8)
+    assert bbox.shape == (1, 8, INPUT[1] // 8, INPUT[0] // 8)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fheron/v1/tao/model_config.proto\x12\x0cheron.v1.tao\"\xb1\x0b\n\x0bModelConfig\x12\"\n\x15pretrained_model_file\x18\x01 \x01(\tH\x00\x88\x01\x01\x12%\n\x18\x66reeze_pretrained_layers\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12,\n\x1f\x61llow_loaded_model_modification\x18\x03 \x01(\x08H\x02\x88\x01\x01\x12\x17\n\nnum_layers\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x18\n\x0buse_pooling\x18\x05 \x01(\x08H\x04\x88\x01\x01\x12\x1b\n\x0euse_batch_norm\x18\x06 \x01(\x08H\x05\x88\x01\x01\x12\x19\n\x0c\x64ropout_rate\x18\x07 \x01(\x02H\x06\x88\x01\x01\x12\x38\n\nactivation\x18\x08 \x01(\x0b\x32$.heron.v1.tao.ModelConfig.Activation\x12=\n\robjective_set\x18\t \x01(\x0b\x32&.heron.v1.tao.ModelConfig.ObjectiveSet\x12G\n\x12training_precision\x18\n \x01(\x0b\x32+.heron.v1.tao.ModelConfig.TrainingPrecision\x12\x16\n\tfreeze_bn\x18\x0b \x01(\x08H\x07\x88\x01\x01\x12\x15\n\rfreeze_blocks\x18\x0c \x03(\x02\x12\x11\n\x04\x61rch\x18\r \x01(\tH\x08\x88\x01\x01\x12\x17\n\nload_graph\x18\x0e \x01(\x08H\t\x88\x01\x01\x12\x1c\n\x0f\x61ll_projections\x18\x0f \x01(\x08H\n\x88\x01\x01\x1a\xda\x01\n\nActivation\x12\x1c\n\x0f\x61\x63tivation_type\x18\x01 \x01(\tH\x00\x88\x01\x01\x12]\n\x15\x61\x63tivation_parameters\x18\x02 \x03(\x0b\x32>.heron.v1.tao.ModelConfig.Activation.ActivationParametersEntry\x1a;\n\x19\x41\x63tivationParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x42\x12\n\x10_activation_type\x1ak\n\rBboxObjective\x12\x12\n\x05input\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05scale\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x13\n\x06offset\x18\x03 \x01(\x02H\x02\x88\x01\x01\x42\x08\n\x06_inputB\x08\n\x06_scaleB\t\n\x07_offset\x1a,\n\x0c\x43ovObjective\x12\x12\n\x05input\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x08\n\x06_input\x1az\n\x0cObjectiveSet\x12\x35\n\x04\x62\x62ox\x18\x01 \x01(\x0b\x32\'.heron.v1.tao.ModelConfig.BboxObjective\x12\x33\n\x03\x63ov\x18\x02 \x01(\x0b\x32&.heron.v1.tao.ModelConfig.CovObjective\x1a\xb6\x01\n\x11TrainingPrecision\x12V\n\x0e\x62\x61\x63kend_floatx\x18\x01 \x01(\x0e\x32\x39.heron.v1.tao.ModelConfig.TrainingPrecision.BackendFloatxH\x00\x88\x01\x01\"6\n\rBackendFloatx\x12\x0b\n\x07\x46LOAT32\x10\x00\x12\x0b\n\x07\x46LOAT16\x10\x01\x12\x0b\n\x07INVALID\x10\x02\x42\x11\n\x0f_backend_floatxB\x18\n\x16_pretrained_model_fileB\x1b\n\x19_freeze_pretrained_layersB\"\n _allow_loaded_model_modificationB\r\n\x0b_num_layersB\x0e\n\x0c_use_poolingB\x11\n\x0f_use_batch_normB\x0f\n\r_dropout_rateB\x0c\n\n_freeze_bnB\x07\n\x05_archB\r\n\x0b_load_graphB\x12\n\x10_all_projectionsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fheron/v1/tao/model_config.proto\x12\x0cheron.v1.tao\"\xe0\x0b\n\x0bModelConfig\x12\"\n\x15pretrained_model_file\x18\x01 \x01(\tH\x00\x88\x01\x01\x12%\n\x18\x66reeze_pretrained_layers\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12,\n\x1f\x61llow_loaded_model_modification\x18\x03 \x01(\x08H\x02\x88\x01\x01\x12\x17\n\nnum_layers\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x18\n\x0buse_pooling\x18\x05 \x01(\x08H\x04\x88\x01\x01\x12\x1b\n\x0euse_batch_norm\x18\x06 \x01(\x08H\x05\x88\x01\x01\x12\x19\n\x0c\x64ropout_rate\x18\x07 \x01(\x02H\x06\x88\x01\x01\x12\x38\n\nactivation\x18\x08 \x01(\x0b\x32$.heron.v1.tao.ModelConfig.Activation\x12=\n\robjective_set\x18\t \x01(\x0b\x32&.heron.v1.tao.ModelConfig.ObjectiveSet\x12G\n\x12training_precision\x18\n \x01(\x0b\x32+.heron.v1.tao.ModelConfig.TrainingPrecision\x12\x16\n\tfreeze_bn\x18\x0b \x01(\x08H\x07\x88\x01\x01\x12\x15\n\rfreeze_blocks\x18\x0c \x03(\x02\x12\x11\n\x04\x61rch\x18\r \x01(\tH\x08\x88\x01\x01\x12\x17\n\nload_graph\x18\x0e \x01(\x08H\t\x88\x01\x01\x12\x1c\n\x0f\x61ll_projections\x18\x0f \x01(\x08H\n\x88\x01\x01\x12\x1b\n\routput_stride\x18\xe8\x07 \x01(\x05H\x0b\x88\x01\x01\x1a\xda\x01\n\nActivation\x12\x1c\n\x0f\x61\x63tivation_type\x18\x01 \x01(\tH\x00\x88\x01\x01\x12]\n\x15\x61\x63tivation_parameters\x18\x02 \x03(\x0b\x32>.heron.v1.tao.ModelConfig.Activation.ActivationParametersEntry\x1a;\n\x19\x41\x63tivationParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x42\x12\n\x10_activation_type\x1ak\n\rBboxObjective\x12\x12\n\x05input\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05scale\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x13\n\x06offset\x18\x03 \x01(\x02H\x02\x88\x01\x01\x42\x08\n\x06_inputB\x08\n\x06_scaleB\t\n\x07_offset\x1a,\n\x0c\x43ovObjective\x12\x12\n\x05input\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x08\n\x06_input\x1az\n\x0cObjectiveSet\x12\x35\n\x04\x62\x62ox\x18\x01 \x01(\x0b\x32\'.heron.v1.tao.ModelConfig.BboxObjective\x12\x33\n\x03\x63ov\x18\x02 \x01(\x0b\x32&.heron.v1.tao.ModelConfig.CovObjective\x1a\xb6\x01\n\x11TrainingPrecision\x12V\n\x0e\x62\x61\x63kend_floatx\x18\x01 \x01(\x0e\x32\x39.heron.v1.tao.ModelConfig.TrainingPrecision.BackendFloatxH\x00\x88\x01\x01\"6\n\rBackendFloatx\x12\x0b\n\x07\x46LOAT32\x10\x00\x12\x0b\n\x07\x46LOAT16\x10\x01\x12\x0b\n\x07INVALID\x10\x02\x42\x11\n\x0f_backend_floatxB\x18\n\x16_pretrained_model_fileB\x1b\n\x19_freeze_pretrained_layersB\"\n _allow_loaded_model_modificationB\r\n\x0b_num_layersB\x0e\n\x0c_use_poolingB\x11\n\x0f_use_batch_normB\x0f\n\r_dropout_rateB\x0c\n\n_freeze_bnB\x07\n\x05_archB\r\n\x0b_load_graphB\x12\n\x10_all_projectionsB\x10\n\x0e_output_strideb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,19 +34,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELCONFIG_ACTIVATION_ACTIVATIONPARAMETERSENTRY']._loaded_options = None
   _globals['_MODELCONFIG_ACTIVATION_ACTIVATIONPARAMETERSENTRY']._serialized_options = b'8\001'
   _globals['_MODELCONFIG']._serialized_start=50
-  _globals['_MODELCONFIG']._serialized_end=1507
-  _globals['_MODELCONFIG_ACTIVATION']._serialized_start=609
-  _globals['_MODELCONFIG_ACTIVATION']._serialized_end=827
-  _globals['_MODELCONFIG_ACTIVATION_ACTIVATIONPARAMETERSENTRY']._serialized_start=748
-  _globals['_MODELCONFIG_ACTIVATION_ACTIVATIONPARAMETERSENTRY']._serialized_end=807
-  _globals['_MODELCONFIG_BBOXOBJECTIVE']._serialized_start=829
-  _globals['_MODELCONFIG_BBOXOBJECTIVE']._serialized_end=936
-  _globals['_MODELCONFIG_COVOBJECTIVE']._serialized_start=938
-  _globals['_MODELCONFIG_COVOBJECTIVE']._serialized_end=982
-  _globals['_MODELCONFIG_OBJECTIVESET']._serialized_start=984
-  _globals['_MODELCONFIG_OBJECTIVESET']._serialized_end=1106
-  _globals['_MODELCONFIG_TRAININGPRECISION']._serialized_start=1109
-  _globals['_MODELCONFIG_TRAININGPRECISION']._serialized_end=1291
-  _globals['_MODELCONFIG_TRAININGPRECISION_BACKENDFLOATX']._serialized_start=1218
-  _globals['_MODELCONFIG_TRAININGPRECISION_BACKENDFLOATX']._serialized_end=1272
+  _globals['_MODELCONFIG']._serialized_end=1554
+  _globals['_MODELCONFIG_ACTIVATION']._serialized_start=638
+  _globals['_MODELCONFIG_ACTIVATION']._serialized_end=856
+  _globals['_MODELCONFIG_ACTIVATION_ACTIVATIONPARAMETERSENTRY']._serialized_start=777
+  _globals['_MODELCONFIG_ACTIVATION_ACTIVATIONPARAMETERSENTRY']._serialized_end=836
+  _globals['_MODELCONFIG_BBOXOBJECTIVE']._serialized_start=858
+  _globals['_MODELCONFIG_BBOXOBJECTIVE']._serialized_end=965
+  _globals['_MODELCONFIG_COVOBJECTIVE']._serialized_start=967
+  _globals['_MODELCONFIG_COVOBJECTIVE']._serialized_end=1011
+  _globals['_MODELCONFIG_OBJECTIVESET']._serialized_start=1013
+  _globals['_MODELCONFIG_OBJECTIVESET']._serialized_end=1135
+  _globals['_MODELCONFIG_TRAININGPRECISION']._serialized_start=1138
+  _globals['_MODELCONFIG_TRAININGPRECISION']._serialized_end=1320
+  _globals['_MODELCONFIG_TRAININGPRECISION_BACKENDFLOATX']._serialized_start=1247
+  _globals['_MODELCONFIG_TRAININGPRECISION_BACKENDFLOATX']._serialized_end=1301
 # @@protoc_insertion_point(module_scope)

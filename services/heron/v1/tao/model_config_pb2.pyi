@@ -200,6 +200,7 @@ class ModelConfig(_message.Message):
     ARCH_FIELD_NUMBER: _builtins.int
     LOAD_GRAPH_FIELD_NUMBER: _builtins.int
     ALL_PROJECTIONS_FIELD_NUMBER: _builtins.int
+    OUTPUT_STRIDE_FIELD_NUMBER: _builtins.int
     pretrained_model_file: _builtins.str
     freeze_pretrained_layers: _builtins.bool
     allow_loaded_model_modification: _builtins.bool
@@ -213,6 +214,11 @@ class ModelConfig(_message.Message):
     """"resnet", "mobilenet_v2", "vgg", ..."""
     load_graph: _builtins.bool
     all_projections: _builtins.bool
+    output_stride: _builtins.int
+    """Heron extension (TAO has no such field and rejects specs that set it): 16 (the default,
+    TAO's DetectNet_v2) or 8, which fuses the backbone's stride-8 features into the heads so
+    objects of about one 16-px cell or less get cells of their own.
+    """
     @_builtins.property
     def activation(self) -> Global___ModelConfig.Activation: ...
     @_builtins.property
@@ -241,10 +247,11 @@ class ModelConfig(_message.Message):
         arch: _builtins.str | None = ...,
         load_graph: _builtins.bool | None = ...,
         all_projections: _builtins.bool | None = ...,
+        output_stride: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_all_projections", b"_all_projections", "_allow_loaded_model_modification", b"_allow_loaded_model_modification", "_arch", b"_arch", "_dropout_rate", b"_dropout_rate", "_freeze_bn", b"_freeze_bn", "_freeze_pretrained_layers", b"_freeze_pretrained_layers", "_load_graph", b"_load_graph", "_num_layers", b"_num_layers", "_pretrained_model_file", b"_pretrained_model_file", "_use_batch_norm", b"_use_batch_norm", "_use_pooling", b"_use_pooling", "activation", b"activation", "all_projections", b"all_projections", "allow_loaded_model_modification", b"allow_loaded_model_modification", "arch", b"arch", "dropout_rate", b"dropout_rate", "freeze_bn", b"freeze_bn", "freeze_pretrained_layers", b"freeze_pretrained_layers", "load_graph", b"load_graph", "num_layers", b"num_layers", "objective_set", b"objective_set", "pretrained_model_file", b"pretrained_model_file", "training_precision", b"training_precision", "use_batch_norm", b"use_batch_norm", "use_pooling", b"use_pooling"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_all_projections", b"_all_projections", "_allow_loaded_model_modification", b"_allow_loaded_model_modification", "_arch", b"_arch", "_dropout_rate", b"_dropout_rate", "_freeze_bn", b"_freeze_bn", "_freeze_pretrained_layers", b"_freeze_pretrained_layers", "_load_graph", b"_load_graph", "_num_layers", b"_num_layers", "_output_stride", b"_output_stride", "_pretrained_model_file", b"_pretrained_model_file", "_use_batch_norm", b"_use_batch_norm", "_use_pooling", b"_use_pooling", "activation", b"activation", "all_projections", b"all_projections", "allow_loaded_model_modification", b"allow_loaded_model_modification", "arch", b"arch", "dropout_rate", b"dropout_rate", "freeze_bn", b"freeze_bn", "freeze_pretrained_layers", b"freeze_pretrained_layers", "load_graph", b"load_graph", "num_layers", b"num_layers", "objective_set", b"objective_set", "output_stride", b"output_stride", "pretrained_model_file", b"pretrained_model_file", "training_precision", b"training_precision", "use_batch_norm", b"use_batch_norm", "use_pooling", b"use_pooling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_all_projections", b"_all_projections", "_allow_loaded_model_modification", b"_allow_loaded_model_modification", "_arch", b"_arch", "_dropout_rate", b"_dropout_rate", "_freeze_bn", b"_freeze_bn", "_freeze_pretrained_layers", b"_freeze_pretrained_layers", "_load_graph", b"_load_graph", "_num_layers", b"_num_layers", "_pretrained_model_file", b"_pretrained_model_file", "_use_batch_norm", b"_use_batch_norm", "_use_pooling", b"_use_pooling", "activation", b"activation", "all_projections", b"all_projections", "allow_loaded_model_modification", b"allow_loaded_model_modification", "arch", b"arch", "dropout_rate", b"dropout_rate", "freeze_blocks", b"freeze_blocks", "freeze_bn", b"freeze_bn", "freeze_pretrained_layers", b"freeze_pretrained_layers", "load_graph", b"load_graph", "num_layers", b"num_layers", "objective_set", b"objective_set", "pretrained_model_file", b"pretrained_model_file", "training_precision", b"training_precision", "use_batch_norm", b"use_batch_norm", "use_pooling", b"use_pooling"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_all_projections", b"_all_projections", "_allow_loaded_model_modification", b"_allow_loaded_model_modification", "_arch", b"_arch", "_dropout_rate", b"_dropout_rate", "_freeze_bn", b"_freeze_bn", "_freeze_pretrained_layers", b"_freeze_pretrained_layers", "_load_graph", b"_load_graph", "_num_layers", b"_num_layers", "_output_stride", b"_output_stride", "_pretrained_model_file", b"_pretrained_model_file", "_use_batch_norm", b"_use_batch_norm", "_use_pooling", b"_use_pooling", "activation", b"activation", "all_projections", b"all_projections", "allow_loaded_model_modification", b"allow_loaded_model_modification", "arch", b"arch", "dropout_rate", b"dropout_rate", "freeze_blocks", b"freeze_blocks", "freeze_bn", b"freeze_bn", "freeze_pretrained_layers", b"freeze_pretrained_layers", "load_graph", b"load_graph", "num_layers", b"num_layers", "objective_set", b"objective_set", "output_stride", b"output_stride", "pretrained_model_file", b"pretrained_model_file", "training_precision", b"training_precision", "use_batch_norm", b"use_batch_norm", "use_pooling", b"use_pooling"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__all_projections: _TypeAlias = _typing.Literal["all_projections"]  # noqa: Y015
     _WhichOneofArgType__all_projections: _TypeAlias = _typing.Literal["_all_projections", b"_all_projections"]  # noqa: Y015
@@ -262,6 +269,8 @@ class ModelConfig(_message.Message):
     _WhichOneofArgType__load_graph: _TypeAlias = _typing.Literal["_load_graph", b"_load_graph"]  # noqa: Y015
     _WhichOneofReturnType__num_layers: _TypeAlias = _typing.Literal["num_layers"]  # noqa: Y015
     _WhichOneofArgType__num_layers: _TypeAlias = _typing.Literal["_num_layers", b"_num_layers"]  # noqa: Y015
+    _WhichOneofReturnType__output_stride: _TypeAlias = _typing.Literal["output_stride"]  # noqa: Y015
+    _WhichOneofArgType__output_stride: _TypeAlias = _typing.Literal["_output_stride", b"_output_stride"]  # noqa: Y015
     _WhichOneofReturnType__pretrained_model_file: _TypeAlias = _typing.Literal["pretrained_model_file"]  # noqa: Y015
     _WhichOneofArgType__pretrained_model_file: _TypeAlias = _typing.Literal["_pretrained_model_file", b"_pretrained_model_file"]  # noqa: Y015
     _WhichOneofReturnType__use_batch_norm: _TypeAlias = _typing.Literal["use_batch_norm"]  # noqa: Y015
@@ -284,6 +293,8 @@ class ModelConfig(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__load_graph) -> _WhichOneofReturnType__load_graph | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__num_layers) -> _WhichOneofReturnType__num_layers | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__output_stride) -> _WhichOneofReturnType__output_stride | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__pretrained_model_file) -> _WhichOneofReturnType__pretrained_model_file | None: ...
     @_typing.overload
