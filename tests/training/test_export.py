@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 from heron.training import checkpoint as ckpt
 from heron.training.dataset import LabelledImage
-from heron.training.export import export_onnx
+from heron.training.export import export_onnx, export_program
 from heron.training.model import DetectNetV2
 from heron.training.predict import ModelFileError, OnnxRunner, load_runner, predict_paths
 
@@ -80,3 +81,28 @@ def test_onnx_without_settings_is_refused(tmp_path: Path) -> None:
     torch.onnx.export(torch.nn.Conv2d(3, 1, 1), (torch.rand(1, 3, 8, 8),), str(path), dynamo=False)
     with pytest.raises(ModelFileError, match=r"no 'heron\.settings' metadata"):
         load_runner(path)
+
+
+def test_pt2_export_runs_any_batch_like_the_checkpoint(checkpoint: Path, tmp_path: Path) -> None:
+    """`heron export -o model.pt2`: the PyTorch CUDA backend's file, dynamic batch."""
+    report = export_program(checkpoint, tmp_path / "model.pt2")
+    assert report.max_abs_diff < 1e-5
+    module = torch.export.load(str(report.onnx)).module()
+    s = tiny_settings(arch="mobilenet_v2")
+    cov, bbox = module(torch.rand(3, 3, s.model.input_height, s.model.input_width))
+    assert cov.shape[0] == 3 and bbox.shape[1] == 4 * len(s.classes)
+
+
+def test_stride_8_model_exports_with_a_twice_finer_grid(tmp_path: Path) -> None:
+    s = tiny_settings(arch="mobilenet_v2")
+    s = replace(s, model=replace(s.model, output_stride=8))
+    model = DetectNetV2(s.model, len(s.classes))
+    path = tmp_path / "s8.pt"
+    ckpt.save(path, ckpt.Checkpoint(s, model.state_dict(), epoch=1, step=1))
+    report = export_onnx(path, tmp_path / "s8.onnx")
+    assert report.max_abs_diff < 1e-4
+    runner = OnnxRunner(report.onnx)
+    assert runner.settings.model.output_stride == 8
+    h, w = s.model.input_height, s.model.input_width
+    cov, _ = runner(np.zeros((1, 3, h, w), np.float32))
+    assert cov.shape[-2:] == (h // 8, w // 8)

@@ -124,7 +124,12 @@ def infer(
 def export(
     *,
     model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint (.pt).")],
-    output: Annotated[Path, typer.Option("--output_file", "-o", help="ONNX file to write.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output_file", "-o", help="ONNX file to write (.pt2: a torch.export program)."
+        ),
+    ],
     check_images: Annotated[
         Path | None, typer.Option(help="Image or folder for the PyTorch/ONNX parity check.")
     ] = None,
@@ -133,7 +138,10 @@ def export(
         str | None, typer.Option("--key", "-k", help=KEY_HELP, show_default=False)
     ] = None,
 ) -> None:
-    """ONNX export (input_1 → output_cov/Sigmoid, output_bbox/BiasAdd; dynamic batch)."""
+    """ONNX export (input_1 → output_cov/Sigmoid, output_bbox/BiasAdd; dynamic batch).
+
+    An output ending in .pt2 writes a torch.export program for the PyTorch CUDA backend.
+    """
     del key
     from heron.training.job import TrainingError, export_model
 
@@ -142,8 +150,9 @@ def export(
     except TrainingError as e:
         raise _fail(str(e)) from None
     what = "real images" if report.real_images else "random inputs"
+    runtime = "torch.export" if output.suffix.lower() == ".pt2" else "ONNX Runtime"
     _console().print(
-        f"wrote {report.onnx}; ONNX Runtime vs PyTorch on {report.images} {what}: max abs "
+        f"wrote {report.onnx}; {runtime} vs PyTorch on {report.images} {what}: max abs "
         f"difference {report.max_abs_diff:.3g} (cov {report.max_abs_diff_cov:.3g}, "
         f"bbox {report.max_abs_diff_bbox:.3g})"
     )

@@ -3,6 +3,9 @@
 Input `input_1` (N, 3, H, W) float RGB in [0, 1], dynamic batch; outputs `output_cov/Sigmoid`
 and `output_bbox/BiasAdd`; opset 17. The training settings go into the model's metadata
 (`heron.settings`) so `heron infer`/`evaluate` can run the ONNX file on its own.
+
+A `.pt2` output is a `torch.export` program instead (same input and outputs, dynamic batch),
+which the inference service's PyTorch CUDA backend runs on GPUs without TensorRT.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from heron.training.model import BBOX_NAME, COV_NAME, INPUT_NAME, DetectNetV2
 from heron.training.predict import SETTINGS_METADATA_KEY, OnnxRunner, load_batch, settings_json
 
 OPSET = 17
+MAX_EXPORT_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -87,4 +91,29 @@ def parity(model: DetectNetV2, runner: OnnxRunner, images: np.ndarray) -> tuple[
     return (
         float(np.abs(cov_t.numpy() - cov_o).max()),
         float(np.abs(bbox_t.numpy() - bbox_o).max()),
+    )
+
+
+def export_program(checkpoint: Path, output: Path, batch: int = 2) -> ExportReport:
+    """Write a `torch.export` program (.pt2) with a dynamic batch, checked against eager."""
+    from heron.training.prune.layout import load_pruned
+
+    model, settings = load_pruned(checkpoint)
+    model.eval()
+    h, w = settings.model.input_height, settings.model.input_width
+    images = torch.from_numpy(np.random.default_rng(0).random((batch, 3, h, w), dtype=np.float32))
+    batch_dim = torch.export.Dim("batch", min=1, max=MAX_EXPORT_BATCH)
+    program = torch.export.export(model, (images,), dynamic_shapes=({0: batch_dim},))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    torch.export.save(program, str(output))
+    loaded = torch.export.load(str(output)).module()
+    with torch.no_grad():
+        cov_e, bbox_e = model(images)
+        cov_p, bbox_p = loaded(images)
+    return ExportReport(
+        output,
+        batch,
+        False,
+        float((cov_e - cov_p).abs().max()),
+        float((bbox_e - bbox_p).abs().max()),
     )

@@ -182,10 +182,12 @@ def _annotate(image: Path, objects: Sequence[Any], out: Path) -> None:
 def export_model(
     model: Path, output: Path, check_images: Path | None, max_images: int = 8
 ) -> ExportReport:
-    from heron.training.export import export_onnx
+    from heron.training.export import export_onnx, export_program
     from heron.training.predict import image_paths
 
     with _readable_errors():
+        if output.suffix.lower() == ".pt2":
+            return export_program(model, output)
         paths = image_paths(check_images)[:max_images] if check_images else []
         return export_onnx(model, output, paths)
 
