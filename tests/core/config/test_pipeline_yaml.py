@@ -153,3 +153,39 @@ def test_the_yaml_example_in_the_docs_loads(tmp_path: Path) -> None:
     assert pipeline.primary_gie is not None and pipeline.primary_gie.nvinfer is not None
     assert pipeline.primary_gie.bbox_border_colors[0] == (0.0, 1.0, 0.0, 1.0)
     assert diags.errors == []
+
+
+def _file_source(uri: str) -> str:
+    return MINIMAL.replace(
+        "    type: camera_v4l2\n    enable: true\n    camera_width: 640\n"
+        "    camera_height: 480\n    camera_fps_n: 30\n",
+        f"    type: uri\n    enable: true\n    uri: {uri}\n",
+    )
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_missing_file_uri_is_reported_on_its_line_like_deepstream_app(
+    tmp_path: Path, strict: bool
+) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(_file_source("file:///nowhere/clip.mp4"))
+    diags = Diagnostics()
+
+    pipeline = load_pipeline_yaml(path, diags, strict=strict)
+
+    severity = Severity.ERROR if strict else Severity.WARNING
+    [found] = [d for d in diags.items if "named by the URI does not exist" in d.message]
+    assert found.severity is severity and "'/nowhere/clip.mp4'" in found.message
+    assert (found.field, found.line) == ("sources.0.uri", 5)
+    assert (pipeline is None) is strict
+
+
+def test_relative_file_uri_is_resolved_against_the_yaml_folder(tmp_path: Path) -> None:
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    path = tmp_path / "p.yaml"
+    path.write_text(_file_source("file://clip.mp4"))
+
+    pipeline, diags = read_pipeline_yaml(path)
+
+    assert getattr(pipeline.sources[0], "uri", "") == f"file://{tmp_path / 'clip.mp4'}"
+    assert not [d for d in diags.items if "URI" in d.message]

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from heron.core.config.diagnostics import ConfigError, Diagnostics, unknown_name_message
 from heron.core.config.keyfile import Group, read_keyfile
@@ -111,14 +111,14 @@ def load_deepstream_app(
     for name, group in keyfile.groups.items():
         reader.group(name, group)
     raw = reader.raw
-    _load_gie_configs(raw, path.parent, diags, strict=strict)
+    load_gie_configs(raw, path.parent, diags, strict=strict)
     try:
         pipeline = Pipeline.model_validate(raw)
     except ValidationError as e:
         report(e, locator, diags)
         return None
     check_pipeline_paths(pipeline, path.parent, locator, diags, strict=strict)
-    _check_uris(pipeline, locator, diags, strict=strict)
+    check_uris(pipeline, locator, diags, strict=strict)
     warn_pipeline(pipeline, locator, diags)
     # Syntax errors, a broken nvinfer file or --strict: the findings stand, the model does not.
     return pipeline if len(diags.errors) == errors_before else None
@@ -229,10 +229,7 @@ class _Reader:
             other_keys=others,
             kind=f"a type={code} ({kind}) source",
         )
-        uri = raw.get("uri")
-        if isinstance(uri, str) and uri.startswith("file://") and not uri.startswith("file:///"):
-            # deepstream-app resolves relative file:// URIs against the config's folder.
-            raw["uri"] = "file://" + os.path.normpath(self.path.parent / uri[len("file://") :])
+        resolve_file_uri(raw, self.path.parent)
         self.raw["sources"][index] = raw
 
     def _sink(self, group: Group, index: int) -> None:
@@ -279,21 +276,53 @@ class _Reader:
         return raw
 
 
-def _load_gie_configs(raw: dict[str, Any], base: Path, diags: Diagnostics, *, strict: bool) -> None:
-    """Parse each enabled GIE's config-file (missing files are reported by check_paths)."""
-    gies = [raw.get("primary_gie"), *raw["secondary_gies"].values()]
+_BOOL = TypeAdapter(bool)
+
+
+def gie_enabled(gie: dict[str, Any]) -> bool:
+    """DeepStream's rule: a GIE group runs only with enable=1 (no enable key means off).
+
+    The raw value is read as the models read it (`1`/`0`, `true`/`false`, YAML booleans), so
+    the loaders and `Gie.enable` never disagree; a malformed value counts as off here and is
+    reported by validation on its own line.
+    """
+    try:
+        return _BOOL.validate_python(gie.get("enable", False))
+    except ValidationError:
+        return False
+
+
+def load_gie_configs(raw: dict[str, Any], base: Path, diags: Diagnostics, *, strict: bool) -> None:
+    """Parse the nvinfer `config_file` of each enabled GIE into its `nvinfer` (both loaders).
+
+    Disabled GIEs are skipped whole, as deepstream-app skips them; a GIE that already carries
+    an embedded `nvinfer` (the YAML form) keeps it; missing files are reported by check_paths.
+    """
+    secondaries = raw.get("secondary_gies")
+    gies = [raw.get("primary_gie")]
+    if isinstance(secondaries, dict):
+        gies.extend(secondaries.values())
     for gie in gies:
-        if not isinstance(gie, dict) or str(gie.get("enable", "0")) in ("0", "false", ""):
+        if not isinstance(gie, dict) or not gie_enabled(gie) or gie.get("nvinfer") is not None:
             continue
         config_file = gie.get("config_file")
-        if not config_file:
-            continue
-        config_path = Path(os.path.normpath(base / config_file))
-        if config_path.is_file():
-            gie["nvinfer"] = load_nvinfer(config_path, diags, strict=strict)
+        if isinstance(config_file, str | Path) and str(config_file):
+            config_path = Path(os.path.normpath(base / config_file))
+            if config_path.is_file():
+                gie["nvinfer"] = load_nvinfer(config_path, diags, strict=strict)
 
 
-def _check_uris(pipeline: Pipeline, locator: Locator, diags: Diagnostics, *, strict: bool) -> None:
+def resolve_file_uri(source: dict[str, Any], base: Path) -> None:
+    """A relative file:// URI made absolute against the config's folder, as deepstream-app
+    does (`file://video.mp4` next to the config), in the raw source dict."""
+    uri = source.get("uri")
+    if isinstance(uri, str) and uri.startswith("file://") and not uri.startswith("file:///"):
+        source["uri"] = "file://" + os.path.normpath(base / uri[len("file://") :])
+
+
+def check_uris(pipeline: Pipeline, locator: Locator, diags: Diagnostics, *, strict: bool) -> None:
+    """An enabled source whose file:// URI names no file: a warning on the uri line naming the
+    field, an error when `strict` (the same rule as every other referenced file)."""
     for index, source in pipeline.sources.items():
         uri = getattr(source, "uri", "")
         if source.enable and uri.startswith("file://") and not Path(uri[len("file://") :]).exists():

@@ -15,10 +15,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from heron.core.config.deepstream import check_pipeline_paths, warn_pipeline
+from heron.core.config.deepstream import (
+    check_pipeline_paths,
+    check_uris,
+    load_gie_configs,
+    resolve_file_uri,
+    warn_pipeline,
+)
 from heron.core.config.diagnostics import ConfigError, Diagnostics, unknown_name_message
 from heron.core.config.models import Pipeline
-from heron.core.config.nvinfer import load_nvinfer
 from heron.core.config.validation import (
     Locator,
     drop_key,
@@ -80,11 +85,16 @@ def load_pipeline_yaml(path: Path, diags: Diagnostics, *, strict: bool = False) 
     if parsed is None:
         return None
     data, locator = parsed
-    _load_gie_configs(data, path.parent, diags, strict=strict)
+    sources = data.get("sources")
+    for source in sources.values() if isinstance(sources, dict) else ():
+        if isinstance(source, dict):
+            resolve_file_uri(source, path.parent)
+    load_gie_configs(data, path.parent, diags, strict=strict)
     pipeline = _validate(data, locator, diags)
     if pipeline is None:
         return None
     check_pipeline_paths(pipeline, path.parent, locator, diags, strict=strict)
+    check_uris(pipeline, locator, diags, strict=strict)
     warn_pipeline(pipeline, locator, diags)
     for at in _masked_secrets(pipeline, ""):
         line, name = locator.find(tuple(at.split(".")))
@@ -171,21 +181,3 @@ def _validate(data: dict[str, Any], locator: Locator, diags: Diagnostics) -> Pip
                 drop_key(data, loc)
     diags.error(locator.file, 0, "too many unknown keys nested in one another")
     return None
-
-
-def _load_gie_configs(
-    data: dict[str, Any], base: Path, diags: Diagnostics, *, strict: bool
-) -> None:
-    """A GIE given by `config_file` only (no embedded `nvinfer`) gets its nvinfer file parsed."""
-    secondaries = data.get("secondary_gies")
-    gies = [data.get("primary_gie")]
-    if isinstance(secondaries, dict):
-        gies.extend(secondaries.values())
-    for gie in gies:
-        if not isinstance(gie, dict) or gie.get("nvinfer") is not None or not gie.get("enable"):
-            continue
-        config_file = gie.get("config_file")
-        if isinstance(config_file, str) and config_file:
-            config_path = Path(os.path.normpath(base / config_file))
-            if config_path.is_file():
-                gie["nvinfer"] = load_nvinfer(config_path, diags, strict=strict)
