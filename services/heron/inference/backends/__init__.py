@@ -23,6 +23,7 @@ def build_backend(settings: BackendSettings, nvinfer: NvInferConfig) -> Backend:
     """The configured backend, connected and with its model loaded (Triton: ready)."""
     if isinstance(settings, OnnxRuntimeSettings):
         from heron.inference.backends.onnx_runtime import OnnxRuntimeBackend
+        from heron.inference.backends.ort_precision import model_for_mode
 
         path = settings.model_file or nvinfer.property.onnx_file
         if path is None:
@@ -30,7 +31,17 @@ def build_backend(settings: BackendSettings, nvinfer: NvInferConfig) -> Backend:
                 "backend onnxruntime needs a model: set backend.model_file or the nvinfer "
                 "config's onnx-file"
             )
-        return OnnxRuntimeBackend(path, settings.intra_op_threads, settings.inter_op_threads)
+        if not path.is_file():
+            raise ModelMismatchError(f"ONNX model {path} does not exist")
+        # network-mode: the INT8 model quantised with int8-calib-file, or the file as it is.
+        model, precision = model_for_mode(path, nvinfer.property, settings.int8_cache_dir)
+        return OnnxRuntimeBackend(
+            model,
+            settings.intra_op_threads,
+            settings.inter_op_threads,
+            spin_wait=settings.spin_wait,
+            precision=precision,
+        )
     if isinstance(settings, TritonSettings):
         from heron.inference.backends.triton_grpc import TritonBackend
 

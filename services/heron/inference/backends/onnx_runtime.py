@@ -24,7 +24,15 @@ UNSET_VERSION = 2**63 - 1
 class OnnxRuntimeBackend:
     """One `InferenceSession` on the CPU execution provider; thread counts are configurable."""
 
-    def __init__(self, model_file: Path, intra_op_threads: int = 0, inter_op_threads: int = 1):
+    def __init__(
+        self,
+        model_file: Path,
+        intra_op_threads: int = 0,
+        inter_op_threads: int = 1,
+        *,
+        spin_wait: bool = True,
+        precision: str = "fp32",
+    ):
         import onnxruntime as ort
 
         if not model_file.is_file():
@@ -32,6 +40,11 @@ class OnnxRuntimeBackend:
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = inter_op_threads
+        if not spin_wait:
+            # Idle pool threads sleep instead of spinning: on a few shared cores the spinning
+            # steals the CPU that decoding and encoding in the other processes need.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         try:
             self._session: Any = ort.InferenceSession(
                 str(model_file), options, providers=["CPUExecutionProvider"]
@@ -39,6 +52,7 @@ class OnnxRuntimeBackend:
         except Exception as e:  # ORT raises its own untyped errors for unreadable models
             raise ModelMismatchError(f"ONNX model {model_file}: cannot load: {e}") from e
         self._path = model_file
+        self.precision = precision  # what network-mode became on this CPU (for logs)
         self._info = self._read_info()
 
     def _read_info(self) -> ModelInfo:
