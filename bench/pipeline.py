@@ -9,10 +9,14 @@ the overlay (OSD into an MP4 file sink) with a private redis-server, lossless (e
 through). Measured per run: end-to-end frames/s at the last bus stage (first to last frame out),
 p50/p95 latency from capture (decode, `FrameRef.capture_time`) to the last stage's metadata
 publish, and each service's CPU (psutil, user+system seconds over the run's wall time; 100 % =
-one core). The limit: raw ONNX Runtime forward throughput of the same model on the same input
-size (batch 1, same threads). The model is models/facemask/model.onnx when committed, else the
-demo's network with untrained heads (same compute). Prints a table, writes --out (JSON) and a
-PNG plot beside it.
+one core) and per frame (CPU ms each frame costs that service). The limit: raw ONNX Runtime
+forward throughput of the same model file the inference service loads (batch 1, same threads).
+The model is models/facemask/model.onnx when committed, else the demo's network with untrained
+heads (same compute). `--precision int8` (the default) runs it as DeepStream would with
+`network-mode=1` and `int8-calib-file`: the inference service quantises it with the TensorRT
+calibration cache (models/facemask/calibration.bin when committed, else one `heron calibrate`
+makes once into ~/.cache/heron/bench). Prints a table, writes --out (JSON) and a PNG plot beside
+it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+CACHE = Path.home() / ".cache" / "heron" / "bench"
+KAGGLE = REPO.parent / "shared" / "data" / "facemask-kaggle" / "images"
 CLIP = REPO.parent / "shared" / "data" / "videos" / "Face_Mask_Video.mp4"
 DEMO = REPO / "services" / "heron" / "run" / "demo"
 
@@ -68,9 +74,42 @@ def bench_model(work: Path) -> tuple[Path, str]:
     committed = REPO / "models" / "facemask" / "model.onnx"
     if committed.is_file():
         return committed, "committed models/facemask/model.onnx"
-    from heron.run.demo.model import untrained
+    from heron.run.demo.model import SPEC_NAME, untrained
 
-    return untrained(work / "model").onnx, "demo MobileNetV2 DetectNet_v2, untrained heads"
+    recipe = REPO / "models" / "facemask" / SPEC_NAME
+    return untrained(recipe, work / "model").onnx, "demo MobileNetV2 DetectNet_v2, untrained heads"
+
+
+def calibration(onnx: Path) -> Path:
+    """The TensorRT calibration cache of `onnx`: the committed one, else made once here by
+    `heron calibrate` (entropy, 64 face-mask images) and kept in CACHE."""
+    import hashlib
+    import subprocess
+    import sys
+
+    committed = onnx.parent / "calibration.bin"
+    if committed.is_file():
+        return committed
+    key = hashlib.sha256(onnx.read_bytes()).hexdigest()[:16]
+    folder = CACHE / f"calib-{key}"
+    cache = folder / "calibration.bin"
+    if not cache.is_file():
+        print(f"calibrating {onnx} on {KAGGLE} (once; kept in {folder})")
+        argv = [str(Path(sys.executable).parent / "heron"), "calibrate", "-m", str(onnx)]
+        argv += ["--images", str(KAGGLE), "-o", str(folder), "--batches", "8"]
+        subprocess.run([*argv, "--batch-size", "8", "--keep-fp", "none"], check=True)
+    return cache
+
+
+def served_model(onnx: Path, calib: Path | None) -> Path:
+    """The file the inference service runs: the INT8 model it makes from `calib`, or `onnx`."""
+    from heron.core.config.nvinfer_models import InferProperty
+    from heron.inference.backends.ort_precision import model_for_mode
+
+    if calib is None:
+        return onnx
+    prop = InferProperty.model_validate({"network_mode": "int8", "int8_calib_file": calib})
+    return model_for_mode(onnx, prop)[0]
 
 
 def model_input(onnx: Path) -> tuple[int, int]:
@@ -86,6 +125,7 @@ def raw_forward(onnx: Path, threads: int, seconds: float) -> float:
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the service
     session = ort.InferenceSession(str(onnx), options, providers=["CPUExecutionProvider"])
     inp = session.get_inputs()[0]
     x = np.random.default_rng(0).random((1, *inp.shape[1:]), dtype=np.float32)
@@ -99,7 +139,14 @@ def raw_forward(onnx: Path, threads: int, seconds: float) -> float:
 
 
 def write_config(
-    folder: Path, uri: str, onnx: Path, streams: int, out_mp4: Path, *, size: tuple[int, int]
+    folder: Path,
+    uri: str,
+    onnx: Path,
+    streams: int,
+    out_mp4: Path,
+    *,
+    size: tuple[int, int],
+    calib: Path | None,
 ) -> Path:
     """The demo pipeline, with N copies of the source (multi-URI), this model and no RTSP."""
     from heron.core.config.deepstream import read_deepstream_app
@@ -125,18 +172,24 @@ def write_config(
     # inference scale it down again would cost this 2-core machine for nothing.
     data["streammux"]["width"], data["streammux"]["height"] = size
     data["application"]["perf_measurement_interval_sec"] = 5
-    data["primary_gie"]["nvinfer"]["property"]["onnx_file"] = onnx
-    data["primary_gie"]["nvinfer"]["property"]["batch_size"] = streams
+    prop = data["primary_gie"]["nvinfer"]["property"]
+    prop["onnx_file"] = onnx
+    prop["batch_size"] = streams
+    if calib is not None:  # DeepStream's INT8: network-mode=1 + int8-calib-file
+        prop["network_mode"], prop["int8_calib_file"] = "int8", calib
     path = folder / "pipeline.yaml"
     path.write_text(to_yaml(Pipeline.model_validate(data)), encoding="utf-8")
     return path
 
 
 class CpuSampler:
-    """Samples each service's CPU seconds (process and its children) while the run goes."""
+    """Samples each service's CPU seconds (process and its children) while the run goes, with
+    the time of each sample, so CPU can be counted over the frames' span only (start-up —
+    imports, model load, INT8 quantisation — is not a per-frame cost)."""
 
     def __init__(self) -> None:
         self.cpu_s: dict[str, dict[int, float]] = {}
+        self.timeline: list[tuple[float, dict[str, float]]] = []
         self.supervisor: Any = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -160,6 +213,8 @@ class CpuSampler:
                 except psutil.Error:
                     continue  # it just exited: keep its last sample
                 self.cpu_s.setdefault(child.spec.name, {})[pid] = used
+            totals = {name: sum(by_pid.values()) for name, by_pid in self.cpu_s.items()}
+            self.timeline.append((time.monotonic(), totals))
 
     def stop(self) -> dict[str, float]:
         self._stop.set()
@@ -167,9 +222,25 @@ class CpuSampler:
             self._thread.join()
         return {name: sum(by_pid.values()) for name, by_pid in self.cpu_s.items()}
 
+    def between(self, start: float, end: float) -> tuple[dict[str, float], float]:
+        """CPU seconds each service used between the first and last samples inside
+        [start, end], and the seconds between those samples."""
+        inside = [(t, cpu) for t, cpu in self.timeline if start <= t <= end]
+        if len(inside) < 2:
+            return {}, 0.0
+        (t0, first), (t1, last) = inside[0], inside[-1]
+        return {name: last[name] - first.get(name, 0.0) for name in last}, t1 - t0
+
 
 def run_once(
-    clip: Path, onnx: Path, streams: int, work: Path, *, threads: int, realtime_s: float | None
+    clip: Path,
+    onnx: Path,
+    streams: int,
+    work: Path,
+    *,
+    threads: int,
+    realtime_s: float | None,
+    calib: Path | None,
 ) -> dict[str, Any]:
     """One `heron run`: lossless over the file, or the file paced at its rate for realtime_s."""
     from heron.run.plan import RunOptions
@@ -181,7 +252,9 @@ def run_once(
     # Real time: FFmpeg's movie source behind `realtime` is a live source pacing the file at its
     # own rate (a camera stand-in): the live topology, frames dropped when a stage falls behind.
     uri = clip.as_uri() if realtime_s is None else f"lavfi://movie={clip},realtime"
-    config = write_config(folder, uri, onnx, streams, folder / "out.mp4", size=clip_size(clip))
+    config = write_config(
+        folder, uri, onnx, streams, folder / "out.mp4", size=clip_size(clip), calib=calib
+    )
     sampler = CpuSampler()
     lines: list[str] = []
     started = time.monotonic()
@@ -203,6 +276,7 @@ def run_once(
     frames = sum(result.frames.values())
     first, last = result.first_frame_at, result.last_frame_at
     span = last - first if first is not None and last is not None else float("nan")
+    steady, steady_s = ({}, 0.0) if first is None or last is None else sampler.between(first, last)
     return {
         "mode": mode,
         "streams": streams,
@@ -213,6 +287,11 @@ def run_once(
         "latency_p95_ms": float(np.percentile(latencies, 95) * 1000),
         "wall_s": wall,
         "cpu_percent": {name: 100 * s / wall for name, s in sorted(cpu.items())},
+        # What each frame costs each service, whatever the load: CPU seconds over the span of
+        # the frames (start-up excluded) / the frames out in that span.
+        "cpu_ms_per_frame": {
+            name: 1000 * s / max(frames / span * steady_s, 1) for name, s in sorted(steady.items())
+        },
         "restarts": result.restarts,
     }
 
@@ -248,6 +327,12 @@ def main() -> None:
     p.add_argument(
         "--realtime-seconds", type=float, default=20.0, help="0: skip; keep below the clip's 26 s"
     )
+    p.add_argument(
+        "--precision",
+        choices=["int8", "fp32"],
+        default="int8",
+        help="int8: network-mode=1 with the calibration cache; fp32: network-mode=0",
+    )
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "pipeline.json")
     args = p.parse_args()
     if not CLIP.is_file():
@@ -258,10 +343,11 @@ def main() -> None:
         work = Path(tmp)
         clip, fps = cut_clip(CLIP, args.frames, work / "clip.mp4")
         onnx, model_name = bench_model(work)
+        calib = calibration(onnx) if args.precision == "int8" else None
         height, width = model_input(onnx)
-        raw = raw_forward(onnx, args.threads, seconds=5.0)
+        raw = raw_forward(served_model(onnx, calib), args.threads, seconds=5.0)
         rows = [
-            run_once(clip, onnx, n, work, threads=args.threads, realtime_s=None)
+            run_once(clip, onnx, n, work, threads=args.threads, realtime_s=None, calib=calib)
             for n in args.streams
         ]
         if args.realtime_seconds > 0:
@@ -269,12 +355,21 @@ def main() -> None:
             # after a backoff, and that gap would count against the pipeline.
             rows += [
                 run_once(
-                    CLIP, onnx, n, work, threads=args.threads, realtime_s=args.realtime_seconds
+                    CLIP,
+                    onnx,
+                    n,
+                    work,
+                    threads=args.threads,
+                    realtime_s=args.realtime_seconds,
+                    calib=calib,
                 )
                 for n in args.streams
             ]
     load_after = os.getloadavg()
-    print(f"model: {model_name}, input {width}x{height}; clip {args.frames} frames at {fps:g} fps")
+    print(
+        f"model: {model_name} ({args.precision}), input {width}x{height}; clip {args.frames} "
+        f"frames at {fps:g} fps"
+    )
     print(f"raw ONNX Runtime forward (batch 1, {args.threads} threads): {raw:.1f} img/s")
     stages = sorted({k for r in rows for k in r["cpu_percent"]})
     head = f"{'mode':>9}{'streams':>8}{'fps':>7}{'fps/str':>8}{'p50 ms':>8}{'p95 ms':>8}" + "".join(
@@ -288,10 +383,15 @@ def main() -> None:
             f"{r['mode']:>9}{r['streams']:>8}{r['fps']:>7.1f}{r['fps_per_stream']:>8.1f}"
             f"{r['latency_p50_ms']:>8.0f}{r['latency_p95_ms']:>8.0f}{cpu}"
         )
+    print("CPU ms per frame:")
+    for r in rows:
+        cost = "  ".join(f"{s} {r['cpu_ms_per_frame'].get(s, 0):.1f}" for s in stages)
+        print(f"  {r['mode']:>9} {r['streams']} stream(s): {cost}")
     print(f"load average before {load_before[0]:.1f}, after {load_after[0]:.1f} (2 cores)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "model": model_name,
+        "precision": args.precision,
         "input": [width, height],
         "clip_frames": args.frames,
         "clip_fps": fps,

@@ -172,3 +172,22 @@ def test_bad_pipelines_name_the_file_and_problem(tmp_path: Path, body: str, mess
 def test_options_reject_bad_values(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RunOptions.model_validate(fields)
+
+
+@pytest.mark.parametrize("preset", [None, "superfast"])
+def test_the_encoder_preset_reaches_the_overlay(
+    tmp_path: Path, clip: Path, preset: str | None
+) -> None:
+    if not has_main("heron.overlay"):
+        pytest.skip("heron.overlay is not installed here")
+    config = write_pipeline(
+        tmp_path,
+        f"{{type: uri, enable: true, uri: '{clip.as_uri()}'}}",
+        extra="osd: {enable: true}\n",
+    )
+    options = RunOptions() if preset is None else RunOptions(encoder_preset=preset)
+
+    plan_run(config, tmp_path / "run", options, URL)
+
+    # Default: the cheapest x264 preset, as the encoder shares the CPU with inference.
+    assert settings(tmp_path / "run", "overlay")["encoder_preset"] == (preset or "ultrafast")

@@ -95,7 +95,8 @@ class Preprocessor:
 
         self.spec = spec
         self._interpolation = getattr(cv2, _CV_INTERPOLATION[spec.interpolation])
-        self._offsets = np.asarray(spec.offsets, np.float32)
+        # blobFromImages takes up to four channel means as a scalar.
+        self._mean = (*spec.offsets, *(0.0,) * (4 - len(spec.offsets)))
 
     def __call__(
         self, images: Sequence[NDArray[np.uint8]]
@@ -104,18 +105,30 @@ class Preprocessor:
 
         s = self.spec
         gray = s.color is ColorFormat.GRAY
-        canvas = np.zeros((len(images), s.height, s.width, 1 if gray else 3), np.uint8)
+        placed = []
         placements = []
-        for i, image in enumerate(images):
+        for image in images:
             h, w = image.shape[:2]
             p = place((w, h), (s.width, s.height), keep_aspect=s.keep_aspect, symmetric=s.symmetric)
-            src = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)[..., None] if gray else image
-            slot = canvas[i, p.top : p.top + p.size[1], p.left : p.left + p.size[0]]
+            src = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if gray else image
             resized = cv2.resize(src, p.size, interpolation=self._interpolation)
-            slot[...] = resized.reshape(slot.shape)
+            if p.size != (s.width, s.height):  # letterboxed: black around the picture
+                canvas = np.zeros((s.height, s.width, *resized.shape[2:]), np.uint8)
+                canvas[p.top : p.top + p.size[1], p.left : p.left + p.size[0]] = resized
+                resized = canvas
+            placed.append(resized)
             placements.append(p)
-        if s.color is ColorFormat.RGB:
-            canvas = canvas[..., ::-1]
-        # One vectorised pass for the whole batch: subtract, scale, HWC → CHW.
-        batch = (canvas.astype(np.float32) - self._offsets) * np.float32(s.scale)
-        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2)), placements
+        # One pass of OpenCV's SIMD code per image: BGR → RGB, subtract the offsets (given in
+        # the network's channel order, as blobFromImages takes them after swapRB), scale, HWC →
+        # NCHW float32. The NumPy form of this ((x - offsets) * scale, then a transposing copy)
+        # cost the inference process a fifth of its time at 960x544.
+        blob = cv2.dnn.blobFromImages(
+            placed,
+            scalefactor=s.scale,
+            size=(s.width, s.height),
+            mean=self._mean,
+            swapRB=s.color is ColorFormat.RGB,
+            crop=False,
+            ddepth=cv2.CV_32F,
+        )
+        return np.ascontiguousarray(blob, dtype=np.float32), placements

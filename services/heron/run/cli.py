@@ -73,6 +73,9 @@ def run(
         str | None, typer.Option(help="Model name in Triton.", show_default=False)
     ] = None,
     threads: Annotated[int, typer.Option(help="ONNX Runtime intra-op threads; 0 = default.")] = 0,
+    encoder_preset: Annotated[
+        str, typer.Option(help="x264/x265 preset of file sinks (CPU encoding).")
+    ] = "ultrafast",
     duration: Annotated[
         float | None,
         typer.Option(
@@ -99,6 +102,7 @@ def run(
             triton_url=triton_url,
             triton_model=triton_model,
             intra_op_threads=threads,
+            encoder_preset=encoder_preset,
         )
         policy = RestartPolicy(max_fast_crashes=max_fast_crashes)
     except ValidationError as e:
