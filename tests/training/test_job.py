@@ -217,3 +217,22 @@ def test_bad_specs_fail_with_a_clear_message(
     assert out.exit_code == 1
     assert message in out.output
     assert "Traceback" not in out.output
+
+
+def test_committed_specs_reproduce_the_committed_model() -> None:
+    """models/facemask: the train spec (stride 8) and the retrain spec give model.pt's settings."""
+    from dataclasses import replace
+
+    from heron.training import checkpoint as ckpt
+
+    folder = Path(__file__).resolve().parents[2] / "models" / "facemask"
+    saved = ckpt.load(folder / "model.pt", with_training_state=False).settings
+    assert saved.model.output_stride == 8 and saved.model.load_graph
+    path = folder / "detectnet_v2_retrain_mobilenet_v2_facemask.txt"
+    retrain = from_experiment(load_experiment_spec(path, check_paths=False).message, folder)  # type: ignore[arg-type]
+    same_file = replace(retrain.model, pretrained_model_file=saved.model.pretrained_model_file)
+    assert replace(retrain, model=same_file, class_mapping={}) == replace(saved, class_mapping={})
+    path = folder / "detectnet_v2_train_mobilenet_v2_facemask.txt"
+    train = from_experiment(load_experiment_spec(path, check_paths=False).message, folder)  # type: ignore[arg-type]
+    assert train.model.output_stride == 8 and not train.model.load_graph
+    assert train.optim.num_epochs == 140 and retrain.optim.num_epochs == 30
