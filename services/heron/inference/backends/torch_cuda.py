@@ -4,7 +4,7 @@ Takes a TorchScript file (`torch.jit.save`), a `torch.export` program (`.pt2`) o
 `nn.Module`. The module must map an NCHW float batch to the model's outputs (a tuple in
 `output_names` order, or a dict). With `cuda_graphs`, torch.compile's `reduce-overhead` mode
 captures one graph per batch size. On `device="cpu"` it runs fp32 eager (used by the tests:
-this machine has no GPU; the CUDA path was measured on an H100, see docs/inference.md).
+CI has no GPU; the CUDA path was measured on an H100: docs/benchmarks/gpu_paths.md).
 """
 
 from __future__ import annotations
