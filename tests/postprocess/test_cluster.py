@@ -234,3 +234,37 @@ def test_every_mode_handles_no_candidates(mode: ClusterMode) -> None:
     p = _params(mode, group_threshold=1, eps=0.2, min_boxes=1)
     boxes, scores = cluster(np.zeros((0, 4), F), np.zeros(0, F), p)
     assert boxes.shape == (0, 4) and scores.shape == (0,)
+
+
+def _nms_by_matrix(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:
+    """The textbook form: the whole IoU matrix, then the greedy loop in stable score order."""
+    overlaps = pairwise_iou(boxes, boxes) > iou_threshold
+    suppressed = np.zeros(len(scores), dtype=bool)
+    keep = []
+    for i in np.argsort(-scores, kind="stable"):
+        if not suppressed[i]:
+            keep.append(int(i))
+            suppressed |= overlaps[i]
+    return keep
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nms_equals_the_matrix_form_with_ties_and_empty_boxes(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 200, (300, 2))
+    wh = rng.uniform(0, 60, (300, 2)) * (rng.random((300, 1)) > 0.05)  # some empty boxes
+    boxes = np.hstack([xy, xy + wh]).astype(np.float32)
+    scores = rng.choice([0.2, 0.5, 0.9], 300).astype(np.float32)  # many ties
+    for threshold in (0.0, 0.3, 0.5, 0.9):
+        assert nms(boxes, scores, threshold).tolist() == _nms_by_matrix(boxes, scores, threshold)
+
+
+def test_nms_takes_a_whole_stride_8_grid_of_candidates() -> None:
+    """A half-trained detector's grid: 120x68 overlapping candidates, all above threshold."""
+    gx, gy = np.meshgrid(np.arange(120) * 8.0, np.arange(68) * 8.0)
+    centres = np.stack([gx.ravel(), gy.ravel()], 1)
+    boxes = np.hstack([centres - 20, centres + 20]).astype(np.float32)
+    scores = np.random.default_rng(0).random(len(boxes)).astype(np.float32)
+    kept = nms(boxes, scores, 0.4)
+    assert kept.tolist() == _nms_by_matrix(boxes, scores, 0.4)
+    assert 0 < len(kept) < len(boxes)
