@@ -268,3 +268,12 @@ def test_nms_takes_a_whole_stride_8_grid_of_candidates() -> None:
     kept = nms(boxes, scores, 0.4)
     assert kept.tolist() == _nms_by_matrix(boxes, scores, 0.4)
     assert 0 < len(kept) < len(boxes)
+
+
+def test_max_candidates_clusters_only_the_best_and_defaults_to_all() -> None:
+    boxes = np.array([[0, 0, 10, 10], [100, 0, 110, 10], [200, 0, 210, 10]], F)
+    scores = np.array([0.3, 0.9, 0.6], F)
+    p = ClusterParams(cluster_mode=ClusterMode.NMS, pre_cluster_threshold=0.0)
+    assert len(cluster(boxes, scores, p)[1]) == 3
+    _, kept = cluster(boxes, scores, p.model_copy(update={"max_candidates": 2}))
+    assert sorted(kept.tolist()) == pytest.approx([0.6, 0.9])

@@ -73,6 +73,13 @@ class ClusterParams(BaseModel):
         0.3, ge=0, le=1, description="NMS: suppress boxes overlapping a kept one by more."
     )
     topk: int = Field(-1, ge=-1, description="Keep the k best boxes per class; -1 keeps all.")
+    max_candidates: int = Field(
+        -1,
+        ge=-1,
+        description="Heron, not nvinfer: cluster only the N best candidates of a class and image "
+        "(YOLO's max_nms); -1 keeps all. Training validation caps an untrained model's "
+        "thousands of low-coverage cells with it.",
+    )
     detected_min_w: float = Field(0, ge=0, description="Drop boxes narrower (frame pixels).")
     detected_min_h: float = Field(0, ge=0, description="Drop boxes lower (frame pixels).")
     detected_max_w: float = Field(0, ge=0, description="Drop boxes wider; 0 = no limit.")
