@@ -7,9 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from heron.engine import calib_cache
-from heron.engine.calib_cache import Algorithm
-from heron.engine.calibrate import CalibrationOptions, CalibrationResult, Method, calibrate
+from heron.core.int8 import calib_cache
+from heron.core.int8.calib_cache import Algorithm
+from heron.engine.calibrate import (
+    MIN_RECOVERED,
+    CalibrationOptions,
+    CalibrationResult,
+    Method,
+    calibrate,
+)
 from heron.engine.errors import CalibrationError
 from heron.engine.images import load_batch
 from heron.engine.model_info import activation_tensors, load_onnx
@@ -56,13 +62,28 @@ def _run(model: Path, images: np.ndarray) -> list[np.ndarray]:
     return [np.asarray(o) for o in session.run(None, {"input_1": images})]
 
 
+@pytest.fixture(scope="module")
+def calibrated_minmax(
+    detector_onnx: Path, calib_images: Path, tmp_path_factory: pytest.TempPathFactory
+) -> CalibrationResult:
+    """Minmax: the random-weight test detector's wide, flat logits are what entropy and
+    percentile calibration clip on purpose (real models: mAP in docs/benchmarks/int8.md)."""
+    options = CalibrationOptions(
+        images=calib_images, batches=4, batch_size=4, method=Method.MINMAX, keep_fp="none"
+    )
+    return calibrate(detector_onnx, tmp_path_factory.mktemp("minmax"), options)
+
+
 @pytest.mark.parametrize("variant", ["qdq_model", "cpu_model"])
 def test_int8_models_stay_close_to_fp32_on_real_images(
-    variant: str, calibrated: CalibrationResult, detector_onnx: Path, check_images: list[Path]
+    variant: str,
+    calibrated_minmax: CalibrationResult,
+    detector_onnx: Path,
+    check_images: list[Path],
 ) -> None:
     images = load_batch(check_images, WIDTH, HEIGHT)
     reference = _run(detector_onnx, images)
-    quantised = _run(getattr(calibrated, variant), images)
+    quantised = _run(getattr(calibrated_minmax, variant), images)
     for fp32, int8 in zip(reference, quantised, strict=True):
         assert int8.shape == fp32.shape
         amax = float(np.abs(fp32).max())
@@ -121,3 +142,70 @@ def test_too_few_images_and_bad_images(detector_onnx: Path, tmp_path: Path) -> N
     options = CalibrationOptions(images=empty, batch_size=1, batches=1)
     with pytest.raises(CalibrationError, match=r"broken\.jpg: OpenCV cannot decode"):
         calibrate(detector_onnx, tmp_path / "out", options)
+
+
+def _float_convs(model: Path) -> set[str]:
+    """Conv nodes whose weights are plain float initializers (no DequantizeLinear)."""
+    proto = load_onnx(model)
+    initializers = {i.name for i in proto.graph.initializer}
+    return {n.name for n in proto.graph.node if n.op_type == "Conv" and n.input[1] in initializers}
+
+
+def _conv_names(model: Path) -> list[str]:
+    return [n.name for n in load_onnx(model).graph.node if n.op_type == "Conv"]
+
+
+def test_keep_fp_leaves_named_layers_float_and_the_cache_whole(
+    detector_onnx: Path, calib_images: Path, tmp_path: Path
+) -> None:
+    first, *_, last = _conv_names(detector_onnx)
+    options = CalibrationOptions(
+        images=calib_images, batches=1, batch_size=4, keep_fp=f"{first}, {last}"
+    )
+    result = calibrate(detector_onnx, tmp_path, options)
+    assert result.kept_float == (first, last)
+    assert _float_convs(result.qdq_model) == {first, last}
+    assert _float_convs(result.cpu_model) == set()  # the CPU model stays all-INT8 (speed)
+    cache = calib_cache.read(result.cache)
+    assert set(cache.scales) == set(activation_tensors(load_onnx(detector_onnx)))
+    meta = {p.key: p.value for p in load_onnx(result.qdq_model).metadata_props}
+    assert meta[QUANTIZATION_METADATA_KEY].endswith(f"float: {first}, {last}")
+
+
+def test_keep_fp_none_quantises_every_layer(
+    detector_onnx: Path, calib_images: Path, tmp_path: Path
+) -> None:
+    options = CalibrationOptions(images=calib_images, batches=1, batch_size=4, keep_fp="none")
+    result = calibrate(detector_onnx, tmp_path, options)
+    assert result.kept_float == () and result.sensitivity is None
+    assert _float_convs(result.qdq_model) == set()
+
+
+def test_keep_fp_auto_ranks_every_layer(calibrated: CalibrationResult, detector_onnx: Path) -> None:
+    report = calibrated.sensitivity
+    assert report is not None and report.baseline > 0
+    assert {s.node for s in report.layers} == set(_conv_names(detector_onnx))
+    errors = [s.error for s in report.layers]
+    assert errors == sorted(errors)  # most sensitive first
+    assert len(calibrated.kept_float) <= 3
+    assert calibrated.kept_float == report.choose(3, MIN_RECOVERED)
+    assert _float_convs(calibrated.qdq_model) == set(calibrated.kept_float)
+
+
+def test_keep_fp_unknown_node_is_refused(
+    detector_onnx: Path, calib_images: Path, tmp_path: Path
+) -> None:
+    options = CalibrationOptions(images=calib_images, batches=1, batch_size=4, keep_fp="/nope/Conv")
+    with pytest.raises(CalibrationError, match=r"\['/nope/Conv'\] are not Conv/Gemm/MatMul"):
+        calibrate(detector_onnx, tmp_path, options)
+
+
+def test_a_malformed_cache_is_an_engine_error_naming_the_line(tmp_path: Path) -> None:
+    """The TensorRT builder reads caches with heron.core.int8; its CLI catches EngineError."""
+    from heron.engine.builders.tensorrt import cache_calibrator
+    from heron.engine.errors import CalibCacheError
+
+    bad = tmp_path / "calibration.bin"
+    bad.write_text("TRT-8601-EntropyCalibration2\ninput_1: not-hex\n")
+    with pytest.raises(CalibCacheError, match=r"calibration.bin:2"):
+        cache_calibrator(object(), bad)

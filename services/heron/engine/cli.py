@@ -33,6 +33,17 @@ def calibrate(
     batches: Annotated[int, typer.Option(min=1, help="Batches to calibrate on.")] = 40,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 8,
     method: Annotated[str, typer.Option(help="entropy, percentile or minmax.")] = "entropy",
+    percentile: Annotated[
+        float, typer.Option(help="Percentile of |x| kept by --method percentile.")
+    ] = 99.999,
+    keep_fp: Annotated[
+        str,
+        typer.Option(
+            help="Layers the TensorRT Q/DQ model leaves in float: auto (the most sensitive, "
+            "measured), none, or node names separated by commas."
+        ),
+    ] = "auto",
+    keep_fp_max: Annotated[int, typer.Option(min=0, help="Most layers auto keeps float.")] = 3,
     eval_data: Annotated[
         Path | None, typer.Option(help="KITTI validation folder: compare INT8 AP with FP32.")
     ] = None,
@@ -55,7 +66,15 @@ def calibrate(
         raise _fail("--max-ap-drop needs --eval-data (a KITTI validation folder)")
     try:
         options = CalibrationOptions.model_validate(
-            {"images": images, "batches": batches, "batch_size": batch_size, "method": method}
+            {
+                "images": images,
+                "batches": batches,
+                "batch_size": batch_size,
+                "method": method,
+                "percentile": percentile,
+                "keep_fp": keep_fp,
+                "keep_fp_max": keep_fp_max,
+            }
         )
     except ValidationError as e:
         raise _fail(f"invalid option: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
@@ -76,6 +95,8 @@ def calibrate(
         f"{options.method.value}) in {c.seconds:.1f} s\n  {c.cache}\n  {c.qdq_model}\n  "
         f"{c.cpu_model}"
     )
+    kept = ", ".join(c.kept_float) or "none"
+    console.print(f"TensorRT Q/DQ layers kept in float: {kept}", markup=False)
     for report in outcome.reports:
         console.print(f"{report.label}:\n{report.table()}", markup=False)
     if json_report is not None:

@@ -12,11 +12,7 @@ class ModelFileError(EngineError):
 
 
 class CalibCacheError(EngineError):
-    """A TensorRT calibration cache does not parse."""
-
-    def __init__(self, source: str, line: int, message: str) -> None:
-        super().__init__(f"{source}:{line}: {message}")
-        self.source, self.line = source, line
+    """A TensorRT calibration cache does not parse (heron.core.int8's message: file:line: why)."""
 
 
 class CalibrationError(EngineError):

@@ -27,6 +27,9 @@ class CalibrationOutcome:
             "images": c.images,
             "batches": c.batches,
             "tensors": c.tensors,
+            "method": c.method.value,
+            "kept_float": list(c.kept_float),
+            "sensitivity": c.sensitivity.to_dict() if c.sensitivity else None,
             "seconds": round(c.seconds, 2),
             "accuracy": [r.to_dict() for r in self.reports],
         }

@@ -11,6 +11,7 @@ Imports onnx/onnxruntime inside the functions.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ class QdqVariant(StrEnum):
 
 class _DropPreprocessingHint(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Please consider pre-processing")
+        return "pre-processing" not in record.getMessage()
 
 
 def _arguments(variant: QdqVariant) -> dict[str, Any]:
@@ -48,17 +49,38 @@ def _arguments(variant: QdqVariant) -> dict[str, Any]:
     }
 
 
-def quantize(
-    model: Path, ranges: Path, output: Path, *, variant: QdqVariant, method: Any, note: str
-) -> Path:
-    """Write `output` from `model` and the ranges ONNX Runtime saved (`save_tensors_data`).
+def save_ranges(ranges: Mapping[str, tuple[float, float]], path: Path) -> Path:
+    """ONNX Runtime's calibration cache (JSON) of (low, high) per tensor."""
+    import numpy as np
+    from onnxruntime.quantization.calibrate import (
+        CalibrationMethod,
+        TensorsData,
+        save_tensors_data,
+    )
 
-    `method` is onnxruntime's CalibrationMethod the ranges came from; `note` goes into the
-    model's metadata with the variant. The source model's metadata (the training settings) is
-    kept, so the quantised model evaluates and serves like the FP32 one.
+    data = {n: (np.float32(low), np.float32(high)) for n, (low, high) in ranges.items()}
+    save_tensors_data(TensorsData(CalibrationMethod.MinMax, data), path)
+    return path
+
+
+def quantize(
+    model: Path,
+    ranges: Path,
+    output: Path,
+    *,
+    variant: QdqVariant,
+    note: str,
+    keep_float: Sequence[str] = (),
+) -> Path:
+    """Write `output` from `model` and symmetric ranges saved by `save_ranges`.
+
+    `keep_float` names nodes left unquantised (no Q/DQ on their inputs: TensorRT runs them in
+    FP16/FP32). `note` goes into the model's metadata with the variant. The source model's
+    metadata (the training settings) is kept, so the quantised model evaluates and serves like
+    the FP32 one.
     """
     import onnx
-    from onnxruntime.quantization import QuantFormat, quantize_static
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
 
     # quantize_static logs a hint about pre-processing on every call; Heron's exports are
     # already shape-inferred and constant-folded by torch.onnx.
@@ -71,8 +93,9 @@ def quantize(
             None,
             quant_format=QuantFormat.QDQ,
             per_channel=True,
-            calibrate_method=method,
+            calibrate_method=CalibrationMethod.MinMax,  # save_ranges' (lowest, highest) form
             calibration_cache_path=str(ranges),
+            nodes_to_exclude=list(keep_float),
             **_arguments(variant),
         )
     finally:
@@ -83,6 +106,9 @@ def quantize(
     for prop in source.metadata_props:
         if prop.key not in present:
             quantised.metadata_props.add(key=prop.key, value=prop.value)
-    quantised.metadata_props.add(key=QUANTIZATION_METADATA_KEY, value=f"{variant.value}; {note}")
+    kept = f"; float: {', '.join(keep_float)}" if keep_float else ""
+    quantised.metadata_props.add(
+        key=QUANTIZATION_METADATA_KEY, value=f"{variant.value}; {note}{kept}"
+    )
     onnx.save(quantised, str(output))
     return output

@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from heron.engine import calib_cache
+from heron.core.int8 import calib_cache
+from heron.core.int8.calib_cache import Algorithm
 from heron.engine.build import BuildOptions, has_qdq
-from heron.engine.calib_cache import Algorithm
-from heron.engine.errors import BuildError, BuilderUnavailableError
+from heron.engine.errors import BuildError, BuilderUnavailableError, CalibCacheError
 from heron.engine.gpu import gpu_info
 from heron.engine.model_info import ModelInfo
 from heron.engine.plan_meta import Flavour
@@ -73,7 +73,10 @@ def cache_calibrator(trt: Any, path: Path) -> Any:
     """An IInt8Calibrator of the cache's algorithm that only reads the cache: no batches, so
     TensorRT must take every scale from it (a cache of another algorithm is refused here rather
     than silently ignored by TensorRT)."""
-    cache = calib_cache.read(path)
+    try:
+        cache = calib_cache.read(path)
+    except calib_cache.CalibCacheError as e:  # the shared parser's error, as the engine's
+        raise CalibCacheError(str(e)) from e
     base = {
         Algorithm.ENTROPY2: trt.IInt8EntropyCalibrator2,
         Algorithm.ENTROPY: trt.IInt8EntropyCalibrator,
