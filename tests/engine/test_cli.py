@@ -26,8 +26,9 @@ def trained_layout_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     exported as heron.training.export does."""
     import onnx
     import torch
+    from heron.evaluation.model_settings import SETTINGS_METADATA_KEY
     from heron.training.model import BBOX_NAME, COV_NAME, INPUT_NAME, DetectNetV2
-    from heron.training.predict import SETTINGS_METADATA_KEY, settings_json
+    from heron.training.predict import settings_json
 
     from tests.training.conftest import tiny_settings
 

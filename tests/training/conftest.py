@@ -60,7 +60,7 @@ def kitti16(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 @pytest.fixture(scope="session")
 def real_items(kitti16: Path) -> list[LabelledImage]:
-    from heron.training.data.kitti import KittiDataset
+    from heron.evaluation.kitti import KittiDataset
     from heron.training.dataset import from_kitti
 
     items, _ = from_kitti(KittiDataset(kitti16 / "kitti"), tiny_settings())

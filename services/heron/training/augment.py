@@ -23,14 +23,10 @@ import torch
 from torch import Tensor
 from torch.nn import functional
 
+from heron.evaluation.images import to_float
 from heron.training.settings import AugmentSettings
 
 LUMA = (0.299, 0.587, 0.114)
-
-
-def to_float(images: Tensor) -> Tensor:
-    """uint8 (N, 3, H, W) → float32 in [0, 1]."""
-    return images.float().div_(255.0)
 
 
 def augment(

@@ -2,15 +2,14 @@
 
 The GPU input pipeline is built for throughput (≥ 1,500 images/s at 960×544 on an H100):
 every image is decoded and resized to the network input once (`DetectionDataset`, threads,
-torchvision's decoders — no OpenCV needed), kept as uint8 in one tensor (`ImageCache`, on
-the GPU when it fits, else in pinned host memory), and each step takes a batch by index and
-augments it on the device (`heron.training.augment`). No per-step JPEG decoding, no worker
-processes, no host→device copy of float images.
+torchvision's decoders in `heron.evaluation.images` — no OpenCV needed), kept as uint8 in one
+tensor (`ImageCache`, on the GPU when it fits, else in pinned host memory), and each step takes
+a batch by index and augments it on the device (`heron.training.augment`). No per-step JPEG
+decoding, no worker processes, no host→device copy of float images.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,11 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from torch.nn import functional
 from torch.utils.data import Dataset
 
-from heron.training.data.errors import DataFormatError
-from heron.training.data.kitti import KittiSample, read_label_file
+from heron.evaluation.images import network_input
+from heron.evaluation.kitti import KittiSample, read_label_file
 from heron.training.settings import TrainingSettings
 
 
@@ -73,31 +71,6 @@ def from_kitti(
     return out, summary
 
 
-def read_image(path: Path) -> Tensor:
-    """uint8 RGB (3, H, W); DataFormatError naming the file when it cannot be decoded."""
-    from torchvision.io import ImageReadMode, decode_image, read_file
-
-    try:
-        with warnings.catch_warnings():
-            # torchvision >= 0.29 points to TorchCodec; its decoders still work and need
-            # nothing else installed (the GPU machines have no OpenCV).
-            warnings.simplefilter("ignore", DeprecationWarning)
-            image: Tensor = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
-    except (RuntimeError, OSError, ValueError) as e:
-        raise DataFormatError(path, 0, f"cannot decode image: {e}") from None
-    return image
-
-
-def resize(image: Tensor, width: int, height: int) -> Tensor:
-    """uint8 (3, h, w) → uint8 (3, height, width), antialiased bilinear."""
-    if image.shape[1:] == (height, width):
-        return image
-    x = functional.interpolate(
-        image.unsqueeze(0).float(), size=(height, width), mode="bilinear", antialias=True
-    )
-    return x.squeeze(0).round_().clamp_(0, 255).to(torch.uint8)
-
-
 class DetectionDataset(Dataset[tuple[Tensor, Tensor, Tensor]]):
     """Item i: (uint8 image (3, H, W) at the network input size, boxes (M, 4) scaled with it,
     labels (M,))."""
@@ -112,11 +85,8 @@ class DetectionDataset(Dataset[tuple[Tensor, Tensor, Tensor]]):
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor, Tensor]:
         item = self.items[i]
-        image = read_image(item.image)
-        h, w = image.shape[1:]
-        scale = torch.tensor([self.width / w, self.height / h] * 2)
-        boxes = torch.from_numpy(item.boxes) * scale
-        return resize(image, self.width, self.height), boxes, torch.from_numpy(item.labels)
+        image, boxes = network_input(item.image, item.boxes, self.width, self.height)
+        return image, boxes, torch.from_numpy(item.labels)
 
 
 @dataclass

@@ -105,7 +105,7 @@ def evaluate_model(model: Path, data: Path) -> ValidationResult:
     """AP of a checkpoint or ONNX file on a KITTI folder, in network-input pixels."""
     import torch
 
-    from heron.training.data.kitti import KittiDataset
+    from heron.evaluation.kitti import KittiDataset
     from heron.training.dataset import DetectionDataset, ImageCache, from_kitti
     from heron.training.predict import load_runner
     from heron.training.validation import ground_truth, predict_with_runner, score
@@ -123,7 +123,7 @@ def evaluate_model(model: Path, data: Path) -> ValidationResult:
 
 def infer_images(model: Path, images: Path, output: Path, batch_size: int = 8) -> tuple[int, int]:
     """KITTI prediction files and annotated JPEGs for every image; (images, detections)."""
-    from heron.training.data.kitti import KittiObject, write_label_file
+    from heron.evaluation.kitti import KittiObject, write_label_file
     from heron.training.predict import image_paths, load_runner, predict_paths
 
     with _readable_errors():

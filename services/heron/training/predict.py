@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
-from heron.training.dataset import read_image, resize
+from heron.evaluation.images import read_image, resize
+from heron.evaluation.model_settings import SETTINGS_METADATA_KEY
 from heron.training.settings import SettingsError, TrainingSettings
 
 if TYPE_CHECKING:
     from heron.postprocess.detections import Detections
     from heron.postprocess.params import ClusterParams
-
-SETTINGS_METADATA_KEY = "heron.settings"
 
 
 class ModelFileError(ValueError):
@@ -94,24 +93,12 @@ def load_runner(path: Path | str, device: str | None = None) -> Runner:
     raise ModelFileError(f"{path}: expected a .pt checkpoint or an .onnx export")
 
 
-MAX_CANDIDATES = 2000
-"""Candidates clustered per class and image when training code decodes (validation, evaluate,
-infer). A trained detector has far fewer over TAO's 0.005 threshold; a half-trained stride-8
-one has ~8,000 of 8,160 cells, and clustering all of them made a validation take minutes."""
-
-
 def cluster_params(settings: TrainingSettings) -> list[ClusterParams]:
-    """One ClusterParams per output class, from the spec's postprocessing_config."""
-    from dataclasses import asdict
+    """One ClusterParams per output class, from the spec's postprocessing_config; the same
+    conversion (and MAX_CANDIDATES cap) the engine's INT8 gate scores with."""
+    from heron.evaluation import model_settings
 
-    from heron.postprocess.params import ClusterParams
-
-    return [
-        ClusterParams.from_tao_clustering(**asdict(settings.cluster_for(name))).model_copy(
-            update={"max_candidates": MAX_CANDIDATES}
-        )
-        for name in settings.classes
-    ]
+    return [model_settings.cluster_params(settings.cluster_for(name)) for name in settings.classes]
 
 
 def decode(cov: np.ndarray, bbox: np.ndarray, settings: TrainingSettings) -> list[Detections]:
@@ -168,7 +155,7 @@ def predict_paths(
 
 def image_paths(source: Path) -> list[Path]:
     """An image file, or every image of a folder (a KITTI folder's images/ when present)."""
-    from heron.training.data.kitti import is_image
+    from heron.evaluation.kitti import is_image
 
     if source.is_file():
         return [source]

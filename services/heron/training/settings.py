@@ -5,6 +5,8 @@ model, rasteriser, losses and loop take them instead of the protobuf. They are s
 dataclasses, not pydantic models, on purpose: the training core must run where only torch
 and numpy are installed (the GPU machines), and a checkpoint stores them as a plain dict
 (`to_dict` / `from_dict`) so that `torch.load(weights_only=True)` can read it back.
+`ClusterSettings` comes from heron.evaluation.model_settings (stdlib only as well), which reads
+the scoring part of `to_dict` back for the engine.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Literal, TypeVar, get_args, get_type_hints
+
+# Clustering is what scoring a model needs too (the engine's INT8 gate reads it from an exported
+# model's metadata): its settings type lives below the services, in heron.evaluation.
+from heron.evaluation.model_settings import ClusterSettings
 
 STRIDE = 16
 """DetectNet_v2's output stride: one grid cell per 16×16 input pixels."""
@@ -133,20 +139,6 @@ class CostClass:
         _check(self.class_weight >= 0, "class_weight", ">= 0", self.class_weight)
         w = self.coverage_foreground_weight
         _check(0.0 <= w <= 1.0, "coverage_foreground_weight", "a value in [0, 1]", w)
-
-
-@dataclass(frozen=True)
-class ClusterSettings:
-    """`postprocessing_config.target_class_config[<class>].clustering_config`."""
-
-    coverage_threshold: float = 0.005
-    dbscan_eps: float = 0.15
-    dbscan_min_samples: float = 1.0
-    minimum_bounding_box_height: int = 4
-    clustering_algorithm: Literal["DBSCAN", "NMS", "HYBRID"] = "DBSCAN"
-    dbscan_confidence_threshold: float = 0.1
-    nms_iou_threshold: float = 0.2
-    nms_confidence_threshold: float = 0.1
 
 
 @dataclass(frozen=True)

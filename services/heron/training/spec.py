@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from heron.evaluation.model_settings import ClusterSettings
 from heron.training.settings import (
     AugmentSettings,
-    ClusterSettings,
     CostClass,
     EvalSettings,
     ModelSettings,
@@ -24,7 +24,7 @@ from heron.training.settings import (
 )
 
 if TYPE_CHECKING:
-    from heron.training.data.kitti import KittiDataset
+    from heron.evaluation.kitti import KittiDataset
     from heron.v1.tao.experiment_pb2 import Experiment
 
 ALGORITHMS = {0: "DBSCAN", 1: "NMS", 2: "HYBRID"}
@@ -241,7 +241,7 @@ def datasets(spec: Experiment, base_dir: Path) -> tuple[list[KittiDataset], list
 
 
 def _all_images(folder: Path, read_partitions: Any) -> KittiDataset:
-    from heron.training.data.kitti import KittiDataset
+    from heron.evaluation.kitti import KittiDataset
     from heron.training.data.split import PARTITIONS_FILE, read_partitions_summary
 
     if (folder / PARTITIONS_FILE).is_file():

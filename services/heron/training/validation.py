@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from heron.training.augment import to_float
+from heron.evaluation.images import EVALUATION_BATCH_SIZE, to_float
 from heron.training.dataset import ImageCache
 from heron.training.settings import TrainingSettings
 
 if TYPE_CHECKING:
+    from heron.evaluation.ap import EvalReport, EvaluationConfig, GroundTruth
     from heron.postprocess.detections import Detections
-    from heron.training.evaluation import EvalReport, GroundTruth
     from heron.training.predict import Runner
 
 
@@ -60,54 +60,37 @@ def predict_cache(
 
 
 def ground_truth(cache: ImageCache) -> list[GroundTruth]:
-    from heron.training.evaluation import GroundTruth
+    from heron.evaluation.ap import GroundTruth
 
     boxes = cache.boxes.cpu().numpy()
     labels = cache.labels.cpu().numpy()
     return [GroundTruth(b[lab >= 0], lab[lab >= 0]) for b, lab in zip(boxes, labels, strict=True)]
 
 
-def evaluation_config(settings: TrainingSettings) -> Any:
-    """`heron.training.evaluation`'s config from `evaluation_config` (TAO semantics).
-
-    A class without a minimum overlap gets 0.5 (specs loaded from files always have one: the
-    spec checker requires it); a maximum of 0 means no limit.
-    """
-    from heron.training.evaluation.config import (
-        EvaluationBoxConfig,
-        EvaluationConfig,
-    )
+def evaluation_config(settings: TrainingSettings) -> EvaluationConfig:
+    """`heron.evaluation.ap`'s config from `evaluation_config` (TAO semantics), converted as
+    the engine's INT8 gate converts it (`heron.evaluation.model_settings.evaluation_config`)."""
+    from heron.evaluation import model_settings
 
     e = settings.evaluation
-    boxes = {
-        name: EvaluationBoxConfig(
-            minimum_height=max(lo_h, 0),
-            maximum_height=hi_h or None,
-            minimum_width=max(lo_w, 0),
-            maximum_width=hi_w or None,
-        )
-        for name, (lo_h, hi_h, lo_w, hi_w) in e.box_limits.items()
-    }
-    return EvaluationConfig(
-        minimum_detection_ground_truth_overlap={
-            name: e.minimum_overlap.get(name, 0.5) for name in settings.classes
-        },
-        evaluation_box_config=boxes,
-        average_precision_mode=e.average_precision_mode,
+    return model_settings.evaluation_config(
+        settings.classes, e.minimum_overlap, e.box_limits, e.average_precision_mode
     )
 
 
 def score(
     predictions: list[Detections], truth: list[GroundTruth], settings: TrainingSettings
 ) -> ValidationResult:
-    from heron.training.evaluation import evaluate
+    from heron.evaluation.ap import evaluate
 
     report = evaluate(predictions, truth, list(settings.classes), evaluation_config(settings))
     ap = {c.name: float(c.average_precision) for c in report.classes}
     return ValidationResult(ap, float(report.mean_average_precision), report)
 
 
-def predict_with_runner(runner: Runner, cache: ImageCache, batch_size: int = 8) -> list[Detections]:
+def predict_with_runner(
+    runner: Runner, cache: ImageCache, batch_size: int = EVALUATION_BATCH_SIZE
+) -> list[Detections]:
     """Like `predict_cache`, through a loaded model file (checkpoint or ONNX)."""
     from heron.training.predict import decode
 
@@ -132,7 +115,7 @@ def validate(
 
 
 def write_pr_curves(result: ValidationResult, png: Path) -> Path:
-    from heron.training.evaluation import plot_pr_curves
+    from heron.evaluation.ap import plot_pr_curves
 
     plot_pr_curves(result.report, png)
     return png

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from heron.training.data.errors import DataFormatError
-from heron.training.data.kitti import (
+from heron.evaluation.errors import DataFormatError
+from heron.evaluation.kitti import (
     KittiDataset,
     KittiObject,
     read_label_file,

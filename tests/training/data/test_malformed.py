@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 import scipy.io
-from heron.training.data.errors import DataFormatError
+from heron.evaluation.errors import DataFormatError
 from heron.training.data.formats import FORMATS, SourceFormat
 
 from tests.training.data.conftest import FIXTURES

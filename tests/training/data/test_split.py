@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from heron.training.data.errors import DataFormatError
-from heron.training.data.kitti import KittiObject, write_label_file
+from heron.evaluation.errors import DataFormatError
+from heron.evaluation.kitti import KittiObject, write_label_file
 from heron.training.data.split import (
     SplitSettings,
     partition_random,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import cv2
 import pytest
+from heron.evaluation.kitti import KittiDataset
 from heron.training.data.check import check_kitti
 from heron.training.data.convert import convert_samples
 from heron.training.data.formats import FORMATS, SourceFormat
-from heron.training.data.kitti import KittiDataset
 
 pytestmark = pytest.mark.shared_data
 MAPPING = FORMATS[SourceFormat.VOC].default_class_map

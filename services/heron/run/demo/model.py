@@ -123,7 +123,7 @@ def train_short(
 ) -> DemoModel:
     """Train `spec`'s recipe on the real images for about `budget_s` (one timed epoch, then as
     many as fit)."""
-    from heron.training.data.kitti import KittiDataset
+    from heron.evaluation.kitti import KittiDataset
     from heron.training.data.split import partition_random
     from heron.training.dataset import from_kitti
     from heron.training.export import export_onnx

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from heron.core.config.diagnostics import Diagnostics, closest
-from heron.training.data.errors import DataFormatError
-from heron.training.data.kitti import IMAGE_EXTENSIONS, KittiObject, format_number, is_image
+from heron.evaluation.errors import DataFormatError
+from heron.evaluation.kitti import IMAGE_EXTENSIONS, KittiObject, format_number, is_image
 
 
 @dataclass

@@ -13,9 +13,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from heron.core.config.diagnostics import ConfigError, Severity
+from heron.evaluation.errors import DataFormatError
 from heron.training.data.check import CheckReport, check_kitti
 from heron.training.data.convert import ConvertReport, convert_samples
-from heron.training.data.errors import DataFormatError
 from heron.training.data.formats import FORMATS, SourceFormat
 from heron.training.data.sample import parse_class_map
 

@@ -15,8 +15,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from heron.training.data.errors import DataFormatError
-from heron.training.data.kitti import KittiObject, write_label_file
+from heron.evaluation.errors import DataFormatError
+from heron.evaluation.kitti import KittiObject, write_label_file
 from heron.training.data.sample import Box, Sample
 
 JPEG_QUALITY = 95

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from heron.training.data.errors import DataFormatError
+from heron.evaluation.errors import DataFormatError
 
 
 @dataclass(frozen=True)

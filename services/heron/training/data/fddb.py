@@ -17,8 +17,8 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
+from heron.evaluation.errors import DataFormatError
 from heron.training.data.counted_list import read_counted_list
-from heron.training.data.errors import DataFormatError
 from heron.training.data.sample import Box, Sample, make_box, name_from_relative, resolve_image
 
 CLASS_NAME = "face"

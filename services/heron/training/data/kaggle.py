@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from heron.training.data.errors import DataFormatError
+from heron.evaluation.errors import DataFormatError
 from heron.training.data.sample import Box, Sample, make_box
 from heron.training.data.voc import first_dir
 

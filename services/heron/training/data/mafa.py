@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from heron.training.data.errors import DataFormatError
+from heron.evaluation.errors import DataFormatError
 from heron.training.data.sample import Box, Sample, make_box, resolve_image
 
 

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from heron.training.data.errors import DataFormatError
-from heron.training.data.kitti import IMAGE_EXTENSIONS, KittiDataset, is_image, read_label_file
+from heron.evaluation.errors import DataFormatError
+from heron.evaluation.kitti import IMAGE_EXTENSIONS, KittiDataset, is_image, read_label_file
 
 if TYPE_CHECKING:
     from heron.v1.tao.dataset_export_config_pb2 import KITTIConfig

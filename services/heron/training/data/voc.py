@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from xml.parsers import expat
 
-from heron.training.data.errors import DataFormatError
+from heron.evaluation.errors import DataFormatError
 from heron.training.data.sample import Box, Sample, make_box
 
 ANNOTATION_DIRS = ("annotations", "Annotations")

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from heron.evaluation.errors import DataFormatError
 from heron.training.data.counted_list import read_counted_list
-from heron.training.data.errors import DataFormatError
 from heron.training.data.sample import Box, Sample, make_box, name_from_relative, resolve_image
 
 BOX_FIELDS = 10

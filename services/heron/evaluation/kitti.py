@@ -1,4 +1,4 @@
-"""KITTI detection labels: the format training reads and every converter writes.
+"""KITTI detection labels: the format training and evaluation read and every converter writes.
 
 A KITTI data set is a folder with `images/` and `labels/`; `labels/<stem>.txt` holds one line
 per object for `images/<stem>.<ext>`:
@@ -10,7 +10,7 @@ Only the class and the 2D box matter to DetectNet_v2; the 3D fields are kept so 
 read and written again is unchanged. TAO also accepts a 16th field (a detection score, as in
 prediction files), and so do we.
 
-The API training uses:
+The API training and the engine's accuracy gate use:
 
     dataset = KittiDataset("data/kitti")            # (image, label) pairs, sorted by name
     for sample in dataset:
@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from heron.training.data.errors import DataFormatError
+from heron.evaluation.errors import DataFormatError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 """Image files a KITTI folder may hold (compared case-insensitively)."""

@@ -22,8 +22,8 @@ import math
 
 import numpy as np
 import pytest
+from heron.evaluation.ap import APMode, EvaluationConfig, GroundTruth, evaluate
 from heron.postprocess import Detections
-from heron.training.evaluation import APMode, EvaluationConfig, GroundTruth, evaluate
 
 pytest.importorskip("pycocotools", reason="torchmetrics' mAP needs pycocotools")
 torch = pytest.importorskip("torch")

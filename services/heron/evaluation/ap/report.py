@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from heron.training.evaluation.config import EvaluationConfig
+from heron.evaluation.ap.config import EvaluationConfig
 
 
 class ClassReport(BaseModel):

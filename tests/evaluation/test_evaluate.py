@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from heron.postprocess import ClusterParams, Detections, DetectionsError, encode_bbox, postprocess
-from heron.training.evaluation import (
+from heron.evaluation.ap import (
     APMode,
     EvaluationBoxConfig,
     EvaluationConfig,
@@ -16,6 +15,7 @@ from heron.training.evaluation import (
     evaluate,
     plot_pr_curves,
 )
+from heron.postprocess import ClusterParams, Detections, DetectionsError, encode_bbox, postprocess
 from pydantic import ValidationError
 
 NAMES = ["Mask", "No-Mask"]

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from heron.evaluation.ap.average_precision import ap_integrate, ap_sample, precision_recall
+from heron.evaluation.ap.config import APMode, EvaluationBoxConfig, EvaluationConfig
+from heron.evaluation.ap.ground_truth import GroundTruth
+from heron.evaluation.ap.matching import ImageMatches, match_image, merge_images
+from heron.evaluation.ap.report import ClassReport, EvalReport
 from heron.postprocess.detections import Detections, FloatArray
-from heron.training.evaluation.average_precision import ap_integrate, ap_sample, precision_recall
-from heron.training.evaluation.config import APMode, EvaluationBoxConfig, EvaluationConfig
-from heron.training.evaluation.ground_truth import GroundTruth
-from heron.training.evaluation.matching import ImageMatches, match_image, merge_images
-from heron.training.evaluation.report import ClassReport, EvalReport
 
 
 def in_box_range(boxes: FloatArray, limits: EvaluationBoxConfig) -> NDArray[np.bool_]:

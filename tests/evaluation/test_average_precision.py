@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from heron.training.evaluation.average_precision import (
+from heron.evaluation.ap.average_precision import (
     ap_integrate,
     ap_sample,
     interpolated_precision,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from heron.training.evaluation.report import EvalReport
+from heron.evaluation.ap.report import EvalReport
 
 
 def plot_pr_curves(report: EvalReport, path_png: str | Path) -> Path:

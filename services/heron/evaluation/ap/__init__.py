@@ -5,11 +5,11 @@ draws it. Predictions are `heron.postprocess.Detections`, the type the inference
 so the AP measured here is the AP of what is served.
 """
 
-from heron.training.evaluation.config import APMode, EvaluationBoxConfig, EvaluationConfig
-from heron.training.evaluation.evaluate import evaluate
-from heron.training.evaluation.ground_truth import GroundTruth
-from heron.training.evaluation.plot import plot_pr_curves
-from heron.training.evaluation.report import ClassReport, EvalReport
+from heron.evaluation.ap.config import APMode, EvaluationBoxConfig, EvaluationConfig
+from heron.evaluation.ap.evaluate import evaluate
+from heron.evaluation.ap.ground_truth import GroundTruth
+from heron.evaluation.ap.plot import plot_pr_curves
+from heron.evaluation.ap.report import ClassReport, EvalReport
 
 __all__ = [
     "APMode",

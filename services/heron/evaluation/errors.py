@@ -1,4 +1,5 @@
-"""The one error every data parser raises: it names the file, the line and the field."""
+"""The one error every data parser raises (the KITTI reader here and heron.training.data's
+converters): it names the file, the line and the field."""
 
 from __future__ import annotations
 
