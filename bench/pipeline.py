@@ -147,6 +147,7 @@ def write_config(
     *,
     size: tuple[int, int],
     calib: Path | None,
+    sink: str = "file",
 ) -> Path:
     """The demo pipeline, with N copies of the source (multi-URI), this model and no RTSP."""
     from heron.core.config.deepstream import read_deepstream_app
@@ -159,6 +160,8 @@ def write_config(
     source.update(type="multi_uri", uri=uri, num_sources=streams)
     data["sinks"] = {
         0: {"type": "file", "enable": True, "output_file": out_mp4, "container": "mp4"}
+        if sink == "file"
+        else {"type": "fake", "enable": True}  # deepstream-app's perf setup: sink type=1
     }
     data["tiled_display"] = {
         "enable": streams > 1,
@@ -241,6 +244,7 @@ def run_once(
     threads: int,
     realtime_s: float | None,
     calib: Path | None,
+    sink: str = "file",
 ) -> dict[str, Any]:
     """One `heron run`: lossless over the file, or the file paced at its rate for realtime_s."""
     from heron.run.plan import RunOptions
@@ -253,7 +257,14 @@ def run_once(
     # own rate (a camera stand-in): the live topology, frames dropped when a stage falls behind.
     uri = clip.as_uri() if realtime_s is None else f"lavfi://movie={clip},realtime"
     config = write_config(
-        folder, uri, onnx, streams, folder / "out.mp4", size=clip_size(clip), calib=calib
+        folder,
+        uri,
+        onnx,
+        streams,
+        folder / "out.mp4",
+        size=clip_size(clip),
+        calib=calib,
+        sink=sink,
     )
     sampler = CpuSampler()
     lines: list[str] = []
@@ -333,6 +344,12 @@ def main() -> None:
         default="int8",
         help="int8: network-mode=1 with the calibration cache; fp32: network-mode=0",
     )
+    p.add_argument(
+        "--sink",
+        choices=["file", "fake"],
+        default="file",
+        help="file: OSD into an MP4 (the demo); fake: no encoding, as deepstream-app's perf runs",
+    )
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "pipeline.json")
     args = p.parse_args()
     if not CLIP.is_file():
@@ -347,7 +364,16 @@ def main() -> None:
         height, width = model_input(onnx)
         raw = raw_forward(served_model(onnx, calib), args.threads, seconds=5.0)
         rows = [
-            run_once(clip, onnx, n, work, threads=args.threads, realtime_s=None, calib=calib)
+            run_once(
+                clip,
+                onnx,
+                n,
+                work,
+                threads=args.threads,
+                realtime_s=None,
+                calib=calib,
+                sink=args.sink,
+            )
             for n in args.streams
         ]
         if args.realtime_seconds > 0:
@@ -362,6 +388,7 @@ def main() -> None:
                     threads=args.threads,
                     realtime_s=args.realtime_seconds,
                     calib=calib,
+                    sink=args.sink,
                 )
                 for n in args.streams
             ]
@@ -392,6 +419,7 @@ def main() -> None:
     result = {
         "model": model_name,
         "precision": args.precision,
+        "sink": args.sink,
         "input": [width, height],
         "clip_frames": args.frames,
         "clip_fps": fps,
