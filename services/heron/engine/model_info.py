@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from heron.engine.errors import ModelFileError
+from heron.evaluation.model_settings import SETTINGS_METADATA_KEY
 
 if TYPE_CHECKING:
     import onnx
 
-SETTINGS_METADATA_KEY = "heron.settings"  # written by heron.training.export
 DEFAULT_HEIGHT, DEFAULT_WIDTH = 544, 960
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from heron.core.config.nvinfer_models import CLUSTER_MODES, NvInferConfig
+from heron.evaluation.model_settings import SETTINGS_METADATA_KEY
 from heron.inference.backends.base import FloatArray, ModelInfo
 from heron.inference.errors import ModelMismatchError
 from heron.postprocess import (
@@ -30,7 +31,6 @@ from heron.v1.detection_pb2 import DetectedObject
 
 log = logging.getLogger(__name__)
 
-SETTINGS_METADATA_KEY = "heron.settings"  # what `heron export` writes into the ONNX file
 DISPLAY_ONLY = {"border_color", "bg_color"}
 
 
