@@ -9,7 +9,8 @@ from pathlib import Path
 import onnx
 import pytest
 from heron.engine.errors import ModelFileError
-from heron.engine.model_info import SETTINGS_METADATA_KEY, read_model_info
+from heron.engine.model_info import read_model_info
+from heron.evaluation.model_settings import SETTINGS_METADATA_KEY
 from onnx import TensorProto, helper
 
 
