@@ -117,8 +117,5 @@ class OnnxRuntimeBackend:
 
 def _digest(path: Path) -> str:
     """A version for unversioned files: the first 12 hex digits of the file's SHA-256."""
-    h = hashlib.sha256()
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:12]
+        return hashlib.file_digest(f, "sha256").hexdigest()[:12]

@@ -158,11 +158,8 @@ def _key(onnx_file: Path, calib_file: Path) -> str:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _activations(onnx_file: Path) -> tuple[set[str], set[str]]:
