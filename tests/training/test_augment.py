@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from heron.training.augment import augment, filter_boxes
+from heron.training.augment import augment, filter_boxes, mosaic
 from heron.training.settings import AugmentSettings
 
 
@@ -81,3 +81,73 @@ def test_small_and_outside_boxes_are_dropped() -> None:
     )
     assert labels.tolist() == [[-1, -1, 1]]
     assert clipped[0, 2].tolist() == [120.0, 10.0, 128.0, 30.0]
+
+
+def coloured_tiles(n: int = 4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Image i: black with one patch of grey level 40·(i+1) where its single box is."""
+    images = torch.zeros(n, 3, 96, 160, dtype=torch.uint8)
+    boxes = torch.zeros(n, 1, 4)
+    for i in range(n):
+        x1, y1 = 10 + 8 * i, 12 + 4 * i
+        images[i, :, y1 : y1 + 30, x1 : x1 + 40] = 40 * (i + 1)
+        boxes[i, 0] = torch.tensor([x1, y1, x1 + 40, y1 + 30])
+    return images, boxes, torch.zeros(n, 1, dtype=torch.long)
+
+
+def test_mosaic_boxes_follow_their_tiles() -> None:
+    images, boxes, labels = coloured_tiles()
+    x = images.float() / 255
+    gen = torch.Generator().manual_seed(5)
+    out, moved, kept = mosaic(x, boxes, labels, probability=1.0, min_scale=0.5, gen=gen)
+    assert out.shape == x.shape and moved.shape == (4, 4, 4) and kept.shape == (4, 4)
+    checked = 0
+    for i in range(4):
+        for slot in range(4):
+            if kept[i, slot] < 0:
+                continue
+            x1, y1, x2, y2 = moved[i, slot].tolist()
+            cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, 160), min(y2, 96)
+            patch = out[i, 0, int(cy1) + 2 : int(cy2) - 2, int(cx1) + 2 : int(cx2) - 2]
+            if patch.numel() == 0:
+                continue
+            # slot q of output i holds the box of image i + q, with its grey level
+            level = 40 * ((i + slot) % 4 + 1) / 255
+            assert torch.allclose(patch.median(), torch.tensor(level), atol=0.02)
+            checked += 1
+    assert checked >= 6
+
+
+def test_mosaic_drops_boxes_its_seams_cut_to_slivers() -> None:
+    images, boxes, labels = coloured_tiles(2)
+    boxes[:] = torch.tensor([0.0, 0.0, 160.0, 96.0])  # whole-image boxes
+    gen = torch.Generator().manual_seed(1)
+    _, moved, kept = mosaic(
+        images.float() / 255, boxes, labels, probability=1.0, min_scale=1.0, gen=gen
+    )
+    # at scale 1 a tile shows the part of its image beyond the meeting point: whole-image boxes
+    # survive only where that part keeps a quarter of the area
+    for i in range(2):
+        for slot in range(4):
+            x1, y1, x2, y2 = moved[i, slot].tolist()
+            area = (min(x2, 160) - max(x1, 0)) * (min(y2, 96) - max(y1, 0))
+            assert (kept[i, slot] >= 0) == (area >= 0.25 * 160 * 96)
+
+
+def test_mosaic_probability_zero_changes_nothing() -> None:
+    images, boxes, labels = coloured_tiles()
+    x = images.float() / 255
+    gen = torch.Generator().manual_seed(0)
+    out, moved, kept = mosaic(x, boxes, labels, probability=0.0, min_scale=0.5, gen=gen)
+    assert torch.equal(out, x)
+    assert torch.equal(moved[:, :1], boxes) and torch.equal(kept[:, :1], labels)
+    assert (kept[:, 1:] == -1).all()
+
+
+def test_augment_makes_mosaics_only_when_on() -> None:
+    images, boxes, labels = coloured_tiles()
+    aug = AugmentSettings(hflip_probability=0.0, mosaic_probability=1.0)
+    gen = torch.Generator().manual_seed(0)
+    _, moved, _ = augment(images, boxes, labels, aug=aug, gen=gen)
+    assert moved.shape[1] == 4
+    _, moved, _ = augment(images, boxes, labels, aug=aug, gen=gen, mosaic_on=False)
+    assert moved.shape[1] == 1

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from heron.cli.main import app
+from heron.core.config.diagnostics import ConfigError
 from heron.core.config.tao import load_experiment_spec
 from heron.training.__main__ import main as job_main
+from heron.training.settings import SettingsError
 from heron.training.spec import from_experiment
 from typer.testing import CliRunner
 
@@ -236,3 +239,55 @@ def test_committed_specs_reproduce_the_committed_model() -> None:
     train = from_experiment(load_experiment_spec(path, check_paths=False).message, folder)  # type: ignore[arg-type]
     assert train.model.output_stride == 8 and not train.model.load_graph
     assert train.optim.num_epochs == 140 and retrain.optim.num_epochs == 30
+
+
+def _committed_spec_with(tmp_path: Path, augment: str, training: str) -> Path:
+    folder = Path(__file__).resolve().parents[2] / "models" / "facemask"
+    text = (folder / "detectnet_v2_train_mobilenet_v2_facemask.txt").read_text()
+    text = text.replace("    zoom_min: 0.8\n", f"    zoom_min: 0.8\n{augment}\n", 1)
+    text = text.replace("  num_epochs: 140\n", f"  num_epochs: 140\n{training}\n", 1)
+    path = tmp_path / "spec.txt"
+    path.write_text(text)
+    return path
+
+
+def test_heron_extensions_mosaic_and_ema_reach_the_settings(tmp_path: Path) -> None:
+    path = _committed_spec_with(
+        tmp_path,
+        "mosaic_probability: 0.5 mosaic_min_scale: 0.6 mosaic_off_last_epochs: 15",
+        "ema_decay: 0.998",
+    )
+    s = from_experiment(load_experiment_spec(path, check_paths=False).message, tmp_path)  # type: ignore[arg-type]
+    assert (s.augment.mosaic_probability, s.augment.mosaic_min_scale) == (0.5, 0.6)
+    assert s.augment.mosaic_off_last_epochs == 15 and s.optim.ema_decay == 0.998
+    plain = _committed_spec_with(tmp_path, "", "")
+    s = from_experiment(load_experiment_spec(plain, check_paths=False).message, tmp_path)  # type: ignore[arg-type]
+    assert s.augment.mosaic_probability == 0.0 and s.optim.ema_decay == 0.0  # TAO's behaviour
+
+
+@pytest.mark.parametrize(
+    ("augment", "training", "message"),
+    [
+        ("mosaic_probability: 1.5", "", "mosaic_probability] expected a probability in [0, 1]"),
+        ("mosaic_min_scale: 0", "", "mosaic_min_scale] expected a scale in (0, 1]"),
+        ("", "ema_decay: 1.0", "ema_decay] expected a decay in [0, 1)"),
+        ("mosaic_probabilty: 0.5", "", "spec.txt:44: error: [augmentation_config.spatial"),
+    ],
+)
+def test_bad_extension_values_name_the_field(
+    tmp_path: Path, augment: str, training: str, message: str
+) -> None:
+    path = _committed_spec_with(tmp_path, augment, training)
+    with pytest.raises((SettingsError, ConfigError), match=re.escape(message)):
+        from_experiment(load_experiment_spec(path, check_paths=False).message, tmp_path)  # type: ignore[arg-type]
+
+
+def test_job_arguments_and_environment_set_cudnn_autotuning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from heron.training.__main__ import parse_args
+
+    assert parse_args(["-e", "s.txt", "-r", "out"]).cudnn_benchmark
+    assert not parse_args(["-e", "s.txt", "-r", "out", "--no-cudnn-benchmark"]).cudnn_benchmark
+    monkeypatch.setenv("HERON_TRAIN_CUDNN_BENCHMARK", "false")
+    assert not parse_args(["-e", "s.txt", "-r", "out"]).cudnn_benchmark

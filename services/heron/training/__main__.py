@@ -25,6 +25,7 @@ class JobSettings(BaseSettings):
     device: str | None = Field(None, description="cpu, cuda or cuda:N; default: auto.")
     compile: bool = Field(False, description="torch.compile the network (GPU).")
     progress: bool = Field(False, description="Progress bar (off: logs suit a pod better).")
+    cudnn_benchmark: bool = Field(True, description="cuDNN autotuning (slower first epoch).")
 
 
 def parse_args(argv: list[str]) -> JobSettings:
@@ -35,6 +36,9 @@ def parse_args(argv: list[str]) -> JobSettings:
     parser.add_argument("--device")
     parser.add_argument("--compile", action="store_true", default=None)
     parser.add_argument("--progress", action="store_true", default=None)
+    parser.add_argument(
+        "--no-cudnn-benchmark", dest="cudnn_benchmark", action="store_false", default=None
+    )
     args = vars(parser.parse_args(argv))
     args.pop("key")
     return JobSettings(**{k: v for k, v in args.items() if v is not None})
@@ -58,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(rich_logs=False)
     options = TrainOptions(
-        device=settings.device, compile=settings.compile, progress=settings.progress
+        device=settings.device,
+        compile=settings.compile,
+        progress=settings.progress,
+        cudnn_benchmark=settings.cudnn_benchmark,
     )
     try:
         result = run_job(settings.spec, settings.results, options)

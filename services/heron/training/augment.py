@@ -6,6 +6,12 @@ pixels with `grid_sample` and to the boxes through their four corners (the axis-
 of the moved corners). Boxes are clipped to the image and dropped when narrower than
 `min_bbox_width` or lower than `min_bbox_height` (labels become −1).
 
+Mosaic (Heron's `mosaic_probability`, `mosaic_min_scale`): an image becomes four — itself and
+the next three of its batch — each scaled by one factor in [mosaic_min_scale, 1] and placed
+so that their corners meet at a random point of the middle half; boxes cut to under a quarter
+of their area are dropped. It multiplies the faces and backgrounds an image shows, which is
+what 553 training images lack most. Mosaics then go through the warp and colours like any image.
+
 Colour (`color_augmentation`, TAO's meaning): hue rotation about the grey axis by up to
 ±hue_rotation_max degrees, saturation scaled by 1 ± saturation_shift_max, contrast scaled by
 1 ± contrast_scale_max about contrast_center, and a per-channel shift of stddev
@@ -29,13 +35,33 @@ from heron.training.settings import AugmentSettings
 LUMA = (0.299, 0.587, 0.114)
 
 
+MOSAIC_MIN_VISIBLE = 0.25
+"""A box cut by a mosaic's seams keeps its label only with this share of its area left."""
+
+
 def augment(
-    images: Tensor, boxes: Tensor, labels: Tensor, *, aug: AugmentSettings, gen: torch.Generator
+    images: Tensor,
+    boxes: Tensor,
+    labels: Tensor,
+    *,
+    aug: AugmentSettings,
+    gen: torch.Generator,
+    mosaic_on: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """uint8 images (N, 3, H, W), boxes (N, M, 4) pixels, labels (N, M) → augmented float
-    images in [0, 1], moved boxes and labels (−1 where a box was dropped)."""
+    images in [0, 1], moved boxes and labels (−1 where a box was dropped); with mosaics the
+    box axis grows to 4M."""
     x = to_float(images)
     n, _, h, w = x.shape
+    if mosaic_on and aug.mosaic_probability and n > 1:
+        x, boxes, labels = mosaic(
+            x,
+            boxes,
+            labels,
+            probability=aug.mosaic_probability,
+            min_scale=aug.mosaic_min_scale,
+            gen=gen,
+        )
     if _has_spatial(aug):  # decided from the settings: no device sync per step
         forward = _spatial_matrices(n, (w, h), aug, gen, x.device)
         x = _warp(x, forward)
@@ -47,13 +73,68 @@ def augment(
     return x, boxes, labels
 
 
+def mosaic(
+    x: Tensor,
+    boxes: Tensor,
+    labels: Tensor,
+    *,
+    probability: float,
+    min_scale: float,
+    gen: torch.Generator,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Float images (N, 3, H, W) → the same number of images, each a mosaic with
+    `probability`; boxes (N, 4M, 4) and labels (N, 4M), −1 for padding and dropped boxes."""
+    n, _, h, w = x.shape
+    device = x.device
+    use = _uniform(n, 0, 1, gen, device) < probability
+    scale = _uniform(n, min_scale, 1.0, gen, device)
+    cx = _uniform(n, 0.25 * w, 0.75 * w, gen, device)
+    cy = _uniform(n, 0.25 * h, 0.75 * h, gen, device)
+    zero = torch.zeros_like(scale)
+    tiles = torch.zeros_like(x)
+    all_boxes, all_labels = [], []
+    for q in range(4):
+        right, below = q % 2, q // 2
+        # Tile q's corner touches (cx, cy): left tiles end there, right tiles start there, so
+        # each tile stays in its own quadrant and the tiles never overlap.
+        tx = cx if right else cx - scale * w
+        ty = cy if below else cy - scale * h
+        forward = torch.stack([scale, zero, tx, zero, scale, ty], 1).view(n, 2, 3)
+        source = torch.roll(x, shifts=-q, dims=0)  # output i shows images i … i+3
+        tiles += _warp(source, forward)
+        moved = _move_boxes(torch.roll(boxes, shifts=-q, dims=0), forward)
+        lab = torch.roll(labels, shifts=-q, dims=0)
+        visible = _area(_clip(moved, w, h)) >= MOSAIC_MIN_VISIBLE * _area(moved)
+        lab = torch.where(visible, lab, torch.full_like(lab, -1))
+        keep = use.view(n, 1)
+        if q == 0:  # the image's own boxes, unchanged where it is no mosaic
+            moved = torch.where(keep.unsqueeze(2), moved, boxes)
+            lab = torch.where(keep, lab, labels)
+        else:
+            lab = torch.where(keep, lab, torch.full_like(lab, -1))
+        all_boxes.append(moved)
+        all_labels.append(lab)
+    x = torch.where(use.view(n, 1, 1, 1), tiles, x)
+    return x, torch.cat(all_boxes, dim=1), torch.cat(all_labels, dim=1)
+
+
+def _clip(boxes: Tensor, width: int, height: int) -> Tensor:
+    lo = torch.zeros(4, device=boxes.device, dtype=boxes.dtype)
+    hi = torch.tensor([width, height, width, height], device=boxes.device, dtype=boxes.dtype)
+    return torch.minimum(torch.maximum(boxes, lo), hi)
+
+
+def _area(boxes: Tensor) -> Tensor:
+    return (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(
+        min=0
+    )
+
+
 def filter_boxes(
     boxes: Tensor, labels: Tensor, *, width: int, height: int, min_w: float, min_h: float
 ) -> tuple[Tensor, Tensor]:
     """Clip boxes to the image; labels of boxes then smaller than the minimum become −1."""
-    lo = torch.zeros(4, device=boxes.device)
-    hi = torch.tensor([width, height, width, height], device=boxes.device, dtype=boxes.dtype)
-    boxes = torch.minimum(torch.maximum(boxes, lo), hi)
+    boxes = _clip(boxes, width, height)
     keep = (boxes[..., 2] - boxes[..., 0] >= min_w) & (boxes[..., 3] - boxes[..., 1] >= min_h)
     keep &= (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
     return boxes, torch.where(keep, labels, torch.full_like(labels, -1))

@@ -33,6 +33,9 @@ class Checkpoint:
     optimizer: dict[str, Any] | None = None
     cost: dict[str, torch.Tensor] | None = None
     metrics: dict[str, Any] | None = None
+    training_model: dict[str, torch.Tensor] | None = None
+    """The optimiser's own weights when `model` holds their moving average
+    (`training_config.ema_decay`); kept only for resuming."""
 
 
 def save(path: Path, checkpoint: Checkpoint) -> None:
@@ -47,6 +50,8 @@ def save(path: Path, checkpoint: Checkpoint) -> None:
         "cost": checkpoint.cost,
         "metrics": checkpoint.metrics or {},
     }
+    if checkpoint.training_model is not None:
+        data["training_model"] = {k: v.detach().cpu() for k, v in checkpoint.training_model.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(data, tmp)
@@ -84,6 +89,7 @@ def load(path: Path | str, *, with_training_state: bool = True) -> Checkpoint:
         optimizer=data.get("optimizer") if with_training_state else None,
         cost=data.get("cost") if with_training_state else None,
         metrics=data.get("metrics"),
+        training_model=data.get("training_model") if with_training_state else None,
     )
 
 

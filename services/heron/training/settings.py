@@ -160,9 +160,18 @@ class AugmentSettings:
     contrast_scale_max: float = 0.0
     contrast_center: float = 0.5
     color_shift_stddev: float = 0.0
+    # Heron extensions (spatial_augmentation fields 1000-1002; see augment.mosaic)
+    mosaic_probability: float = 0.0
+    mosaic_min_scale: float = 0.5
+    mosaic_off_last_epochs: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("hflip_probability", "vflip_probability", "rotate_probability"):
+        for name in (
+            "hflip_probability",
+            "vflip_probability",
+            "rotate_probability",
+            "mosaic_probability",
+        ):
             p = getattr(self, name)
             _check(0.0 <= p <= 1.0, f"augmentation_config.{name}", "a probability in [0, 1]", p)
         _check(self.zoom_min > 0, "augmentation_config.zoom_min", "> 0", self.zoom_min)
@@ -171,6 +180,18 @@ class AugmentSettings:
             "augmentation_config.zoom_max",
             f">= zoom_min ({self.zoom_min})",
             self.zoom_max,
+        )
+        _check(
+            0.0 < self.mosaic_min_scale <= 1.0,
+            "augmentation_config.mosaic_min_scale",
+            "a scale in (0, 1]",
+            self.mosaic_min_scale,
+        )
+        _check(
+            self.mosaic_off_last_epochs >= 0,
+            "augmentation_config.mosaic_off_last_epochs",
+            ">= 0",
+            self.mosaic_off_last_epochs,
         )
 
 
@@ -190,6 +211,8 @@ class OptimSettings:
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     checkpoint_interval: int = 10
+    ema_decay: float = 0.0
+    """Heron extension (`training_config.ema_decay`): 0 = no weight averaging."""
 
     def __post_init__(self) -> None:
         _check(self.batch_size > 0, "training_config.batch_size_per_gpu", "> 0", self.batch_size)
@@ -206,6 +229,7 @@ class OptimSettings:
         )
         _check(self.regularizer_weight >= 0, "regularizer.weight", ">= 0", self.regularizer_weight)
         _check(self.checkpoint_interval > 0, "checkpoint_interval", "> 0", self.checkpoint_interval)
+        _check(0.0 <= self.ema_decay < 1.0, "ema_decay", "a decay in [0, 1)", self.ema_decay)
 
 
 @dataclass(frozen=True)

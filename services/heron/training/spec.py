@@ -145,6 +145,9 @@ def _augment(spec: Experiment) -> AugmentSettings:
                 "translate_max_y",
                 "rotate_rad_max",
                 "rotate_probability",
+                "mosaic_probability",
+                "mosaic_min_scale",
+                "mosaic_off_last_epochs",
             ),
         ),
         **_present(
@@ -169,6 +172,8 @@ def _optim(spec: Experiment) -> OptimSettings:
         values["num_epochs"] = t.num_epochs
     if t.HasField("checkpoint_interval") and t.checkpoint_interval > 0:
         values["checkpoint_interval"] = t.checkpoint_interval
+    if t.HasField("ema_decay"):
+        values["ema_decay"] = _clean(t.ema_decay)
     if t.learning_rate.HasField("soft_start_annealing_schedule"):
         values.update(
             _present(

@@ -152,6 +152,9 @@ class AugmentationConfig(_message.Message):
         TRANSLATE_MAX_Y_FIELD_NUMBER: _builtins.int
         ROTATE_RAD_MAX_FIELD_NUMBER: _builtins.int
         ROTATE_PROBABILITY_FIELD_NUMBER: _builtins.int
+        MOSAIC_PROBABILITY_FIELD_NUMBER: _builtins.int
+        MOSAIC_MIN_SCALE_FIELD_NUMBER: _builtins.int
+        MOSAIC_OFF_LAST_EPOCHS_FIELD_NUMBER: _builtins.int
         hflip_probability: _builtins.float
         vflip_probability: _builtins.float
         zoom_min: _builtins.float
@@ -163,6 +166,14 @@ class AugmentationConfig(_message.Message):
         rotate_rad_max: _builtins.float
         """radians"""
         rotate_probability: _builtins.float
+        mosaic_probability: _builtins.float
+        """Heron extensions (TAO has no such fields and rejects specs that set them): the share of
+        training images made as a mosaic of four (the image and three others of its batch, each
+        scaled by a factor in [mosaic_min_scale, 1] and meeting at a random point), and how many
+        final epochs train on whole images again, as the validation images are.
+        """
+        mosaic_min_scale: _builtins.float
+        mosaic_off_last_epochs: _builtins.int
         def __init__(
             self,
             *,
@@ -174,13 +185,22 @@ class AugmentationConfig(_message.Message):
             translate_max_y: _builtins.float | None = ...,
             rotate_rad_max: _builtins.float | None = ...,
             rotate_probability: _builtins.float | None = ...,
+            mosaic_probability: _builtins.float | None = ...,
+            mosaic_min_scale: _builtins.float | None = ...,
+            mosaic_off_last_epochs: _builtins.int | None = ...,
         ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _typing.Literal["_hflip_probability", b"_hflip_probability", "_rotate_probability", b"_rotate_probability", "_rotate_rad_max", b"_rotate_rad_max", "_translate_max_x", b"_translate_max_x", "_translate_max_y", b"_translate_max_y", "_vflip_probability", b"_vflip_probability", "_zoom_max", b"_zoom_max", "_zoom_min", b"_zoom_min", "hflip_probability", b"hflip_probability", "rotate_probability", b"rotate_probability", "rotate_rad_max", b"rotate_rad_max", "translate_max_x", b"translate_max_x", "translate_max_y", b"translate_max_y", "vflip_probability", b"vflip_probability", "zoom_max", b"zoom_max", "zoom_min", b"zoom_min"]  # noqa: Y015
+        _HasFieldArgType: _TypeAlias = _typing.Literal["_hflip_probability", b"_hflip_probability", "_mosaic_min_scale", b"_mosaic_min_scale", "_mosaic_off_last_epochs", b"_mosaic_off_last_epochs", "_mosaic_probability", b"_mosaic_probability", "_rotate_probability", b"_rotate_probability", "_rotate_rad_max", b"_rotate_rad_max", "_translate_max_x", b"_translate_max_x", "_translate_max_y", b"_translate_max_y", "_vflip_probability", b"_vflip_probability", "_zoom_max", b"_zoom_max", "_zoom_min", b"_zoom_min", "hflip_probability", b"hflip_probability", "mosaic_min_scale", b"mosaic_min_scale", "mosaic_off_last_epochs", b"mosaic_off_last_epochs", "mosaic_probability", b"mosaic_probability", "rotate_probability", b"rotate_probability", "rotate_rad_max", b"rotate_rad_max", "translate_max_x", b"translate_max_x", "translate_max_y", b"translate_max_y", "vflip_probability", b"vflip_probability", "zoom_max", b"zoom_max", "zoom_min", b"zoom_min"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["_hflip_probability", b"_hflip_probability", "_rotate_probability", b"_rotate_probability", "_rotate_rad_max", b"_rotate_rad_max", "_translate_max_x", b"_translate_max_x", "_translate_max_y", b"_translate_max_y", "_vflip_probability", b"_vflip_probability", "_zoom_max", b"_zoom_max", "_zoom_min", b"_zoom_min", "hflip_probability", b"hflip_probability", "rotate_probability", b"rotate_probability", "rotate_rad_max", b"rotate_rad_max", "translate_max_x", b"translate_max_x", "translate_max_y", b"translate_max_y", "vflip_probability", b"vflip_probability", "zoom_max", b"zoom_max", "zoom_min", b"zoom_min"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["_hflip_probability", b"_hflip_probability", "_mosaic_min_scale", b"_mosaic_min_scale", "_mosaic_off_last_epochs", b"_mosaic_off_last_epochs", "_mosaic_probability", b"_mosaic_probability", "_rotate_probability", b"_rotate_probability", "_rotate_rad_max", b"_rotate_rad_max", "_translate_max_x", b"_translate_max_x", "_translate_max_y", b"_translate_max_y", "_vflip_probability", b"_vflip_probability", "_zoom_max", b"_zoom_max", "_zoom_min", b"_zoom_min", "hflip_probability", b"hflip_probability", "mosaic_min_scale", b"mosaic_min_scale", "mosaic_off_last_epochs", b"mosaic_off_last_epochs", "mosaic_probability", b"mosaic_probability", "rotate_probability", b"rotate_probability", "rotate_rad_max", b"rotate_rad_max", "translate_max_x", b"translate_max_x", "translate_max_y", b"translate_max_y", "vflip_probability", b"vflip_probability", "zoom_max", b"zoom_max", "zoom_min", b"zoom_min"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         _WhichOneofReturnType__hflip_probability: _TypeAlias = _typing.Literal["hflip_probability"]  # noqa: Y015
         _WhichOneofArgType__hflip_probability: _TypeAlias = _typing.Literal["_hflip_probability", b"_hflip_probability"]  # noqa: Y015
+        _WhichOneofReturnType__mosaic_min_scale: _TypeAlias = _typing.Literal["mosaic_min_scale"]  # noqa: Y015
+        _WhichOneofArgType__mosaic_min_scale: _TypeAlias = _typing.Literal["_mosaic_min_scale", b"_mosaic_min_scale"]  # noqa: Y015
+        _WhichOneofReturnType__mosaic_off_last_epochs: _TypeAlias = _typing.Literal["mosaic_off_last_epochs"]  # noqa: Y015
+        _WhichOneofArgType__mosaic_off_last_epochs: _TypeAlias = _typing.Literal["_mosaic_off_last_epochs", b"_mosaic_off_last_epochs"]  # noqa: Y015
+        _WhichOneofReturnType__mosaic_probability: _TypeAlias = _typing.Literal["mosaic_probability"]  # noqa: Y015
+        _WhichOneofArgType__mosaic_probability: _TypeAlias = _typing.Literal["_mosaic_probability", b"_mosaic_probability"]  # noqa: Y015
         _WhichOneofReturnType__rotate_probability: _TypeAlias = _typing.Literal["rotate_probability"]  # noqa: Y015
         _WhichOneofArgType__rotate_probability: _TypeAlias = _typing.Literal["_rotate_probability", b"_rotate_probability"]  # noqa: Y015
         _WhichOneofReturnType__rotate_rad_max: _TypeAlias = _typing.Literal["rotate_rad_max"]  # noqa: Y015
@@ -197,6 +217,12 @@ class AugmentationConfig(_message.Message):
         _WhichOneofArgType__zoom_min: _TypeAlias = _typing.Literal["_zoom_min", b"_zoom_min"]  # noqa: Y015
         @_typing.overload
         def WhichOneof(self, oneof_group: _WhichOneofArgType__hflip_probability) -> _WhichOneofReturnType__hflip_probability | None: ...
+        @_typing.overload
+        def WhichOneof(self, oneof_group: _WhichOneofArgType__mosaic_min_scale) -> _WhichOneofReturnType__mosaic_min_scale | None: ...
+        @_typing.overload
+        def WhichOneof(self, oneof_group: _WhichOneofArgType__mosaic_off_last_epochs) -> _WhichOneofReturnType__mosaic_off_last_epochs | None: ...
+        @_typing.overload
+        def WhichOneof(self, oneof_group: _WhichOneofArgType__mosaic_probability) -> _WhichOneofReturnType__mosaic_probability | None: ...
         @_typing.overload
         def WhichOneof(self, oneof_group: _WhichOneofArgType__rotate_probability) -> _WhichOneofReturnType__rotate_probability | None: ...
         @_typing.overload

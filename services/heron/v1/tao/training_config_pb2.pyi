@@ -554,12 +554,18 @@ class TrainingConfig(_message.Message):
     CHECKPOINT_INTERVAL_FIELD_NUMBER: _builtins.int
     ENABLE_QAT_FIELD_NUMBER: _builtins.int
     VISUALIZER_FIELD_NUMBER: _builtins.int
+    EMA_DECAY_FIELD_NUMBER: _builtins.int
     batch_size_per_gpu: _builtins.int
     num_epochs: _builtins.int
     checkpoint_interval: _builtins.int
     """epochs between checkpoints"""
     enable_qat: _builtins.bool
     """quantization-aware training"""
+    ema_decay: _builtins.float
+    """Heron extension (TAO rejects specs that set it): validate and save an exponential moving
+    average of the weights with this decay (0: off, the TAO behaviour), ramped in over the
+    first steps as min(decay, (1 + step) / (10 + step)).
+    """
     @_builtins.property
     def learning_rate(self) -> Global___LearningRateConfig: ...
     @_builtins.property
@@ -582,15 +588,18 @@ class TrainingConfig(_message.Message):
         checkpoint_interval: _builtins.int | None = ...,
         enable_qat: _builtins.bool | None = ...,
         visualizer: Global___VisualizerConfig | None = ...,
+        ema_decay: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_batch_size_per_gpu", b"_batch_size_per_gpu", "_checkpoint_interval", b"_checkpoint_interval", "_enable_qat", b"_enable_qat", "_num_epochs", b"_num_epochs", "batch_size_per_gpu", b"batch_size_per_gpu", "checkpoint_interval", b"checkpoint_interval", "cost_scaling", b"cost_scaling", "enable_qat", b"enable_qat", "learning_rate", b"learning_rate", "num_epochs", b"num_epochs", "optimizer", b"optimizer", "regularizer", b"regularizer", "visualizer", b"visualizer"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_batch_size_per_gpu", b"_batch_size_per_gpu", "_checkpoint_interval", b"_checkpoint_interval", "_ema_decay", b"_ema_decay", "_enable_qat", b"_enable_qat", "_num_epochs", b"_num_epochs", "batch_size_per_gpu", b"batch_size_per_gpu", "checkpoint_interval", b"checkpoint_interval", "cost_scaling", b"cost_scaling", "ema_decay", b"ema_decay", "enable_qat", b"enable_qat", "learning_rate", b"learning_rate", "num_epochs", b"num_epochs", "optimizer", b"optimizer", "regularizer", b"regularizer", "visualizer", b"visualizer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_batch_size_per_gpu", b"_batch_size_per_gpu", "_checkpoint_interval", b"_checkpoint_interval", "_enable_qat", b"_enable_qat", "_num_epochs", b"_num_epochs", "batch_size_per_gpu", b"batch_size_per_gpu", "checkpoint_interval", b"checkpoint_interval", "cost_scaling", b"cost_scaling", "enable_qat", b"enable_qat", "learning_rate", b"learning_rate", "num_epochs", b"num_epochs", "optimizer", b"optimizer", "regularizer", b"regularizer", "visualizer", b"visualizer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_batch_size_per_gpu", b"_batch_size_per_gpu", "_checkpoint_interval", b"_checkpoint_interval", "_ema_decay", b"_ema_decay", "_enable_qat", b"_enable_qat", "_num_epochs", b"_num_epochs", "batch_size_per_gpu", b"batch_size_per_gpu", "checkpoint_interval", b"checkpoint_interval", "cost_scaling", b"cost_scaling", "ema_decay", b"ema_decay", "enable_qat", b"enable_qat", "learning_rate", b"learning_rate", "num_epochs", b"num_epochs", "optimizer", b"optimizer", "regularizer", b"regularizer", "visualizer", b"visualizer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__batch_size_per_gpu: _TypeAlias = _typing.Literal["batch_size_per_gpu"]  # noqa: Y015
     _WhichOneofArgType__batch_size_per_gpu: _TypeAlias = _typing.Literal["_batch_size_per_gpu", b"_batch_size_per_gpu"]  # noqa: Y015
     _WhichOneofReturnType__checkpoint_interval: _TypeAlias = _typing.Literal["checkpoint_interval"]  # noqa: Y015
     _WhichOneofArgType__checkpoint_interval: _TypeAlias = _typing.Literal["_checkpoint_interval", b"_checkpoint_interval"]  # noqa: Y015
+    _WhichOneofReturnType__ema_decay: _TypeAlias = _typing.Literal["ema_decay"]  # noqa: Y015
+    _WhichOneofArgType__ema_decay: _TypeAlias = _typing.Literal["_ema_decay", b"_ema_decay"]  # noqa: Y015
     _WhichOneofReturnType__enable_qat: _TypeAlias = _typing.Literal["enable_qat"]  # noqa: Y015
     _WhichOneofArgType__enable_qat: _TypeAlias = _typing.Literal["_enable_qat", b"_enable_qat"]  # noqa: Y015
     _WhichOneofReturnType__num_epochs: _TypeAlias = _typing.Literal["num_epochs"]  # noqa: Y015
@@ -599,6 +608,8 @@ class TrainingConfig(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__batch_size_per_gpu) -> _WhichOneofReturnType__batch_size_per_gpu | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__checkpoint_interval) -> _WhichOneofReturnType__checkpoint_interval | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ema_decay) -> _WhichOneofReturnType__ema_decay | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__enable_qat) -> _WhichOneofReturnType__enable_qat | None: ...
     @_typing.overload
