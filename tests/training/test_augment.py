@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from heron.training.augment import augment, filter_boxes, mosaic
+from heron.training import mosaic as mosaics
+from heron.training.augment import augment, filter_boxes
 from heron.training.settings import AugmentSettings
 
 
@@ -83,6 +84,46 @@ def test_small_and_outside_boxes_are_dropped() -> None:
     assert clipped[0, 2].tolist() == [120.0, 10.0, 128.0, 30.0]
 
 
+def mosaic(
+    x: torch.Tensor,
+    boxes: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    probability: float,
+    min_scale: float,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mosaics alone (no warp): planned, boxes moved, pixels sampled."""
+    n, _, h, w = x.shape
+    plan = mosaics.plan(
+        n, (w, h), probability=probability, min_scale=min_scale, gen=gen, device=x.device
+    )
+    moved, kept = mosaics.move_boxes(boxes, labels, plan, (w, h))
+    return mosaics.sample(x, plan, None), moved, kept
+
+
+def assert_boxes_show_their_sources(
+    out: torch.Tensor, moved: torch.Tensor, kept: torch.Tensor, *, levels: int = 4
+) -> int:
+    """Slot q of output i holds the box of image i + q: its pixels have that image's grey."""
+    checked = 0
+    n, _, h, w = out.shape
+    slots = moved.shape[1]
+    for i in range(n):
+        for slot in range(slots):
+            if kept[i, slot] < 0:
+                continue
+            x1, y1, x2, y2 = moved[i, slot].tolist()
+            cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+            patch = out[i, 0, int(cy1) + 2 : int(cy2) - 2, int(cx1) + 2 : int(cx2) - 2]
+            if patch.numel() == 0:
+                continue
+            level = 40 * ((i + slot) % levels + 1) / 255
+            assert torch.allclose(patch.median(), torch.tensor(level), atol=0.02), (i, slot)
+            checked += 1
+    return checked
+
+
 def coloured_tiles(n: int = 4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Image i: black with one patch of grey level 40·(i+1) where its single box is."""
     images = torch.zeros(n, 3, 96, 160, dtype=torch.uint8)
@@ -100,20 +141,7 @@ def test_mosaic_boxes_follow_their_tiles() -> None:
     gen = torch.Generator().manual_seed(5)
     out, moved, kept = mosaic(x, boxes, labels, probability=1.0, min_scale=0.5, gen=gen)
     assert out.shape == x.shape and moved.shape == (4, 4, 4) and kept.shape == (4, 4)
-    checked = 0
-    for i in range(4):
-        for slot in range(4):
-            if kept[i, slot] < 0:
-                continue
-            x1, y1, x2, y2 = moved[i, slot].tolist()
-            cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, 160), min(y2, 96)
-            patch = out[i, 0, int(cy1) + 2 : int(cy2) - 2, int(cx1) + 2 : int(cx2) - 2]
-            if patch.numel() == 0:
-                continue
-            # slot q of output i holds the box of image i + q, with its grey level
-            level = 40 * ((i + slot) % 4 + 1) / 255
-            assert torch.allclose(patch.median(), torch.tensor(level), atol=0.02)
-            checked += 1
+    checked = assert_boxes_show_their_sources(out, moved, kept)
     assert checked >= 6
 
 
@@ -138,7 +166,7 @@ def test_mosaic_probability_zero_changes_nothing() -> None:
     x = images.float() / 255
     gen = torch.Generator().manual_seed(0)
     out, moved, kept = mosaic(x, boxes, labels, probability=0.0, min_scale=0.5, gen=gen)
-    assert torch.equal(out, x)
+    assert torch.allclose(out, x, atol=1e-5)  # resampled at its own pixel centres
     assert torch.equal(moved[:, :1], boxes) and torch.equal(kept[:, :1], labels)
     assert (kept[:, 1:] == -1).all()
 
@@ -151,3 +179,19 @@ def test_augment_makes_mosaics_only_when_on() -> None:
     assert moved.shape[1] == 4
     _, moved, _ = augment(images, boxes, labels, aug=aug, gen=gen, mosaic_on=False)
     assert moved.shape[1] == 1
+
+
+def test_mosaic_and_warp_in_one_resampling_keep_boxes_on_their_pixels() -> None:
+    images, boxes, labels = coloured_tiles()
+    aug = AugmentSettings(
+        hflip_probability=1.0, zoom_min=0.8, zoom_max=0.8, translate_max_x=8, mosaic_probability=1.0
+    )
+    gen = torch.Generator().manual_seed(7)
+    out, moved, kept = augment(images, boxes, labels, aug=aug, gen=gen)
+    assert assert_boxes_show_their_sources(out, moved, kept) >= 6
+    # nothing outside the boxes but black: no tile bleeds into another's quadrant
+    mask = torch.ones_like(out[:, 0], dtype=torch.bool)
+    for i in range(4):
+        for x1, y1, x2, y2 in moved[i].round().int().tolist():  # dropped slivers too
+            mask[i, max(y1 - 2, 0) : y2 + 2, max(x1 - 2, 0) : x2 + 2] = False
+    assert out[:, 0][mask].max() < 0.1

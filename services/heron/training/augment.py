@@ -6,11 +6,10 @@ pixels with `grid_sample` and to the boxes through their four corners (the axis-
 of the moved corners). Boxes are clipped to the image and dropped when narrower than
 `min_bbox_width` or lower than `min_bbox_height` (labels become −1).
 
-Mosaic (Heron's `mosaic_probability`, `mosaic_min_scale`): an image becomes four — itself and
-the next three of its batch — each scaled by one factor in [mosaic_min_scale, 1] and placed
-so that their corners meet at a random point of the middle half; boxes cut to under a quarter
-of their area are dropped. It multiplies the faces and backgrounds an image shows, which is
-what 553 training images lack most. Mosaics then go through the warp and colours like any image.
+Mosaic (Heron's `mosaic_probability`, `mosaic_min_scale`; `heron.training.mosaic`): an image
+becomes four of its batch. It multiplies the faces and backgrounds an image shows, which is
+what 553 training images lack most. A mosaic is made and warped in one resampling, then
+coloured like any image.
 
 Colour (`color_augmentation`, TAO's meaning): hue rotation about the grey axis by up to
 ±hue_rotation_max degrees, saturation scaled by 1 ± saturation_shift_max, contrast scaled by
@@ -30,13 +29,11 @@ from torch import Tensor
 from torch.nn import functional
 
 from heron.evaluation.images import to_float
+from heron.training import mosaic
+from heron.training.mosaic import uniform as _uniform
 from heron.training.settings import AugmentSettings
 
 LUMA = (0.299, 0.587, 0.114)
-
-
-MOSAIC_MIN_VISIBLE = 0.25
-"""A box cut by a mosaic's seams keeps its label only with this share of its area left."""
 
 
 def augment(
@@ -53,19 +50,25 @@ def augment(
     box axis grows to 4M."""
     x = to_float(images)
     n, _, h, w = x.shape
+    mosaics = None
     if mosaic_on and aug.mosaic_probability and n > 1:
-        x, boxes, labels = mosaic(
-            x,
-            boxes,
-            labels,
+        mosaics = mosaic.plan(
+            n,
+            (w, h),
             probability=aug.mosaic_probability,
             min_scale=aug.mosaic_min_scale,
             gen=gen,
+            device=x.device,
         )
+        boxes, labels = mosaic.move_boxes(boxes, labels, mosaics, (w, h))
+    forward = None
     if _has_spatial(aug):  # decided from the settings: no device sync per step
         forward = _spatial_matrices(n, (w, h), aug, gen, x.device)
-        x = _warp(x, forward)
         boxes = _move_boxes(boxes, forward)
+    if mosaics is not None:
+        x = mosaic.sample(x, mosaics, forward)  # mosaic and warp in one resampling
+    elif forward is not None:
+        x = _warp(x, forward)
     boxes, labels = filter_boxes(
         boxes, labels, width=w, height=h, min_w=aug.min_bbox_width, min_h=aug.min_bbox_height
     )
@@ -73,75 +76,14 @@ def augment(
     return x, boxes, labels
 
 
-def mosaic(
-    x: Tensor,
-    boxes: Tensor,
-    labels: Tensor,
-    *,
-    probability: float,
-    min_scale: float,
-    gen: torch.Generator,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Float images (N, 3, H, W) → the same number of images, each a mosaic with
-    `probability`; boxes (N, 4M, 4) and labels (N, 4M), −1 for padding and dropped boxes."""
-    n, _, h, w = x.shape
-    device = x.device
-    use = _uniform(n, 0, 1, gen, device) < probability
-    scale = _uniform(n, min_scale, 1.0, gen, device)
-    cx = _uniform(n, 0.25 * w, 0.75 * w, gen, device)
-    cy = _uniform(n, 0.25 * h, 0.75 * h, gen, device)
-    zero = torch.zeros_like(scale)
-    tiles = torch.zeros_like(x)
-    all_boxes, all_labels = [], []
-    for q in range(4):
-        right, below = q % 2, q // 2
-        # Tile q's corner touches (cx, cy): left tiles end there, right tiles start there, so
-        # each tile stays in its own quadrant and the tiles never overlap.
-        tx = cx if right else cx - scale * w
-        ty = cy if below else cy - scale * h
-        forward = torch.stack([scale, zero, tx, zero, scale, ty], 1).view(n, 2, 3)
-        source = torch.roll(x, shifts=-q, dims=0)  # output i shows images i … i+3
-        tiles += _warp(source, forward)
-        moved = _move_boxes(torch.roll(boxes, shifts=-q, dims=0), forward)
-        lab = torch.roll(labels, shifts=-q, dims=0)
-        visible = _area(_clip(moved, w, h)) >= MOSAIC_MIN_VISIBLE * _area(moved)
-        lab = torch.where(visible, lab, torch.full_like(lab, -1))
-        keep = use.view(n, 1)
-        if q == 0:  # the image's own boxes, unchanged where it is no mosaic
-            moved = torch.where(keep.unsqueeze(2), moved, boxes)
-            lab = torch.where(keep, lab, labels)
-        else:
-            lab = torch.where(keep, lab, torch.full_like(lab, -1))
-        all_boxes.append(moved)
-        all_labels.append(lab)
-    x = torch.where(use.view(n, 1, 1, 1), tiles, x)
-    return x, torch.cat(all_boxes, dim=1), torch.cat(all_labels, dim=1)
-
-
-def _clip(boxes: Tensor, width: int, height: int) -> Tensor:
-    lo = torch.zeros(4, device=boxes.device, dtype=boxes.dtype)
-    hi = torch.tensor([width, height, width, height], device=boxes.device, dtype=boxes.dtype)
-    return torch.minimum(torch.maximum(boxes, lo), hi)
-
-
-def _area(boxes: Tensor) -> Tensor:
-    return (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(
-        min=0
-    )
-
-
 def filter_boxes(
     boxes: Tensor, labels: Tensor, *, width: int, height: int, min_w: float, min_h: float
 ) -> tuple[Tensor, Tensor]:
     """Clip boxes to the image; labels of boxes then smaller than the minimum become −1."""
-    boxes = _clip(boxes, width, height)
+    boxes = mosaic.clip(boxes, width, height)
     keep = (boxes[..., 2] - boxes[..., 0] >= min_w) & (boxes[..., 3] - boxes[..., 1] >= min_h)
     keep &= (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
     return boxes, torch.where(keep, labels, torch.full_like(labels, -1))
-
-
-def _uniform(n: int, lo: float, hi: float, gen: torch.Generator, device: torch.device) -> Tensor:
-    return lo + (hi - lo) * torch.rand(n, generator=gen, device=device)
 
 
 def _has_spatial(aug: AugmentSettings) -> bool:
