@@ -9,8 +9,11 @@ the seams cut to under a quarter of their area are dropped.
 The pixels are resampled once, together with the spatial augmentation that follows
 (`sample`): the four source images go into one 2×2 layout with zero gutters, and every
 output pixel is mapped back through the spatial warp and its quadrant's tile to a point of
-that layout. Four separate resamplings plus the warp cost a fifth of a MobileNetV2 training
-step at 960×544 on an H100; one costs as much as the warp alone.
+that layout. Measured for MobileNetV2 at 960×544 on an H100, batch 32, where an epoch takes
+1.05 s without mosaics:
+- four separate resamplings plus the warp made an epoch 1.27 s;
+- one resampling makes it 1.15 s; augmenting takes 10.6 ms per batch, against 4.1 ms without
+  mosaics.
 """
 
 from __future__ import annotations
