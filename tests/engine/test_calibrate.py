@@ -209,3 +209,13 @@ def test_a_malformed_cache_is_an_engine_error_naming_the_line(tmp_path: Path) ->
     bad.write_text("TRT-8601-EntropyCalibration2\ninput_1: not-hex\n")
     with pytest.raises(CalibCacheError, match=r"calibration.bin:2"):
         cache_calibrator(object(), bad)
+
+
+def test_sensitivity_images_spread_over_every_batch() -> None:
+    from heron.engine.calibrate import spread_over
+
+    batches = [[Path(f"b{b}_{i}.jpg") for i in range(8)] for b in range(5)]
+    picked = spread_over(batches, 10)
+    assert len(picked) == 10 and len(set(picked)) == 10
+    assert {p.name.split("_")[0] for p in picked} == {"b0", "b1", "b2", "b3", "b4"}
+    assert spread_over(batches[:1], 16) == batches[0]  # fewer images than asked: all of them

@@ -68,6 +68,12 @@ class CalibrationOptions(BaseModel):
         "sensitive, measured), `none`, or node names.",
     )
     keep_fp_max: int = Field(3, ge=0, description="Most layers `auto` keeps in float.")
+    sensitivity_images: int = Field(
+        16,
+        ge=1,
+        description="Images `auto` measures the layers on, spread evenly over all batches: the "
+        "first batch alone let one scene choose the layers.",
+    )
     trt_version: int = Field(
         DEFAULT_TRT_VERSION, ge=1, description="TensorRT version written in the cache header."
     )
@@ -134,6 +140,14 @@ def collect_histograms(
     return collector
 
 
+def spread_over(batches: Sequence[Sequence[Path]], count: int) -> list[Path]:
+    """`count` images evenly spaced over all batches (all of them when there are fewer)."""
+    paths = [p for batch in batches for p in batch]
+    if count >= len(paths):
+        return paths
+    return [paths[(i * len(paths)) // count] for i in range(count)]
+
+
 def _keep_float(
     model: Path,
     options: CalibrationOptions,
@@ -198,8 +212,12 @@ def calibrate(
             model, ranges, path, variant=QdqVariant.TENSORRT, note=note, keep_float=keep
         )
 
-    feeds = {info.input.name: load_batch(batches[0], info.width, info.height)}
-    kept, report = _keep_float(model, options, quantise, feeds)
+    kept: tuple[str, ...] = ()
+    report: SensitivityReport | None = None
+    if options.keep_fp != "none":
+        spread = spread_over(batches, options.sensitivity_images)
+        feeds = {info.input.name: load_batch(spread, info.width, info.height)}
+        kept, report = _keep_float(model, options, quantise, feeds)
     qdq = quantise(output / QDQ_FILE, kept)
     cpu = quantize(model, ranges, output / CPU_FILE, variant=QdqVariant.CPU, note=note)
     return CalibrationResult(

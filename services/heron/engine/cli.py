@@ -44,6 +44,9 @@ def calibrate(
         ),
     ] = "auto",
     keep_fp_max: Annotated[int, typer.Option(min=0, help="Most layers auto keeps float.")] = 3,
+    sensitivity_images: Annotated[
+        int, typer.Option(min=1, help="Images auto measures layers on, spread over all batches.")
+    ] = 16,
     eval_data: Annotated[
         Path | None, typer.Option(help="KITTI validation folder: compare INT8 AP with FP32.")
     ] = None,
@@ -74,6 +77,7 @@ def calibrate(
                 "percentile": percentile,
                 "keep_fp": keep_fp,
                 "keep_fp_max": keep_fp_max,
+                "sensitivity_images": sensitivity_images,
             }
         )
     except ValidationError as e:
