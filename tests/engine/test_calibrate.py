@@ -219,3 +219,20 @@ def test_sensitivity_images_spread_over_every_batch() -> None:
     assert len(picked) == 10 and len(set(picked)) == 10
     assert {p.name.split("_")[0] for p in picked} == {"b0", "b1", "b2", "b3", "b4"}
     assert spread_over(batches[:1], 16) == batches[0]  # fewer images than asked: all of them
+
+
+def test_cache_header_can_name_deepstreams_calibrator(
+    detector_onnx: Path, calib_images: Path, tmp_path: Path
+) -> None:
+    """A percentile cache for nvinfer: EntropyCalibration2 in the header, the same scales."""
+    base = {"images": calib_images, "batches": 1, "batch_size": 4, "keep_fp": "none"}
+    own = CalibrationOptions.model_validate({**base, "method": "percentile"})
+    for_nvinfer = CalibrationOptions.model_validate(
+        {**base, "method": "percentile", "cache_calibrator": "EntropyCalibration2"}
+    )
+    a = calib_cache.read(calibrate(detector_onnx, tmp_path / "own", own).cache)
+    b = calib_cache.read(calibrate(detector_onnx, tmp_path / "nvinfer", for_nvinfer).cache)
+    assert a.algorithm is Algorithm.LEGACY and b.algorithm is Algorithm.ENTROPY2
+    assert dict(a.scales) == dict(b.scales)
+    with pytest.raises(ValueError, match="cache_calibrator"):
+        CalibrationOptions.model_validate({**base, "cache_calibrator": "Percentile"})

@@ -77,6 +77,13 @@ class CalibrationOptions(BaseModel):
     trt_version: int = Field(
         DEFAULT_TRT_VERSION, ge=1, description="TensorRT version written in the cache header."
     )
+    cache_calibrator: Algorithm | None = Field(
+        None,
+        description="Calibrator named in the cache header; None: the method's own. TensorRT "
+        "reads a cache only into a calibrator of that name, and DeepStream's nvinfer always "
+        "uses EntropyCalibration2, so a percentile or minmax cache for nvinfer needs that "
+        "header (the scales are the method's either way).",
+    )
 
     @field_validator("keep_fp", mode="before")
     @classmethod
@@ -199,7 +206,8 @@ def calibrate(
         # Never clip what the network returns: no later layer absorbs an output's clipping, and
         # a clipped coverage or box is a wrong detection. Outputs keep their full range.
         amax[output_spec.name] = collector.histograms[output_spec.name].amax
-    cache = CalibrationCache.from_amax(TRT_ALGORITHM[options.method], amax, options.trt_version)
+    header = options.cache_calibrator or TRT_ALGORITHM[options.method]
+    cache = CalibrationCache.from_amax(header, amax, options.trt_version)
     cache.write(output / CACHE_FILE)
     ranges = save_ranges(collector.ranges(amax), output / RANGES_FILE)
     method = options.method.value

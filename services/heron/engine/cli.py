@@ -44,6 +44,14 @@ def calibrate(
         ),
     ] = "auto",
     keep_fp_max: Annotated[int, typer.Option(min=0, help="Most layers auto keeps float.")] = 3,
+    cache_calibrator: Annotated[
+        str,
+        typer.Option(
+            help="Calibrator the cache header names: method (the method's own), or "
+            "EntropyCalibration2 — what DeepStream's nvinfer reads — MinMaxCalibration, "
+            "LegacyCalibration."
+        ),
+    ] = "method",
     sensitivity_images: Annotated[
         int, typer.Option(min=1, help="Images auto measures layers on, spread over all batches.")
     ] = 16,
@@ -78,6 +86,7 @@ def calibrate(
                 "keep_fp": keep_fp,
                 "keep_fp_max": keep_fp_max,
                 "sensitivity_images": sensitivity_images,
+                "cache_calibrator": None if cache_calibrator == "method" else cache_calibrator,
             }
         )
     except ValidationError as e:
