@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from heron.core.config.deepstream import read_deepstream_app
+from heron.core.config.nvinfer_models import NetworkMode
 from heron.core.config.sinks import SinkKind
 from heron.core.config.yaml_loader import read_pipeline_yaml
 from heron.run import demo
@@ -50,6 +51,27 @@ def test_the_run_copy_points_at_this_runs_clip_model_and_output(tmp_path: Path) 
     nvinfer = pipeline.primary_gie.nvinfer
     assert nvinfer.property.onnx_file == onnx
     assert {a.pre_cluster_threshold for a in nvinfer.class_attrs.values()} == {0.45}
+
+
+def test_a_calibrated_committed_model_runs_int8(tmp_path: Path) -> None:
+    folder = tmp_path / "models" / "facemask"
+    folder.mkdir(parents=True)
+    for name in ("model.onnx", "calibration.bin"):
+        (folder / name).write_text("")
+    found = committed_model(tmp_path / "models")
+    assert found is not None and found.calibration == folder / "calibration.bin"
+    assert "INT8" in found.note
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")
+    path = demo.write_config(tmp_path / "config", clip, found, tmp_path / "out.mp4", 18554)
+    pipeline, _ = read_pipeline_yaml(path)
+    assert pipeline.primary_gie is not None and pipeline.primary_gie.nvinfer is not None
+    prop = pipeline.primary_gie.nvinfer.property
+    assert prop.network_mode is NetworkMode.INT8
+    assert prop.int8_calib_file == folder / "calibration.bin"
+    (folder / "calibration.bin").unlink()  # no cache: FP32
+    uncalibrated = committed_model(tmp_path / "models")
+    assert uncalibrated is not None and uncalibrated.calibration is None
 
 
 @pytest.mark.parametrize(

@@ -81,6 +81,7 @@ def write_config(folder: Path, clip: Path, model: DemoModel, output: Path, rtsp_
     """The demo pipeline with this run's clip, model, output file and RTSP port, as YAML."""
     from heron.core.config.deepstream import read_deepstream_app
     from heron.core.config.models import Pipeline
+    from heron.core.config.nvinfer_models import NetworkMode
     from heron.core.config.yaml_loader import to_yaml
 
     pipeline, _ = read_deepstream_app(APP_CONFIG)
@@ -93,6 +94,9 @@ def write_config(folder: Path, clip: Path, model: DemoModel, output: Path, rtsp_
             sink["rtsp_port"] = rtsp_port
     nvinfer = data["primary_gie"]["nvinfer"]
     nvinfer["property"]["onnx_file"] = model.onnx
+    if model.calibration is not None:
+        nvinfer["property"]["network_mode"] = NetworkMode.INT8
+        nvinfer["property"]["int8_calib_file"] = model.calibration
     for attrs in nvinfer["class_attrs"].values():
         attrs["pre_cluster_threshold"] = model.threshold
     folder.mkdir(parents=True, exist_ok=True)

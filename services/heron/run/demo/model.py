@@ -47,6 +47,7 @@ class DemoModel:
     kind: str  # "committed", "trained here", "untrained"
     note: str  # what to tell the user about its accuracy
     threshold: float  # pre-cluster-threshold that suits it
+    calibration: Path | None = None  # INT8 calibration cache: run network-mode=1 with it
 
 
 def committed_model(models_dir: Path) -> DemoModel | None:
@@ -62,7 +63,13 @@ def committed_model(models_dir: Path) -> DemoModel | None:
         note += f" ({_accuracy(report)})"
     # 0.5: the committed model's best-F1 point for Mask (0.85 / 0.86) and within 0.02 of
     # No-Mask's (models/facemask/report.md)
-    return DemoModel(chosen, "committed", note, threshold=0.5)
+    # INT8 when the model's calibration cache is committed beside it: the CPU form loses
+    # 0.17 mAP points and runs twice as fast (docs/benchmarks/int8.md)
+    cache = folder / "calibration.bin"
+    calibration = cache if chosen.name == "model.onnx" and cache.is_file() else None
+    if calibration is not None:
+        note += ", INT8 with calibration.bin"
+    return DemoModel(chosen, "committed", note, threshold=0.5, calibration=calibration)
 
 
 def _accuracy(report: Path) -> str:
