@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -64,3 +65,15 @@ def test_validation_writes_ap_and_curves(real_items: list[LabelledImage], tmp_pa
     assert result.last_record["mAP"] == records[-1]["mAP"]
     for name in ("ap.png", "loss.png", "pr_curves.png"):
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_mosaic_training_runs_on_real_images(
+    real_items: list[LabelledImage], tmp_path: Path
+) -> None:
+    """Mosaics (four images' boxes per sample) through the whole loop, then whole images."""
+    s = tiny_settings(num_epochs=3)
+    s = replace(s, augment=replace(s.augment, mosaic_probability=1.0, mosaic_off_last_epochs=1))
+    result = train(s, real_items[:8], [], tmp_path, replace(CPU, validate=False))
+    losses = [r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl")]
+    assert result.epochs == 3 and all(math.isfinite(v) and v > 0 for v in losses)
+    assert ckpt.load(result.final_model).settings.augment.mosaic_probability == 1.0
