@@ -95,8 +95,6 @@ class Preprocessor:
 
         self.spec = spec
         self._interpolation = getattr(cv2, _CV_INTERPOLATION[spec.interpolation])
-        # blobFromImages takes up to four channel means as a scalar.
-        self._mean = (*spec.offsets, *(0.0,) * (4 - len(spec.offsets)))
 
     def __call__(
         self, images: Sequence[NDArray[np.uint8]]
@@ -105,30 +103,43 @@ class Preprocessor:
 
         s = self.spec
         gray = s.color is ColorFormat.GRAY
-        placed = []
+        placed: list[NDArray[np.uint8]] = []
         placements = []
         for image in images:
             h, w = image.shape[:2]
             p = place((w, h), (s.width, s.height), keep_aspect=s.keep_aspect, symmetric=s.symmetric)
             src = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if gray else image
-            resized = cv2.resize(src, p.size, interpolation=self._interpolation)
+            resized = np.asarray(
+                cv2.resize(src, p.size, interpolation=self._interpolation), dtype=np.uint8
+            )
             if p.size != (s.width, s.height):  # letterboxed: black around the picture
                 canvas = np.zeros((s.height, s.width, *resized.shape[2:]), np.uint8)
                 canvas[p.top : p.top + p.size[1], p.left : p.left + p.size[0]] = resized
                 resized = canvas
             placed.append(resized)
             placements.append(p)
-        # One pass of OpenCV's SIMD code per image: BGR → RGB, subtract the offsets (given in
-        # the network's channel order, as blobFromImages takes them after swapRB), scale, HWC →
-        # NCHW float32. The NumPy form of this ((x - offsets) * scale, then a transposing copy)
-        # cost the inference process a fifth of its time at 960x544.
-        blob = cv2.dnn.blobFromImages(
-            placed,
-            scalefactor=s.scale,
-            size=(s.width, s.height),
-            mean=self._mean,
-            swapRB=s.color is ColorFormat.RGB,
-            crop=False,
-            ddepth=cv2.CV_32F,
-        )
-        return np.ascontiguousarray(blob, dtype=np.float32), placements
+        return self._normalise(placed), placements
+
+    def _normalise(self, placed: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        """uint8 HWC images → (x − offsets) · scale, NCHW float32, in the network's colour order.
+
+        One strided NumPy pass per channel, written straight into the batch: no float HWC copy
+        and no transposing copy. OpenCV's `blobFromImages` did the same in 0.7 ms at 960×544 on
+        an idle core but 3.4 ms while another process held the second core (it was a fifth of
+        the inference process under `heron run`); this form takes 0.5 ms either way.
+        """
+        s = self.spec
+        batch = np.empty((len(placed), s.channels, s.height, s.width), np.float32)
+        scale = np.float32(s.scale)
+        swap = s.color is ColorFormat.RGB  # frames arrive BGR
+        for i, image in enumerate(placed):
+            planes = image.reshape(s.height, s.width, -1)
+            for c in range(s.channels):
+                source = planes[:, :, 2 - c if swap else c]
+                out = batch[i, c]
+                if s.offsets[c]:
+                    np.subtract(source, np.float32(s.offsets[c]), out=out, casting="unsafe")
+                    out *= scale
+                else:
+                    np.multiply(source, scale, out=out, casting="unsafe")
+        return batch
