@@ -144,11 +144,11 @@ def variants(
     model: Path, options: Any, *, kept: tuple[str, ...], fp32: Any, eval_data: Path, root: Path
 ) -> tuple[list[Any], dict[str, Path]]:
     """AP of each symmetric Q/DQ variant of VARIANTS; and their model files."""
+    from heron.core.int8.qdq import QdqVariant, quantize, save_ranges
     from heron.engine.accuracy import compare
     from heron.engine.calibrate import collect_histograms
     from heron.engine.images import image_files
     from heron.engine.model_info import read_model_info
-    from heron.engine.qdq import QdqVariant, quantize, save_ranges
 
     paths = image_files(options.images)
     size = options.batch_size

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from heron.core.int8 import calib_cache
 from heron.core.int8.calib_cache import Algorithm
+from heron.core.int8.qdq import QUANTIZATION_METADATA_KEY, activation_tensors
 from heron.engine.calibrate import (
     MIN_RECOVERED,
     CalibrationOptions,
@@ -18,8 +19,7 @@ from heron.engine.calibrate import (
 )
 from heron.engine.errors import CalibrationError
 from heron.engine.images import load_batch
-from heron.engine.model_info import activation_tensors, load_onnx
-from heron.engine.qdq import QUANTIZATION_METADATA_KEY
+from heron.engine.model_info import load_onnx
 
 from tests.engine.conftest import HEIGHT, WIDTH
 

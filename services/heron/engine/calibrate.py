@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from heron.core.int8.calib_cache import DEFAULT_TRT_VERSION, Algorithm, CalibrationCache
+from heron.core.int8.qdq import activation_tensors
 from heron.engine.errors import CalibrationError
 from heron.engine.images import image_files, load_batch
-from heron.engine.model_info import ModelInfo, activation_tensors, load_onnx, read_model_info
+from heron.engine.model_info import ModelInfo, load_onnx, read_model_info
 
 if TYPE_CHECKING:
     import numpy as np
@@ -187,7 +188,7 @@ def calibrate(
     on_batch: Callable[[int, int], None] | None = None,
 ) -> CalibrationResult:
     """Write calibration.bin, ranges.json and both Q/DQ models into `output`."""
-    from heron.engine.qdq import QdqVariant, quantize, save_ranges
+    from heron.core.int8.qdq import QdqVariant, quantize, save_ranges
 
     started = time.perf_counter()
     info = read_model_info(model)

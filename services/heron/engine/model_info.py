@@ -108,21 +108,6 @@ def _input_size(path: Path, dims: tuple[int, ...], metadata: dict[str, str]) -> 
     return DEFAULT_HEIGHT, DEFAULT_WIDTH
 
 
-def activation_tensors(model: onnx.ModelProto) -> list[str]:
-    """Float tensors computed at run time (graph inputs and node outputs): what INT8 calibrates."""
-    import onnx
-
-    inferred = onnx.shape_inference.infer_shapes(model)
-    graph = inferred.graph
-    types = {v.name: v.type.tensor_type.elem_type for v in graph.value_info}
-    types.update({v.name: v.type.tensor_type.elem_type for v in graph.input})
-    types.update({v.name: v.type.tensor_type.elem_type for v in graph.output})
-    initializers = {i.name for i in graph.initializer}
-    names = [i.name for i in graph.input if i.name not in initializers]
-    names += [o for n in graph.node if n.op_type != "Constant" for o in n.output if o]
-    return [n for n in names if types.get(n) == onnx.TensorProto.FLOAT]
-
-
 def sha256_file(path: Path) -> str:
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()

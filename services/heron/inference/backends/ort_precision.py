@@ -27,11 +27,9 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from heron.core.config.nvinfer_models import InferProperty, NetworkMode
 from heron.core.int8 import calib_cache
@@ -41,7 +39,6 @@ log = logging.getLogger(__name__)
 
 # Bump when the quantisation below changes: cached models made by an older recipe are not reused.
 RECIPE = "heron-ort-u8s8-qdq-per-channel-trt-amax-v3"
-QUANTIZATION_METADATA_KEY = "heron.quantization"
 
 
 @dataclass(frozen=True)
@@ -163,18 +160,20 @@ def _sha256(path: Path) -> str:
 
 
 def _activations(onnx_file: Path) -> tuple[set[str], set[str]]:
-    """Names of the tensors computed at run time (graph inputs and node outputs), and those of
+    """The float tensors computed at run time (what a calibration cache scales), and those of
     them that cannot be negative (outputs of Relu, Sigmoid and Clip with a minimum >= 0)."""
     import onnx
     from onnx import numpy_helper
 
-    graph = onnx.load(str(onnx_file), load_external_data=False).graph
+    from heron.core.int8.qdq import activation_tensors
+
+    model = onnx.load(str(onnx_file), load_external_data=False)
+    graph = model.graph
     constants = {i.name: i for i in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             constants[node.output[0]] = node.attribute[0].t
-    names = {i.name for i in graph.input if i.name not in constants}
-    names.update(o for n in graph.node if n.op_type != "Constant" for o in n.output if o)
+    names = set(activation_tensors(model))
     nonnegative: set[str] = set()
     for node in graph.node:
         low: float | None = None
@@ -189,66 +188,16 @@ def _activations(onnx_file: Path) -> tuple[set[str], set[str]]:
     return names, nonnegative
 
 
-class _DropPreprocessingHint(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Please consider")
-
-
-@contextmanager
-def _quiet_quantizer() -> Iterator[None]:
-    # quantize_static logs a pre-processing hint on every call; Heron's exports are already
-    # shape-inferred and constant-folded by torch.onnx.
-    hint = _DropPreprocessingHint()
-    logging.getLogger().addFilter(hint)
-    try:
-        yield
-    finally:
-        logging.getLogger().removeFilter(hint)
-
-
-def _drop_unused_constants(graph: Any) -> None:
-    """The Clip bounds left behind when the quantiser folds ReLU6 into the Conv before it
-    (else ONNX Runtime logs a warning per bound at every session start)."""
-    used = {name for node in graph.node for name in node.input}
-    used.update(o.name for o in graph.output)
-    unused = [n for n in graph.node if n.op_type == "Constant" and n.output[0] not in used]
-    for node in unused:
-        graph.node.remove(node)
-
-
 def _quantize(
     source: Path, ranges: Mapping[str, tuple[float, float]], target: Path, note: str
 ) -> None:
-    """Write `target` atomically (replicas may race): QDQ U8S8, per-channel symmetric weights,
-    the given activation ranges; the source's metadata (bbox scale, settings) is kept."""
-    import numpy as np
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.calibrate import TensorsData, save_tensors_data
+    """Write `target` atomically (replicas may race): the core's U8S8 Q/DQ form with the given
+    activation ranges; the source's metadata (bbox scale, settings) is kept."""
+    from heron.core.int8.qdq import QdqVariant, quantize, save_ranges
 
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".int8-") as tmp:
-        saved = Path(tmp) / "ranges.json"
-        data = {n: (np.float32(lo), np.float32(hi)) for n, (lo, hi) in ranges.items()}
-        save_tensors_data(TensorsData(CalibrationMethod.MinMax, data), saved)
-        written = Path(tmp) / target.name
-        args: dict[str, Any] = {
-            "quant_format": QuantFormat.QDQ,
-            "per_channel": True,
-            "activation_type": QuantType.QUInt8,
-            "weight_type": QuantType.QInt8,
-            "calibrate_method": CalibrationMethod.MinMax,  # the (lowest, highest) form above
-            "calibration_cache_path": str(saved),
-            # Not symmetric: the ranges above say where zero goes (128, or 0 for ReLU outputs).
-            "extra_options": {"ActivationSymmetric": False, "WeightSymmetric": True},
-        }
-        with _quiet_quantizer():
-            quantize_static(str(source), str(written), None, **args)
-        model = onnx.load(str(written))
-        _drop_unused_constants(model.graph)
-        present = {p.key for p in model.metadata_props}
-        for prop in onnx.load(str(source), load_external_data=False).metadata_props:
-            if prop.key not in present:
-                model.metadata_props.add(key=prop.key, value=prop.value)
-        model.metadata_props.add(key=QUANTIZATION_METADATA_KEY, value=f"{RECIPE}; {note}")
-        onnx.save(model, str(written))
+        saved = save_ranges(ranges, Path(tmp) / "ranges.json")
+        written = quantize(
+            source, saved, Path(tmp) / target.name, variant=QdqVariant.CPU, note=f"{RECIPE}; {note}"
+        )
         os.replace(written, target)

@@ -5,7 +5,9 @@
 - `cpu`: uint8 activations, int8 per-channel weights (U8S8): ~3× faster than FP32 in ONNX
   Runtime on an AVX2/VNNI CPU, where the symmetric form is no faster (../shared/NOTES.md).
 
-Imports onnx/onnxruntime inside the functions.
+In the core because two services write them: the engine after calibrating (`heron calibrate`),
+the inference service from a calibration cache (`network-mode=1` on CPU). Imports
+onnx/onnxruntime inside the functions.
 """
 
 from __future__ import annotations
@@ -14,9 +16,27 @@ import logging
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import onnx
 
 QUANTIZATION_METADATA_KEY = "heron.quantization"
+
+
+def activation_tensors(model: onnx.ModelProto) -> list[str]:
+    """Float tensors computed at run time (graph inputs and node outputs): what INT8 calibrates."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    graph = inferred.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in graph.value_info}
+    types.update({v.name: v.type.tensor_type.elem_type for v in graph.input})
+    types.update({v.name: v.type.tensor_type.elem_type for v in graph.output})
+    initializers = {i.name for i in graph.initializer}
+    names = [i.name for i in graph.input if i.name not in initializers]
+    names += [o for n in graph.node if n.op_type != "Constant" for o in n.output if o]
+    return [n for n in names if types.get(n) == onnx.TensorProto.FLOAT]
 
 
 class QdqVariant(StrEnum):
@@ -26,7 +46,8 @@ class QdqVariant(StrEnum):
 
 class _DropPreprocessingHint(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return "pre-processing" not in record.getMessage()
+        message = record.getMessage()
+        return "pre-processing" not in message and not message.startswith("Please consider")
 
 
 def _arguments(variant: QdqVariant) -> dict[str, Any]:
@@ -72,7 +93,7 @@ def quantize(
     note: str,
     keep_float: Sequence[str] = (),
 ) -> Path:
-    """Write `output` from `model` and symmetric ranges saved by `save_ranges`.
+    """Write `output` from `model` and the (low, high) ranges saved by `save_ranges`.
 
     `keep_float` names nodes left unquantised (no Q/DQ on their inputs: TensorRT runs them in
     FP16/FP32). `note` goes into the model's metadata with the variant. The source model's
@@ -102,6 +123,7 @@ def quantize(
         logging.getLogger().removeFilter(hint)
     source = onnx.load(str(model), load_external_data=False)
     quantised = onnx.load(str(output))
+    _drop_unused_constants(quantised.graph)
     present = {p.key for p in quantised.metadata_props}
     for prop in source.metadata_props:
         if prop.key not in present:
@@ -112,3 +134,13 @@ def quantize(
     )
     onnx.save(quantised, str(output))
     return output
+
+
+def _drop_unused_constants(graph: Any) -> None:
+    """The Clip bounds left behind when the quantiser folds ReLU6 into the Conv before it
+    (else ONNX Runtime logs a warning per bound at every session start)."""
+    used = {name for node in graph.node for name in node.input}
+    used.update(o.name for o in graph.output)
+    unused = [n for n in graph.node if n.op_type == "Constant" and n.output[0] not in used]
+    for node in unused:
+        graph.node.remove(node)
