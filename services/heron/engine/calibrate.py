@@ -160,8 +160,10 @@ def _keep_float(
     model: Path,
     options: CalibrationOptions,
     quantise: Callable[[Path, Sequence[str]], Path],
-    feeds: dict[str, np.ndarray],
+    feeds: Callable[[], dict[str, np.ndarray]],
 ) -> tuple[tuple[str, ...], SensitivityReport | None]:
+    """The layers the TensorRT Q/DQ model leaves float; `feeds` loads the images `auto`
+    measures on, only when it runs."""
     from heron.engine.sensitivity import analyse, compute_layers
 
     if options.keep_fp == "none":
@@ -169,7 +171,7 @@ def _keep_float(
     if options.keep_fp == "auto":
         if options.keep_fp_max == 0:
             return (), None
-        report = analyse(model, feeds, quantise)
+        report = analyse(model, feeds(), quantise)
         return report.choose(options.keep_fp_max, MIN_RECOVERED), report
     names = {n for n, _ in compute_layers(model)}
     unknown = [n for n in options.keep_fp if n not in names]
@@ -221,12 +223,11 @@ def calibrate(
             model, ranges, path, variant=QdqVariant.TENSORRT, note=note, keep_float=keep
         )
 
-    kept: tuple[str, ...] = ()
-    report: SensitivityReport | None = None
-    if options.keep_fp != "none":
+    def sensitivity_feeds() -> dict[str, np.ndarray]:
         spread = spread_over(batches, options.sensitivity_images)
-        feeds = {info.input.name: load_batch(spread, info.width, info.height)}
-        kept, report = _keep_float(model, options, quantise, feeds)
+        return {info.input.name: load_batch(spread, info.width, info.height)}
+
+    kept, report = _keep_float(model, options, quantise, sensitivity_feeds)
     qdq = quantise(output / QDQ_FILE, kept)
     cpu = quantize(model, ranges, output / CPU_FILE, variant=QdqVariant.CPU, note=note)
     return CalibrationResult(

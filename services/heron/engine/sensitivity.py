@@ -109,7 +109,7 @@ def analyse(
     """Rank the compute layers of `model` by how much INT8 error keeping each float removes.
 
     `quantise(output, keep_float)` writes the TensorRT Q/DQ model (the caller's calibration)
-    and returns its path; `feeds` is one batch of calibration input.
+    and returns its path; `feeds` is a few calibration images, as one input batch.
     """
     reference = run_model(model, feeds)
     layers = compute_layers(model)
