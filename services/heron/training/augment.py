@@ -30,7 +30,8 @@ from torch.nn import functional
 
 from heron.evaluation.images import to_float
 from heron.training import mosaic
-from heron.training.mosaic import uniform as _uniform
+from heron.training.box_affine import clip_boxes, move_boxes
+from heron.training.box_affine import uniform as _uniform
 from heron.training.settings import AugmentSettings
 
 LUMA = (0.299, 0.587, 0.114)
@@ -64,7 +65,7 @@ def augment(
     forward = None
     if _has_spatial(aug):  # decided from the settings: no device sync per step
         forward = _spatial_matrices(n, (w, h), aug, gen, x.device)
-        boxes = _move_boxes(boxes, forward)
+        boxes = move_boxes(boxes, forward)
     if mosaics is not None:
         x = mosaic.sample(x, mosaics, forward)  # mosaic and warp in one resampling
     elif forward is not None:
@@ -80,7 +81,7 @@ def filter_boxes(
     boxes: Tensor, labels: Tensor, *, width: int, height: int, min_w: float, min_h: float
 ) -> tuple[Tensor, Tensor]:
     """Clip boxes to the image; labels of boxes then smaller than the minimum become −1."""
-    boxes = mosaic.clip(boxes, width, height)
+    boxes = clip_boxes(boxes, width, height)
     keep = (boxes[..., 2] - boxes[..., 0] >= min_w) & (boxes[..., 3] - boxes[..., 1] >= min_h)
     keep &= (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
     return boxes, torch.where(keep, labels, torch.full_like(labels, -1))
@@ -135,21 +136,6 @@ def _warp(x: Tensor, forward: Tensor) -> Tensor:
     return functional.grid_sample(
         x, grid, mode="bilinear", padding_mode="zeros", align_corners=False
     )
-
-
-def _move_boxes(boxes: Tensor, forward: Tensor) -> Tensor:
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    corners = torch.stack(
-        [
-            torch.stack([x1, y1], -1),
-            torch.stack([x2, y1], -1),
-            torch.stack([x1, y2], -1),
-            torch.stack([x2, y2], -1),
-        ],
-        dim=2,
-    )  # (N, M, 4, 2)
-    moved = corners @ forward[:, None, :, :2].transpose(-1, -2) + forward[:, None, None, :, 2]
-    return torch.cat([moved.amin(dim=2), moved.amax(dim=2)], dim=-1)
 
 
 def _colour(x: Tensor, aug: AugmentSettings, gen: torch.Generator) -> Tensor:

@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional
 
+from heron.training import box_affine
+
 MIN_VISIBLE = 0.25
 """A box cut by a mosaic's seams keeps its label only with this share of its area left."""
 GUTTER = 1
@@ -51,10 +53,10 @@ def plan(
 ) -> MosaicPlan:
     """Draw mosaics for a batch of `n` images of `size` (width, height)."""
     w, h = size
-    use = uniform(n, 0, 1, gen, device) < probability
-    scale = uniform(n, min_scale, 1.0, gen, device)
-    cx = uniform(n, 0.25 * w, 0.75 * w, gen, device)
-    cy = uniform(n, 0.25 * h, 0.75 * h, gen, device)
+    use = box_affine.uniform(n, 0, 1, gen, device) < probability
+    scale = box_affine.uniform(n, min_scale, 1.0, gen, device)
+    cx = box_affine.uniform(n, 0.25 * w, 0.75 * w, gen, device)
+    cy = box_affine.uniform(n, 0.25 * h, 0.75 * h, gen, device)
     zero = torch.zeros_like(scale)
     tiles = []
     for k in range(4):
@@ -81,9 +83,9 @@ def move_boxes(
     keep = mosaic.use.view(n, 1)
     all_boxes, all_labels = [], []
     for k in range(4):
-        moved = _affine_boxes(sources(boxes, k), mosaic.tiles[:, k])
+        moved = box_affine.move_boxes(sources(boxes, k), mosaic.tiles[:, k])
         lab = sources(labels, k)
-        visible = _area(clip(moved, w, h)) >= MIN_VISIBLE * _area(moved)
+        visible = _area(box_affine.clip_boxes(moved, w, h)) >= MIN_VISIBLE * _area(moved)
         lab = torch.where(visible & keep, lab, torch.full_like(lab, -1))
         if k == 0:  # an image that is no mosaic keeps its own boxes
             moved = torch.where(keep.unsqueeze(2), moved, boxes)
@@ -125,12 +127,6 @@ def sample(x: Tensor, mosaic: MosaicPlan, forward: Tensor | None) -> Tensor:
     )
 
 
-def clip(boxes: Tensor, width: int, height: int) -> Tensor:
-    lo = torch.zeros(4, device=boxes.device, dtype=boxes.dtype)
-    hi = torch.tensor([width, height, width, height], device=boxes.device, dtype=boxes.dtype)
-    return torch.minimum(torch.maximum(boxes, lo), hi)
-
-
 def _output_points(n: int, h: int, w: int, forward: Tensor | None, device: torch.device) -> Tensor:
     """Pixel centres of the output, mapped back through `forward` (or as they are)."""
     ys = torch.arange(h, device=device, dtype=torch.float32) + 0.5
@@ -143,17 +139,6 @@ def _output_points(n: int, h: int, w: int, forward: Tensor | None, device: torch
     return torch.einsum("nij,nhwj->nhwi", inv_a, p - t.view(n, 1, 1, 2))
 
 
-def _affine_boxes(boxes: Tensor, matrix: Tensor) -> Tensor:
-    """Scale-and-shift matrices (N, 2, 3) applied to boxes (N, M, 4)."""
-    s = torch.stack([matrix[:, 0, 0], matrix[:, 1, 1]] * 2, 1).view(-1, 1, 4)
-    t = torch.stack([matrix[:, 0, 2], matrix[:, 1, 2]] * 2, 1).view(-1, 1, 4)
-    return boxes * s + t
-
-
 def _area(boxes: Tensor) -> Tensor:
     width = (boxes[..., 2] - boxes[..., 0]).clamp(min=0)
     return width * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
-
-
-def uniform(n: int, lo: float, hi: float, gen: torch.Generator, device: torch.device) -> Tensor:
-    return lo + (hi - lo) * torch.rand(n, generator=gen, device=device)
