@@ -170,7 +170,7 @@ def settings_for(arch: str, args: argparse.Namespace) -> TrainingSettings:
             average_precision_mode="INTEGRATE",
         ),
         class_mapping={"Mask": "Mask", "No-Mask": "No-Mask"},
-        random_seed=SEED,
+        random_seed=args.train_seed,
     )
 
 
@@ -324,6 +324,9 @@ def main() -> None:
         help="cuDNN autotuning (costs ~35 s in epoch 1)",
     )
     p.add_argument("--validations", type=int, default=6, help="validations during training")
+    p.add_argument(
+        "--train-seed", type=int, default=SEED, help="random_seed of training (the split stays 42)"
+    )
     p.add_argument("--tag", default="", help="appended to the run name (WORK/<model><tag>)")
     p.add_argument("--coverage-threshold", type=float, default=0.005)
     p.add_argument("--nms-iou", type=float, default=0.4)
