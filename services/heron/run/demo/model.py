@@ -64,7 +64,7 @@ def committed_model(models_dir: Path) -> DemoModel | None:
     # 0.5: one threshold for both classes, within 0.01 of the committed model's best F1 for
     # Mask (0.86 at 0.6) and 0.02 of No-Mask's (0.74 at 0.44; models/facemask/report.md)
     # INT8 when the model's calibration cache is committed beside it: the CPU form loses
-    # 0.17 mAP points and runs twice as fast (docs/benchmarks/int8.md)
+    # 0.30 mAP points and runs 1.6-2x as fast, by machine (docs/benchmarks/int8.md)
     cache = folder / "calibration.bin"
     calibration = cache if chosen.name == "model.onnx" and cache.is_file() else None
     if calibration is not None:
