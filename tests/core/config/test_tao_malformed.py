@@ -412,3 +412,17 @@ def test_loading_the_other_kind_of_spec_says_so() -> None:
         ConfigError, match=r"this is an experiment spec, not a dataset-convert spec"
     ):
         load_dataset_convert_spec(FIXTURES / TRAIN_YAML)
+
+
+def test_a_capitalised_dataset_class_is_a_warning_about_tao_not_heron(tmp_path: Path) -> None:
+    # Heron's own converters can write "Mask"; only TAO's dataset_convert lower-cases it.
+    text = (FIXTURES / TRAIN).read_text().replace('key: "with_mask"', 'key: "With_Mask"', 1)
+    path = tmp_path / "spec.txt"
+    path.write_text(text)
+    loaded = load_any_spec(path, check_paths=False)
+    (warning,) = [d for d in loaded.diagnostics if "capitals" in d.message]
+    assert warning.severity is Severity.WARNING
+    key_line = text.splitlines().index('    key: "With_Mask"') + 1
+    assert warning.line in (key_line, key_line + 1)  # the entry's key or value line
+    assert "under TAO it matches no label" in warning.message
+    assert "Heron reads the labels as written" in warning.message
