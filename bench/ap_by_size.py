@@ -73,13 +73,10 @@ def sweep(model: Path, items: list[Any], min_heights: tuple[int, ...]) -> list[d
 
 
 def plot(rows: list[dict[str, Any]], png: Path) -> None:
-    try:
-        import matplotlib
+    from plotting import pyplot_or_none
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log.info("matplotlib missing: no %s", png.name)
+    plt = pyplot_or_none(png)
+    if plt is None:
         return
     x = [r["min_height"] for r in rows]
     fig, ax = plt.subplots(figsize=(5.5, 3.5))

@@ -95,13 +95,10 @@ def summarise(gpus: int, results: Path) -> dict[str, Any]:
 
 
 def plot(rows: list[dict[str, Any]], png: Path) -> None:
-    try:
-        import matplotlib
+    from plotting import pyplot_or_none
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log.info("matplotlib missing: no %s", png.name)
+    plt = pyplot_or_none(png)
+    if plt is None:
         return
     gpus = [r["gpus"] for r in rows]
     fig, ax = plt.subplots(figsize=(5, 3.5))
