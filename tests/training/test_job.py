@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -293,3 +294,18 @@ def test_job_arguments_and_environment_set_cudnn_autotuning(
     assert not parse_args(["-e", "s.txt", "-r", "out", "--no-cudnn-benchmark"]).cudnn_benchmark
     monkeypatch.setenv("HERON_TRAIN_CUDNN_BENCHMARK", "false")
     assert not parse_args(["-e", "s.txt", "-r", "out"]).cudnn_benchmark
+
+
+@pytest.mark.parametrize(("rank", "level"), [("0", logging.INFO), ("3", logging.ERROR)])
+def test_ranks_other_than_0_log_errors_only(
+    monkeypatch: pytest.MonkeyPatch, rank: str, level: int
+) -> None:
+    # every rank reads the same spec: its warnings once, not once per GPU
+    from heron.training.job import configure_logging
+
+    logger = logging.getLogger("heron")
+    monkeypatch.setattr(logger, "handlers", [])
+    monkeypatch.setattr(logger, "level", logging.NOTSET)
+    monkeypatch.setenv("RANK", rank)
+    configure_logging(rich_logs=False)
+    assert logger.level == level and len(logger.handlers) == 1

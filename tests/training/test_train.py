@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -19,9 +20,16 @@ pytestmark = pytest.mark.shared_data
 CPU = TrainOptions(device="cpu", progress=False, workers=2)
 
 
-def test_a_few_iterations_reduce_the_loss(real_items: list[LabelledImage], tmp_path: Path) -> None:
+def test_a_few_iterations_reduce_the_loss(
+    real_items: list[LabelledImage], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     s = tiny_settings(num_epochs=6)
-    result = train(s, real_items, [], tmp_path, replace(CPU, validate=False))
+    with caplog.at_level(logging.INFO, logger="heron.training"):
+        result = train(s, real_items, [], tmp_path, replace(CPU, validate=False))
+    # the global batch and step count are said up front (they change with the GPU count)
+    assert "1 process(es) x batch 4 = 4 images a step: 4 steps an epoch, 24 in 6 epochs" in (
+        caplog.text
+    )
     losses = [r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl")]
     assert len(losses) == 6 and result.steps == 6 * 4
     assert losses[-1] < 0.7 * losses[0]

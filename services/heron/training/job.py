@@ -250,7 +250,11 @@ def run_job(spec_path: Path, results: Path, options: TrainOptions) -> JobResult 
 
 def configure_logging(rich_logs: bool) -> None:
     """INFO logs of heron.* once: through rich's global console (the one the progress bar
-    draws on, so log lines land above the bar) or as plain lines (pods)."""
+    draws on, so log lines land above the bar) or as plain lines (pods).
+
+    Under torchrun every rank reads the same spec and data, so ranks other than 0 log errors
+    only: four GPUs would otherwise print every spec warning and summary four times.
+    """
     root = logging.getLogger("heron")
     if root.handlers:
         return
@@ -262,4 +266,4 @@ def configure_logging(rich_logs: bool) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    root.setLevel(logging.INFO if os.environ.get("RANK", "0") == "0" else logging.ERROR)

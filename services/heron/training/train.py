@@ -165,6 +165,17 @@ def _train(
         channels_last=channels_last,
         cache=train_cache,
     )
+    if dist.main:
+        # With a small data set, more GPUs mean fewer, larger steps (docs/training.md).
+        log.info(
+            "%d process(es) x batch %d = %d images a step: %d steps an epoch, %d in %d epochs",
+            dist.world,
+            loop.batch,
+            dist.world * loop.batch,
+            loop.steps,
+            loop.total_steps,
+            settings.optim.num_epochs,
+        )
     record: dict[str, Any] = {}
     total_images, total_time = 0, 0.0
     steady_images, steady_time = 0, 0.0
