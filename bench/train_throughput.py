@@ -57,12 +57,13 @@ def write_spec(kitti: Path, split: Path, epochs: int, batch: int, out: Path) -> 
     source = spec.dataset_config.data_sources[0]
     source.tfrecords_path = str(split / "*")
     source.image_directory_path = str(kitti)
-    # train_facemask's converter writes the network's class names (Mask, No-Mask) as labels.
+    # train_facemask's converter writes the network's class names (Mask, No-Mask) as labels,
+    # so each network class maps to itself.
     mapping = spec.dataset_config.target_class_mapping
-    for key in list(mapping):
-        mapping[mapping[key]] = mapping[key]
-        if key != mapping[key]:
-            del mapping[key]
+    classes = set(mapping.values())
+    mapping.clear()
+    for name in classes:
+        mapping[name] = name
     spec.training_config.num_epochs = epochs
     spec.training_config.batch_size_per_gpu = batch
     spec.augmentation_config.spatial_augmentation.mosaic_off_last_epochs = 0
@@ -145,13 +146,16 @@ def main() -> None:
     if args.plot_only:
         plot(json.loads(args.plot_only.read_text())["runs"], args.plot_only.with_suffix(".png"))
         return
-    # The ranks import heron from services/ and run this file's worker mode.
-    paths = [os.environ.get("PYTHONPATH", ""), str(REPO / "services"), str(REPO / "bench")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     present = torch.cuda.device_count()
     if not present:
         print("train_throughput: no GPU here; skipped")
         return
+    if not args.data.is_dir():
+        print(f"train_throughput: {args.data} not found (the real set lives in ../shared)")
+        return
+    # The ranks import heron from services/ and run this file's worker mode.
+    paths = [os.environ.get("PYTHONPATH", ""), str(REPO / "services"), str(REPO / "bench")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     kitti, split = prepare_data(args.data, args.work)
     spec = write_spec(kitti, split, args.epochs, args.batch, args.work / "spec.txt")
     rows = []
