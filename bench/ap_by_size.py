@@ -31,24 +31,21 @@ log = logging.getLogger("bench")
 def validation_items(source: Path, work: Path, settings: Any) -> list[Any]:
     """The seed-42 validation fold of the real set as the model's labelled images."""
     from heron.evaluation.kitti import KittiDataset
-    from heron.training.data.split import SplitSettings, split_dataset
     from heron.training.dataset import from_kitti
-    from train_facemask import SEED, VAL_PERCENT, convert
+    from train_facemask import convert, split
 
     kitti = work / "kitti"
     convert(source, kitti)
-    split = split_dataset(SplitSettings(root=kitti, val_split=VAL_PERCENT, seed=SEED))
-    items, _ = from_kitti(KittiDataset(kitti, images=split.folds[0]), settings)
+    _, val_paths = split(kitti)
+    items, _ = from_kitti(KittiDataset(kitti, images=val_paths), settings)
     return items
 
 
-def sweep(model: Path, items: list[Any], min_heights: tuple[int, ...]) -> list[dict[str, Any]]:
+def sweep(runner: Any, items: list[Any], min_heights: tuple[int, ...]) -> list[dict[str, Any]]:
     import torch
     from heron.training.dataset import DetectionDataset, ImageCache
-    from heron.training.predict import load_runner
     from heron.training.validation import ground_truth, predict_with_runner, score
 
-    runner = load_runner(model, "cpu")
     settings = runner.settings
     w, h = settings.model.input_width, settings.model.input_height
     cache = ImageCache.build(DetectionDataset(items, w, h), torch.device("cpu"))
@@ -105,9 +102,9 @@ def main() -> None:
         return
     from heron.training.predict import load_runner
 
-    settings = load_runner(args.model, "cpu").settings
-    items = validation_items(args.data, args.work, settings)
-    rows = sweep(args.model, items, MIN_HEIGHTS)
+    runner = load_runner(args.model, "cpu")
+    items = validation_items(args.data, args.work, runner.settings)
+    rows = sweep(runner, items, MIN_HEIGHTS)
     print(
         f"{'min height':>10} {'ignored':>8} "
         + " ".join(f"{c:>8}" for c in rows[0]["ap"])

@@ -83,8 +83,9 @@ def worker(spec: Path, results: Path) -> None:
 
 
 def summarise(gpus: int, results: Path) -> dict[str, Any]:
-    records = [json.loads(line) for line in (results / "metrics.jsonl").read_text().splitlines()]
-    epochs = [r for r in records if "epoch_s" in r]
+    from heron.training.metrics_log import read_metrics
+
+    epochs = [r for r in read_metrics(results / "metrics.jsonl") if "epoch_s" in r]
     later = epochs[1:]
     return {
         "gpus": gpus,
