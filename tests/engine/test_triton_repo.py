@@ -102,3 +102,31 @@ def test_malformed_configs_are_named(text: str, message: str, tmp_path: Path) ->
     with pytest.raises(RepositoryError, match=message) as err:
         triton_repo.validate_config(path)
     assert str(path) in str(err.value)
+
+
+def test_a_failed_publish_leaves_the_repository_as_it_was(
+    detector_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = _base(detector_onnx)
+    triton_repo.publish_plan(
+        tmp_path, "detector", b"plan", _rtx_meta(["sm86"]), base=base, version=1
+    )
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    config = (tmp_path / "detector/config.pbtxt").read_text()
+
+    def disk_full(plan: Path, meta: PlanMetadata) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(triton_repo, "write_metadata", disk_full)
+    for version in (1, 2):  # adding a plan to a version, and a new version
+        with pytest.raises(OSError, match="No space"):
+            triton_repo.publish_plan(
+                tmp_path, "detector", b"plan", _rtx_meta(["sm120"]), base=base, version=version
+            )
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+    assert (tmp_path / "detector/config.pbtxt").read_text() == config
+    with pytest.raises(OSError, match="No space"):
+        triton_repo.publish_plan(
+            tmp_path / "new", "detector", b"plan", _rtx_meta(["sm86"]), base=base, version=1
+        )
+    assert not (tmp_path / "new").exists()  # the folders it made are removed too

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from heron.core.int8.calib_cache import DEFAULT_TRT_VERSION, Algorithm, CalibrationCache
 from heron.core.int8.qdq import activation_tensors
+from heron.core.outputs import staged_folder
 from heron.engine.errors import CalibrationError
 from heron.engine.images import image_files, load_batch
 from heron.engine.model_info import ModelInfo, load_onnx, read_model_info
@@ -36,6 +37,7 @@ CACHE_FILE = "calibration.bin"
 RANGES_FILE = "ranges.json"  # ONNX Runtime's calibration cache (JSON) of the same ranges
 QDQ_FILE = "model.int8.qdq.onnx"  # symmetric, for TensorRT
 CPU_FILE = "model.int8.u8s8.onnx"  # uint8 activations, for ONNX Runtime on CPU
+OUTPUT_FILES = (CACHE_FILE, RANGES_FILE, QDQ_FILE, CPU_FILE)  # what OUTPUT receives
 
 
 class Method(StrEnum):
@@ -200,7 +202,6 @@ def calibrate(
         raise CalibrationError(
             f"{options.images}: {len(paths)} images, fewer than one batch of {options.batch_size}"
         )
-    output.mkdir(parents=True, exist_ok=True)
     size = options.batch_size
     batches = [paths[i * size : (i + 1) * size] for i in range(count)]
     collector = collect_histograms(model, info, batches, on_batch)
@@ -211,30 +212,33 @@ def calibrate(
         amax[output_spec.name] = collector.histograms[output_spec.name].amax
     header = options.cache_calibrator or TRT_ALGORITHM[options.method]
     cache = CalibrationCache.from_amax(header, amax, options.trt_version)
-    cache.write(output / CACHE_FILE)
-    ranges = save_ranges(collector.ranges(amax), output / RANGES_FILE)
     method = options.method.value
     if options.method is Method.PERCENTILE:
         method = f"percentile {options.percentile}"
     note = f"{method} calibration on {count * size} images of {options.images}"
+    # Every file is written in a staging folder and renamed into OUTPUT at the end: a failed
+    # calibration leaves an earlier one whole, never a new cache beside old Q/DQ models.
+    with staged_folder(output) as staging:
+        cache.write(staging / CACHE_FILE)
+        ranges = save_ranges(collector.ranges(amax), staging / RANGES_FILE)
 
-    def quantise(path: Path, keep: Sequence[str]) -> Path:
-        return quantize(
-            model, ranges, path, variant=QdqVariant.TENSORRT, note=note, keep_float=keep
-        )
+        def quantise(path: Path, keep: Sequence[str]) -> Path:
+            return quantize(
+                model, ranges, path, variant=QdqVariant.TENSORRT, note=note, keep_float=keep
+            )
 
-    def sensitivity_feeds() -> dict[str, np.ndarray]:
-        spread = spread_over(batches, options.sensitivity_images)
-        return {info.input.name: load_batch(spread, info.width, info.height)}
+        def sensitivity_feeds() -> dict[str, np.ndarray]:
+            spread = spread_over(batches, options.sensitivity_images)
+            return {info.input.name: load_batch(spread, info.width, info.height)}
 
-    kept, report = _keep_float(model, options, quantise, sensitivity_feeds)
-    qdq = quantise(output / QDQ_FILE, kept)
-    cpu = quantize(model, ranges, output / CPU_FILE, variant=QdqVariant.CPU, note=note)
+        kept, report = _keep_float(model, options, quantise, sensitivity_feeds)
+        quantise(staging / QDQ_FILE, kept)
+        quantize(model, ranges, staging / CPU_FILE, variant=QdqVariant.CPU, note=note)
     return CalibrationResult(
         cache=output / CACHE_FILE,
-        ranges=ranges,
-        qdq_model=qdq,
-        cpu_model=cpu,
+        ranges=output / RANGES_FILE,
+        qdq_model=output / QDQ_FILE,
+        cpu_model=output / CPU_FILE,
         images=count * size,
         batches=count,
         tensors=len(cache.scales),

@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from heron.core.outputs import OutputKind, OutputPathError, atomic_file, check_output
+
 app = typer.Typer(no_args_is_help=True)
 
 
@@ -20,8 +22,20 @@ def _console() -> Console:
 
 
 def _fail(message: str) -> typer.Exit:
-    _console().print(f"error: {message}", style="red", markup=False, soft_wrap=True)
+    # stderr, one line (soft_wrap): a script can tell the error from the report and grep it.
+    Console(stderr=True, highlight=False).print(
+        f"error: {message}", style="red", markup=False, soft_wrap=True
+    )
     return typer.Exit(1)
+
+
+def _check_outputs(*outputs: tuple[Path, OutputKind, str], inputs: tuple[Path | None, ...]) -> None:
+    """Every output path checked before the work starts: one line and exit 1 when wrong."""
+    try:
+        for path, kind, option in outputs:
+            check_output(path, kind, option=option, inputs=inputs)
+    except OutputPathError as e:
+        raise _fail(str(e)) from None
 
 
 @app.command()
@@ -69,12 +83,19 @@ def calibrate(
     from rich.progress import Progress
 
     from heron.engine.accuracy import check_gate
-    from heron.engine.calibrate import CalibrationOptions
+    from heron.engine.calibrate import OUTPUT_FILES, CalibrationOptions
     from heron.engine.errors import EngineError
     from heron.engine.pipeline import calibrate_and_compare
 
     if max_ap_drop is not None and eval_data is None:
         raise _fail("--max-ap-drop needs --eval-data (a KITTI validation folder)")
+    # OUTPUT may hold other files, the model among them (DeepStream keeps calibration.bin
+    # beside model.onnx): only the files calibration writes must not be inputs.
+    outputs = [(output, OutputKind.PARENT_FOLDER, "--output")]
+    outputs += [(output / name, OutputKind.FILE, "--output") for name in OUTPUT_FILES]
+    if json_report is not None:
+        outputs.append((json_report, OutputKind.FILE, "--json"))
+    _check_outputs(*outputs, inputs=(model, images, eval_data))
     try:
         options = CalibrationOptions.model_validate(
             {
@@ -113,7 +134,8 @@ def calibrate(
     for report in outcome.reports:
         console.print(f"{report.label}:\n{report.table()}", markup=False)
     if json_report is not None:
-        json_report.write_text(json.dumps(outcome.summary(), indent=2) + "\n")
+        with atomic_file(json_report) as tmp:
+            tmp.write_text(json.dumps(outcome.summary(), indent=2) + "\n")
     if max_ap_drop is not None:
         try:
             check_gate(outcome.reports, max_ap_drop)
@@ -149,6 +171,8 @@ def build_engine(
     from heron.engine.pipeline import build_and_publish
     from heron.engine.plan_meta import read_metadata
 
+    # A repository grows: other models and versions stay, and it may hold the inputs.
+    _check_outputs((output, OutputKind.PARENT_FOLDER, "--output"), inputs=(onnx, calib_cache))
     try:
         options = BuildOptions.model_validate(
             {

@@ -9,11 +9,12 @@ Three kinds: `tensorrt_plan` on GPUs (`cc_model_filenames` per compute capabilit
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from google.protobuf import text_format
 
+from heron.core.outputs import staged_folder
 from heron.engine.errors import ModelFileError
 from heron.engine.model_info import ModelInfo, TensorSpec
 from heron.engine.plan_meta import PlanMetadata, write_metadata
@@ -116,6 +117,11 @@ def validate_config(path: Path) -> mc.ModelConfig:
     if not path.is_file():
         raise RepositoryError(f"{path}: no such config file")
     config = parse_config(path.read_text(), str(path))
+    _check_config(config, path)
+    return config
+
+
+def _check_config(config: mc.ModelConfig, path: Path) -> None:
     problems = []
     if config.name != path.parent.name:
         problems.append(f"name {config.name!r} differs from its folder {path.parent.name!r}")
@@ -127,14 +133,24 @@ def validate_config(path: Path) -> mc.ModelConfig:
         problems.append(f"max_batch_size must be ≥ 0, got {config.max_batch_size}")
     if problems:
         raise RepositoryError(f"{path}: " + "; ".join(problems))
-    return config
 
 
-def write_config(model_dir: Path, config: mc.ModelConfig) -> Path:
+def _publish_version(
+    model_dir: Path, version: int, config: mc.ModelConfig, fill: Callable[[Path], None]
+) -> Path:
+    """Stage the version folder (`fill` writes its files) and config.pbtxt, then rename them
+    into `model_dir`: Triton, polling the repository, never sees a version without its model
+    file, and a failed publish leaves the repository as it was. The config is checked, as
+    Triton would read it back, before anything is written."""
     path = model_dir / CONFIG_FILE
-    model_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(text_format.MessageToString(config))
-    validate_config(path)
+    text = text_format.MessageToString(config)
+    _check_config(parse_config(text, str(path)), path)
+    # merge: a version folder that exists keeps the plans of other compute capabilities.
+    with staged_folder(model_dir, merge=True) as staging:
+        version_dir = staging / str(version)
+        version_dir.mkdir()
+        fill(version_dir)
+        (staging / CONFIG_FILE).write_text(text)
     return path
 
 
@@ -154,30 +170,36 @@ def publish_plan(
     """Add a plan to `version`; plans for other compute capabilities already there stay listed."""
     model_dir = repo / name
     version_dir = model_dir / str(version)
-    version_dir.mkdir(parents=True, exist_ok=True)
-    plan_path = version_dir / plan_file_name(meta)
-    plan_path.write_bytes(plan)
-    write_metadata(plan_path, meta)
-    files = {cc: plan_path.name for cc in meta.compute_capabilities()}
+    plan_name = plan_file_name(meta)
+    files = {cc: plan_name for cc in meta.compute_capabilities()}
     existing = model_dir / CONFIG_FILE
     if existing.is_file():
         old = validate_config(existing)
-        # Keep the capabilities whose plan is still in this version.
-        kept = {cc: f for cc, f in old.cc_model_filenames.items() if (version_dir / f).is_file()}
+        # Keep the capabilities whose plan is still in this version (or is this very plan).
+        kept = {
+            cc: f
+            for cc, f in old.cc_model_filenames.items()
+            if f == plan_name or (version_dir / f).is_file()
+        }
         files = {**kept, **files}
-    write_config(model_dir, tensorrt_config(base, files))
-    return plan_path
+
+    def fill(folder: Path) -> None:
+        (folder / plan_name).write_bytes(plan)
+        write_metadata(folder / plan_name, meta)
+
+    _publish_version(model_dir, version, tensorrt_config(base, files), fill)
+    return version_dir / plan_name
 
 
 def publish_onnx(
     repo: Path, name: str, onnx_file: Path, *, base: mc.ModelConfig, version: int, python: bool
 ) -> Path:
     """model.onnx for the onnxruntime backend, or with the python backend's model.py."""
-    model_dir = repo / name
-    version_dir = model_dir / str(version)
-    version_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(onnx_file, version_dir / "model.onnx")
-    if python:
-        (version_dir / "model.py").write_text(MODEL_PY)
-        return write_config(model_dir, python_config(base))
-    return write_config(model_dir, onnx_config(base))
+
+    def fill(folder: Path) -> None:
+        shutil.copy2(onnx_file, folder / "model.onnx")
+        if python:
+            (folder / "model.py").write_text(MODEL_PY)
+
+    config = python_config(base) if python else onnx_config(base)
+    return _publish_version(repo / name, version, config, fill)

@@ -90,10 +90,16 @@ def run(
     from pydantic import ValidationError
 
     from heron.core.config.diagnostics import ConfigError
+    from heron.core.outputs import OutputKind, OutputPathError, check_output
     from heron.run.plan import RunOptions
     from heron.run.runner import RunRequest, run_pipeline
     from heron.run.supervisor import RestartPolicy
 
+    if run_dir is not None:  # settings files and logs are added to it: existing is fine
+        try:
+            check_output(run_dir, OutputKind.PARENT_FOLDER, option="--run-dir", inputs=(config,))
+        except OutputPathError as e:
+            raise _fail(str(e)) from None
     try:
         options = RunOptions(
             pipeline=pipeline,

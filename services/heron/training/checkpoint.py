@@ -7,13 +7,13 @@ Only tensors and plain data are stored, so `torch.load(weights_only=True)` reads
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from heron.core.outputs import atomic_file
 from heron.training.settings import SettingsError, TrainingSettings
 
 FORMAT = "heron-detectnet_v2/1"
@@ -52,10 +52,8 @@ def save(path: Path, checkpoint: Checkpoint) -> None:
     }
     if checkpoint.training_model is not None:
         data["training_model"] = {k: v.detach().cpu() for k, v in checkpoint.training_model.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(data, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        torch.save(data, tmp)
 
 
 def load(path: Path | str, *, with_training_state: bool = True) -> Checkpoint:

@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from heron.core.outputs import OutputKind, OutputPathError, atomic_file, check_output
+
 app = typer.Typer(no_args_is_help=True)
 
 KEY_HELP = (
@@ -25,8 +27,20 @@ def _console() -> Console:
 
 
 def _fail(message: str) -> typer.Exit:
-    _console().print(f"error: {message}", style="red", markup=False, soft_wrap=True)
+    # stderr, one line (soft_wrap): a script can tell the error from the report and grep it.
+    Console(stderr=True, highlight=False).print(
+        f"error: {message}", style="red", markup=False, soft_wrap=True
+    )
     return typer.Exit(1)
+
+
+def _check_outputs(*outputs: tuple[Path, OutputKind, str], inputs: tuple[Path | None, ...]) -> None:
+    """Every output path checked before the work starts: one line and exit 1 when wrong."""
+    try:
+        for path, kind, option in outputs:
+            check_output(path, kind, option=option, inputs=inputs)
+    except OutputPathError as e:
+        raise _fail(str(e)) from None
 
 
 @app.command()
@@ -48,6 +62,10 @@ def train(
 ) -> None:
     """Train DetectNet_v2 from a TAO spec; resumes from RESULTS_DIR/checkpoints/last.pt."""
     del key  # accepted, never used or printed
+    # An existing results folder is how training resumes (RESULTS_DIR/checkpoints/last.pt).
+    _check_outputs(
+        (results_dir, OutputKind.PARENT_FOLDER, "--results_dir"), inputs=(experiment_spec,)
+    )
     from heron.training.job import TrainingError, run_training
     from heron.training.train import TrainOptions
 
@@ -79,6 +97,9 @@ def evaluate(
 ) -> None:
     """Per-class AP and mAP (TAO semantics) of MODEL on a KITTI folder."""
     del key
+    png = pr_curve or (json_out or model).with_suffix(".pr.png")
+    checked = [(json_out, OutputKind.FILE, "--json")] if json_out else []
+    _check_outputs(*checked, (png, OutputKind.FILE, "--pr-curve"), inputs=(model, data))
     from heron.training.job import TrainingError, evaluate_model
 
     try:
@@ -92,14 +113,14 @@ def evaluate(
         )
     table.add_row("mAP", f"{result.mean_ap:.4f}", "", "")
     _console().print(table)
-    png = pr_curve or (json_out or model).with_suffix(".pr.png")
     from heron.training.validation import write_pr_curves
 
-    write_pr_curves(result, png)
+    with atomic_file(png) as tmp:
+        write_pr_curves(result, tmp)
     _console().print(f"PR curves: {png}")
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(result.report.to_json())
+        with atomic_file(json_out) as tmp:
+            tmp.write_text(result.report.to_json())
         _console().print(f"report: {json_out}")
 
 
@@ -116,6 +137,11 @@ def infer(
 ) -> None:
     """KITTI prediction files (OUT/labels) and annotated JPEGs (OUT/images)."""
     del key
+    _check_outputs(
+        (output, OutputKind.PARENT_FOLDER, "--output"),
+        *((output / sub, OutputKind.FOLDER, "--output") for sub in ("labels", "images")),
+        inputs=(model, images),
+    )
     from heron.training.job import TrainingError, infer_images
 
     try:
@@ -148,6 +174,7 @@ def export(
     An output ending in .pt2 writes a torch.export program for the PyTorch CUDA backend.
     """
     del key
+    _check_outputs((output, OutputKind.FILE, "--output_file"), inputs=(model, check_images))
     from heron.training.job import TrainingError, export_model
 
     try:

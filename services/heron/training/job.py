@@ -12,9 +12,11 @@ import os
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from heron.core.outputs import atomic_file, staged_folder
 
 if TYPE_CHECKING:
     from heron.training.dataset import LabelledImage
@@ -96,7 +98,10 @@ def run_training(
     configure_logging(rich_logs)
     settings, train_items, val_items = load_training_spec(spec_path)
     results.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(spec_path, results / (SPEC_COPY + spec_path.suffix))
+    copy = results / (SPEC_COPY + spec_path.suffix)
+    if not (copy.exists() and copy.samefile(spec_path)):  # resuming from the copy itself
+        with atomic_file(copy) as tmp:
+            shutil.copyfile(spec_path, tmp)
     with _readable_errors():
         return train(settings, train_items, val_items, results, options)
 
@@ -122,15 +127,20 @@ def evaluate_model(model: Path, data: Path) -> ValidationResult:
 
 
 def infer_images(model: Path, images: Path, output: Path, batch_size: int = 8) -> tuple[int, int]:
-    """KITTI prediction files and annotated JPEGs for every image; (images, detections)."""
+    """KITTI prediction files and annotated JPEGs for every image; (images, detections).
+
+    Written beside OUT/labels and OUT/images and moved into them at the end (predictions of
+    other images already there stay): a failed run adds nothing.
+    """
     from heron.evaluation.kitti import KittiObject, write_label_file
     from heron.training.predict import image_paths, load_runner, predict_paths
 
     with _readable_errors():
         runner = load_runner(model)
         paths = image_paths(images)
-        (output / "labels").mkdir(parents=True, exist_ok=True)
-        (output / "images").mkdir(parents=True, exist_ok=True)
+    with _readable_errors(), staged_folder(output, merge=True) as staging:
+        (staging / "labels").mkdir()
+        (staging / "images").mkdir()
         classes = runner.settings.classes
         count = boxes = 0
         for pred in predict_paths(runner, paths, batch_size):
@@ -146,8 +156,8 @@ def infer_images(model: Path, images: Path, output: Path, batch_size: int = 8) -
                 )
                 for b, s, c in zip(d.boxes, d.scores, d.class_ids, strict=True)
             ]
-            write_label_file(output / "labels" / (pred.image.stem + ".txt"), objects)
-            _annotate(pred.image, objects, output / "images" / (pred.image.stem + ".jpg"))
+            write_label_file(staging / "labels" / (pred.image.stem + ".txt"), objects)
+            _annotate(pred.image, objects, staging / "images" / (pred.image.stem + ".jpg"))
             count, boxes = count + 1, boxes + len(objects)
     return count, boxes
 
@@ -182,14 +192,18 @@ def _annotate(image: Path, objects: Sequence[Any], out: Path) -> None:
 def export_model(
     model: Path, output: Path, check_images: Path | None, max_images: int = 8
 ) -> ExportReport:
+    """ONNX (or a .pt2 program) at `output`, written under a temporary name and renamed once
+    the parity check passed."""
     from heron.training.export import export_onnx, export_program
     from heron.training.predict import image_paths
 
-    with _readable_errors():
+    with _readable_errors(), atomic_file(output) as tmp:
         if output.suffix.lower() == ".pt2":
-            return export_program(model, output)
-        paths = image_paths(check_images)[:max_images] if check_images else []
-        return export_onnx(model, output, paths)
+            report = export_program(model, tmp)
+        else:
+            paths = image_paths(check_images)[:max_images] if check_images else []
+            report = export_onnx(model, tmp, paths)
+    return replace(report, onnx=output)
 
 
 @dataclass(frozen=True)
@@ -230,10 +244,11 @@ def run_job(spec_path: Path, results: Path, options: TrainOptions) -> JobResult 
             validation = score(predict_with_runner(runner, cache), ground_truth(cache), s)
             write_pr_curves(validation, results / "pr_curves.png")
     check = [item.image for item in val_items[:8]]
-    with _readable_errors():
+    onnx = results / ONNX_FILE
+    with _readable_errors(), atomic_file(onnx) as tmp:
         from heron.training.export import export_onnx
 
-        exported = export_onnx(trained.final_model, results / ONNX_FILE, check)
+        exported = replace(export_onnx(trained.final_model, tmp, check), onnx=onnx)
     report = {
         "epochs": trained.epochs,
         "steps": trained.steps,
@@ -244,7 +259,8 @@ def run_job(spec_path: Path, results: Path, options: TrainOptions) -> JobResult 
         "onnx": str(exported.onnx),
         "onnx_max_abs_diff": exported.max_abs_diff,
     }
-    (results / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    with atomic_file(results / REPORT_FILE) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
     return JobResult(trained, validation, exported)
 
 

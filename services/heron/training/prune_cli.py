@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from heron.core.outputs import OutputKind, OutputPathError, check_output
+
 if TYPE_CHECKING:
     from heron.training.prune.pruner import PruneReport
 
@@ -25,6 +27,14 @@ KEY_HELP = (
 
 def _console() -> Console:
     return Console(highlight=False)
+
+
+def _fail(message: str) -> typer.Exit:
+    # stderr, one line (soft_wrap): a script can tell the error from the report and grep it.
+    Console(stderr=True, highlight=False).print(
+        f"error: {message}", style="red", markup=False, soft_wrap=True
+    )
+    return typer.Exit(1)
 
 
 @app.command()
@@ -69,6 +79,10 @@ def prune(
 ) -> None:
     """Remove filters whose normalised norm is under PTH; residual-joined layers together."""
     del key  # accepted, never used or printed
+    try:
+        check_output(output, OutputKind.FILE, option="--output_file", inputs=(model,))
+    except OutputPathError as e:
+        raise _fail(str(e)) from None
     from heron.training.checkpoint import CheckpointError
     from heron.training.prune.layout import PrunedModelError
     from heron.training.prune.pruner import PruneError, PruneOptions, prune_checkpoint
@@ -82,10 +96,9 @@ def prune(
             granularity=granularity,
             min_filters=min_filters,
         )
-        report = prune_checkpoint(model, output, options)
+        report = prune_checkpoint(model, output, options)  # written atomically (ckpt.save)
     except (PruneError, CheckpointError, PrunedModelError) as e:
-        console.print(f"error: {e}", style="red", markup=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise _fail(str(e)) from None
     console.print(report_table(report, model.name))
     console.print(f"{len(report.channels)} convolutions narrowed; pruned model: {output}")
 

@@ -166,3 +166,88 @@ def test_split_by_sequence(tmp_path: Path) -> None:
         "images/f004.jpg",
     ]
     assert len((tmp_path / "out" / "fold-1.txt").read_text().split()) == 4
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("output", "images", "message"),
+    [
+        ("voc", None, "{tmp}/voc: is the input {tmp}/voc"),
+        ("voc/kitti", None, "{tmp}/voc/kitti: lies inside the input folder {tmp}/voc"),
+        # OUTPUT/images is what would be replaced, and it is where the images are read from
+        ("kitti", "kitti/images", "{tmp}/kitti/images: is the input {tmp}/kitti/images"),
+    ],
+    ids=["same folder", "inside the input", "images inside the output"],
+)
+def test_convert_never_destroys_its_input(
+    tmp_path: Path, output: str, images: str | None, message: str
+) -> None:
+    """Issue 13: `-i DIR -o DIR --overwrite` emptied DIR/images before reading it."""
+    voc = tmp_path / "voc"
+    shutil.copytree(FIXTURES / "voc", voc)
+    extra: list[str | Path] = []
+    if images is not None:  # the source images where the KITTI images would go
+        shutil.move(voc / "images", tmp_path / images)
+        extra = ["--images", tmp_path / images]
+    before = _snapshot(tmp_path)
+    out = tmp_path / output
+    code, text = invoke("data", "convert", "-f", "voc", "-i", voc, "-o", out, "--overwrite", *extra)
+    assert _snapshot(tmp_path) == before  # every source image and annotation, byte for byte
+    assert code == 1
+    assert text.splitlines() == ["error: --output " + message.format(tmp=tmp_path)]
+
+
+def test_a_failed_convert_removes_only_what_it_created(tmp_path: Path) -> None:
+    source = tmp_path / "voc"
+    shutil.copytree(FIXTURES / "voc", source)
+    (source / "images" / "b.jpg").unlink()
+    code, _ = invoke("data", "convert", "-f", "voc", "-i", source, "-o", tmp_path / "new" / "k")
+    assert code == 1
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_failed_overwrite_keeps_the_earlier_conversion(tmp_path: Path) -> None:
+    kitti = tmp_path / "kitti"
+    (kitti / "split").mkdir(parents=True)
+    (kitti / "split" / "fold-0.txt").write_text("images/a.jpg\n")
+    assert invoke("data", "convert", "-f", "voc", "-i", FIXTURES / "voc", "-o", kitti)[0] == 0
+    earlier = _snapshot(kitti)
+    source = tmp_path / "voc"
+    shutil.copytree(FIXTURES / "voc", source)
+    (source / "images" / "b.jpg").write_bytes(b"not a jpeg")
+    code, text = invoke("data", "convert", "-f", "voc", "-i", source, "-o", kitti, "--overwrite")
+    assert code == 1 and "is missing or unreadable" in text
+    assert _snapshot(kitti) == earlier
+    assert sorted(p.name for p in kitti.iterdir()) == ["images", "labels", "split"]  # no temp
+
+
+def test_convert_without_overwrite_refuses_before_reading(tmp_path: Path) -> None:
+    kitti = tmp_path / "kitti"
+    (kitti / "labels").mkdir(parents=True)
+    (kitti / "labels" / "old.txt").write_text("")
+    code, text = invoke("data", "convert", "-f", "voc", "-i", tmp_path / "nowhere", "-o", kitti)
+    assert code == 1 and "nowhere is not a folder" in text  # inputs are named first
+    code, text = invoke("data", "convert", "-f", "voc", "-i", FIXTURES / "voc", "-o", kitti)
+    assert code == 1
+    assert text.splitlines() == [
+        f"error: --output {kitti / 'labels'}: is not empty; pass --overwrite to replace it"
+    ]
+
+
+def test_split_replaces_its_folds_whole(tmp_path: Path) -> None:
+    root = make_kitti(tmp_path / "kitti", 6)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "fold-7.txt").write_text("from an earlier split\n")
+    (out / "notes.md").write_text("mine\n")
+    code, output = invoke("data", "split", root, "-o", out)
+    assert code == 0, output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "fold-0.txt",
+        "fold-1.txt",
+        "notes.md",
+        "partitions.json",
+    ]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import cv2
 import pytest
+from heron.core.outputs import OutputPathError
 from heron.training.data.convert import BoxCounts, convert_samples, transform_boxes
 from heron.training.data.fddb import ellipse_box
 from heron.training.data.formats import FORMATS, SourceFormat
@@ -194,3 +196,13 @@ def test_refuses_to_mix_with_an_earlier_conversion(tmp_path: Path) -> None:
         samples[:1], tmp_path, class_map=info.default_class_map, overwrite=True
     )
     assert report.images == 1 and len(list((tmp_path / "labels").iterdir())) == 1
+
+
+def test_never_replaces_the_folder_it_reads_images_from(tmp_path: Path) -> None:
+    # The library guards itself too: callers other than the CLI (the demo) pass overwrite=True.
+    source = tmp_path / "voc"
+    shutil.copytree(FIXTURES / "voc", source)
+    samples = list(FORMATS[SourceFormat.VOC].read(source, None))
+    with pytest.raises(OutputPathError, match=r"images: is the input .*voc/images"):
+        convert_samples(samples, source, class_map={}, overwrite=True)
+    assert sorted(p.name for p in (source / "images").iterdir()) == ["a.jpg", "b.jpg"]

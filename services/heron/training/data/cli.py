@@ -13,9 +13,10 @@ from rich.progress import Progress
 from rich.table import Table
 
 from heron.core.config.diagnostics import ConfigError, Severity
+from heron.core.outputs import OutputKind, OutputPathError, check_output
 from heron.evaluation.errors import DataFormatError
 from heron.training.data.check import CheckReport, check_kitti
-from heron.training.data.convert import ConvertReport, convert_samples
+from heron.training.data.convert import KITTI_FOLDERS, ConvertReport, convert_samples
 from heron.training.data.formats import FORMATS, SourceFormat
 from heron.training.data.sample import parse_class_map
 
@@ -43,7 +44,10 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def _fail(message: str) -> typer.Exit:
-    _console().print(f"error: {message}", style="red", markup=False, soft_wrap=True)
+    # stderr, one line (soft_wrap): a script can tell the error from the report and grep it.
+    Console(stderr=True, highlight=False).print(
+        f"error: {message}", style="red", markup=False, soft_wrap=True
+    )
     return typer.Exit(1)
 
 
@@ -82,6 +86,10 @@ def convert(
         raise typer.BadParameter(str(e), param_hint="--class-map") from None
     if not input.is_dir():
         raise _fail(f"{input} is not a folder")
+    try:
+        _check_convert_output(output, (input, images), overwrite=overwrite)
+    except OutputPathError as e:
+        raise _fail(str(e)) from None
     console = _console()
     try:
         samples = list(info.read(input, images))
@@ -97,9 +105,21 @@ def convert(
                 overwrite=overwrite,
                 on_image=lambda: progress.advance(task),
             )
-    except (DataFormatError, FileExistsError) as e:
+    except (DataFormatError, FileExistsError, OutputPathError) as e:
         raise _fail(str(e)) from None
     print_convert_report(report, console)
+
+
+def _check_convert_output(
+    output: Path, inputs: tuple[Path | None, ...], *, overwrite: bool
+) -> None:
+    """OUTPUT may hold other things (a split folder); OUTPUT/images and OUTPUT/labels are
+    replaced whole, so they must hold no input and, without --overwrite, nothing at all."""
+    check_output(output, OutputKind.PARENT_FOLDER, option="--output", inputs=inputs)
+    for sub in KITTI_FOLDERS:
+        check_output(
+            output / sub, OutputKind.FOLDER, option="--output", inputs=inputs, overwrite=overwrite
+        )
 
 
 def print_convert_report(report: ConvertReport, console: Console) -> None:
@@ -198,6 +218,7 @@ def split(
     from heron.training.data.split import (
         SplitSettings,
         split_dataset,
+        split_inputs,
         write_partitions,
     )
 
@@ -216,10 +237,13 @@ def split(
                 seed=seed,
                 sequence_map=sequence_map,
             )
+        # The folds are files added to OUTPUT: it may hold other files, never be read from.
+        inputs = (*split_inputs(settings), spec)
+        check_output(output, OutputKind.PARENT_FOLDER, option="--output", inputs=inputs)
         summary = write_partitions(split_dataset(settings), output)
     except ValidationError as e:
         raise _fail("; ".join(err["msg"] for err in e.errors())) from None
-    except (DataFormatError, ConfigError) as e:
+    except (DataFormatError, ConfigError, OutputPathError) as e:
         raise _fail(str(e)) from None
     _print_split(summary, output)
 

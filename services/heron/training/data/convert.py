@@ -8,13 +8,13 @@ Every drop is counted per source class, so the summary says what the conversion 
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from heron.core.outputs import OutputKind, check_output, staged_folder
 from heron.evaluation.errors import DataFormatError
 from heron.evaluation.kitti import KittiObject, write_label_file
 from heron.training.data.sample import Box, Sample
@@ -120,15 +120,18 @@ class _Job:
         return counts
 
 
-def prepare_output(output: Path, overwrite: bool) -> None:
-    """Create `images/` and `labels/`; refuse to mix with an earlier conversion's files."""
-    for sub in ("images", "labels"):
+KITTI_FOLDERS = ("images", "labels")
+
+
+def refuse_earlier_conversion(output: Path, samples: Sequence[Sample], overwrite: bool) -> None:
+    """Refuse to mix with an earlier conversion's files unless `overwrite`, and to replace the
+    folders the samples are read from (OutputPathError)."""
+    read_from = {p.parent for s in samples for p in (s.image, s.source)}
+    for sub in KITTI_FOLDERS:
+        check_output(output / sub, OutputKind.FOLDER, option="output", inputs=read_from)
         folder = output / sub
-        if folder.is_dir() and any(folder.iterdir()):
-            if not overwrite:
-                raise FileExistsError(f"{folder} is not empty (pass overwrite to replace it)")
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+            raise FileExistsError(f"{folder} is not empty (pass overwrite to replace it)")
 
 
 def check_unique_names(samples: Sequence[Sample]) -> None:
@@ -163,9 +166,26 @@ def convert_samples(
     if size[0] <= 0 or size[1] <= 0:
         raise ValueError(f"output size must be positive, got {size[0]}x{size[1]}")
     check_unique_names(samples)
-    prepare_output(output, overwrite)
+    refuse_earlier_conversion(output, samples, overwrite)
     report = ConvertReport(output=output, size=size, class_map=dict(class_map))
-    job = _Job(output, size, report.class_map, min_size)
+    # Built beside OUTPUT/images and OUTPUT/labels, which are replaced only once both are
+    # complete: a failed conversion leaves an earlier one (and the sources) as they were.
+    with staged_folder(output) as staging:
+        for sub in KITTI_FOLDERS:
+            (staging / sub).mkdir()
+        job = _Job(staging, size, report.class_map, min_size)
+        _run(job, samples, report, workers=workers, on_image=on_image)
+    return report
+
+
+def _run(
+    job: _Job,
+    samples: Sequence[Sample],
+    report: ConvertReport,
+    *,
+    workers: int,
+    on_image: Callable[[], None] | None,
+) -> None:
     executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="convert")
     futures: list[Future[BoxCounts]] = [executor.submit(job, s) for s in samples]
     try:
@@ -178,4 +198,3 @@ def convert_samples(
                 on_image()
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
-    return report

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from heron.core.outputs import staged_folder
 from heron.evaluation.errors import DataFormatError
 from heron.evaluation.kitti import IMAGE_EXTENSIONS, KittiDataset, is_image, read_label_file
 
@@ -196,36 +197,48 @@ def _fold_counts(dataset: KittiDataset, images: list[Path]) -> Counter[str]:
     return counts
 
 
+def split_inputs(settings: SplitSettings) -> tuple[Path, ...]:
+    """What a split reads: the image and label folders and the sequence map."""
+    root = settings.root
+    return (root / settings.image_dir, root / settings.label_dir, root / settings.sequence_map)
+
+
 def write_partitions(split: Split, out_dir: Path) -> dict[str, Any]:
-    """Write `fold-<i>.txt` and `partitions.json` into `out_dir`; returns the JSON summary."""
+    """Write `fold-<i>.txt` and `partitions.json` into `out_dir`; returns the JSON summary.
+
+    The files are staged and renamed into place together; other files of `out_dir` stay,
+    except the folds of an earlier split that had more of them.
+    """
     s = split.settings
     root = s.root.resolve()
     dataset = KittiDataset(root, s.image_dir, s.label_dir, images=[])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("fold-*.txt"):  # an earlier split may have had more folds
-        stale.unlink()
     folds_summary = []
-    for index, fold in enumerate(split.folds):
-        relative = sorted(str(p.resolve().relative_to(root)) for p in fold)
-        (out_dir / f"fold-{index}.txt").write_text("".join(r + "\n" for r in relative))
-        counts = _fold_counts(dataset, fold)
-        folds_summary.append(
-            {"fold": index, "images": len(fold), "objects": dict(sorted(counts.items()))}
-        )
-    summary: dict[str, Any] = {
-        "format": FORMAT,
-        "root": str(root),
-        "image_dir": s.image_dir,
-        "label_dir": s.label_dir,
-        "mode": s.partition_mode,
-        "seed": s.seed,
-        "val_split": s.val_split,
-        "num_partitions": len(split.folds),
-        "validation_fold": 0 if s.partition_mode == "random" else None,
-        "folds": folds_summary,
-        "unassigned": sorted(str(p.resolve().relative_to(root)) for p in split.unassigned),
-    }
-    (out_dir / PARTITIONS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    with staged_folder(out_dir) as staging:
+        for index, fold in enumerate(split.folds):
+            relative = sorted(str(p.resolve().relative_to(root)) for p in fold)
+            (staging / f"fold-{index}.txt").write_text("".join(r + "\n" for r in relative))
+            counts = _fold_counts(dataset, fold)
+            folds_summary.append(
+                {"fold": index, "images": len(fold), "objects": dict(sorted(counts.items()))}
+            )
+        summary: dict[str, Any] = {
+            "format": FORMAT,
+            "root": str(root),
+            "image_dir": s.image_dir,
+            "label_dir": s.label_dir,
+            "mode": s.partition_mode,
+            "seed": s.seed,
+            "val_split": s.val_split,
+            "num_partitions": len(split.folds),
+            "validation_fold": 0 if s.partition_mode == "random" else None,
+            "folds": folds_summary,
+            "unassigned": sorted(str(p.resolve().relative_to(root)) for p in split.unassigned),
+        }
+        (staging / PARTITIONS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    written = {f"fold-{i}.txt" for i in range(len(split.folds))}
+    for stale in out_dir.glob("fold-*.txt"):  # an earlier split may have had more folds
+        if stale.name not in written:
+            stale.unlink()
     return summary
 
 
