@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from heron.ingest.spec import plan_sources, read_pipeline
 from heron.ingest.uri import MediaKind, UriError, parse_uri
 
 
@@ -70,3 +71,50 @@ def test_bad_uris_say_what_was_expected(uri: str, message: str) -> None:
 def test_a_folder_is_not_a_file(tmp_path: Path) -> None:
     with pytest.raises(UriError, match="is not a file"):
         parse_uri(f"file://{tmp_path}")
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["file:{path}", "file://localhost{path}", "FILE:{path}", "file:{quoted}"],
+)
+def test_rfc_8089_file_uris_open_the_named_file(tmp_path: Path, form: str) -> None:
+    clip = tmp_path / "my clip.mp4"
+    clip.write_bytes(b"x")
+    uri = form.format(path=clip, quoted=str(clip).replace(" ", "%20"))
+
+    target = parse_uri(uri)
+
+    assert (target.kind, target.url, target.live) == (MediaKind.FILE, str(clip), False)
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("file:", "expected a path after 'file:'"),
+        ("file://", "expected a path after 'file://'"),
+        ("file:clip.mp4", "not an absolute file URI"),
+        ("file://clip.mp4", "names the host 'clip.mp4'"),
+        ("file://nas/share/clip.mp4", "names the host 'nas', but only local files can be opened"),
+        ("file:///videos/take#2.mp4", "may not contain '#'"),
+    ],
+)
+def test_file_uris_gstreamer_refuses_are_refused(uri: str, message: str) -> None:
+    with pytest.raises(UriError) as caught:
+        parse_uri(uri, check_exists=False)
+
+    assert str(caught.value).startswith(f"source URI {uri!r}: ")
+    assert message in str(caught.value)
+
+
+def test_face_mask_sample_config_opens_its_clip() -> None:
+    """NVIDIA's face-mask sample writes `uri=file:/mnt/...`: ingest opens that absolute path."""
+    app = (
+        Path(__file__).resolve().parents[1]
+        / "fixtures/deepstream/face-mask-detection/deepstream_app_source1_video_masknet_gpu.txt"
+    )
+
+    [planned] = plan_sources(read_pipeline(app), check_exists=False)
+
+    clip = "/mnt/8c3f68c9-a08a-400b-8c80-99c5fee26a06/face-mask-videos/C0074.MP4"
+    assert (planned.target.kind, planned.target.url) == (MediaKind.FILE, clip)
+    assert planned.spec.uri == f"file://{clip}"

@@ -4,13 +4,15 @@ Accepted forms (the same for every source kind, so a test stand-in goes through 
 
 | form | opens |
 |---|---|
-| `file:///abs/clip.mp4`, `/abs/clip.mp4`, `clip.mp4` | a local file (must exist) |
+| `file:///abs/clip.mp4`, `file:/abs/clip.mp4`, `/abs/clip.mp4`, `clip.mp4` | a local file |
 | `http://...`, `https://...` | a remote file, read with a socket timeout |
 | `rtsp://...`, `rtsps://...` | an RTSP camera (live) |
 | `/dev/videoN`, `v4l2:///dev/videoN` | a V4L2 camera (live) |
 | `lavfi://testsrc2=size=640x480:rate=30,realtime` (or `lavfi:...`) | an FFmpeg lavfi graph |
 
-A lavfi graph with `realtime` is live; without it, it behaves like a file.
+A lavfi graph with `realtime` is live; without it, it behaves like a file. `file:` URIs are read
+as GStreamer reads them (`heron.core.config.file_uri`; `file://localhost/abs/clip.mp4` too): a
+host other than localhost, a relative path or a '#' is refused rather than silently dropped.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
+
+from heron.core.config.file_uri import FileUriError, file_uri_path
 
 SCHEMES = ("file://", "http://", "https://", "rtsp://", "rtsps://", "v4l2://", "lavfi://")
 _V4L2_DEVICE = re.compile(r"^/dev/video\d+$")
@@ -78,8 +82,12 @@ def parse_uri(uri: str, *, check_exists: bool = True) -> MediaTarget:
         return MediaTarget(MediaKind.HTTP, text)
     if lower.startswith("v4l2://"):
         return _device(urlsplit(text).path, uri, check_exists)
-    if lower.startswith("file://"):
-        return _file(Path(unquote(urlsplit(text).path)), uri, check_exists)
+    if lower.startswith("file:"):
+        try:
+            path = file_uri_path(text)
+        except FileUriError as e:
+            raise UriError(f"source URI {uri!r}: {e}") from None
+        return _file(Path(path), uri, check_exists)
     if "://" in text:
         scheme = text.split("://", 1)[0]
         raise UriError(

@@ -103,7 +103,47 @@ def test_unknown_file_kind_is_an_error(tmp_path: Path) -> None:
         ("d.yaml", "random_seed: 42\ndataset_config:\n  x: 1\n", FileKind.TAO_SPEC),
         ("e.txt", "random_seed: 42\nmodel_config {\n}\n", FileKind.TAO_SPEC),
         ("f.txt", "hello\n", None),
+        # A header missing its ']' still tells the kind; the loader then names the line.
+        ("g.txt", "[property\nbatch-size=1\n[class-attrs-0]\n", FileKind.NVINFER),
+        ("h.txt", "# c\n[streammux\nbatch-size=1\n", FileKind.DEEPSTREAM_APP),
+        ("i.txt", "x: [\n[1, 2,\n3]\n", FileKind.TAO_SPEC),
     ],
 )
 def test_detect_kind(name: str, text: str, kind: FileKind | None) -> None:
     assert detect_kind(Path(name), text.encode()) is kind
+
+
+GLIB_SAYS = "is not a key-value pair, group or comment; a group header needs its closing ']'"
+
+
+@pytest.mark.parametrize(
+    ("text", "header", "line"),
+    [
+        ("# muxer only\n[streammux\nbatch-size=1\n", "[streammux", 2),
+        ("[property\nnum-detected-classes=2\n[class-attrs-0]\neps=0.2\n", "[property", 1),
+    ],
+)
+def test_header_missing_its_bracket_is_named_with_file_and_line(
+    tmp_path: Path, text: str, header: str, line: int
+) -> None:
+    path = tmp_path / "config.txt"
+    path.write_text(text)
+
+    result = runner.invoke(app, ["check", str(path)])
+
+    assert result.exit_code == 1
+    assert f"{path}:{line}: error: malformed group header: line {header!r} {GLIB_SAYS}" in (
+        result.stderr
+    )
+    assert "cannot tell what this file is" not in result.stderr
+
+
+def test_unknown_kind_still_names_broken_header_lines(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n[notes\n")
+
+    result = runner.invoke(app, ["check", str(path)])
+
+    assert result.exit_code == 1
+    assert "cannot tell what this file is" in result.stderr
+    assert f"{path}:2: error: malformed group header: line '[notes' {GLIB_SAYS}" in result.stderr

@@ -44,7 +44,10 @@ CASES = [
     Case("key-before-group", APP, b"[application]", b"orphan=1\n[application]", ERROR,
          "key before any [group]", b"orphan=1"),
     Case("malformed-group-header", APP, b"[osd]", b"[osd", ERROR,
-         "malformed group header", b"[osd"),
+         "line '[osd' is not a key-value pair, group or comment; a group header needs its "
+         "closing ']'", b"[osd"),
+    Case("text-after-group-header", APP, b"[osd]", b"[osd] x", ERROR,
+         "nothing may follow the closing ']'", b"[osd] x"),
     Case("missing-key-name", APP, b"font=Serif", b"=Serif", ERROR,
          "missing key name", b"=Serif"),
     Case("non-utf8", APP, b"font=Serif", b"font=Seri\xff", ERROR,
@@ -104,9 +107,11 @@ CASES = [
     # --- cross-field ---------------------------------------------------------------------------
     Case("class-attrs-beyond-classes", NVINFER, b"[class-attrs-1]", b"[class-attrs-5]", ERROR,
          "[class-attrs-5] names class 5 but num-detected-classes is 2", b"[class-attrs-5]"),
-    Case("labels-vs-classes", NVINFER, b"num-detected-classes=2", b"num-detected-classes=3",
-         ERROR, "the labels file has 2 labels ['Mask', 'No-Mask'] but num-detected-classes is 3",
-         b"labelfile-path"),
+    # nvinfer runs with fewer labels than classes (the missing ones get no label): a warning.
+    Case("fewer-labels-than-classes", NVINFER, b"num-detected-classes=2",
+         b"num-detected-classes=3", WARNING,
+         "the labels file has 2 labels ['Mask', 'No-Mask'] but num-detected-classes is 3: "
+         "class 2 gets no label", b"labelfile-path"),
     Case("int8-without-calibration", NVINFER, b"int8-calib-file=", b"#int8-calib-file=", ERROR,
          "needs int8-calib-file to build", b"network-mode=1"),
     Case("no-property-group", NVINFER, b"[property]", b"[propertee]", ERROR,

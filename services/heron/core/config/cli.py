@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel
 
 from heron.core.config.diagnostics import ConfigError, Diagnostic, Diagnostics, Severity
+from heron.core.config.keyfile import malformed_header_message
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -22,7 +23,11 @@ def _group() -> None:
     """Load and check pipeline, nvinfer and TAO spec files."""
 
 
-_GROUP_LINE = re.compile(rb"^\s*\[([^\[\]\r\n]+)\]\s*$", re.MULTILINE)
+# A header missing its ']' still says what the file is; the key-file parser then reports it
+# on its line (GLib's parser names the line too) instead of "cannot tell what this file is".
+_GROUP_LINE = re.compile(rb"^[ \t]*\[(?:([^\[\]\r\n]+)\]|([A-Za-z][\w-]*))[ \t\r]*$", re.MULTILINE)
+_BRACKET_LINE = re.compile(rb"^[ \t]*(\[[^\r\n]*?)[ \t\r]*$", re.MULTILINE)
+_WHOLE_HEADER = re.compile(r"\[[^\[\]]+\]")
 _APP_GROUPS = re.compile(
     r"application|streammux|primary-gie|secondary-gie\d+|source\d+|sink\d+|tiled-display|osd"
     r"|tracker|tests|message-broker"
@@ -57,7 +62,10 @@ def detect_kind(path: Path, data: bytes) -> FileKind | None:
         # TAO specs may be YAML too; a pipeline starts with its own group names.
         top = {m.decode("utf-8", "replace") for m in _YAML_TOP_KEY.findall(data)}
         return FileKind.PIPELINE_YAML if top & _PIPELINE_KEYS else FileKind.TAO_SPEC
-    groups = [m.decode("utf-8", "replace").strip() for m in _GROUP_LINE.findall(data)]
+    groups = [
+        (whole or bare).decode("utf-8", "replace").strip()
+        for whole, bare in _GROUP_LINE.findall(data)
+    ]
     if "property" in groups:
         return FileKind.NVINFER
     if any(_APP_GROUPS.fullmatch(g) for g in groups):
@@ -102,6 +110,8 @@ def check_file(path: Path, *, strict: bool) -> tuple[str, list[Diagnostic]]:
         return "", diags.items
     kind = detect_kind(path, data)
     if kind is None:
+        for number, line in _malformed_headers(data):
+            diags.error(path, number, malformed_header_message(line))
         diags.error(
             path,
             0,
@@ -112,6 +122,16 @@ def check_file(path: Path, *, strict: bool) -> tuple[str, list[Diagnostic]]:
     if kind is FileKind.TAO_SPEC:
         return _check_tao(path, diags)
     return _check_pipeline_kind(kind, path, diags, strict=strict)
+
+
+def _malformed_headers(data: bytes) -> list[tuple[int, str]]:
+    """(line, text) of each line that starts like a group header but is not one."""
+    found: list[tuple[int, str]] = []
+    for match in _BRACKET_LINE.finditer(data):
+        text = match.group(1).decode("utf-8", "replace")
+        if not _WHOLE_HEADER.fullmatch(text):
+            found.append((data.count(b"\n", 0, match.start()) + 1, text))
+    return found
 
 
 def _check_pipeline_kind(
@@ -136,6 +156,8 @@ def _check_tao(path: Path, diags: Diagnostics) -> tuple[str, list[Diagnostic]]:
     from heron.core.config import tao
 
     try:
+        if tao.is_inference_spec(tao.top_level_names(path)):
+            return "", tao.check_inference_spec(path)
         spec = tao.load_any_spec(path)
     except ConfigError as e:
         return "", e.diagnostics

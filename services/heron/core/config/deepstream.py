@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from heron.core.config.diagnostics import ConfigError, Diagnostics, unknown_name_message
+from heron.core.config.file_uri import file_uri_path, is_file_uri, resolve_config_file_uri
 from heron.core.config.keyfile import Group, read_keyfile
 from heron.core.config.keymap import ds_keys, read_group
 from heron.core.config.models import (
@@ -313,19 +314,23 @@ def load_gie_configs(raw: dict[str, Any], base: Path, diags: Diagnostics, *, str
 
 
 def resolve_file_uri(source: dict[str, Any], base: Path) -> None:
-    """A relative file:// URI made absolute against the config's folder, as deepstream-app
-    does (`file://video.mp4` next to the config), in the raw source dict."""
+    """A source's `file:` URI as deepstream-app reads it, in the raw source dict: relative
+    `file://video.mp4` against the config's folder, and every absolute form (`file:/abs`,
+    `file://localhost/abs`) spelled `file:///abs` (see `heron.core.config.file_uri`)."""
     uri = source.get("uri")
-    if isinstance(uri, str) and uri.startswith("file://") and not uri.startswith("file:///"):
-        source["uri"] = "file://" + os.path.normpath(base / uri[len("file://") :])
+    if isinstance(uri, str) and is_file_uri(uri):
+        source["uri"] = resolve_config_file_uri(uri, base)
 
 
 def check_uris(pipeline: Pipeline, locator: Locator, diags: Diagnostics, *, strict: bool) -> None:
-    """An enabled source whose file:// URI names no file: a warning on the uri line naming the
+    """An enabled source whose file: URI names no file: a warning on the uri line naming the
     field, an error when `strict` (the same rule as every other referenced file)."""
     for index, source in pipeline.sources.items():
         uri = getattr(source, "uri", "")
-        if source.enable and uri.startswith("file://") and not Path(uri[len("file://") :]).exists():
+        if not (source.enable and is_file_uri(uri)):
+            continue
+        path = file_uri_path(uri)  # valid: the model accepted it
+        if not Path(path).exists():
             line, name = locator.find(("sources", index, "uri"))
-            message = f"file {uri[len('file://') :]!r} named by the URI does not exist"
+            message = f"file {path!r} named by the URI does not exist"
             (diags.error if strict else diags.warn)(locator.file, line, message, name)

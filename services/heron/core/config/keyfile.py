@@ -20,6 +20,7 @@ from pathlib import Path
 from heron.core.config.diagnostics import Diagnostics
 
 _GROUP = re.compile(r"\[([^\[\]]*)\]")
+_GROUP_START = re.compile(r"\[[^\[\]]+\]")
 _INLINE_COMMENT = re.compile(r"\s+#.*$")
 _BOM = b"\xef\xbb\xbf"
 
@@ -78,6 +79,16 @@ def parse_keyfile(data: bytes, path: Path, diags: Diagnostics) -> KeyFile:
     return keyfile
 
 
+def malformed_header_message(line: str) -> str:
+    """Why a line starting with '[' is no group header, in GLib's words plus the likely fix."""
+    glib = f"line {line!r} is not a key-value pair, group or comment"
+    if "]" not in line:
+        return f"malformed group header: {glib}; a group header needs its closing ']'"
+    if _GROUP_START.match(line) and not line.rstrip().endswith("]"):
+        return f"malformed group header: {glib}; nothing may follow the closing ']'"
+    return f"malformed group header: {glib}; expected '[name]'"
+
+
 def split_list(value: str) -> list[str]:
     """GLib list syntax: items separated by ';', one trailing ';' allowed ('1;2;' = ['1','2'])."""
     text = value.strip()
@@ -104,7 +115,7 @@ def _decode(raw: bytes, path: Path, number: int, diags: Diagnostics) -> str:
 def _open_group(keyfile: KeyFile, line: str, number: int, diags: Diagnostics) -> Group:
     match = _GROUP.fullmatch(line)
     if match is None or not match.group(1).strip():
-        diags.error(keyfile.path, number, f"malformed group header {line!r}: expected '[name]'")
+        diags.error(keyfile.path, number, malformed_header_message(line))
         return Group("", number)  # keys up to the next header land here and are dropped
     name = match.group(1).strip()
     existing = keyfile.groups.get(name)

@@ -14,7 +14,12 @@ from pydantic import ValidationError
 from heron.core.config.diagnostics import ConfigError, Diagnostics, unknown_name_message
 from heron.core.config.keyfile import Group, KeyFile, read_keyfile, split_list
 from heron.core.config.keymap import ds_keys, read_group
-from heron.core.config.nvinfer_models import ClassAttrs, InferProperty, NvInferConfig
+from heron.core.config.nvinfer_models import (
+    ClassAttrs,
+    InferProperty,
+    NvInferConfig,
+    nvinfer_warnings,
+)
 from heron.core.config.validation import Locator, check_paths, report, resolve_paths
 
 PROPERTY = "property"
@@ -59,7 +64,15 @@ def load_nvinfer(path: Path, diags: Diagnostics, *, strict: bool = False) -> NvI
         return None
     resolve_paths(config, path.parent)
     check_paths(config, locator, diags, strict=strict, generated=_generated(config))
+    warn_nvinfer(config, locator, diags)
     return config if len(diags.errors) == errors_before else None
+
+
+def warn_nvinfer(config: NvInferConfig, locator: Locator, diags: Diagnostics) -> None:
+    """The cross-field warnings of a validated nvinfer config, each on the line of its field."""
+    for at, message in nvinfer_warnings(config):
+        line, name = locator.find(tuple(at.split(".")))
+        diags.warn(locator.file, line, message, name)
 
 
 def _generated(config: NvInferConfig) -> frozenset[str]:
@@ -163,6 +176,7 @@ def _read_labels_into(
         return
     labels_path = Path(os.path.normpath(path.parent / value))
     line, name = locator.find(("property", "labelfile_path"))
+    locator.add("labels", line, name)  # findings about the labels point at the file's key
     if not labels_path.is_file():
         (diags.error if strict else diags.warn)(
             path, line, f"labels file {str(labels_path)!r} does not exist", name

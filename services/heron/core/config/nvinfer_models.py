@@ -321,12 +321,6 @@ class NvInferConfig(Strict):
                         f"[class-attrs-{index}] names class {index} but num-detected-classes is "
                         f"{count} (valid: 0..{count - 1})",
                     )
-            if detector and self.labels and len(self.labels) != count:
-                problems.add(
-                    "property.labelfile_path",
-                    f"the labels file has {len(self.labels)} labels {self.labels} but "
-                    f"num-detected-classes is {count}",
-                )
         implicit = prop.tlt_encoded_model or prop.uff_file or prop.model_file
         if prop.network_mode is NetworkMode.INT8 and implicit and not prop.int8_calib_file:
             # Only explicitly quantized (Q/DQ) ONNX models build an INT8 engine without a cache.
@@ -349,3 +343,31 @@ class NvInferConfig(Strict):
 
     def class_name(self, class_id: int) -> str:
         return self.labels[class_id] if class_id < len(self.labels) else str(class_id)
+
+
+def nvinfer_warnings(config: NvInferConfig) -> list[tuple[str, str]]:
+    """Settings DeepStream runs but that are probably unintended, as (field path, message).
+
+    A labels file whose count differs from num-detected-classes is one: nvinfer looks a label
+    up by class id and leaves the label empty past the end of the file, refusing neither case.
+    NVIDIA's own face-mask sample ships three labels (mask, no-mask, default) for two classes.
+    """
+    prop = config.property
+    count, labels = prop.num_detected_classes, config.labels
+    detector = prop.network_type in (NetworkType.DETECTOR, NetworkType.INSTANCE_SEGMENTATION)
+    if not detector or count is None or not labels or len(labels) == count:
+        return []
+    plural = "" if len(labels) == 1 else "s"
+    found = (
+        f"the labels file has {len(labels)} label{plural} {labels} but num-detected-classes "
+        f"is {count}"
+    )
+    if len(labels) > count:
+        message = f"{found}: {labels[count:]} name no class of the model and are never used"
+    elif count - len(labels) == 1:
+        message = f"{found}: class {count - 1} gets no label (DeepStream leaves it empty)"
+    else:
+        message = (
+            f"{found}: classes {len(labels)}..{count - 1} get no label (DeepStream leaves it empty)"
+        )
+    return [("labels", message)]

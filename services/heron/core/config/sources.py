@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Discriminator, Field, Tag, field_validator
 
+from heron.core.config.file_uri import canonical_file_uri, is_file_uri
 from heron.core.config.values import NonNeg, Strict, coded
 
 
@@ -82,7 +83,9 @@ class CameraSource(SourceBase):
 
 
 class UriSourceBase(SourceBase):
-    uri: str = Field(min_length=1, description="file://, http(s):// or rtsp:// URI.")
+    uri: str = Field(
+        min_length=1, description="file:, http(s):// or rtsp:// URI; file: URIs read file:///abs."
+    )
     num_sources: int = Field(1, ge=1, description="Streams opened from this URI.")
     latency: NonNeg = Field(100, description="RTSP jitter buffer (ms).")
     rtsp_reconnect_interval_sec: NonNeg = Field(0, description="Reconnect after N s silent; 0 off.")
@@ -94,8 +97,14 @@ class UriSourceBase(SourceBase):
     @field_validator("uri")
     @classmethod
     def _has_scheme(cls, uri: str) -> str:
+        if is_file_uri(uri):
+            # One spelling (file:///abs) for every accepted form, so consumers need only one.
+            return canonical_file_uri(uri)
         if "://" not in uri:
-            raise ValueError(f"expected a URI with a scheme (file://, rtsp://, ...), found {uri!r}")
+            raise ValueError(
+                f"expected a URI with a scheme (file:///abs/clip.mp4, rtsp://host/stream, ...), "
+                f"found {uri!r}"
+            )
         return uri
 
 

@@ -36,6 +36,15 @@ _NAMES: dict[SpecKind, str] = {
     "dataset_convert": "a dataset-convert",
 }
 
+# TAO's `detectnet_v2 inference -e` spec: Heron has no loader for it (see INFERENCE_SPEC_NOTE).
+INFERENCE_SECTIONS = frozenset({"inferencer_config", "bbox_handler_config"})
+INFERENCE_SPEC_NOTE = (
+    "a TAO inference spec (for `tao detectnet_v2 inference -e`): Heron applies none of its "
+    "settings (target_classes, image size, confidence and clustering thresholds, box colours): "
+    "`heron infer -m MODEL -i IMAGES -o OUT` uses the classes and postprocessing_config saved "
+    "with the model from its training spec, and a pipeline uses its nvinfer config"
+)
+
 _ROOTS: dict[SpecKind, Descriptor] = {
     "experiment": experiment_pb2.Experiment.DESCRIPTOR,
     "dataset_convert": dataset_export_config_pb2.DatasetExportConfig.DESCRIPTOR,
@@ -82,6 +91,12 @@ def _load_kind(path: Path, kind: SpecKind, check_paths: bool) -> LoadedSpec:
     return _load(path, kind, check_paths, text)
 
 
+def top_level_names(path: str | Path) -> list[str]:
+    """The names of a spec's top-level sections (ConfigError when unreadable or not YAML)."""
+    path = Path(path)
+    return _top_level(path, _read(path))
+
+
 def _top_level(path: Path, text: str) -> list[str]:
     if not _is_yaml(path):
         return tao_text.top_level_names(text)
@@ -91,11 +106,37 @@ def _top_level(path: Path, text: str) -> list[str]:
     return names
 
 
+def is_inference_spec(top_level: list[str]) -> bool:
+    """A TAO DetectNet_v2 inference spec (`inferencer_config`, `bbox_handler_config`)."""
+    return bool(top_level) and set(top_level) <= INFERENCE_SECTIONS
+
+
+def check_inference_spec(path: str | Path) -> list[Diagnostic]:
+    """An inference spec's findings: its syntax (errors) and one warning that Heron applies
+    none of it. Heron has no schema for it, so it is not loaded, but it is not refused either:
+    TAO projects ship one beside their training specs (NVIDIA's face-mask sample does)."""
+    path = Path(path)
+    text = _read(path)
+    top_level = _top_level(path, text)  # YAML syntax errors raise here
+    if not is_inference_spec(top_level):
+        found = ", ".join(top_level) or "nothing"
+        message = f"not a TAO inference spec: expected {', '.join(sorted(INFERENCE_SECTIONS))}"
+        raise ConfigError([Diagnostic(Severity.ERROR, path, 1, f"{message}; found {found}")])
+    if not _is_yaml(path):
+        diags = Diagnostics()
+        tao_text.check_syntax(text, path, diags)
+        diags.raise_if_errors()
+    return [Diagnostic(Severity.WARNING, path, 1, INFERENCE_SPEC_NOTE, "inferencer_config")]
+
+
 def detect_kind(top_level: list[str], source: Path) -> SpecKind:
     """'experiment' or 'dataset_convert' from the names a spec starts its sections with."""
     experiment = set(_ROOTS["experiment"].fields_by_name)
     convert = set(_ROOTS["dataset_convert"].fields_by_name)
     names = set(top_level)
+    if is_inference_spec(top_level):
+        message = f"this is a TAO inference spec, which Heron does not load: {INFERENCE_SPEC_NOTE}"
+        raise ConfigError([Diagnostic(Severity.ERROR, source, 1, message)])
     if names & convert and not names & experiment:
         return "dataset_convert"
     if names & experiment:

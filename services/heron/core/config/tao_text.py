@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from google.protobuf import descriptor_pool, text_format
+from google.protobuf import descriptor_pool, empty_pb2, text_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
@@ -206,6 +206,24 @@ def scan(text: str, root: Descriptor) -> TextScan:
 def top_level_names(text: str) -> list[str]:
     """Field names at the outermost level, for telling an experiment from a convert spec."""
     return _Scanner(text, None).run().top_level
+
+
+def check_syntax(text: str, source: Path, diags: Diagnostics) -> None:
+    """Text-format syntax only, for a spec Heron has no schema for: every field is accepted."""
+    found = _Scanner(text, None).run()
+    if found.unclosed is not None:
+        block = found.unclosed
+        diags.error(
+            source,
+            block.line,
+            f"block {block.name!r} opened here is never closed: expected {block.closer!r}",
+            block.path,
+        )
+        return
+    try:
+        text_format.Parse(text, empty_pb2.Empty(), allow_unknown_field=True)
+    except text_format.ParseError as e:
+        diags.error(source, e.GetLine() or 0, _ECHO.sub("", str(e), count=1))
 
 
 def parse_text(text: str, message: Message, source: Path, diags: Diagnostics) -> FieldLines:

@@ -24,6 +24,7 @@ from heron.core.config.deepstream import (
 )
 from heron.core.config.diagnostics import ConfigError, Diagnostics, unknown_name_message
 from heron.core.config.models import Pipeline
+from heron.core.config.nvinfer_models import nvinfer_warnings
 from heron.core.config.validation import (
     Locator,
     drop_key,
@@ -89,6 +90,7 @@ def load_pipeline_yaml(path: Path, diags: Diagnostics, *, strict: bool = False) 
     for source in sources.values() if isinstance(sources, dict) else ():
         if isinstance(source, dict):
             resolve_file_uri(source, path.parent)
+    embedded = _embedded_nvinfer(data)
     load_gie_configs(data, path.parent, diags, strict=strict)
     pipeline = _validate(data, locator, diags)
     if pipeline is None:
@@ -96,11 +98,36 @@ def load_pipeline_yaml(path: Path, diags: Diagnostics, *, strict: bool = False) 
     check_pipeline_paths(pipeline, path.parent, locator, diags, strict=strict)
     check_uris(pipeline, locator, diags, strict=strict)
     warn_pipeline(pipeline, locator, diags)
+    _warn_embedded_nvinfer(pipeline, embedded, locator, diags)
     for at in _masked_secrets(pipeline, ""):
         line, name = locator.find(tuple(at.split(".")))
         message = f"the secret is the mask {MASK!r}: this YAML was written without secrets"
         diags.warn(path, line, message, name)
     return pipeline if len(diags.errors) == errors_before else None
+
+
+def _embedded_nvinfer(data: dict[str, Any]) -> set[str]:
+    """Field paths of the GIEs whose nvinfer config is written in the YAML itself (the others
+    are read from their config_file, whose loader reports that file's warnings)."""
+    gies: dict[str, Any] = {"primary_gie": data.get("primary_gie")}
+    secondaries = data.get("secondary_gies")
+    if isinstance(secondaries, dict):
+        gies.update({f"secondary_gies.{i}": g for i, g in secondaries.items()})
+    return {at for at, gie in gies.items() if isinstance(gie, dict) and gie.get("nvinfer")}
+
+
+def _warn_embedded_nvinfer(
+    pipeline: Pipeline, embedded: set[str], locator: Locator, diags: Diagnostics
+) -> None:
+    gies = {"primary_gie": pipeline.primary_gie}
+    gies.update({f"secondary_gies.{i}": g for i, g in pipeline.secondary_gies.items()})
+    for at in sorted(embedded):
+        gie = gies.get(at)
+        if gie is None or gie.nvinfer is None:
+            continue
+        for field, message in nvinfer_warnings(gie.nvinfer):
+            line, name = locator.find((*at.split("."), "nvinfer", *field.split(".")))
+            diags.warn(locator.file, line, message, name)
 
 
 def _masked_secrets(model: BaseModel, prefix: str) -> list[str]:
