@@ -14,6 +14,7 @@ from tests.inference.detector import BBOX_NAME, COV_NAME, build_detector, export
 # The network input of the test detector: a 7x4 grid at stride 16.
 NET_H, NET_W = 64, 112
 CLASSES = ("Mask", "No-Mask")
+STREAMS = 5  # sources of the test pipeline: stream ids source-0 .. source-4
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,20 @@ def write_nvinfer(
     return path
 
 
-def write_pipeline(folder: Path, nvinfer: Path, *, padding: bool = False) -> Path:
-    """A pipeline YAML with one source, a fake sink and the detector as primary GIE."""
+def write_pipeline(
+    folder: Path, nvinfer: Path, *, padding: bool = False, sources: int = STREAMS
+) -> Path:
+    """A pipeline YAML with `sources` cameras (streams source-0, source-1, ...; the muxer's
+    batch holds one frame of each), a fake sink and the detector as primary GIE."""
+    cameras = "".join(
+        f"  {i}: {{type: camera_v4l2, enable: true, camera_v4l2_dev_node: {i}, "
+        "camera_width: 224, camera_height: 128, camera_fps_n: 30}\n"
+        for i in range(sources)
+    )
     path = folder / "pipeline.yaml"
     path.write_text(
         "sources:\n"
-        "  0: {type: camera_v4l2, enable: true, camera_width: 224, camera_height: 128,\n"
-        "      camera_fps_n: 30}\n"
+        f"{cameras}"
         "sinks:\n"
         "  0: {type: fake, enable: true}\n"
         f"streammux: {{width: {NET_W}, height: {NET_H}, enable_padding: {str(padding).lower()}}}\n"

@@ -50,7 +50,8 @@ class Harness:
             retry_max_s=0.2,
             **overrides,
         )
-        self.ctx = build_context(self.settings, CollectorRegistry(), exit=no_forced_exit)
+        self.registry = CollectorRegistry()
+        self.ctx = build_context(self.settings, self.registry, exit=no_forced_exit)
         self.service = InferenceService(self.ctx)
         self.bus = Bus.from_url(redis_url, registry=CollectorRegistry())
         self.client: Any = redis.Redis.from_url(redis_url)
@@ -78,7 +79,7 @@ class Harness:
         w, h = SOURCE_W // 2, SOURCE_H // 2
         frames = []
         for s in range(streams_n):
-            ref = FrameRef(stream_id=f"cam-{s}", frame_number=batch_id, source_id=s)
+            ref = FrameRef(stream_id=f"source-{s}", frame_number=batch_id, source_id=s)
             stored = self.store.store(frame_image(s, batch_id, w, h), ref, location)  # type: ignore[arg-type]
             stored.width, stored.height = source
             frames.append(stored)
@@ -108,6 +109,11 @@ class Harness:
             letter.ParseFromString(fields[b"pb"])
             out.append(letter)
         return out
+
+    def sample(self, name: str, **labels: str) -> float:
+        """A metric of the service's registry (0 when never set)."""
+        value = self.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else value
 
     def pending(self, stream: str) -> int:
         return int(self.client.xpending(stream, self.settings.group)["pending"])

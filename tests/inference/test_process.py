@@ -47,7 +47,7 @@ def test_service_process_serves_and_stops(
         publisher = bus.publisher(streams.batches("default"), FrameBatch)
         for b in range(3):
             ref = store.store(
-                frame_image(0, b, 112, 64), FrameRef(stream_id="cam-0", frame_number=b), "jpeg"
+                frame_image(0, b, 112, 64), FrameRef(stream_id="source-0", frame_number=b), "jpeg"
             )
             publisher.publish(FrameBatch(batch_id=b, frames=[ref], width=112, height=64))
         meta = streams.metadata("inference").key

@@ -54,7 +54,7 @@ def test_every_frame_gets_exactly_one_metadata(make_harness: Any, location: str)
     h.run_until(lambda: len(h.metadata()) >= 15)
     metas = h.metadata()
     counts = collections.Counter(frame_key(m) for m in metas)
-    assert counts == {(f"cam-{s}", b): 1 for s in range(3) for b in range(5)}
+    assert counts == {(f"source-{s}", b): 1 for s in range(3) for b in range(5)}
     assert h.pending(BATCHES) == 0
     info = h.service.backend.model_info()
     for m in metas:
@@ -115,7 +115,7 @@ def test_interval_passes_frames_through(make_harness: Any) -> None:
         by_stream[m.frame.stream_id].append(m.inferred)
         if not m.inferred:
             assert not m.objects
-    assert by_stream == {s: [True, False, False] * 2 for s in ("cam-0", "cam-1")}
+    assert by_stream == {s: [True, False, False] * 2 for s in ("source-0", "source-1")}
 
 
 def test_batch_size_splits_a_larger_muxer_batch(
@@ -158,38 +158,40 @@ def test_input_is_acked_only_after_metadata_is_published(
 def test_malformed_frames_and_messages_are_dead_lettered(make_harness: Any) -> None:
     h = make_harness()
     good = h.batch(0, 1)
-    bad_jpeg = FrameRef(stream_id="cam-1", frame_number=0, width=224, height=128, jpeg=b"\xff\xd8")
-    no_pixels = FrameRef(stream_id="cam-2", frame_number=0, width=224, height=128)
+    bad_jpeg = FrameRef(
+        stream_id="source-1", frame_number=0, width=224, height=128, jpeg=b"\xff\xd8"
+    )
+    no_pixels = FrameRef(stream_id="source-2", frame_number=0, width=224, height=128)
     batch = FrameBatch(batch_id=0, frames=[*good.frames, bad_jpeg, no_pixels], width=112, height=64)
     h.client.xadd(BATCHES, {"pb": batch.SerializeToString(), "type": "heron.v1.FrameBatch"})
     h.client.xadd(BATCHES, {"pb": b"\x0a\xff garbage", "type": "heron.v1.FrameBatch"})
     h.client.xadd(BATCHES, {"type": "heron.v1.FrameBatch"})  # no pb at all
     h.run_until(lambda: len(h.dead_letters(BATCHES)) >= 4)
     h.run_until(lambda: h.pending(BATCHES) == 0)
-    assert [frame_key(m) for m in h.metadata()] == [("cam-0", 0)]
+    assert [frame_key(m) for m in h.metadata()] == [("source-0", 0)]
     letters = h.dead_letters(BATCHES)
     reasons = sorted(letter.reason.split(":")[0] for letter in letters)
     assert reasons == ["bad_frame", "bad_frame", "bad_protobuf", "missing_field"]
     frames = {
         FrameRef.FromString(d.payload).stream_id: d.reason for d in letters if "frame " in d.reason
     }
-    assert "cam-1" in frames and "JPEG" in frames["cam-1"].upper()
-    assert "cam-2" in frames and "no location" in frames["cam-2"]
+    assert "source-1" in frames and "JPEG" in frames["source-1"].upper()
+    assert "source-2" in frames and "no location" in frames["source-2"]
 
 
 def test_frames_straight_from_frame_streams(make_harness: Any) -> None:
-    h = make_harness(input="frames", frame_streams=["cam-0", "cam-1"])
+    h = make_harness(input="frames", frame_streams=["source-0", "source-1"])
     for s in range(2):
-        publisher = h.bus.publisher(streams.frames(f"cam-{s}"), FrameRef)
+        publisher = h.bus.publisher(streams.frames(f"source-{s}"), FrameRef)
         for n in range(4):
-            ref = FrameRef(stream_id=f"cam-{s}", frame_number=n)
+            ref = FrameRef(stream_id=f"source-{s}", frame_number=n)
             image = np.full((SOURCE_H, SOURCE_W, 3), 40 * n, np.uint8)
             publisher.publish(h.store.store(image, ref, "shm"))
     h.run_until(lambda: len(h.metadata()) >= 8)
     assert collections.Counter(frame_key(m) for m in h.metadata()) == {
-        (f"cam-{s}", n): 1 for s in range(2) for n in range(4)
+        (f"source-{s}", n): 1 for s in range(2) for n in range(4)
     }
-    assert all(h.pending(streams.frames(f"cam-{s}").key) == 0 for s in range(2))
+    assert all(h.pending(streams.frames(f"source-{s}").key) == 0 for s in range(2))
 
 
 def test_work_of_a_crashed_replica_is_reclaimed(make_harness: Any) -> None:
@@ -202,7 +204,7 @@ def test_work_of_a_crashed_replica_is_reclaimed(make_harness: Any) -> None:
     assert a.metadata() == [] and a.pending(BATCHES) == 1
     b = make_harness(consumer=consumer, consumer_name="replica-b")
     b.run_until(lambda: len(b.metadata()) == 2)
-    assert sorted(frame_key(m) for m in b.metadata()) == [("cam-0", 0), ("cam-1", 0)]
+    assert sorted(frame_key(m) for m in b.metadata()) == [("source-0", 0), ("source-1", 0)]
     assert b.pending(BATCHES) == 0
     owners = b.client.xinfo_consumers(BATCHES, "inference")
     assert {c["name"] for c in owners} == {b"replica-a", b"replica-b"}
@@ -211,21 +213,22 @@ def test_work_of_a_crashed_replica_is_reclaimed(make_harness: Any) -> None:
 def test_frame_overwritten_in_the_ring_is_dead_lettered(make_harness: Any) -> None:
     from heron.core.framestore import FrameStore, SharedMemoryRing, segment_name
 
-    h = make_harness(input="frames", frame_streams=["cam-0"])
+    h = make_harness(input="frames", frame_streams=["source-0"])
     ring = SharedMemoryRing.create(segment_name("overwrite-test"), 2, 1 << 17)
     try:
         store = FrameStore(ring)
         image = np.zeros((SOURCE_H, SOURCE_W, 3), np.uint8)
         refs = [
-            store.store(image, FrameRef(stream_id="cam-0", frame_number=n), "shm") for n in range(3)
+            store.store(image, FrameRef(stream_id="source-0", frame_number=n), "shm")
+            for n in range(3)
         ]
-        publisher = h.bus.publisher(streams.frames("cam-0"), FrameRef)
+        publisher = h.bus.publisher(streams.frames("source-0"), FrameRef)
         for ref in refs:  # frame 0's slot was reused by frame 2 before anyone read it
             publisher.publish(ref)
-        key = streams.frames("cam-0").key
+        key = streams.frames("source-0").key
         h.run_until(lambda: len(h.metadata()) == 2 and len(h.dead_letters(key)) == 1)
         (letter,) = h.dead_letters(key)
-        assert letter.reason.startswith("frame_overwritten: stream 'cam-0' frame 0")
+        assert letter.reason.startswith("frame_overwritten: stream 'source-0' frame 0")
         assert FrameRef.FromString(letter.payload).frame_number == 0
         assert sorted(m.frame.frame_number for m in h.metadata()) == [1, 2]
         assert h.pending(key) == 0
@@ -250,3 +253,98 @@ def test_batches_the_backend_refuses_are_dead_lettered(
     h.run_until(lambda: h.pending(BATCHES) == 0)
     assert h.metadata() == []
     assert all(d.reason.startswith("inference_failed: model 'x'") for d in h.dead_letters(BATCHES))
+
+
+def stray_frame(number: int, stream: str = "source-0") -> Any:
+    """A well-formed one-frame batch whose frame is `stream`'s frame `number`."""
+
+    def make(h: Harness) -> FrameBatch:
+        batch = h.batch(number, 1)
+        batch.frames[0].stream_id = stream
+        return batch
+
+    return make
+
+
+def reshaped(frames: int, size: tuple[int, int] = (112, 64)) -> Any:
+    """A muxer batch of `frames` frames that says its frames are `size`."""
+
+    def make(h: Harness) -> FrameBatch:
+        batch = h.batch(7, frames) if frames else FrameBatch(batch_id=7)
+        batch.width, batch.height = size
+        return batch
+
+    return make
+
+
+@pytest.mark.parametrize(
+    ("make_bad", "type_name", "reason"),
+    [
+        (
+            stray_frame(999_999),
+            "heron.v1.FrameRef",
+            "future_frame: stream 'source-0' frame 999999 is 999998 ahead of frame 1, the last "
+            "in order; at most ",
+        ),
+        (
+            stray_frame(2, stream="cam-9"),
+            "heron.v1.FrameRef",
+            "unknown_stream: stream 'cam-9' is not one of the pipeline's streams (source-0, "
+            "source-1, source-2, source-3, source-4)",
+        ),
+        (
+            reshaped(6),
+            "heron.v1.FrameBatch",
+            "bad_batch: 6 frames, more than the muxer's batch of 5",
+        ),
+        (
+            reshaped(2, size=(224, 128)),
+            "heron.v1.FrameBatch",
+            "bad_batch: frames of 224x128, not the muxer's 112x64",
+        ),
+        (reshaped(0), "heron.v1.FrameBatch", "bad_batch: the batch holds no frames"),
+    ],
+    ids=["future-frame", "unknown-stream", "too-many-frames", "wrong-size", "empty"],
+)
+def test_a_message_that_does_not_fit_is_dead_lettered_and_the_rest_go_on(
+    make_harness: Any, make_bad: Any, type_name: str, reason: str
+) -> None:
+    h: Harness = make_harness()
+    publisher = h.bus.publisher(streams.batches("default"), FrameBatch)
+    bad = make_bad(h)
+    for batch in (h.batch(0, 2), h.batch(1, 2), bad, h.batch(2, 2), h.batch(3, 2)):
+        publisher.publish(batch)
+    h.run_until(lambda: len(h.metadata()) >= 8 and len(h.dead_letters(BATCHES)) >= 1)
+    h.run_until(lambda: h.pending(BATCHES) == 0)
+    metas = h.metadata()
+    assert collections.Counter(frame_key(m) for m in metas) == {
+        (f"source-{s}", b): 1 for s in range(2) for b in range(4)
+    }
+    assert all(m.inferred for m in metas)  # the stray did not shift interval or state
+    (letter,) = h.dead_letters(BATCHES)
+    assert letter.reason.startswith(reason), letter.reason
+    assert letter.type_name == type_name
+    expected = bad if type_name == "heron.v1.FrameBatch" else bad.frames[0]
+    assert letter.payload == expected.SerializeToString()
+    label = reason.split(":", maxsplit=1)[0]
+    assert h.sample("heron_admission_refused_total", stage="inference", reason=label) == 1
+
+
+def test_frame_streams_refuse_a_frame_of_another_stream_or_from_the_future(
+    make_harness: Any,
+) -> None:
+    h: Harness = make_harness(input="frames", frame_streams=["source-0"])
+    image = np.zeros((SOURCE_H, SOURCE_W, 3), np.uint8)
+    numbers = [(0, "source-0"), (1, "source-0"), (2, "source-1"), (999_999, "source-0")]
+    numbers += [(2, "source-0"), (3, "source-0")]
+    refs = [h.store.store(image, FrameRef(stream_id=s, frame_number=n), "shm") for n, s in numbers]
+    h.bus.publisher(streams.frames("source-0"), FrameRef).publish_many(refs)
+    key = streams.frames("source-0").key
+    h.run_until(lambda: len(h.metadata()) >= 4 and len(h.dead_letters(key)) >= 2)
+    assert sorted(m.frame.frame_number for m in h.metadata()) == [0, 1, 2, 3]
+    reasons = [d.reason for d in h.dead_letters(key)]
+    assert reasons[0] == (
+        "unknown_stream: the frame says stream 'source-1' but came on the frame stream of "
+        "'source-0'"
+    )
+    assert reasons[1].startswith("future_frame: stream 'source-0' frame 999999")

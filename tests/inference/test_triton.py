@@ -146,7 +146,7 @@ def test_service_resumes_after_triton_restart(
         counts = collections.Counter(
             (m.frame.stream_id, m.frame.frame_number) for m in h.metadata()
         )
-        assert counts == {(f"cam-{s}", b): 1 for s in range(2) for b in range(12)}
+        assert counts == {(f"source-{s}", b): 1 for s in range(2) for b in range(12)}
         assert h.pending(streams.batches("default").key) == 0
         assert h.service.unavailable_total._value.get() > 0
     finally:

@@ -29,6 +29,7 @@ enable-perf-measurement=1
 enable=1
 type=3
 uri=file:///nonexistent/clip.mp4
+num-sources=3
 
 [sink0]
 enable=1

@@ -47,12 +47,12 @@ def moving(stream: str, frames: int) -> list[FrameMetadata]:
 def test_every_frame_comes_out_once_with_persistent_ids(
     harness: Harness, request: pytest.FixtureRequest
 ) -> None:
-    a, b = moving("cam-a", 12), moving("cam-b", 12)
+    a, b = moving("source-0", 12), moving("source-1", 12)
     harness.publish(*[m for pair in zip(a, b, strict=True) for m in pair])
     harness.run_until(lambda: len(harness.out()) >= 24)
     out = harness.out()
     assert sorted((m.frame.stream_id, m.frame.frame_number) for m in out) == sorted(
-        (s, f) for s in ("cam-a", "cam-b") for f in range(12)
+        (s, f) for s in ("source-0", "source-1") for f in range(12)
     )
     ids: dict[tuple[str, str], set[int]] = defaultdict(set)
     for m in out:
@@ -63,10 +63,10 @@ def test_every_frame_comes_out_once_with_persistent_ids(
             assert o.tracker_confidence > 0
     # One id per object for the whole run; each stream numbers its own objects from 1.
     assert ids == {
-        ("cam-a", "Mask"): {1},
-        ("cam-a", "No-Mask"): {2},
-        ("cam-b", "Mask"): {1},
-        ("cam-b", "No-Mask"): {2},
+        ("source-0", "Mask"): {1},
+        ("source-0", "No-Mask"): {2},
+        ("source-1", "Mask"): {1},
+        ("source-1", "No-Mask"): {2},
     }
     assert harness.pending() == 0
     batch = request.node.callspec.params["harness"]["batch"]
@@ -79,12 +79,12 @@ def test_every_frame_comes_out_once_with_persistent_ids(
     [
         (meta("", 0, obj(1, 1)), "bad_metadata: frame.stream_id: expected the source's stream id"),
         (
-            meta("cam", 0, DetectedObject(bbox=BoundingBox(left=math.nan, width=4, height=4))),
+            meta("source-1", 0, DetectedObject(bbox=BoundingBox(left=math.nan, width=4, height=4))),
             "bad_metadata: objects[0].bbox: expected finite left/top and width, height >= 0, got "
             "left=nan",
         ),
         (
-            meta("cam", 0, obj(1, 1), DetectedObject(bbox=BoundingBox(width=-3, height=4))),
+            meta("source-1", 0, obj(1, 1), DetectedObject(bbox=BoundingBox(width=-3, height=4))),
             "bad_metadata: objects[1].bbox: expected finite left/top and width, height >= 0",
         ),
     ],
@@ -92,13 +92,13 @@ def test_every_frame_comes_out_once_with_persistent_ids(
 def test_malformed_metadata_is_dead_lettered_with_the_reason(
     harness: Harness, message: FrameMetadata, reason: str
 ) -> None:
-    good = meta("cam-ok", 0, obj(10, 10))
+    good = meta("source-0", 0, obj(10, 10))
     harness.publish(message, good)
     harness.run_until(lambda: len(harness.out()) == 1 and len(harness.dead_letters()) == 1)
     letter = harness.dead_letters()[0]
     assert letter.reason.startswith(reason), letter.reason
     assert letter.type_name == "heron.v1.FrameMetadata" and letter.group == "tracker"
-    assert harness.out()[0].frame.stream_id == "cam-ok"
+    assert harness.out()[0].frame.stream_id == "source-0"
     assert harness.pending() == 0
     assert harness.metric("heron_tracker_frames_total", result="dead_lettered") == 1
 
@@ -106,32 +106,99 @@ def test_malformed_metadata_is_dead_lettered_with_the_reason(
 def test_undecodable_entries_are_dead_lettered_by_the_bus(harness: Harness) -> None:
     harness.raw({"pb": b"\xff\xff not protobuf", "type": b"heron.v1.FrameMetadata"})
     harness.raw({"nopb": b"x"})
-    harness.publish(meta("cam", 0, obj(10, 10)))
+    harness.publish(meta("source-0", 0, obj(10, 10)))
     harness.run_until(lambda: len(harness.out()) == 1 and len(harness.dead_letters()) == 2)
     reasons = sorted(d.reason.split(":")[0] for d in harness.dead_letters())
     assert reasons == ["bad_protobuf", "missing_field"]
 
 
 def test_eos_drops_the_stream_after_its_last_frame(harness: Harness) -> None:
-    harness.event(StreamEvent(stream_id="cam-a", started=StreamEvent.Started()))
-    harness.publish(*moving("cam-a", 3), *moving("cam-b", 2))
+    harness.event(StreamEvent(stream_id="source-0", started=StreamEvent.Started()))
+    harness.publish(*moving("source-0", 3), *moving("source-1", 2))
     harness.run_until(lambda: len(harness.out()) == 5)
-    assert "cam-a" in harness.service.streams
-    harness.event(StreamEvent(stream_id="cam-a", eos=StreamEvent.EndOfStream(frames=4)))
+    assert "source-0" in harness.service.streams
+    harness.event(StreamEvent(stream_id="source-0", eos=StreamEvent.EndOfStream(frames=4)))
     harness.service.step()
-    assert "cam-a" in harness.service.streams  # frame 3 is still to come
-    harness.publish(moving("cam-a", 4)[3])
+    assert "source-0" in harness.service.streams  # frame 3 is still to come
+    harness.publish(moving("source-0", 4)[3])
     harness.run_until(lambda: len(harness.out()) == 6)
-    assert "cam-a" not in harness.service.streams and "cam-b" in harness.service.streams
+    assert "source-0" not in harness.service.streams and "source-1" in harness.service.streams
 
 
 def test_a_redelivered_frame_is_passed_on_untracked(harness: Harness) -> None:
-    frames = moving("cam", 4)
+    frames = moving("source-0", 4)
     harness.publish(*frames, frames[1])
     harness.run_until(lambda: len(harness.out()) == 5)
     stale = harness.out()[-1]
     assert stale.frame.frame_number == 1 and [o.tracker_id for o in stale.objects] == [0, 0]
     assert harness.metric("heron_tracker_frames_total", result="stale") == 1
+
+
+def tracked_ids(message: FrameMetadata) -> list[int]:
+    return sorted(o.tracker_id for o in message.objects)
+
+
+@pytest.mark.parametrize(
+    ("stray", "reason"),
+    [
+        (
+            meta("source-0", 999_999, obj(200, 20)),
+            "future_frame: stream 'source-0' frame 999999 is 999995 ahead of frame 4, the last "
+            "in order; at most ",
+        ),
+        (
+            meta("cam-9", 5, obj(200, 20)),
+            "unknown_stream: stream 'cam-9' is not one of the pipeline's streams (source-0, "
+            "source-1, source-2)",
+        ),
+    ],
+    ids=["future-frame", "unknown-stream"],
+)
+def test_a_stray_frame_is_dead_lettered_and_tracking_goes_on(
+    harness: Harness, stray: FrameMetadata, reason: str
+) -> None:
+    """Issue 13: a well-formed FrameMetadata numbered 999999 turned tracking off for the rest of
+    the clip (every later frame was stale) and came out as a 13th frame of 12."""
+    frames = moving("source-0", 12)
+    harness.publish(*frames[:5], stray, *frames[5:])
+    harness.run_until(lambda: len(harness.out()) + len(harness.dead_letters()) >= 13)
+    harness.run_until(lambda: harness.pending() == 0)
+    out = harness.out()
+    assert [(m.frame.stream_id, m.frame.frame_number) for m in out] == [
+        ("source-0", f) for f in range(12)
+    ]
+    assert [tracked_ids(m) for m in out] == [[1, 2]] * 12  # one id per object, every frame
+    (letter,) = harness.dead_letters()
+    assert letter.reason.startswith(reason), letter.reason
+    assert FrameMetadata.FromString(letter.payload) == stray
+    assert harness.metric("heron_tracker_frames_total", result="tracked") == 12
+    assert harness.metric("heron_tracker_frames_total", result="stale") == 0
+    assert harness.metric("heron_tracker_frames_total", result="dead_lettered") == 1
+    refused = {"stage": "tracker", "reason": reason.split(":", maxsplit=1)[0]}
+    assert harness.metric("heron_admission_refused_total", **refused) == 1
+
+
+@pytest.mark.parametrize("first_real", [0, 5], ids=["from-frame-0", "mid-stream"])
+def test_a_stray_that_came_first_is_left_behind_after_resync_after_frames(
+    harness: Harness, first_real: int
+) -> None:
+    """Nothing to judge the very first frame of a stream by, so a stray that comes first gets in;
+    the real frames behind it pass on untracked until resync_after of them agree, then they are
+    tracked again (not stale for the rest of the clip)."""
+    resync_after = harness.settings.admission.resync_after
+    frames = moving("source-0", first_real + 20)[first_real:]
+    harness.publish(meta("source-0", 999_999, obj(200, 20)), *frames)
+    harness.run_until(lambda: len(harness.out()) == 21)
+    real = [m for m in harness.out() if m.frame.frame_number != 999_999]
+    assert [m.frame.frame_number for m in real] == list(range(first_real, first_real + 20))
+    behind = resync_after - 1
+    assert [tracked_ids(m) for m in real[:behind]] == [[0, 0]] * behind  # passed on untracked
+    assert all(len(tracked_ids(m)) == 2 and 0 not in tracked_ids(m) for m in real[behind:])
+    assert len({tuple(tracked_ids(m)) for m in real[behind:]}) == 1  # the same ids throughout
+    assert harness.metric("heron_tracker_frames_total", result="stale") == behind
+    labels = {"stage": "tracker", "direction": "behind"}
+    assert harness.metric("heron_admission_resyncs_total", **labels) == 1
+    assert harness.dead_letters() == []
 
 
 @pytest.fixture
@@ -157,9 +224,9 @@ def test_pixel_trackers_follow_objects_on_frames_the_detector_skipped(
     for f in range(9):
         x = 40 + 4 * f
         image = render([x, 60, x + 40, 110]).image
-        ref = store.store(image, FrameRef(stream_id="cam", frame_number=f), "jpeg")
+        ref = store.store(image, FrameRef(stream_id="source-0", frame_number=f), "jpeg")
         inferred = f % 3 == 0  # nvinfer interval=2
-        m = meta("cam", f, *([obj(x, 60)] if inferred else []), inferred=inferred)
+        m = meta("source-0", f, *([obj(x, 60)] if inferred else []), inferred=inferred)
         m.frame.CopyFrom(ref)
         messages.append(m)
     harness.publish(*messages)
@@ -180,13 +247,13 @@ def test_a_frame_overwritten_in_the_ring_is_tracked_by_overlap_and_counted(
     store = FrameStore(ring)
     refs = [
         store.store(
-            render([40 + f, 60, 80 + f, 110]).image, FrameRef(stream_id="cam", frame_number=f)
+            render([40 + f, 60, 80 + f, 110]).image, FrameRef(stream_id="source-0", frame_number=f)
         )
         for f in range(5)  # 5 frames through a 3-slot ring: frames 0 and 1 are gone
     ]
     messages = []
     for f, ref in enumerate(refs):
-        m = meta("cam", f, obj(40 + f, 60))
+        m = meta("source-0", f, obj(40 + f, 60))
         m.frame.CopyFrom(ref)
         messages.append(m)
     harness.publish(*messages)
@@ -202,9 +269,9 @@ def test_batch_frames_at_the_muxer_size_are_read(redis_url: str, tmp_path: Path)
     try:
         store = FrameStore()
         image = render([40, 60, 80, 110]).image[::2, ::2].copy()  # a 160x96 muxer frame
-        ref = store.store(image, FrameRef(stream_id="cam", frame_number=0), "jpeg")
+        ref = store.store(image, FrameRef(stream_id="source-0", frame_number=0), "jpeg")
         ref.width, ref.height = 320, 192  # refs in a batch keep the source's size
-        m = meta("cam", 0, obj(40, 60))
+        m = meta("source-0", 0, obj(40, 60))
         m.frame.CopyFrom(ref)
         h.publish(m)
         h.run_until(lambda: len(h.out()) == 1)
@@ -277,7 +344,7 @@ def test_the_service_process_tracks_and_stops_on_sigterm(redis_url: str, tmp_pat
         text=True,
     )
     try:
-        h.publish(*moving("cam", 6))
+        h.publish(*moving("source-0", 6))
         deadline = time.monotonic() + 30
         while len(h.out()) < 6 and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -1,10 +1,12 @@
-"""What the service takes from the pipeline config: the primary GIE, resolved."""
+"""What the service takes from the pipeline config: the primary GIE, resolved, and what its
+input may hold (the sources' streams, the muxer's batch)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from heron.core.bus.admission import BatchShape, KnownStreams
 from heron.core.config.models import Pipeline
 from heron.core.config.nvinfer_models import NetworkType, NvInferConfig
 from heron.inference.errors import ModelMismatchError
@@ -20,6 +22,18 @@ class PrimaryDetector:
     interval: int
     unique_id: int
     muxer_padding: bool  # streammux enable-padding: frames were letterboxed by the muxer
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """What a frame or muxer batch must fit to be served; the rest is dead-lettered."""
+
+    streams: KnownStreams  # the sources' stream ids (input: batches)
+    batch: BatchShape  # the muxer's output size and most frames per batch
+
+
+def input_limits(pipeline: Pipeline) -> InputLimits:
+    return InputLimits(KnownStreams.of(pipeline), BatchShape.of(pipeline))
 
 
 def read_pipeline(path: Path) -> Pipeline:

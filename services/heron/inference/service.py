@@ -4,7 +4,10 @@ One `step()` takes one unit of work (a muxer batch, or up to `batch-size` frames
 streams), reads the pixels, infers every `interval+1`th frame of each stream in chunks of
 `batch-size`, decodes and clusters the detections, publishes one FrameMetadata per frame and
 only then acknowledges the input. A frame that cannot be used goes to the input stream's
-dead-letter stream with the reason. While the backend is unavailable (Triton restarting) the
+dead-letter stream with the reason: pixels it cannot read, a stream the pipeline does not have
+(unknown_stream), a number too far ahead of its stream (future_frame), or a muxer batch that
+does not fit the muxer (bad_batch, the whole batch); none of them touches any stream's state.
+While the backend is unavailable (Triton restarting) the
 work is held, unacknowledged, and retried with backoff: nothing acknowledged lacks metadata.
 """
 
@@ -12,13 +15,23 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import Counter
 
 from heron.core import streams
-from heron.core.bus import BackpressureError, Bus, BusSettings, Publisher
+from heron.core.bus import BackpressureError, Bus, BusSettings, Delivery, Publisher
+from heron.core.bus.admission import (
+    AdmissionMetrics,
+    AdmissionReason,
+    FrameOrder,
+    Order,
+    RefusedError,
+)
 from heron.core.framestore import Letterbox
 from heron.core.runtime import (
     CheckResult,
@@ -33,7 +46,12 @@ from heron.inference.errors import BackendError, BackendUnavailableError, BadFra
 from heron.inference.geometry import Placement, frame_geometry
 from heron.inference.inputs import BatchInput, FrameInput, Input, Taken
 from heron.inference.interval import IntervalGate
-from heron.inference.pipeline import PrimaryDetector, primary_detector, read_pipeline
+from heron.inference.pipeline import (
+    PrimaryDetector,
+    input_limits,
+    primary_detector,
+    read_pipeline,
+)
 from heron.inference.pixels import Image, PixelReader
 from heron.inference.preprocess import Preprocessor, PreprocessSpec
 from heron.inference.settings import InferenceSettings
@@ -109,9 +127,11 @@ class InferenceService(Service[InferenceSettings]):
             "Inference calls that found the backend unavailable (retried).",
             registry=registry,
         )
-        self.detector: PrimaryDetector = primary_detector(
-            read_pipeline(s.pipeline_config), s.pipeline_config
-        )
+        pipeline = read_pipeline(s.pipeline_config)
+        self.detector: PrimaryDetector = primary_detector(pipeline, s.pipeline_config)
+        self.limits = input_limits(pipeline)
+        self.admission_metrics = AdmissionMetrics(registry, STAGE)
+        self.orders: dict[str, FrameOrder] = {}  # per stream: where its frame numbers are
         bus_settings = BusSettings(
             url=s.redis_url, consumer=s.consumer, retention=s.retention, backoff=s.backoff
         )
@@ -127,7 +147,7 @@ class InferenceService(Service[InferenceSettings]):
         self.gate = IntervalGate(self.detector.interval)
         self.pixels = PixelReader()
         self.input: Input = (
-            BatchInput(self.bus, s.pipeline, s.group, s.consumer_name or None)
+            BatchInput(self.bus, s.pipeline, s.group, s.consumer_name or None, self.limits.batch)
             if s.input == "batches"
             else FrameInput(self.bus, s.frame_streams, s.group, s.consumer_name or None)
         )
@@ -193,13 +213,28 @@ class InferenceService(Service[InferenceSettings]):
         started.GetCurrentTime()
         work = Work(taken, [], [], started)
         for t, unit in enumerate(taken):
+            for d, refused in unit.refused:
+                self._refuse(work, t, d, unit.deliveries[d].message, refused)
             for d, ref, size in unit.frames:
                 self._admit(work, t, d, ref, size)
         return work
 
+    def _refuse(self, work: Work, t: int, d: int, message: Message, error: RefusedError) -> None:
+        """Dead-letter `message` (a frame, or a whole muxer batch) refused at the entry."""
+        self.admission_metrics.refused(error)
+        payload = message.SerializeToString()
+        type_name = message.DESCRIPTOR.full_name
+        work.bad.append(BadFrame(t, d, payload, type_name, error.reason.value, str(error)))
+
     def _admit(
         self, work: Work, t: int, d: int, ref: FrameRef, size: tuple[int, int] | None
     ) -> None:
+        unit = work.taken[t]
+        try:
+            self._check_entry(ref, unit.stream_id, unit.deliveries[d])
+        except RefusedError as e:
+            self._refuse(work, t, d, ref, e)
+            return
         try:
             image = self.pixels.read(ref, size)
         except BadFrameError as e:
@@ -222,6 +257,34 @@ class InferenceService(Service[InferenceSettings]):
             )
         infer = self.gate.admit(ref.stream_id)
         work.jobs.append(FrameJob(t, d, ref, image, muxer, infer))
+
+    def _check_entry(self, ref: FrameRef, source: str | None, delivery: Delivery[Any]) -> None:
+        """Refuse a frame of a stream this pipeline does not have, or numbered too far ahead of
+        its stream. `source`: the frame stream it was read from (None: a muxer batch)."""
+        stream_id = ref.stream_id
+        if source is None:
+            self.limits.streams.check(stream_id)
+        elif stream_id != source:
+            raise RefusedError(
+                AdmissionReason.UNKNOWN_STREAM,
+                f"the frame says stream {stream_id!r} but came on the frame stream of {source!r}",
+            )
+        order = self.orders.get(stream_id)
+        if order is None:
+            order = self.orders[stream_id] = FrameOrder(self.settings.admission)
+        # Judged by when the frame was published, so a backlog read in a burst is no jump.
+        at_ns = delivery.published_ns if delivery.published_ns is not None else time.time_ns()
+        placed = order.place(ref.frame_number, at_ns)
+        if placed.order is Order.AHEAD:
+            raise placed.refusal(stream_id)
+        if placed.order is Order.RESYNC:
+            self.admission_metrics.resynced(placed)
+            log.warning(
+                "stream %r moved from frame %s to %d; following it",
+                stream_id,
+                placed.last,
+                placed.number,
+            )
 
     def _finish(self, work: Work) -> None:
         if not work.inferred:

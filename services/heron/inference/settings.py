@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from heron.core.bus import BackoffSettings, ConsumerSettings, RetentionSettings
+from heron.core.bus.admission import AdmissionSettings
 from heron.core.runtime import ServiceSettings
 
 
@@ -115,6 +116,11 @@ class InferenceSettings(ServiceSettings):
     )
     retry_initial_s: float = Field(0.2, gt=0, description="First wait after a backend failure.")
     retry_max_s: float = Field(5.0, gt=0, description="Longest wait between backend retries.")
+    admission: AdmissionSettings = Field(
+        default_factory=AdmissionSettings,
+        description="When a frame number is from the future (dead-lettered) or its stream moved "
+        "(followed after admission.resync_after agreeing frames).",
+    )
 
     @model_validator(mode="after")
     def _frames_need_streams(self) -> InferenceSettings:

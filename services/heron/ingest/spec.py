@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from heron.core.config.deepstream import read_deepstream_app
-from heron.core.config.models import Pipeline
+from heron.core.config.models import Pipeline, stream_id_for
 from heron.core.config.sources import CameraSource, RtpProtocol, UriSourceBase
 from heron.core.config.yaml_loader import read_pipeline_yaml
 from heron.ingest.uri import MediaTarget, UriError, parse_uri
@@ -48,30 +48,21 @@ def read_pipeline(path: Path) -> Pipeline:
     return read_deepstream_app(path)[0]
 
 
-def stream_id_for(source_id: int) -> str:
-    return f"source-{source_id}"
-
-
 def plan_sources(pipeline: Pipeline, *, check_exists: bool = True) -> list[PlannedSource]:
     """Every stream of every enabled source, in deepstream-app's order; bad URIs are errors."""
     planned: list[PlannedSource] = []
     problems: list[str] = []
-    next_id = 0
-    for index in sorted(pipeline.enabled_sources):
+    for index, source_ids in pipeline.source_ids():
         source = pipeline.sources[index]
         group = f"source{index}"
-        first = source.source_id if source.source_id is not None else next_id
-        copies = source.num_sources if isinstance(source, UriSourceBase) else 1
         try:
             target = parse_uri(_uri_of(source), check_exists=check_exists)
         except UriError as e:
             problems.append(f"[{group}] {e}")
-            next_id = first + copies
             continue
-        for copy in range(copies):
-            spec = _spec(source, first + copy, pipeline.tests.file_loop and not target.live)
+        for source_id in source_ids:
+            spec = _spec(source, source_id, pipeline.tests.file_loop and not target.live)
             planned.append(_planned(source, spec, target, group))
-        next_id = first + copies
     ids = [p.spec.source_id for p in planned]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

@@ -1,10 +1,12 @@
-"""What the tracker service takes from the pipeline config: [tracker], and [streammux]'s size."""
+"""What the tracker service takes from the pipeline config: [tracker], [streammux]'s size and
+the sources' stream ids."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from heron.core.bus.admission import KnownStreams
 from heron.core.config.diagnostics import ConfigError, Diagnostics
 from heron.core.config.models import Pipeline
 from heron.tracker.factory import TrackerSpec, tracker_spec
@@ -17,6 +19,7 @@ class TrackerSetup:
     reset_mode: int  # tracking-id-reset-mode
     muxer: tuple[int, int]  # streammux output width, height
     muxer_padding: bool
+    streams: KnownStreams  # the sources' stream ids: metadata of any other stream is refused
 
 
 def read_pipeline(path: Path) -> Pipeline:
@@ -48,4 +51,5 @@ def tracker_setup(pipeline: Pipeline, source: Path) -> TrackerSetup:
         reset_mode=group.tracking_id_reset_mode,
         muxer=(mux.width, mux.height),
         muxer_padding=mux.enable_padding,
+        streams=KnownStreams.of(pipeline),
     )

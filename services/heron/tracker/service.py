@@ -5,14 +5,17 @@ stream's tracks are dropped once its last frame is through), reads up to `read_c
 FrameMetadata (1 when enable-batch-process=0), updates each stream's tracker in frame order,
 publishes one FrameMetadata per input to streams.metadata("tracker") and only then
 acknowledges the input. Metadata that cannot be used goes to the input's dead-letter stream
-with the reason. Trackers that use pixels read them from the frame store; a frame whose pixels
-are gone is tracked by overlap only and counted.
+with the reason: malformed (bad_metadata), of a stream the pipeline does not have
+(unknown_stream) or numbered too far ahead of the stream (future_frame); none of them touches
+the stream's state. Trackers that use pixels read them from the frame store; a frame whose
+pixels are gone is tracked by overlap only and counted.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -20,6 +23,7 @@ from prometheus_client import Counter, Gauge
 
 from heron.core import streams
 from heron.core.bus import BackpressureError, Bus, BusSettings, Consumer, Delivery, Publisher
+from heron.core.bus.admission import AdmissionMetrics, Order, Placement, RefusedError
 from heron.core.runtime import FlagCheck, Service, run_service
 from heron.tracker.base import Detections
 from heron.tracker.convert import BadMetadataError, from_metadata, to_object
@@ -54,7 +58,8 @@ class TrackerService(Service[TrackerSettings]):
         for warning in setup.spec.warnings:
             log.warning("%s", warning)
         self.spec = setup.spec
-        self.streams = Streams(setup.spec, setup.reset_mode)
+        self.known = setup.streams
+        self.streams = Streams(setup.spec, setup.reset_mode, s.admission)
         self.read_count = s.read_count if setup.batch_process else 1
         self.pixels = (
             FramePixels(
@@ -92,7 +97,7 @@ class TrackerService(Service[TrackerSettings]):
         self.frames_total = Counter(
             "heron_tracker_frames_total",
             "Frames handled, by result (tracked, carried: detector skipped the frame, stale: "
-            "older than the stream's last frame, dead_lettered).",
+            "behind the stream's last in-order frame, passed on untracked, dead_lettered).",
             ["result"],
             registry=registry,
         )
@@ -103,6 +108,7 @@ class TrackerService(Service[TrackerSettings]):
             ["reason"],
             registry=registry,
         )
+        self.admission_metrics = AdmissionMetrics(registry, STAGE)
         self.active_streams = Gauge(
             "heron_tracker_streams", "Streams with live tracker state.", registry=registry
         )
@@ -167,23 +173,33 @@ class TrackerService(Service[TrackerSettings]):
         for d in deliveries:
             try:
                 with self.ctx.metrics.track(STAGE, d.message.frame.stream_id or "unknown"):
-                    work.out.append(self._track(d.message, started))
+                    work.out.append(self._track(d, started))
             except BadMetadataError as e:
                 work.bad.append((d, f"bad_metadata: {e}"))
+            except RefusedError as e:
+                self.admission_metrics.refused(e)
+                work.bad.append((d, str(e)))
         return work
 
-    def _track(self, meta: FrameMetadata, started: Timestamp) -> FrameMetadata:
+    def _track(self, d: Delivery[FrameMetadata], started: Timestamp) -> FrameMetadata:
+        meta = d.message
         detections = from_metadata(meta)
         stream_id, number = meta.frame.stream_id, meta.frame.frame_number
+        self.known.check(stream_id)
         state = self.streams.get(stream_id)
+        # Judged by when the frame was produced, so a backlog read in a burst is no jump.
+        at_ns = d.published_ns if d.published_ns is not None else time.time_ns()
+        placed = state.order.place(number, at_ns)
+        if placed.order is Order.AHEAD:
+            raise placed.refusal(stream_id)  # before any state changed: nothing to undo
+        if placed.order is Order.RESYNC:
+            state = self._resync(stream_id, placed, at_ns)
         out = FrameMetadata()
         out.CopyFrom(meta)
         del out.objects[:]
-        if state.frames and number < state.last_frame and number == 0:
-            self.streams.started(stream_id)  # numbering began again: a restart without event
-            state = self.streams.get(stream_id)
-        if state.frames and number <= state.last_frame:
-            # A redelivery or an older frame: the tracker has moved past it; pass it untracked.
+        if placed.order in (Order.LATE, Order.BEHIND):
+            # A redelivery, a reordering, or frames behind a stray that got in first: the
+            # tracker has moved past them; pass them on untracked.
             out.objects.extend(meta.objects)
             self.frames_total.labels("stale").inc()
         else:
@@ -193,6 +209,25 @@ class TrackerService(Service[TrackerSettings]):
         out.stages.append(StageTimestamp(stage=STAGE, start=started, end=ended))
         self.streams.after_frame(stream_id, number)
         return out
+
+    def _resync(self, stream_id: str, placed: Placement, at_ns: int) -> StreamState:
+        """Frames kept coming from elsewhere: follow them. Numbering that began again at 0 is a
+        restart without its event (tracks end, ids as tracking-id-reset-mode says); otherwise
+        the targets are kept and go on with the frames."""
+        self.admission_metrics.resynced(placed)
+        log.warning(
+            "stream %r moved from frame %s to %d (%s); following it",
+            stream_id,
+            placed.last,
+            placed.number,
+            "numbering began again" if placed.restarted else "a jump",
+        )
+        if not placed.restarted:
+            return self.streams.get(stream_id)
+        self.streams.started(stream_id)
+        state = self.streams.get(stream_id)
+        state.order.place(placed.number, at_ns)
+        return state
 
     def _objects(
         self, state: StreamState, meta: FrameMetadata, detections: Detections | None
@@ -204,7 +239,6 @@ class TrackerService(Service[TrackerSettings]):
                 self.pixels_missing_total.labels(why).inc()
         tracked = state.tracker.update(detections, frame)
         state.frames += 1
-        state.last_frame = meta.frame.frame_number
         objects = []
         for t in tracked:
             if t.detection is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field
 
 from heron.core.bus import BackoffSettings, ConsumerSettings, RetentionSettings
+from heron.core.bus.admission import AdmissionSettings
 from heron.core.runtime import ServiceSettings
 
 
@@ -51,3 +52,8 @@ class TrackerSettings(ServiceSettings):
         default_factory=BackoffSettings, description="Retries while Redis is away."
     )
     retry_s: float = Field(0.2, gt=0, description="Wait before retrying a blocked publish.")
+    admission: AdmissionSettings = Field(
+        default_factory=AdmissionSettings,
+        description="When a frame number is out of line: from the future (dead-lettered), "
+        "stale (passed on untracked), or a stream that moved (followed).",
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from heron.core.bus.admission import AdmissionSettings, FrameOrder
 from heron.tracker.core import IdSource, TargetTracker
 from heron.tracker.factory import TrackerSpec, build_tracker
 from heron.v1.detection_pb2 import DetectedObject
@@ -21,19 +22,22 @@ _RESET_ON_EOS = frozenset({2, 3})
 @dataclass
 class StreamState:
     tracker: TargetTracker
+    order: FrameOrder  # where the stream's frame numbers are: in order, stale or from the future
     # Each reported track's latest detector object (label, class, attributes), for frames the
     # detector skipped; with the frame index it was last reported at.
     objects: dict[int, tuple[DetectedObject, int]] = field(default_factory=dict)
     frames: int = 0  # frames tracked
-    last_frame: int = 0  # frame_number of the last one
     eos_frames: int | None = None  # frames the source published before EOS
     eos_at: float = 0.0  # monotonic time of the EOS event
 
 
 class Streams:
-    def __init__(self, spec: TrackerSpec, reset_mode: int) -> None:
+    def __init__(
+        self, spec: TrackerSpec, reset_mode: int, admission: AdmissionSettings | None = None
+    ) -> None:
         self.spec = spec
         self.reset_mode = reset_mode
+        self.admission = admission or AdmissionSettings()
         self._states: dict[str, StreamState] = {}
         self._ids: dict[str, IdSource] = {}
 
@@ -47,12 +51,12 @@ class Streams:
         state = self._states.get(stream_id)
         if state is None:
             ids = self._ids.setdefault(stream_id, IdSource())
-            state = StreamState(build_tracker(self.spec, ids))
+            state = StreamState(build_tracker(self.spec, ids), FrameOrder(self.admission))
             self._states[stream_id] = state
         return state
 
     def started(self, stream_id: str) -> None:
-        """A (re)started source: frames begin again, old tracks are meaningless."""
+        """A (re)started source: frames begin again, old tracks and frame order are meaningless."""
         if self.reset_mode in _RESET_ON_RESTART:
             self._ids.pop(stream_id, None)
         self._states.pop(stream_id, None)

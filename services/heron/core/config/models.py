@@ -286,6 +286,24 @@ class Pipeline(Strict):
     def stream_count(self) -> int:
         return sum(getattr(s, "num_sources", 1) for s in self.enabled_sources.values())
 
+    def source_ids(self) -> list[tuple[int, list[int]]]:
+        """Each enabled [sourceN] group's N with the source ids of its streams, in
+        deepstream-app's numbering: groups in N order, a multi-URI group opens `num-sources`
+        streams, and `source-id` pins the first id of its group. The one home of this rule:
+        ingest opens these streams and every stage admits only them."""
+        groups: list[tuple[int, list[int]]] = []
+        next_id = 0
+        for index, source in sorted(self.enabled_sources.items()):
+            first = source.source_id if source.source_id is not None else next_id
+            copies = int(getattr(source, "num_sources", 1))
+            groups.append((index, list(range(first, first + copies))))
+            next_id = first + copies
+        return groups
+
+    @property
+    def stream_ids(self) -> list[str]:
+        return [stream_id_for(i) for _, ids in self.source_ids() for i in ids]
+
     @model_validator(mode="after")
     def _cross_check(self) -> Pipeline:
         problems = Problems()
@@ -320,6 +338,11 @@ class Pipeline(Strict):
                 )
         problems.raise_if_any()
         return self
+
+
+def stream_id_for(source_id: int) -> str:
+    """The stream id of source `source_id`, in stream names, metadata and metrics."""
+    return f"source-{source_id}"
 
 
 def pipeline_warnings(pipeline: Pipeline) -> list[tuple[str, str]]:
