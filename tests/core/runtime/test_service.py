@@ -26,8 +26,10 @@ import pytest
 from heron.core.runtime import (
     EXIT_BAD_SETTINGS,
     EXIT_FAILED,
+    EXIT_FATAL,
     EXIT_GRACE_EXPIRED,
     EXIT_OK,
+    FatalError,
     FlagCheck,
     Service,
     ServiceSettings,
@@ -71,6 +73,8 @@ class Worker(Service[WorkerSettings]):
         if (self.dir / "fail").exists():
             url = self.settings.redis_url.get_secret_value()
             raise RuntimeError(f"lost the connection to {url}")
+        if (self.dir / "fatal").exists():
+            raise FatalError("sink0: No space left on device")
         if (self.dir / "model").exists():
             self.model.set("loaded")
         with self.lock:
@@ -287,6 +291,17 @@ def test_failing_step_exits_1_with_a_redacted_traceback(start: Start, tmp_path: 
         "RuntimeError: lost the connection to redis://default:***@127.0.0.1:1/0" in failure["exc"]
     )
     assert PASSWORD not in "".join(proc.lines)
+    assert (tmp_path / "closed").exists()  # close() ran after the failure
+
+
+def test_a_fatal_error_exits_3_with_its_message_alone(start: Start, tmp_path: Path) -> None:
+    proc = start()
+    proc.wait_running()
+    touch(tmp_path / "fatal")
+    assert proc.wait() == EXIT_FATAL
+    failure = next(r for r in proc.records() if r["level"] == "ERROR")
+    assert failure["message"] == "fatal: sink0: No space left on device"
+    assert "exc" not in failure  # one line: a traceback adds nothing to the reason
     assert (tmp_path / "closed").exists()  # close() ran after the failure
 
 

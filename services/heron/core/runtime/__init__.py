@@ -25,18 +25,22 @@ from heron.core.runtime.settings import (
 from heron.core.runtime.shutdown import (
     EXIT_BAD_SETTINGS,
     EXIT_FAILED,
+    EXIT_FATAL,
     EXIT_GRACE_EXPIRED,
     EXIT_OK,
+    FatalError,
     Shutdown,
 )
 
 __all__ = [
     "EXIT_BAD_SETTINGS",
     "EXIT_FAILED",
+    "EXIT_FATAL",
     "EXIT_GRACE_EXPIRED",
     "EXIT_OK",
     "Check",
     "CheckResult",
+    "FatalError",
     "FlagCheck",
     "Heartbeat",
     "LogSettings",

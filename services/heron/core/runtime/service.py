@@ -33,7 +33,14 @@ from heron.core.runtime.logs import configure_logging
 from heron.core.runtime.metrics import ServiceMetrics
 from heron.core.runtime.redact import secret_values
 from heron.core.runtime.settings import ServiceSettings, SettingsError, load_settings
-from heron.core.runtime.shutdown import EXIT_BAD_SETTINGS, EXIT_FAILED, EXIT_OK, Shutdown
+from heron.core.runtime.shutdown import (
+    EXIT_BAD_SETTINGS,
+    EXIT_FAILED,
+    EXIT_FATAL,
+    EXIT_OK,
+    FatalError,
+    Shutdown,
+)
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -170,7 +177,13 @@ def _run(service_cls: Callable[[ServiceContext[S]], Service[S]], ctx: ServiceCon
             service.step()
         ctx.metrics.set_up(False)
         service.drain()
-    # Anything a service raises ends the process with a logged traceback and exit 1; unacked
+    except FatalError as e:  # said in one line: a traceback adds nothing to "disk is full"
+        ctx.metrics.set_up(False)
+        log.error("fatal: %s", e)
+        _close(service)
+        ctx.shutdown.finished()
+        return EXIT_FATAL
+    # Anything else a service raises ends the process with a logged traceback and exit 1; unacked
     # messages stay pending and another consumer reclaims them.
     except Exception:
         ctx.metrics.set_up(False)

@@ -22,10 +22,17 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1  # the service raised
 EXIT_BAD_SETTINGS = 2  # like a command-line usage error
+EXIT_FATAL = 3  # a FatalError: a condition that starting the service again cannot mend
 EXIT_GRACE_EXPIRED = 124  # as timeout(1): in-flight work did not finish within the grace period
 # A second signal exits with 128 + signal number (143 for SIGTERM, 130 for SIGINT), the code a
 # shell reports for a process killed by that signal.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class FatalError(Exception):
+    """A failure that a restart cannot mend (a sink's disk is read-only, an output path is a
+    folder): the service exits with EXIT_FATAL and the message alone, and a supervisor that
+    sees that code stops the whole run instead of restarting the service again and again."""
 
 
 class Shutdown:
