@@ -142,3 +142,17 @@ def test_style_comes_from_the_pipeline_config(tmp_path: Path) -> None:
     assert to_bgr(s.colors.border(5)) == RED  # nvdsosd's default for unnamed classes
     assert s.border_width == 3 and s.display_tracking_id
     assert s.text_bg == (76, 76, 76) and s.text.font.name == "FONT_HERSHEY_COMPLEX"
+
+
+def test_an_osd_that_is_not_enabled_draws_nothing(tmp_path: Path) -> None:
+    """[osd] enable=0 is deepstream-app without nvdsosd: the sinks get the frames undrawn."""
+    pipeline = load_app(tmp_path, "[sink0]\nenable=1\ntype=1\n")
+    osd = pipeline.osd.model_copy(update={"enable": False})
+    pipeline = pipeline.model_copy(update={"osd": osd})
+    s = OsdStyle.from_pipeline(pipeline)
+    assert not s.display_bbox and not s.display_text and s.clock is None
+    image = np.zeros((120, 160, 3), np.uint8)
+    boxes = np.array([[20, 30, 60, 80]], np.float64)
+    OnScreenDisplay(s).draw(image, [obj(20, 30, 40, 50)], boxes)
+    OnScreenDisplay(s).draw_clock(image)
+    assert not image.any()

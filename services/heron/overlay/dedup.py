@@ -18,6 +18,12 @@ from heron.v1.detection_pb2 import FrameMetadata
 FrameKey = tuple[str, int, int, int]
 
 
+def frame_key(meta: FrameMetadata) -> FrameKey:
+    """A frame's identity across deliveries: stream, number and capture time."""
+    ref = meta.frame
+    return (ref.stream_id, ref.frame_number, ref.capture_time.seconds, ref.capture_time.nanos)
+
+
 class RecentFrames:
     def __init__(self, capacity: int = 4096) -> None:
         if capacity < 1:
@@ -27,8 +33,7 @@ class RecentFrames:
 
     def first_time(self, meta: FrameMetadata) -> bool:
         """True the first time a frame is offered (and remembers it); False for a repeat."""
-        ref = meta.frame
-        key = (ref.stream_id, ref.frame_number, ref.capture_time.seconds, ref.capture_time.nanos)
+        key = frame_key(meta)
         if key in self._seen:
             return False
         self._seen[key] = None

@@ -54,6 +54,7 @@ class OsdStyle:
 
     @classmethod
     def from_pipeline(cls, pipeline: Pipeline) -> OsdStyle:
+        """[osd] enable=0 is deepstream-app without its nvdsosd: the sinks get frames undrawn."""
         osd = pipeline.osd
         font = hershey_font(osd.font)
         clock = TextStyle.make(font, osd.clock_text_size, to_bgr(osd.clock_color))
@@ -63,10 +64,10 @@ class OsdStyle:
             text=TextStyle.make(font, osd.text_size, to_bgr(osd.text_color)),
             text_bg=to_bgr(osd.text_bg_color),
             text_bg_alpha=alpha(osd.text_bg_color),
-            display_bbox=osd.display_bbox,
-            display_text=osd.display_text,
+            display_bbox=osd.enable and osd.display_bbox,
+            display_text=osd.enable and osd.display_text,
             display_tracking_id=pipeline.tracker.enable and pipeline.tracker.display_tracking_id,
-            clock=clock if osd.show_clock else None,
+            clock=clock if osd.enable and osd.show_clock else None,
             clock_xy=(osd.clock_x_offset, osd.clock_y_offset),
         )
 

@@ -8,8 +8,13 @@ with a warning, a reference that can never be read is dead-lettered. A frame del
 (an upstream stage redid it after a restart) is acknowledged and counted (`duplicate`), not
 drawn twice. Video sinks get the tiled
 canvas (or each frame, without a tiler; or their own source's frame with link-to-demux);
-broker sinks get the metadata of every frame, pixels or not. A sink that fails is counted and
-logged and the others go on: video is lossy by design, so one bad sink does not stall the rest.
+broker sinks get the metadata of every frame, pixels or not. Every sink commits what it took
+before the metadata is acknowledged: a file sink's frames are then on disk, and an overlay
+started again (its consumer group already existed) resumes the recording.
+
+A live sink that fails (RTSP, broker) is counted and logged and the others go on: live video is
+lossy by design. A recording that cannot be written, or a [sinkN] the overlay cannot run, is a
+FatalError: the process exits with EXIT_FATAL and `heron run` stops with the reason.
 """
 
 from __future__ import annotations
@@ -23,13 +28,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from heron.core import streams
 from heron.core.bus import Bus, BusSettings, Consumer, Delivery, Publisher
 from heron.core.framestore import FrameOverwrittenError, FrameReader, FrameStoreError
-from heron.core.runtime import Service, run_service
+from heron.core.runtime import FatalError, Service, run_service
 from heron.overlay.compose import Compositor, Loaded, composites
 from heron.overlay.dedup import RecentFrames
 from heron.overlay.metrics import OverlayMetrics
 from heron.overlay.osd import OnScreenDisplay, OsdStyle
 from heron.overlay.settings import OverlaySettings, read_pipeline
-from heron.overlay.sinks.base import Image, SinkError
+from heron.overlay.sinks.base import Image, RecordingError, SinkConfigError, SinkError
 from heron.overlay.sinks.broker.sink import BrokerSink
 from heron.overlay.sinks.build import BoundSink, SinkOptions, build_sinks
 from heron.overlay.sinks.rtsp_metrics import RtspMetrics
@@ -58,11 +63,6 @@ class OverlayService(Service[OverlaySettings]):
             tiler,
             muxer_padding=muxer.enable_padding,
         )
-        size = (tiler.width, tiler.height) if tiler else self.mux_size
-        self.sinks: list[BoundSink] = build_sinks(
-            pipeline,
-            SinkOptions(s.fps, size, s.encoder_preset, s.rtsp_address, RtspMetrics(registry)),
-        )
         self.stream = streams.metadata(s.metadata_stage(pipeline), s.pipeline)
         self.count = s.read_count or max(1, sum(src.enable for src in pipeline.sources.values()))
         self.bus = Bus(
@@ -73,7 +73,16 @@ class OverlayService(Service[OverlaySettings]):
         self.consumer: Consumer[FrameMetadata] = self.bus.consumer(
             self.stream, FrameMetadata, s.group, s.consumer_name or None
         )
-        self.consumer.ensure_group()
+        # The group outlives the process: finding it made already means this is a restart.
+        resume = not self.consumer.ensure_group()
+        size = (tiler.width, tiler.height) if tiler else self.mux_size
+        options = SinkOptions(
+            s.fps, size, s.encoder_preset, s.rtsp_address, RtspMetrics(registry), resume
+        )
+        try:
+            self.sinks: list[BoundSink] = build_sinks(pipeline, options)
+        except (SinkConfigError, SinkError) as e:
+            raise FatalError(str(e)) from e
         self.dead: Publisher[DeadLetter] = self.bus.publisher(
             streams.dead_letter(self.stream), DeadLetter
         )
@@ -102,21 +111,26 @@ class OverlayService(Service[OverlaySettings]):
         for group in composites([d.message for d in deliveries]):
             batch = [deliveries[i] for i in group]
             self._composite(batch)
-            self.consumer.ack(batch)  # after every sink took the frame
+            self._commit()
+            self.consumer.ack(batch)  # after every sink took the frame for good
         if time.monotonic() - self.pruned_at > PRUNE_EVERY_S:
             self.reader.prune()
             self.pruned_at = time.monotonic()
 
     def close(self) -> None:
+        failed: list[str] = []
         for bound in getattr(self, "sinks", []):
             try:
-                bound.sink.close()  # the file sink writes its index here: the MP4 plays
-            except Exception:
+                bound.sink.close()  # the file sink joins its recording here: the MP4 plays
+            except Exception as e:
                 log.exception("closing %s failed", bound.sink.name)
+                failed.append(f"{bound.sink.name}: {e}")
         for name in ("reader", "bus"):
             part = getattr(self, name, None)
             if part is not None:
                 part.close()
+        if failed:  # a recording left unfinished must not end the process with exit 0
+            raise RecordingError("; ".join(failed))
 
     # --- one composite ---------------------------------------------------------------------
 
@@ -138,6 +152,13 @@ class OverlayService(Service[OverlaySettings]):
                 for f in loaded:
                     if bound.source_id in (None, f.meta.frame.source_id):
                         self._write(bound, f.image, [f.meta])
+
+    def _commit(self) -> None:
+        for bound in self.sinks:
+            try:
+                bound.sink.commit()
+            except RecordingError as e:
+                raise FatalError(f"{bound.sink.name} ({bound.sink.kind}): {e}") from e
 
     def _draw(self, loaded: list[Loaded]) -> tuple[Image | None, list[Loaded]]:
         """The tiled canvas (None without a tiler) and the frames, each drawn alone when a
@@ -170,6 +191,9 @@ class OverlayService(Service[OverlaySettings]):
         started = time.perf_counter()
         try:
             sink.write(frame, metas)
+        except RecordingError as e:
+            self.metrics.sink_errors.labels(sink.name, sink.kind).inc()
+            raise FatalError(f"{sink.name} ({sink.kind}): {e}") from e
         except SinkError as e:
             self.metrics.sink_errors.labels(sink.name, sink.kind).inc()
             log.error("%s (%s) failed: %s", sink.name, sink.kind, e)

@@ -1,11 +1,14 @@
-"""The one interface every overlay sink has: `write(frame, metadata)`, `close()`, `reset()`.
+"""The one interface every overlay sink has: `write(frame, metadata)`, `commit()`, `close()`,
+`reset()`.
 
 `write` gets the composited BGR frame (the tiler's canvas, or one stream's frame) and the
 FrameMetadata of every source frame in it; metadata-only sinks (the message broker) get
 `None` for the frame, video sinks are never called with `None`. The frame is only lent:
 a sink that keeps pixels past `write` copies them (the encoders do, by converting).
-`close()` flushes and releases; `reset()` forgets per-stream state (a restarted stream)
-without closing outputs.
+`commit()` comes after the writes of one composite and before the overlay acknowledges their
+metadata: what was written must then survive the overlay being killed (the file sink journals
+it; sinks that keep nothing make it a no-op). `close()` flushes and releases; `reset()` forgets
+per-stream state (a restarted stream) without closing outputs.
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ class SinkError(Exception):
     """A sink could not take a frame (encoder failure, broker gone after retries)."""
 
 
+class RecordingError(SinkError):
+    """A sink that records (a file) could not write: the recording would miss frames, so the
+    overlay stops the run rather than go on without them."""
+
+
 class SinkConfigError(ValueError):
     """A [sinkN] group the overlay cannot run: names the group, the key, expected and got."""
 
@@ -34,6 +42,8 @@ class Sink(Protocol):
     kind: str  # "fake", "file", "rtsp", "msgbroker"
 
     def write(self, frame: Image | None, metadata: Sequence[FrameMetadata]) -> None: ...
+
+    def commit(self) -> None: ...
 
     def close(self) -> None: ...
 

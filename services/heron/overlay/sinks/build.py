@@ -31,6 +31,7 @@ class SinkOptions:
     preset: str = "veryfast"
     rtsp_address: str = "127.0.0.1"
     rtsp_metrics: RtspMetrics | None = None
+    resume: bool = False  # a restarted overlay: file sinks continue their recording
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,9 @@ def _build(
             log.warning("[%s] type=2 (EGL window): the overlay has no display; discarding", name)
         return BoundSink(DiscardingSink(name), True, demux)
     if isinstance(config, FileSink):
-        sink = FileVideoSink.from_sink(name, config, fps=options.fps, preset=options.preset)
+        sink = FileVideoSink.from_sink(
+            name, config, fps=options.fps, preset=options.preset, resume=options.resume
+        )
         return BoundSink(sink, True, demux)
     if isinstance(config, RtspSink):
         from heron.overlay.sinks.video_server import RtspVideoSink

@@ -19,6 +19,9 @@ class FakeSink:
         if frame is not None:
             self.frames += 1
 
+    def commit(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

@@ -6,8 +6,14 @@ in `time_base_num/time_base_den`), so the file plays at the rate the camera or f
 included. Without source timestamps (time base 0) frames are spaced 1/`fps`. A source that
 starts over (file-loop) is spliced on one frame after the last. The size is the first frame's
 (rounded down to even, as 4:2:0 needs); a later frame of another size is scaled to it.
-`close()` flushes the encoder and writes the index (MP4's moov box): without it the MP4 cannot
-be played, which is why the service closes sinks on SIGTERM.
+
+The frames go through a `Recording` (recording.py): MPEG-TS parts on disk while the run lasts,
+joined into the MP4 or Matroska file by `close()`, so an overlay killed mid-run and started
+again (`resume=True`) continues the same recording with every frame once. That needs one packet
+out of the encoder per frame in: x264/x265 run with `tune=zerolatency` (no B-frames, no
+lookahead), as the NVENC encoders deepstream-app uses do by default; MPEG-4 Part 2 has no
+B-frames unless asked. Any failure to write is a `RecordingError`: the run stops rather than
+record a file with frames missing.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from typing import Any
 import numpy as np
 
 from heron.core.config.sinks import Codec, Container, EncoderType, FileSink
-from heron.overlay.sinks.base import Image, SinkConfigError, SinkError
+from heron.overlay.dedup import FrameKey, frame_key
+from heron.overlay.sinks.base import Image, RecordingError, SinkConfigError
+from heron.overlay.sinks.recording import PART_FORMAT, Recording
 from heron.v1.detection_pb2 import FrameMetadata
 
 log = logging.getLogger(__name__)
@@ -49,6 +57,7 @@ class FileVideoSink:
         gop: int = 30,
         profile: str | None = None,
         preset: str = "veryfast",
+        resume: bool = False,
     ) -> None:
         if fps <= 0:
             raise SinkConfigError(f"{name} file sink: expected fps > 0, got {fps}")
@@ -56,6 +65,10 @@ class FileVideoSink:
             raise SinkConfigError(
                 f"{name} output-file: expected a file in an existing folder, got {str(path)!r} "
                 f"({str(path.parent)!r} does not exist)"
+            )
+        if path.is_dir():
+            raise SinkConfigError(
+                f"{name} output-file: expected a file, got {str(path)!r}, which is a folder"
             )
         self.name, self.path = name, path
         self.codec, self.container_kind = codec, container
@@ -69,9 +82,17 @@ class FileVideoSink:
         self._step = round(TICKS / fps)  # one frame's ticks, updated from the source's spacing
         self._origin: int | None = None  # source ticks of pts 0
         self._clock: str | None = None  # stream whose timestamps pace the file
+        self.recording = Recording(path, resume=resume)
+        self._pending_pts: list[int] = []  # written since the last commit
+        self._pending_frames: list[FrameKey] = []
+        if (timeline := self.recording.timeline()) is not None:
+            self._last_pts, step = timeline  # go on where the killed writer's commits ended
+            self._step = step or self._step
 
     @classmethod
-    def from_sink(cls, name: str, sink: FileSink, *, fps: float, preset: str) -> FileVideoSink:
+    def from_sink(
+        cls, name: str, sink: FileSink, *, fps: float, preset: str, resume: bool = False
+    ) -> FileVideoSink:
         profile = None
         if sink.codec is Codec.H264:
             profile = H264_PROFILES.get(sink.profile)
@@ -89,7 +110,7 @@ class FileVideoSink:
         return cls(
             name, sink.output_file, codec=sink.codec, container=sink.container,
             bitrate=sink.bitrate, fps=fps, gop=sink.iframeinterval, profile=profile,
-            preset=preset,
+            preset=preset, resume=resume,
         )  # fmt: skip
 
     def write(self, frame: Image | None, metadata: Sequence[FrameMetadata]) -> None:
@@ -97,8 +118,13 @@ class FileVideoSink:
 
         if frame is None:
             return
+        keys = [frame_key(m) for m in metadata]
+        if self.recording.seen(keys):  # committed before a restart, redelivered since
+            log.info("%s: frame(s) %s are in the recording already", self.name, keys)
+            return
         if self._out is None:
-            self._open(frame.shape[1], frame.shape[0])
+            width, height = self.recording.size() or (frame.shape[1], frame.shape[0])
+            self._open(width, height)
         w, h = self._size
         if frame.shape[1] != w or frame.shape[0] != h:
             frame = _fit(frame, w, h)
@@ -106,23 +132,34 @@ class FileVideoSink:
         video.pts = self._pts(metadata)
         video.time_base = Fraction(1, TICKS)
         try:
-            for packet in self._stream.encode(video):
-                self._out.mux(packet)
-        except av.FFmpegError as e:
-            raise SinkError(f"{self.name}: encoding frame {self.frames} failed: {e}") from e
+            self._mux(self._stream.encode(video))
+        except (av.FFmpegError, OSError) as e:
+            raise RecordingError(f"{self.name}: writing frame {self.frames} failed: {e}") from e
+        self._pending_frames += keys
         self.frames += 1
 
+    def commit(self) -> None:
+        if self._pending_pts or self._pending_frames:
+            self.recording.commit(self._pending_pts, self._pending_frames)
+            self._pending_pts, self._pending_frames = [], []
+
     def close(self) -> None:
-        """Flush the encoder and finish the file; safe to call twice."""
-        if self._out is None:
-            return
-        out, self._out = self._out, None
-        try:
-            for packet in self._stream.encode(None):
-                out.mux(packet)
-        finally:
-            out.close()
-        log.info("%s: wrote %d frames to %s", self.name, self.frames, self.path)
+        """Flush the encoder and join the parts into the output file; safe to call twice."""
+        import av
+
+        if self._out is not None:
+            try:
+                self._mux(self._stream.encode(None))
+                self.commit()
+            except (av.FFmpegError, OSError) as e:
+                raise RecordingError(f"{self.name}: flushing the encoder failed: {e}") from e
+            finally:
+                out, self._out = self._out, None
+                out.close()
+        if self.recording.parts:
+            total = self.recording.finish(FORMATS[self.container_kind], TICKS)
+            self.recording.parts.clear()
+            log.info("%s: wrote %d frames to %s", self.name, total, self.path)
 
     def reset(self) -> None:
         self._origin = None  # the next source timestamps start a new segment
@@ -133,10 +170,19 @@ class FileVideoSink:
 
         w, h = width - width % 2, height - height % 2
         if w < 2 or h < 2:
-            raise SinkError(f"{self.name}: cannot encode a {width}x{height} frame")
-        out = av.open(str(self.path), mode="w", format=FORMATS[self.container_kind])
+            raise RecordingError(f"{self.name}: cannot encode a {width}x{height} frame")
+        part = self.recording.new_part()
         try:
-            options = {"preset": self.preset} if self.codec is not Codec.MPEG4 else {}
+            # Each packet reaches the file as it is muxed: what commit() marks is on disk.
+            out = av.open(
+                str(part), mode="w", format=PART_FORMAT, container_options={"flush_packets": "1"}
+            )
+        except (av.FFmpegError, OSError) as e:
+            raise RecordingError(f"{self.name}: cannot write {part}: {e}") from e
+        try:
+            options: dict[str, str] = {}
+            if self.codec is not Codec.MPEG4:
+                options = {"preset": self.preset, "tune": "zerolatency"}
             if self.profile:
                 options["profile"] = self.profile
             rate = Fraction(self.fps).limit_denominator(1001)
@@ -149,9 +195,14 @@ class FileVideoSink:
             stream.codec_context.time_base = Fraction(1, TICKS)
         except (av.FFmpegError, ValueError) as e:
             out.close()
-            raise SinkError(f"{self.name}: cannot open {ENCODERS[self.codec]}: {e}") from e
+            raise RecordingError(f"{self.name}: cannot open {ENCODERS[self.codec]}: {e}") from e
         self._out, self._stream, self._size = out, stream, (w, h)
-        log.info("%s: writing %dx%d %s to %s", self.name, w, h, ENCODERS[self.codec], self.path)
+        log.info("%s: writing %dx%d %s to %s", self.name, w, h, ENCODERS[self.codec], part)
+
+    def _mux(self, packets: list[Any]) -> None:
+        for packet in packets:
+            self._pending_pts.append(int(packet.pts))  # in ticks: the codec's time base
+            self._out.mux(packet)
 
     def _pts(self, metadata: Sequence[FrameMetadata]) -> int:
         following = self._last_pts + self._step if self._last_pts >= 0 else 0

@@ -75,6 +75,9 @@ class RtspVideoSink:
         server.push(frame)  # never blocks; drops when nobody watches or it is behind
         self.frames += 1
 
+    def commit(self) -> None:
+        pass  # live video keeps nothing to commit
+
     def close(self) -> None:
         if self.server is not None:
             self.server.stop()
