@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import queue
 import re
 import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import psutil
@@ -18,83 +11,10 @@ from heron.run.plan import has_main
 from heron.run.shm import leftover_segments
 
 from tests.e2e.conftest import Clip, count_frames, write_app
+from tests.e2e.harness import Output, heron_run, port_closed, service_process
 
 PERF = re.compile(r"^\*\*PERF:  (\d+\.\d\d) \((\d+\.\d\d)\)\t$")
 REDIS_STARTED = re.compile(r"started redis-server on 127\.0\.0\.1:(\d+)")
-
-
-class Output:
-    """A process's stdout lines, collected by a thread so a test can wait with a deadline."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        assert proc.stdout is not None
-        threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
-
-    def _read(self, stream: object) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def wait_for(self, pattern: re.Pattern[str], timeout: float = 60.0) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while True:
-            for line in self.lines:
-                m = pattern.search(line)
-                if m:
-                    return m
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no line matched {pattern.pattern!r}; got {self.lines}")
-            try:
-                got = self._queue.get(timeout=left)
-            except queue.Empty:
-                continue
-            if got is None:
-                raise AssertionError(
-                    f"output ended; no line matched {pattern.pattern!r}: {self.lines}"
-                )
-            self.lines.append(got)
-
-    def rest(self, timeout: float = 30.0) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                got = self._queue.get(timeout=deadline - time.monotonic())
-            except queue.Empty:
-                break
-            if got is None:
-                break
-            self.lines.append(got)
-        return self.lines
-
-
-def heron_run(config: Path, run_dir: Path, *extra: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # its own redis-server
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "heron.run",
-            "run",
-            "-c",
-            str(config),
-            "--run-dir",
-            str(run_dir),
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-
-
-def port_closed(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_run_survives_a_killed_service_and_exits_by_itself_after_every_frame(
@@ -126,13 +46,6 @@ def test_run_survives_a_killed_service_and_exits_by_itself_after_every_frame(
         assert (tmp_path / "run" / f"{name}.log").stat().st_size > 0
     if output is not None:
         assert count_frames(output) == clip.frames
-
-
-def service_process(pid: int, module: str) -> psutil.Process:
-    for child in psutil.Process(pid).children(recursive=True):
-        if module in child.cmdline():
-            return child
-    raise AssertionError(f"no {module} process under pid {pid}")
 
 
 def test_sigterm_stops_every_process_and_cleans_up(

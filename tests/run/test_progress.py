@@ -120,7 +120,39 @@ def test_sinks_drained_needs_the_overlay_group_caught_up(
         (StreamProgress(ended=True, frames_in=2, frames_out={0}), False),
         (StreamProgress(ended=True, frames_in=2, frames_out={0, 1}), True),
         (StreamProgress(ended=True, error="gone"), True),  # no count to wait for
+        # A stray number past the source's count must not stand in for a missing frame.
+        (StreamProgress(ended=True, frames_in=2, frames_out={0, 999999}), False),
     ],
 )
 def test_stream_completion(progress: StreamProgress, complete: bool) -> None:
     assert progress.complete is complete
+
+
+@pytest.mark.parametrize(
+    ("progress", "delivered", "lost"),
+    [
+        (StreamProgress(frames_out={0, 1}), 2, 0),  # still running: nothing lost yet
+        (StreamProgress(ended=True, frames_in=3, frames_out={0, 2}), 2, 1),
+        (StreamProgress(ended=True, frames_in=3, frames_out={0, 1, 2, 999999}), 3, 0),
+        (StreamProgress(ended=True, frames_in=2, frames_out={999999}), 0, 2),
+    ],
+)
+def test_delivered_and_lost_count_only_the_sources_frames(
+    progress: StreamProgress, delivered: int, lost: int
+) -> None:
+    assert (progress.delivered, progress.lost) == (delivered, lost)
+
+
+def test_a_stream_the_pipeline_does_not_have_is_not_counted_and_holds_nothing_open(
+    bus: Bus, watcher: BusWatcher, pipeline: str
+) -> None:
+    meta = bus.publisher(streams.metadata("tracker", pipeline), FrameMetadata)
+    events = bus.publisher(streams.events(pipeline), StreamEvent)
+    meta.publish_many([frame("source-0", 0), frame("cam-9", 0), frame("source-1", 0)])
+    events.publish(StreamEvent(stream_id="cam-9", started=StreamEvent.Started()))
+    seen = watcher.poll(block_ms=100)
+    assert sorted(f.stream for f in seen) == ["source-0", "source-1"]
+    assert set(watcher.progress) == {"source-0", "source-1"} and watcher.strays == {"cam-9"}
+    events.publish_many([eos("source-0", 1), eos("source-1", 1)])
+    watcher.poll(block_ms=0)
+    assert watcher.last_stage_done

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from heron.core.runtime import EXIT_BAD_SETTINGS, EXIT_FATAL
 from heron.run.supervisor import (
     ChildSpec,
     ChildState,
@@ -77,7 +78,7 @@ def test_gives_up_after_repeated_fast_crashes(
     tmp_path: Path, supervisors: list[Supervisor]
 ) -> None:
     policy = FAST.model_copy(update={"max_fast_crashes": 3})
-    s = make(supervisors, [ChildSpec("broken", children.exits_with(3))], policy)
+    s = make(supervisors, [ChildSpec("broken", children.exits_with(7))], policy)
     s.start()
     with pytest.raises(GaveUpError, match="crashed 3 times in a row") as caught:
         poll_until(s, lambda: False)
@@ -86,12 +87,35 @@ def test_gives_up_after_repeated_fast_crashes(
     assert s.child("broken").state is ChildState.FAILED
 
 
-def test_refused_settings_are_not_retried(supervisors: list[Supervisor]) -> None:
-    s = make(supervisors, [ChildSpec("misconfigured", children.exits_with(2))])
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (EXIT_BAD_SETTINGS, "settings were refused"),
+        (EXIT_FATAL, "a restart cannot mend"),
+    ],
+)
+def test_hopeless_exits_are_not_retried(
+    supervisors: list[Supervisor], code: int, message: str
+) -> None:
+    s = make(supervisors, [ChildSpec("misconfigured", children.exits_with(code))])
     s.start()
-    with pytest.raises(GaveUpError, match="settings were refused"):
+    with pytest.raises(GaveUpError, match=message):
         poll_until(s, lambda: False)
     assert s.restarts["misconfigured"] == 0
+
+
+def test_the_exit_code_of_a_stop_is_kept_apart_from_earlier_exits(
+    tmp_path: Path, supervisors: list[Supervisor]
+) -> None:
+    s = make(
+        supervisors,
+        [ChildSpec("done", children.exits_with(0)), ChildSpec("sleeper", children.sleeper())],
+    )
+    s.start()
+    poll_until(s, lambda: s.child("done").state is ChildState.FINISHED)
+    s.stop()
+    assert s.child("done").stop_exit is None  # it had ended before the stop
+    assert s.child("sleeper").stop_exit == -signal.SIGTERM
 
 
 def test_a_clean_exit_is_finished_not_restarted(supervisors: list[Supervisor]) -> None:

@@ -30,8 +30,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from heron.core.config.models import Pipeline
-from heron.core.config.sinks import SinkKind
+from heron.core.config.sinks import FileSink, SinkKind
+from heron.core.outputs import OutputKind, check_output
 from heron.ingest.spec import PlannedSource, plan_sources, read_pipeline
+from heron.ingest.uri import MediaKind
 from heron.run.redis_local import free_port
 from heron.run.supervisor import ChildSpec
 
@@ -123,6 +125,7 @@ def plan_run(config: Path, run_dir: Path, options: RunOptions, redis_url: str) -
     config = config.resolve()
     pipeline = read_pipeline(config)
     planned = plan_sources(pipeline)
+    _check_recordings(config, pipeline, planned)
     stream_ids = [p.spec.stream_id for p in planned]
     topology = choose_topology(planned, options.streammux)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -171,6 +174,18 @@ def plan_run(config: Path, run_dir: Path, options: RunOptions, redis_url: str) -
         else:
             skipped.append("overlay")
     return RunPlan(config, pipeline, options, stream_ids, topology, services, final, skipped)
+
+
+def _check_recordings(config: Path, pipeline: Pipeline, planned: list[PlannedSource]) -> None:
+    """Every enabled file sink can write where it is told, and never over what the run reads:
+    found now, not when the overlay opens the file after the first frame."""
+    inputs = [config, *(Path(p.target.url) for p in planned if p.target.kind is MediaKind.FILE)]
+    for index, sink in sorted(pipeline.sinks.items()):
+        if sink.enable and isinstance(sink, FileSink):
+            check_output(
+                sink.output_file, OutputKind.FILE, option=f"[sink{index}] output-file",
+                inputs=inputs,
+            )  # fmt: skip
 
 
 def _final_stage(pipeline: Pipeline) -> tuple[str, list[str]]:

@@ -13,16 +13,20 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import redis
 from prometheus_client import CollectorRegistry
 
 from heron.core import streams
-from heron.core.bus import Bus
+from heron.core.bus import BackoffSettings, Bus, BusSettings
 from heron.v1.detection_pb2 import FrameMetadata
 from heron.v1.stream_pb2 import StreamEvent
 
 log = logging.getLogger(__name__)
 
 GROUP = "heron-run"
+# The watcher gives up on Redis after a moment, so the run's loop (which restarts a private
+# Redis, and decides when one that stays away ends the run) keeps control.
+WATCHER_BACKOFF = BackoffSettings(initial_s=0.05, max_s=0.5, give_up_after_s=1.0)
 
 
 @dataclass
@@ -36,10 +40,21 @@ class StreamProgress:
     last_seen: float | None = None
 
     @property
+    def delivered(self) -> int:
+        """Frames out that ingest sent: numbers past the source's count (a stray message) are
+        not frames of this source, and must not make up for one that is missing."""
+        if self.frames_in is None:
+            return len(self.frames_out)
+        return sum(1 for n in self.frames_out if n < self.frames_in)
+
+    @property
+    def lost(self) -> int:
+        """Frames ingest sent that never left the last stage (0 until the source ended)."""
+        return 0 if self.frames_in is None else self.frames_in - self.delivered
+
+    @property
     def complete(self) -> bool:
-        if not self.ended:
-            return False
-        return self.frames_in is None or len(self.frames_out) >= self.frames_in
+        return self.ended and self.lost == 0
 
 
 @dataclass(frozen=True)
@@ -55,13 +70,15 @@ class BusWatcher:
     def __init__(
         self, redis_url: str, pipeline: str, final_stage: str, expected: list[str]
     ) -> None:
-        self.bus = Bus.from_url(redis_url, registry=CollectorRegistry())
+        settings = BusSettings(backoff=WATCHER_BACKOFF)
+        self.bus = Bus.from_url(redis_url, settings, registry=CollectorRegistry())
         self.meta_stream = streams.metadata(final_stage, pipeline)
         self.events = self.bus.consumer(streams.events(pipeline), StreamEvent, GROUP, "run")
         self.meta = self.bus.consumer(self.meta_stream, FrameMetadata, GROUP, "run")
         self.events.ensure_group()
         self.meta.ensure_group()
         self.progress: dict[str, StreamProgress] = {s: StreamProgress() for s in expected}
+        self.strays: set[str] = set()  # stream ids seen that the pipeline does not have
 
     def poll(self, block_ms: int = 200) -> list[FrameSeen]:
         seen: list[FrameSeen] = []
@@ -72,13 +89,25 @@ class BusWatcher:
             self.events.ack(events)
         deliveries = self.meta.read(count=512, block_ms=block_ms)
         for d in deliveries:
-            seen.append(self._frame(d.message, d.published_ns))
+            if (frame := self._frame(d.message, d.published_ns)) is not None:
+                seen.append(frame)
         if deliveries:
             self.meta.ack(deliveries)
         return seen
 
+    def _stream(self, stream_id: str) -> StreamProgress | None:
+        """The progress of one of the pipeline's streams; None (logged once) for any other:
+        a stray message must not count as a frame, nor hold the run open forever."""
+        p = self.progress.get(stream_id)
+        if p is None and stream_id not in self.strays:
+            self.strays.add(stream_id)
+            log.warning("stream %r is not one of the pipeline's streams: not counted", stream_id)
+        return p
+
     def _event(self, event: StreamEvent) -> None:
-        p = self.progress.setdefault(event.stream_id, StreamProgress())
+        p = self._stream(event.stream_id)
+        if p is None:
+            return
         kind = event.WhichOneof("event")
         if kind == "eos":
             p.ended, p.frames_in = True, int(event.eos.frames)
@@ -89,9 +118,11 @@ class BusWatcher:
         elif kind == "started":
             p.ended = False
 
-    def _frame(self, meta: FrameMetadata, published_ns: int | None) -> FrameSeen:
+    def _frame(self, meta: FrameMetadata, published_ns: int | None) -> FrameSeen | None:
         ref = meta.frame
-        p = self.progress.setdefault(ref.stream_id, StreamProgress())
+        p = self._stream(ref.stream_id)
+        if p is None:
+            return None
         p.frames_out.add(int(ref.frame_number))
         now = time.monotonic()
         p.first_seen = now if p.first_seen is None else p.first_seen
@@ -112,8 +143,11 @@ class BusWatcher:
 
     def downstream_drained(self, expected_groups: int) -> bool:
         """The `expected_groups` other groups on the last stage's stream (the overlay) exist and
-        have read and acknowledged everything."""
-        groups = self.bus.client.xinfo_groups(self.meta_stream.key)
+        have read and acknowledged everything (False while Redis does not answer)."""
+        try:
+            groups = self.bus.client.xinfo_groups(self.meta_stream.key)
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False
         others = 0
         for g in groups:
             name = g["name"].decode() if isinstance(g["name"], bytes) else str(g["name"])

@@ -1,4 +1,12 @@
-"""A private redis-server for one `heron run`, on a free loopback port, without persistence."""
+"""A private redis-server for one `heron run`, on a free loopback port, kept alive by the run.
+
+It keeps an append-only file in the run folder: Redis writes each command there before it
+replies, so a redis-server killed mid-run and started again by `heron run` (`restart()`) comes
+back with every stream entry, consumer group and pending message it had acknowledged. Nothing
+is fsynced per write (a power cut may lose the last second; a killed process loses nothing).
+Like the services, it gets a parent-death signal: a `heron run` killed with SIGKILL takes its
+Redis with it.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +18,11 @@ from pathlib import Path
 
 import redis
 
+from heron.run.supervisor import die_with_parent
+
 
 class RedisUnavailableError(RuntimeError):
-    """No Redis was configured and none could be started here."""
+    """No Redis was configured, or the private one could not be started (again)."""
 
 
 def free_port() -> int:
@@ -23,9 +33,9 @@ def free_port() -> int:
 
 
 class LocalRedis:
-    """`redis-server --port P --bind 127.0.0.1 --save '' --appendonly no` in `workdir`."""
+    """`redis-server --port P --bind 127.0.0.1 --appendonly yes` in `workdir`."""
 
-    def __init__(self, workdir: Path, binary: str | None = None) -> None:
+    def __init__(self, workdir: Path, binary: str | None = None, *, persist: bool = True) -> None:
         found = binary or shutil.which("redis-server")
         if found is None:
             raise RedisUnavailableError(
@@ -35,36 +45,50 @@ class LocalRedis:
             )
         self.binary = found
         self.workdir = workdir
+        self.persist = persist  # False: a restart starts empty (tests of a Redis that forgot)
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def start(self, timeout_s: float = 10.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        log = (self.workdir / "redis.log").open("ab")
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        with (self.workdir / "redis.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    self.binary,
+                    "--port", str(self.port),
+                    "--bind", "127.0.0.1",
+                    "--save", "",
+                    "--appendonly", "yes" if self.persist else "no",
+                    "--appendfsync", "everysec",
+                    "--dir", str(self.workdir),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                # A pre-resolved libc call only, as in the supervisor (safe beside threads).
+                preexec_fn=die_with_parent,  # noqa: PLW1509
+            )  # fmt: skip
+        self._wait_ready(timeout_s)
+
+    def restart(self, timeout_s: float = 30.0) -> None:
+        """Start it again on the same port and folder; it reloads its append-only file."""
+        self.stop()
+        self.restarts += 1
+        self.start(timeout_s)
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        """Until it answers PING; loading a large append-only file answers LOADING first."""
+        assert self.proc is not None
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout_s
         try:
@@ -72,7 +96,7 @@ class LocalRedis:
                 try:
                     client.ping()
                     return
-                except redis.ConnectionError:
+                except redis.ConnectionError:  # BusyLoadingError is one too
                     if self.proc.poll() is not None or time.monotonic() > deadline:
                         self.stop()
                         raise RedisUnavailableError(

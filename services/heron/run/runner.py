@@ -2,9 +2,14 @@
 
 One run: a Redis (the configured one, or a private redis-server), a run folder with every
 service's settings file and log, the services started in order, then a loop that restarts what
-crashes, prints `**PERF:` lines every `perf-measurement-interval-sec`, and ends when every source
-has ended and its last frame has passed the last stage and the sinks — or on Ctrl-C/SIGTERM.
-Everything stops in reverse order; leftover ring segments are unlinked; the private Redis stops.
+crashes (the private Redis too, which keeps its data on disk), prints `**PERF:` lines every
+`perf-measurement-interval-sec`, and ends when every source has ended and its last frame has
+passed the last stage and the sinks — or on Ctrl-C/SIGTERM. Everything stops in reverse order;
+leftover ring segments are unlinked; the private Redis stops.
+
+The exit code is 0 only when nothing was lost: a frame a source sent that never left the last
+stage, a service that failed while stopping (an unfinished recording), a Redis that stayed away
+and a service given up on each make it 1, with the reason on the terminal.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from heron.core.bus import BusUnavailableError
+from heron.core.runtime import redact_url
 from heron.run.perf import PerfMeter, PerfPrinter
 from heron.run.plan import RunOptions, RunPlan, plan_run
-from heron.run.progress import BusWatcher
-from heron.run.redis_local import LocalRedis
+from heron.run.progress import BusWatcher, FrameSeen
+from heron.run.redis_local import LocalRedis, RedisUnavailableError
 from heron.run.shm import unlink_leftovers
 from heron.run.supervisor import GaveUpError, RestartPolicy, Supervisor
 
@@ -38,6 +45,7 @@ class RunResult:
     exit_code: int
     reason: str
     frames: dict[str, int] = field(default_factory=dict)  # frames out of the last stage
+    lost: dict[str, int] = field(default_factory=dict)  # frames a source sent that never left it
     restarts: dict[str, int] = field(default_factory=dict)
     latencies_s: dict[str, list[float]] = field(default_factory=dict)
     # time.monotonic() of the first and the last frame out of the last stage, any stream
@@ -56,6 +64,8 @@ class RunRequest:
     redis_url: str | None = None  # None: start a private redis-server
     drain_timeout_s: float = 30.0  # after every source ended, longest wait without progress
     max_duration_s: float | None = None  # stop after this long (live sources, benchmarks)
+    redis_give_up_s: float = 60.0  # a Redis away this long (and not ours to restart) ends the run
+    max_redis_restarts: int = 5  # the private Redis: restarts before the run gives up on it
     on_started: Callable[[RunPlan, Supervisor], None] | None = None  # tests, benchmarks
 
 
@@ -106,14 +116,16 @@ def run_pipeline(request: RunRequest, out: Callable[[str], None] = print) -> Run
             supervisor.start()
             if request.on_started is not None:
                 request.on_started(plan, supervisor)
-            result = _loop(
+            loop = _Loop(
                 request=request,
                 plan=plan,
                 supervisor=supervisor,
                 watcher=watcher,
+                redis=redis,
                 stop=stop,
                 out=out,
             )
+            result = loop.run()
         finally:
             if supervisor is not None:
                 supervisor.stop()
@@ -124,11 +136,30 @@ def run_pipeline(request: RunRequest, out: Callable[[str], None] = print) -> Run
                 watcher.close()
             if redis is not None:
                 redis.stop()
+    if supervisor is not None:
+        _failed_while_stopping(result, plan, supervisor, out)
+        result.restarts = supervisor.restarts
     result.duration_s = time.monotonic() - started
     result.run_dir = request.run_dir
-    result.restarts = supervisor.restarts if supervisor is not None else {}
+    if redis is not None and redis.restarts:
+        result.restarts["redis-server"] = redis.restarts
     _summary(result, out)
     return result
+
+
+def _failed_while_stopping(
+    result: RunResult, plan: RunPlan, supervisor: Supervisor, out: Callable[[str], None]
+) -> None:
+    """A service that exited non-zero when asked to stop did not finish its work (the overlay
+    joins its recording then): a run that looked complete has failed after all."""
+    failed = [c for c in supervisor.children if c.stop_exit not in (None, 0)]
+    if not failed or result.exit_code != EXIT_OK:
+        return
+    for c in failed:
+        _show_log_tail(plan, c.spec.name, out)
+    names = ", ".join(f"{c.spec.name} (exit {c.stop_exit})" for c in failed)
+    result.exit_code = EXIT_FAILED
+    result.reason = f"{result.reason}, but {names} failed while stopping: see the log lines above"
 
 
 def _describe(plan: RunPlan, run_dir: Path, out: Callable[[str], None]) -> None:
@@ -139,63 +170,112 @@ def _describe(plan: RunPlan, run_dir: Path, out: Callable[[str], None]) -> None:
         out(f"warning: the config enables the {name} but heron.{name} is not installed: skipped")
 
 
-def _loop(
-    *,
-    request: RunRequest,
-    plan: RunPlan,
-    supervisor: Supervisor,
-    watcher: BusWatcher,
-    stop: _Stop,
-    out: Callable[[str], None],
-) -> RunResult:
-    now = time.monotonic()
-    meter = PerfMeter(list(plan.streams), now)
-    printer = PerfPrinter()
-    interval = plan.perf_interval_s
-    next_report = now + interval
-    last_progress = now
-    downstream = 1 if any(s.child.name == "overlay" for s in plan.services) else 0
-    deadline = None if request.max_duration_s is None else now + request.max_duration_s
-    while True:
-        if stop.signal is not None:
-            name = signal.Signals(stop.signal).name
-            return _result(EXIT_SIGNAL_BASE + stop.signal, f"stopped by {name}", watcher)
-        try:
-            supervisor.poll()
-        except GaveUpError as e:
-            _show_log_tail(plan, e.name, out)
-            return _result(EXIT_FAILED, f"gave up on {e}", watcher)
-        seen = watcher.poll(block_ms=100)
+@dataclass(kw_only=True)
+class _Loop:
+    """The supervision loop of one run: children, the private Redis, progress, perf lines."""
+
+    request: RunRequest
+    plan: RunPlan
+    supervisor: Supervisor
+    watcher: BusWatcher
+    redis: LocalRedis | None
+    stop: _Stop
+    out: Callable[[str], None]
+    away_since: float | None = None  # when the bus stopped answering the watcher
+
+    def run(self) -> RunResult:
+        request, plan, watcher = self.request, self.plan, self.watcher
         now = time.monotonic()
-        for frame in seen:
-            meter.add(frame.stream, now)
-        if seen:
-            last_progress = now
-        if plan.pipeline.application.enable_perf_measurement and now >= next_report:
-            for line in printer.lines(meter.report(now)):
-                out(line)
-            next_report = now + interval
-        if watcher.last_stage_done and watcher.downstream_drained(downstream):
-            return _result(
-                EXIT_OK, "every source ended and its last frame reached the sinks", watcher
+        meter = PerfMeter(list(plan.streams), now)
+        printer = PerfPrinter()
+        next_report = now + plan.perf_interval_s
+        last_progress = now
+        downstream = 1 if any(s.child.name == "overlay" for s in plan.services) else 0
+        deadline = None if request.max_duration_s is None else now + request.max_duration_s
+        while True:
+            if (ended := self._interrupted()) is not None:
+                return ended
+            seen = self._poll()
+            if isinstance(seen, RunResult):
+                return seen
+            now = time.monotonic()
+            for frame in seen:
+                meter.add(frame.stream, now)
+            if seen:
+                last_progress = now
+            if plan.pipeline.application.enable_perf_measurement and now >= next_report:
+                for line in printer.lines(meter.report(now)):
+                    self.out(line)
+                next_report = now + plan.perf_interval_s
+            if watcher.last_stage_done and watcher.downstream_drained(downstream):
+                return _result(
+                    EXIT_OK, "every source ended and its last frame reached the sinks", watcher
+                )
+            if deadline is not None and now >= deadline:
+                return _result(EXIT_OK, f"ran for {request.max_duration_s:g} s as asked", watcher)
+            if watcher.sources_ended and now - last_progress > request.drain_timeout_s:
+                return _result(
+                    EXIT_FAILED,
+                    f"every source ended; no frame left the last stage for "
+                    f"{request.drain_timeout_s:g} s, {_missing(watcher)}",
+                    watcher,
+                )
+
+    def _interrupted(self) -> RunResult | None:
+        """A stop signal, a child given up on, or a private Redis that will not come back."""
+        if self.stop.signal is not None:
+            name = signal.Signals(self.stop.signal).name
+            return _result(EXIT_SIGNAL_BASE + self.stop.signal, f"stopped by {name}", self.watcher)
+        try:
+            self.supervisor.poll()
+            self._keep_redis()
+        except GaveUpError as e:
+            _show_log_tail(self.plan, e.name, self.out)
+            return _result(EXIT_FAILED, f"gave up on {e}", self.watcher)
+        except RedisUnavailableError as e:
+            return _result(EXIT_FAILED, f"gave up on redis-server: {e}", self.watcher)
+        return None
+
+    def _keep_redis(self) -> None:
+        """Start the private Redis again when it died; it reloads what it had from disk."""
+        redis = self.redis
+        if redis is None or redis.alive:
+            return
+        code = redis.proc.returncode if redis.proc is not None else None
+        if redis.restarts >= self.request.max_redis_restarts:
+            raise RedisUnavailableError(
+                f"it died (exit {code}) after {redis.restarts} restart(s); see "
+                f"{redis.workdir / 'redis.log'}"
             )
-        if deadline is not None and now >= deadline:
-            return _result(EXIT_OK, f"ran for {request.max_duration_s:g} s as asked", watcher)
-        if watcher.sources_ended and now - last_progress > request.drain_timeout_s:
-            missing = _missing(watcher)
-            return _result(
-                EXIT_OK,
-                f"every source ended; no frame left the last stage for "
-                f"{request.drain_timeout_s:g} s, {missing}",
-                watcher,
-            )
+        self.out(f"redis-server died (exit {code}); starting it again with its data")
+        redis.restart()
+
+    def _poll(self) -> list[FrameSeen] | RunResult:
+        """Frames seen since the last poll; a failed result once Redis stayed away too long."""
+        try:
+            seen = self.watcher.poll(block_ms=100)
+        except BusUnavailableError as e:
+            now = time.monotonic()
+            self.away_since = self.away_since or now
+            # The private Redis is restarted by _keep_redis; one of the user's may come back.
+            if self.redis is None and now - self.away_since > self.request.redis_give_up_s:
+                url = redact_url(self.request.redis_url or "")
+                return _result(
+                    EXIT_FAILED,
+                    f"Redis at {url} did not answer for {now - self.away_since:.0f} s: {e}",
+                    self.watcher,
+                )
+            return []
+        self.away_since = None
+        return seen
 
 
 def _missing(watcher: BusWatcher) -> str:
-    parts = []
-    for stream, p in watcher.progress.items():
-        if p.frames_in is not None and len(p.frames_out) < p.frames_in:
-            parts.append(f"{stream}: {p.frames_in - len(p.frames_out)} of {p.frames_in} missing")
+    parts = [
+        f"{stream}: {p.lost} of {p.frames_in} missing"
+        for stream, p in watcher.progress.items()
+        if p.lost
+    ]
     return "; ".join(parts) or "none missing"
 
 
@@ -203,10 +283,14 @@ def _result(code: int, reason: str, watcher: BusWatcher) -> RunResult:
     progress = watcher.progress.values()
     firsts = [p.first_seen for p in progress if p.first_seen is not None]
     lasts = [p.last_seen for p in progress if p.last_seen is not None]
+    lost = {s: p.lost for s, p in watcher.progress.items() if p.lost}
+    if lost and code == EXIT_OK:  # a run is a success only when every frame made it
+        code = EXIT_FAILED
     return RunResult(
         exit_code=code,
         reason=reason,
-        frames={s: len(p.frames_out) for s, p in watcher.progress.items()},
+        frames={s: p.delivered for s, p in watcher.progress.items()},
+        lost=lost,
         latencies_s={s: list(p.latencies_s) for s, p in watcher.progress.items()},
         first_frame_at=min(firsts, default=None),
         last_frame_at=max(lasts, default=None),
@@ -241,6 +325,8 @@ def _readable(line: str) -> str:
 def _summary(result: RunResult, out: Callable[[str], None]) -> None:
     frames = ", ".join(f"{s}: {n}" for s, n in result.frames.items()) or "none"
     restarts = ", ".join(f"{s} {n}" for s, n in result.restarts.items() if n) or "none"
+    lost = ", ".join(f"{s}: {n}" for s, n in result.lost.items()) or "none"
     out(f"** {result.reason}")
     out(f"frames out of the last stage: {frames}; restarts: {restarts}")
+    out(f"frames lost: {lost}")
     out(f"run took {result.duration_s:.1f} s; exit code {result.exit_code}")

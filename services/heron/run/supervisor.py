@@ -25,11 +25,16 @@ from typing import IO
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from heron.core.runtime import EXIT_BAD_SETTINGS, EXIT_FATAL
+
 log = logging.getLogger(__name__)
 
-# A child that exits with this code was refused its settings (heron.core.runtime): starting it
-# again cannot help, so the run gives up at once.
-EXIT_BAD_SETTINGS = 2
+# A child that exits with one of these codes cannot be helped by starting it again (its
+# settings were refused, or it hit a FatalError), so the run gives up at once.
+HOPELESS = {
+    EXIT_BAD_SETTINGS: "its settings were refused; see its log",
+    EXIT_FATAL: "it failed in a way a restart cannot mend; see its log",
+}
 _PR_SET_PDEATHSIG = 1
 
 
@@ -99,6 +104,7 @@ class Child:
     fast_crashes: int = 0
     next_start_at: float = 0.0
     last_exit: int | None = None
+    stop_exit: int | None = None  # its exit code when the supervisor stopped it, if it ran then
     pids: list[int] = field(default_factory=list)  # every pid it ever had
     _log: IO[bytes] | None = None
 
@@ -118,7 +124,7 @@ def _libc_prctl() -> Callable[..., int] | None:
 _PRCTL = _libc_prctl()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: get SIGTERM when the supervisor dies, however it dies."""
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -190,7 +196,7 @@ class Supervisor:
             start_new_session=True,
             # Only a pre-resolved libc call runs between fork and exec (no Python locks are
             # taken), which is what makes preexec_fn safe beside threads here.
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
+            preexec_fn=die_with_parent,  # noqa: PLW1509
         )
         c.pids.append(c.proc.pid)
         c.state = ChildState.RUNNING
@@ -204,9 +210,9 @@ class Supervisor:
             log.info("%s finished (exit 0)", c.spec.name)
             return
         what = f"signal {-code}" if code < 0 else f"exit code {code}"
-        if code == EXIT_BAD_SETTINGS:
+        if code in HOPELESS:
             c.state = ChildState.FAILED
-            raise GaveUpError(c.spec.name, f"{what}: its settings were refused; see its log")
+            raise GaveUpError(c.spec.name, f"{what}: {HOPELESS[code]}")
         fast = now - c.started_at < self.policy.fast_crash_s
         c.fast_crashes = c.fast_crashes + 1 if fast else 0
         if c.fast_crashes >= self.policy.max_fast_crashes:
@@ -226,7 +232,8 @@ class Supervisor:
 
     def _stop_one(self, c: Child) -> None:
         proc = c.proc
-        if proc is not None and proc.poll() is None:
+        running = proc is not None and proc.poll() is None
+        if proc is not None and running:
             _signal_group(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=self.policy.stop_timeout_s)
@@ -241,6 +248,8 @@ class Supervisor:
             _signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
             c.last_exit = proc.returncode
+            if running:
+                c.stop_exit = proc.returncode
         if c.state in (ChildState.RUNNING, ChildState.BACKOFF, ChildState.PENDING):
             c.state = ChildState.STOPPED
         if c._log is not None:
