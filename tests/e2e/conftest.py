@@ -62,8 +62,10 @@ def write_app(
     loop: bool = False,
     output: Path | None = None,
     interval_s: int = 1,
+    tracker: bool = False,
 ) -> Path:
-    """A deepstream-app config: one file source, the detector, a fake or an MP4 file sink."""
+    """A deepstream-app config: one file source, the detector, a fake or an MP4 file sink,
+    optionally the IOU tracker."""
     sink = "[sink0]\nenable=1\ntype=1\n"
     if output is not None:
         sink = f"[sink0]\nenable=1\ntype=3\ncontainer=1\ncodec=1\noutput-file={output}\n"
@@ -76,6 +78,7 @@ def write_app(
         "batched-push-timeout=40000\n\n"
         f"[primary-gie]\nenable=1\nconfig-file={model_dir / 'nvinfer.txt'}\n\n"
         f"{sink}\n"
-        f"[tests]\nfile-loop={int(loop)}\n"
+        + ("[tracker]\nenable=1\nll-lib-file=/x/libnvds_mot_iou.so\n\n" if tracker else "")
+        + f"[tests]\nfile-loop={int(loop)}\n"
     )
     return path

@@ -117,6 +117,29 @@ def test_each_frame_is_in_the_resumed_recording_once_and_in_order(
     assert numbers_in(output) == list(range(numbered_clip.frames))
 
 
+@pytest.mark.parametrize("service", ["heron.inference", "heron.tracker"])
+def test_killing_inference_or_the_tracker_again_and_again_loses_nothing(
+    tmp_path: Path, model_dir: Path, clip: Clip, service: str
+) -> None:
+    output = tmp_path / "out.mp4" if has_main("heron.overlay") else None
+    config = write_app(tmp_path, model_dir, clip.path.as_uri(), output=output, tracker=True)
+    proc = heron_run(config, tmp_path / "run")
+    out = Output(proc)
+    try:
+        out.wait_for(FLOWING, timeout=90)
+        kill_repeatedly(proc.pid, service, cycles=3, every_s=1.5)
+        assert proc.wait(timeout=180) == 0, "\n".join(out.rest())
+    finally:
+        proc.kill()
+    lines = out.rest()
+    name = service.removeprefix("heron.")
+    assert any(f"restarts: {name} 3" in line for line in lines), lines
+    assert f"frames out of the last stage: source-0: {clip.frames}" in "\n".join(lines), lines
+    assert "frames lost: none" in lines, lines
+    if output is not None:
+        assert count_frames(output) == clip.frames
+
+
 def test_a_killed_redis_is_started_again_with_its_data_and_nothing_is_lost(
     tmp_path: Path, model_dir: Path, clip: Clip
 ) -> None:
