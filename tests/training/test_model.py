@@ -10,11 +10,11 @@ from heron.training.backbones import ResNetBackbone
 from heron.training.model import (
     DetectNetV2,
     PretrainedWeightsError,
-    build_model,
     freeze,
     load_pretrained,
     mobilenet_imagenet_weights,
 )
+from heron.training.network import build_model
 from heron.training.settings import Arch, ModelSettings, SettingsError
 from torchvision.models.resnet import BasicBlock
 

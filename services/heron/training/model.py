@@ -194,23 +194,3 @@ def apply_freeze_bn(model: nn.Module, freeze_bn: bool) -> None:
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.eval()
-
-
-def build_model(settings: ModelSettings, num_classes: int) -> tuple[DetectNetV2, LoadReport | None]:
-    """The network with its pretrained weights (if any) loaded and its blocks frozen.
-
-    With `load_graph` (TAO's retrain of a pruned model) the file's narrowed layers replace the
-    network `arch`/`num_layers` would build (`heron.training.prune.layout.load_graph`).
-    """
-    if settings.load_graph:
-        from heron.training.prune.layout import load_graph  # imports this module
-
-        return load_graph(settings, num_classes, settings.pretrained_model_file)
-    model = DetectNetV2(settings, num_classes)
-    report = None
-    if settings.pretrained_model_file:
-        report = load_pretrained(model, settings.pretrained_model_file)
-    elif settings.arch == "mobilenet_v2":
-        report = load_pretrained(model, mobilenet_imagenet_weights())
-    freeze(model, settings.freeze_blocks, settings.freeze_bn)
-    return model, report

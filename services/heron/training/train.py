@@ -30,7 +30,8 @@ from heron.training.distributed import Dist, setup, teardown
 from heron.training.ema import averaged, restore
 from heron.training.losses import CoverageLoss, DetectNetCost, regularization
 from heron.training.metrics_log import MetricsLog, plot_curves
-from heron.training.model import DetectNetV2, apply_freeze_bn, build_model
+from heron.training.model import DetectNetV2, apply_freeze_bn
+from heron.training.network import build_model
 from heron.training.schedule import soft_start_annealing
 from heron.training.settings import TrainingSettings
 from heron.training.targets import Rasterizer

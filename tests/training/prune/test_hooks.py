@@ -36,7 +36,7 @@ def pruned_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_build_model_with_load_graph_builds_the_pruned_network(pruned_file: Path) -> None:
-    from heron.training.model import build_model
+    from heron.training.network import build_model
 
     spec_model = replace(  # type: ignore[call-arg,unused-ignore]
         tiny_settings().model, pretrained_model_file=str(pruned_file), load_graph=True
