@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from heron.ingest.decoders import OpenRequest, decoder_for
+from heron.ingest.decoders import decoder_for
+from heron.ingest.decoding import OpenRequest
 from heron.ingest.settings import DecoderKind
 from heron.ingest.uri import parse_uri
 

@@ -26,7 +26,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from heron.ingest.decoders import OpenRequest, decoder_for
+from heron.ingest.decoders import decoder_for
+from heron.ingest.decoding import OpenRequest
 from heron.ingest.settings import DecoderKind
 from heron.ingest.uri import parse_uri
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from heron.ingest.decoders import DecodedFrame, OpenRequest, PyAvDecoder
+from heron.ingest.decoders import PyAvDecoder
+from heron.ingest.decoding import DecodedFrame, OpenRequest
 from heron.ingest.errors import SourceFailedError, SourceUnavailableError
 from heron.ingest.sources import FileSource, LiveSource, camera_options, rtsp_options, source_for
 from heron.ingest.spec import PlannedSource

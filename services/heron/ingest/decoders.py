@@ -9,43 +9,17 @@ and `SourceFailedError` for what it cannot (no video stream in the file).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from heron.ingest.decoding import DecodedFrame, Decoder, OpenRequest
 from heron.ingest.errors import SourceFailedError, SourceUnavailableError
 from heron.ingest.settings import DecoderKind
 from heron.ingest.uri import MediaKind, MediaTarget
 
 if TYPE_CHECKING:
     import av.container
-
-
-@dataclass(frozen=True)
-class OpenRequest:
-    """One attempt to open a target: its demuxer options and how long a read may block."""
-
-    target: MediaTarget
-    options: dict[str, str] = field(default_factory=dict)
-    timeout_s: float | None = None  # per open and per read; None blocks forever
-    threads: int = 0  # 0 = let FFmpeg choose
-
-
-@dataclass(frozen=True)
-class DecodedFrame:
-    image: np.ndarray  # BGR, uint8, H x W x 3
-    pts: int | None
-    time_base: Fraction | None
-
-
-class Decoder(Protocol):
-    """Opens `request.target` and yields its frames until the media ends."""
-
-    name: str
-
-    def frames(self, request: OpenRequest) -> Iterator[DecodedFrame]: ...
 
 
 def decoder_for(kind: DecoderKind) -> Decoder:

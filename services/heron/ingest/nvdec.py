@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from heron.ingest.decoders import DecodedFrame, OpenRequest
+from heron.ingest.decoding import DecodedFrame, OpenRequest
 from heron.ingest.errors import SourceFailedError, SourceUnavailableError
 from heron.ingest.uri import MediaKind
 

@@ -15,7 +15,8 @@ from heron.core import streams
 from heron.core.bus import Bus, Publisher
 from heron.core.runtime import FlagCheck, Service, ServiceContext
 from heron.ingest.backpressure import DownstreamLag, LagGate
-from heron.ingest.decoders import Decoder, decoder_for
+from heron.ingest.decoders import decoder_for
+from heron.ingest.decoding import Decoder
 from heron.ingest.metrics import IngestMetrics
 from heron.ingest.settings import Backpressure, IngestSettings
 from heron.ingest.sources import source_for

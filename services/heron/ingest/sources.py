@@ -15,7 +15,7 @@ from collections.abc import Generator
 from dataclasses import replace
 from typing import Protocol
 
-from heron.ingest.decoders import DecodedFrame, Decoder, OpenRequest
+from heron.ingest.decoding import DecodedFrame, Decoder, OpenRequest
 from heron.ingest.errors import SourceUnavailableError
 from heron.ingest.spec import PlannedSource
 from heron.ingest.uri import MediaKind

@@ -21,7 +21,7 @@ from heron.core.bus import Publisher
 from heron.core.runtime import ServiceMetrics
 from heron.ingest import events
 from heron.ingest.backpressure import LagGate
-from heron.ingest.decoders import DecodedFrame
+from heron.ingest.decoding import DecodedFrame
 from heron.ingest.errors import SourceFailedError, SourceUnavailableError
 from heron.ingest.metrics import FpsMeter, IngestMetrics
 from heron.ingest.settings import ReconnectSettings
