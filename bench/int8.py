@@ -47,7 +47,7 @@ def random_model(path: Path) -> Path:
     """DetectNet_v2 ResNet-18, 960×544, random weights, exported as `heron export` does."""
     import onnx
     import torch
-    from heron.evaluation.model_settings import SETTINGS_METADATA_KEY
+    from heron.core.model_metadata import SETTINGS_METADATA_KEY
     from heron.training.model import BBOX_NAME, COV_NAME, INPUT_NAME, DetectNetV2
     from heron.training.predict import settings_json
     from heron.training.settings import ModelSettings, TrainingSettings
@@ -174,8 +174,10 @@ def variants(
 
 
 def builds(fp32: Path, qdq: Path, calib: Path, root: Path) -> list[dict[str, Any]]:
-    from heron.engine.build import BuildOptions, build_plan, get_builder
+    from heron.engine.build import build_plan
+    from heron.engine.builders import get_builder
     from heron.engine.errors import BuilderUnavailableError
+    from heron.engine.options import BuildOptions
 
     out = []
     for precision, source in (("fp32", fp32), ("fp16", fp32), ("int8", qdq)):

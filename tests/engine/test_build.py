@@ -9,10 +9,12 @@ from types import ModuleType
 
 import onnx
 import pytest
-from heron.engine.build import BuildOptions, _logger, build_plan, get_builder, parse_network
+from heron.engine.build import _logger, build_plan, parse_network
+from heron.engine.builders import get_builder
 from heron.engine.calibrate import CalibrationResult
 from heron.engine.errors import BuildError, BuilderUnavailableError, ModelFileError, ParseError
 from heron.engine.model_info import sha256_file
+from heron.engine.options import BuildOptions
 from onnx import TensorProto, helper
 from pydantic import ValidationError
 

@@ -12,7 +12,6 @@ from heron.engine.plan_meta import (
     InputShapes,
     NodeInfo,
     PlanMetadata,
-    detect_node,
     load_plan,
     metadata_path,
     write_metadata,
@@ -117,6 +116,8 @@ def test_missing_or_corrupt_metadata_and_truncated_plans(tmp_path: Path) -> None
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this node has a GPU")
 def test_detect_node_without_a_gpu_says_so() -> None:
+    from heron.engine.node import detect_node
+
     pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is not installed")
     with pytest.raises(NoGpuError, match="no GPU 0 on this node: nvidia-smi failed"):
         detect_node("tensorrt_rtx")

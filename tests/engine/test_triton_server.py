@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from heron.engine.build import BuildOptions
 from heron.engine.model_info import read_model_info
+from heron.engine.options import BuildOptions
 from heron.engine.pipeline import build_and_publish
 
 from tests.engine.conftest import HEIGHT, WIDTH

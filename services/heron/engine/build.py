@@ -12,59 +12,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from heron.engine.builders.base import Builder
 from heron.engine.errors import BuildError, ParseError
 from heron.engine.model_info import ModelInfo, read_model_info, sha256_file
-from heron.engine.plan_meta import Flavour, InputShapes, PlanMetadata, Precision
-
-
-class BuildOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    onnx: Path = Field(description="FP32 ONNX (fp32/fp16) or the Q/DQ ONNX (int8).")
-    precision: Precision = "fp32"
-    builder: Flavour = "tensorrt_rtx"
-    calib_cache: Path | None = Field(None, description="TensorRT calibration cache (int8).")
-    targets: list[str] = Field(
-        default_factory=list, description="tensorrt_rtx targets, e.g. sm86 (default sm86, sm89)."
-    )
-    min_batch: int = Field(1, ge=1)
-    opt_batch: int = Field(4, ge=1)
-    max_batch: int = Field(16, ge=1)
-    timing_cache: Path | None = Field(None, description="tensorrt: timing cache, read and updated.")
-
-    @model_validator(mode="after")
-    def _batches_ordered(self) -> BuildOptions:
-        if not self.min_batch <= self.opt_batch <= self.max_batch:
-            raise ValueError(
-                "expected min_batch ≤ opt_batch ≤ max_batch, got "
-                f"{self.min_batch}, {self.opt_batch}, {self.max_batch}"
-            )
-        return self
-
-
-class Builder(Protocol):
-    """A TensorRT flavour: what differs between `tensorrt` and `tensorrt_rtx`."""
-
-    name: Flavour
-
-    def load(self) -> Any:
-        """The TensorRT module; BuilderUnavailableError saying how to install it."""
-
-    def network_source(self, options: BuildOptions, info: ModelInfo, workdir: Path) -> Path:
-        """The ONNX file to parse (e.g. converted to fp16 first)."""
-
-    def configure(self, trt: Any, config: Any, profile: Any, options: BuildOptions) -> None:
-        """Precision flags, calibrator, targets, timing cache."""
-
-    def finish(self, trt: Any, config: Any, options: BuildOptions) -> None:
-        """After a successful build (e.g. save the timing cache)."""
-
-    def describe(self, trt: Any, options: BuildOptions) -> dict[str, Any]:
-        """gpu_name / compute_capability or targets for the metadata."""
+from heron.engine.options import BuildOptions
+from heron.engine.plan_meta import InputShapes, PlanMetadata
 
 
 @dataclass(frozen=True)
@@ -153,20 +107,3 @@ def build_plan(options: BuildOptions, flavour: Builder) -> BuiltPlan:
         **flavour.describe(trt, options),
     )
     return BuiltPlan(plan, meta, info)
-
-
-def has_qdq(onnx_path: Path) -> bool:
-    import onnx
-
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
-
-
-def get_builder(name: Flavour) -> Builder:
-    if name == "tensorrt":
-        from heron.engine.builders.tensorrt import TensorRTBuilder
-
-        return TensorRTBuilder()
-    from heron.engine.builders.tensorrt_rtx import TensorRTRtxBuilder
-
-    return TensorRTRtxBuilder()

@@ -166,8 +166,8 @@ def build_engine(
     """Build a TensorRT engine and publish it with config.pbtxt into a Triton repository."""
     from pydantic import ValidationError
 
-    from heron.engine.build import BuildOptions
     from heron.engine.errors import EngineError
+    from heron.engine.options import BuildOptions
     from heron.engine.pipeline import build_and_publish
     from heron.engine.plan_meta import read_metadata
 

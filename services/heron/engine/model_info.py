@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from heron.core.model_metadata import SETTINGS_METADATA_KEY
 from heron.engine.errors import ModelFileError
-from heron.evaluation.model_settings import SETTINGS_METADATA_KEY
 
 if TYPE_CHECKING:
     import onnx

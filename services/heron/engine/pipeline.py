@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from heron.engine.accuracy import VariantReport
-from heron.engine.build import BuildOptions, build_plan, get_builder
+from heron.engine.build import build_plan
+from heron.engine.builders import get_builder
 from heron.engine.calibrate import CalibrationOptions, CalibrationResult, calibrate
 from heron.engine.model_info import read_model_info
+from heron.engine.options import BuildOptions
 
 
 @dataclass(frozen=True)

@@ -120,21 +120,6 @@ def check_compatible(plan: Path, meta: PlanMetadata, node: NodeInfo) -> None:
         )
 
 
-def detect_node(flavour: Flavour, gpu: int = 0) -> NodeInfo:
-    """This node's NodeInfo: the installed TensorRT flavour's version and GPU `gpu`."""
-    from heron.engine.build import get_builder
-    from heron.engine.gpu import gpu_info
-
-    trt = get_builder(flavour).load()
-    name, capability = gpu_info(gpu)
-    return NodeInfo(
-        flavour=flavour,
-        trt_version=str(trt.__version__),
-        gpu_name=name,
-        compute_capability=capability,
-    )
-
-
 def load_plan(plan: Path, node: NodeInfo) -> bytes:
     """The plan's bytes after the metadata check; PlanMismatchError before any deserialisation."""
     meta = read_metadata(plan)

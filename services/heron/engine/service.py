@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from heron.core.runtime.settings import ServiceSettings, SettingsError, load_settings
-from heron.engine.build import BuildOptions
 from heron.engine.calibrate import CalibrationOptions
 from heron.engine.errors import EngineError
+from heron.engine.options import BuildOptions
 from heron.engine.plan_meta import Flavour, Precision
 
 log = logging.getLogger("heron.engine")

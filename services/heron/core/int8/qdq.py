@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     import onnx
 
 QUANTIZATION_METADATA_KEY = "heron.quantization"
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+
+
+def has_qdq(model: onnx.ModelProto) -> bool:
+    """The graph is explicitly quantised: INT8 travels as Q/DQ nodes (TensorRT's explicit mode,
+    ONNX Runtime's QDQ format)."""
+    return any(n.op_type in QDQ_OPS for n in model.graph.node)
 
 
 def activation_tensors(model: onnx.ModelProto) -> list[str]:

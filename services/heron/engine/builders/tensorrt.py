@@ -14,10 +14,11 @@ from typing import Any
 
 from heron.core.int8 import calib_cache
 from heron.core.int8.calib_cache import Algorithm
-from heron.engine.build import BuildOptions, has_qdq
+from heron.engine.builders.base import file_has_qdq
 from heron.engine.errors import BuildError, BuilderUnavailableError, CalibCacheError
 from heron.engine.gpu import gpu_info
 from heron.engine.model_info import ModelInfo
+from heron.engine.options import BuildOptions
 from heron.engine.plan_meta import Flavour
 
 
@@ -40,7 +41,11 @@ class TensorRTBuilder:
             raise BuildError(
                 "--targets is for tensorrt_rtx; the tensorrt builder builds for the GPU it runs on"
             )
-        if options.precision == "int8" and not has_qdq(options.onnx) and not options.calib_cache:
+        if (
+            options.precision == "int8"
+            and not file_has_qdq(options.onnx)
+            and not options.calib_cache
+        ):
             raise BuildError(
                 f"{options.onnx}: int8 needs the Q/DQ model or --calib-cache calibration.bin"
             )
@@ -51,7 +56,7 @@ class TensorRTBuilder:
             config.set_flag(trt.BuilderFlag.FP16)  # int8: layers without int8 kernels use fp16
         if options.precision == "int8":
             config.set_flag(trt.BuilderFlag.INT8)
-            if not has_qdq(options.onnx) and options.calib_cache is not None:
+            if not file_has_qdq(options.onnx) and options.calib_cache is not None:
                 config.int8_calibrator = cache_calibrator(trt, options.calib_cache)
                 config.set_calibration_profile(profile)
         if options.timing_cache is not None:

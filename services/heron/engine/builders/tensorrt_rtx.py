@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from heron.engine.build import BuildOptions, has_qdq
+from heron.engine.builders.base import file_has_qdq
 from heron.engine.errors import BuildError, BuilderUnavailableError
 from heron.engine.model_info import ModelInfo
+from heron.engine.options import BuildOptions
 from heron.engine.plan_meta import Flavour
 
 PIN = "tensorrt-rtx-cu12==1.7.1.116"
@@ -44,7 +45,7 @@ class TensorRTRtxBuilder:
         return targets
 
     def network_source(self, options: BuildOptions, info: ModelInfo, workdir: Path) -> Path:
-        qdq = has_qdq(options.onnx)
+        qdq = file_has_qdq(options.onnx)
         if options.precision == "int8":
             if not qdq:
                 raise BuildError(

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from heron.core.config.nvinfer_models import InferProperty, NetworkMode
 from heron.core.int8 import calib_cache
+from heron.core.int8.qdq import has_qdq as has_qdq_graph
 from heron.inference.errors import ModelMismatchError
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def has_qdq(onnx_file: Path) -> bool:
         model = onnx.load(str(onnx_file), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError and friends for a broken file
         raise ModelMismatchError(f"ONNX model {onnx_file}: cannot load: {e}") from e
-    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+    return has_qdq_graph(model)
 
 
 def quantize_with_cache(onnx_file: Path, calib_file: Path, cache_dir: Path | None) -> Quantized:
