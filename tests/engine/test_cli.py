@@ -26,7 +26,7 @@ def trained_layout_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     exported as heron.training.export does."""
     import onnx
     import torch
-    from heron.evaluation.model_settings import SETTINGS_METADATA_KEY
+    from heron.core.model_metadata import SETTINGS_METADATA_KEY
     from heron.training.model import BBOX_NAME, COV_NAME, INPUT_NAME, DetectNetV2
     from heron.training.predict import settings_json
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import onnx
 import pytest
+from heron.core.model_metadata import SETTINGS_METADATA_KEY
 from heron.engine.errors import ModelFileError
 from heron.engine.model_info import read_model_info
-from heron.evaluation.model_settings import SETTINGS_METADATA_KEY
 from onnx import TensorProto, helper
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from heron.core.model_metadata import SETTINGS_METADATA_KEY
 from heron.evaluation import model_settings
 from heron.evaluation.model_settings import (
     ClusterSettings,
@@ -53,7 +54,7 @@ def committed_settings() -> TrainingSettings:
     if not COMMITTED_ONNX.is_file():
         pytest.skip(f"{COMMITTED_ONNX} is absent")
     meta = {p.key: p.value for p in onnx.load(str(COMMITTED_ONNX)).metadata_props}
-    return TrainingSettings.from_dict(json.loads(meta[model_settings.SETTINGS_METADATA_KEY]))
+    return TrainingSettings.from_dict(json.loads(meta[SETTINGS_METADATA_KEY]))
 
 
 CASES = {

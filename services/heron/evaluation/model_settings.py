@@ -21,13 +21,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
+from heron.core.model_metadata import SETTINGS_METADATA_KEY
+
 if TYPE_CHECKING:
     from heron.evaluation.ap.config import EvaluationConfig
     from heron.postprocess.grid import BBoxCoding
     from heron.postprocess.params import ClusterParams
 
-SETTINGS_METADATA_KEY = "heron.settings"
-"""The ONNX metadata entry `heron export` writes the training settings into."""
 INPUT_NAME = "input_1"
 COV_NAME = "output_cov/Sigmoid"
 BBOX_NAME = "output_bbox/BiasAdd"

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from heron.core.config.nvinfer_models import CLUSTER_MODES, NvInferConfig
-from heron.evaluation.model_settings import SETTINGS_METADATA_KEY
+from heron.core.model_metadata import SETTINGS_METADATA_KEY
 from heron.inference.backends.base import FloatArray, ModelInfo
 from heron.inference.errors import ModelMismatchError
 from heron.postprocess import (

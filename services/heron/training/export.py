@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.jit import TracerWarning  # type: ignore[attr-defined]
 
-from heron.evaluation.model_settings import SETTINGS_METADATA_KEY
+from heron.core.model_metadata import SETTINGS_METADATA_KEY
 from heron.training.model import BBOX_NAME, COV_NAME, INPUT_NAME, DetectNetV2
 from heron.training.predict import OnnxRunner, load_batch, settings_json
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
+from heron.core.model_metadata import SETTINGS_METADATA_KEY
 from heron.evaluation.images import read_image, resize
-from heron.evaluation.model_settings import SETTINGS_METADATA_KEY
 from heron.training.settings import SettingsError, TrainingSettings
 
 if TYPE_CHECKING:
