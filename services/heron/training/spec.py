@@ -2,7 +2,7 @@
 
 The one place training reads the protobuf. TAO's rule for absent fields is proto3's (zero);
 where TAO's own loader would refuse a zero (zoom, learning rates, batch size) the spec
-checker (`heron.core.config.tao_checks`) has already refused the spec, and where a zero is
+checker (`heron.core.config.tao.checks`) has already refused the spec, and where a zero is
 legal but useless to us the dataclass default stands (documented in docs/training.md).
 """
 
@@ -44,7 +44,7 @@ def _present(message: Any, names: tuple[str, ...]) -> dict[str, Any]:
 
 def from_experiment(spec: Experiment, base_dir: Path | None = None) -> TrainingSettings:
     """Build checked settings; relative pretrained paths resolve against `base_dir`."""
-    from heron.core.config import tao_defaults  # protobuf only here
+    from heron.core.config.tao import defaults as tao_defaults  # protobuf only here
 
     classes = tuple(tao_defaults.output_classes(spec))
     raster = {}

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import yaml
 from google.protobuf import text_format
-from heron.core.config import tao_defaults
 from heron.core.config.diagnostics import ConfigError, Diagnostics, Severity
 from heron.core.config.tao import (
     REDACTED,
@@ -18,7 +17,8 @@ from heron.core.config.tao import (
     load_experiment_spec,
     spec_to_dict,
 )
-from heron.core.config.tao_text import parse_text
+from heron.core.config.tao import defaults as tao_defaults
+from heron.core.config.tao.text_format import parse_text
 from heron.v1.tao import dataset_export_config_pb2, experiment_pb2
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "tao"

@@ -9,7 +9,7 @@ is a `Diagnostic` with `file:line` and the field path, and any error raises `Con
     spec.message.training_config.batch_size_per_gpu      # a heron.v1.tao.Experiment
     spec_to_dict(spec.message)                           # TAO field names, secrets redacted
 
-What training code should use when a field is absent lives in `heron.core.config.tao_defaults`.
+What training code should use when a field is absent lives in `heron.core.config.tao.defaults`.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
-from heron.core.config import tao_text, tao_yaml
 from heron.core.config.diagnostics import ConfigError, Diagnostic, Diagnostics, Severity, closest
-from heron.core.config.tao_checks import Checker, check_dataset_convert, check_experiment
-from heron.core.config.tao_paths import SECRET_FIELDS, descriptor_of
+from heron.core.config.tao import text_format, yaml_format
+from heron.core.config.tao.checks import Checker, check_dataset_convert, check_experiment
+from heron.core.config.tao.paths import SECRET_FIELDS, descriptor_of
 from heron.v1.tao import dataset_export_config_pb2, experiment_pb2
 
 SpecKind = Literal["experiment", "dataset_convert"]
@@ -99,9 +99,9 @@ def top_level_names(path: str | Path) -> list[str]:
 
 def _top_level(path: Path, text: str) -> list[str]:
     if not _is_yaml(path):
-        return tao_text.top_level_names(text)
+        return text_format.top_level_names(text)
     diags = Diagnostics()
-    names = tao_yaml.top_level_names(tao_yaml.compose(text, path, diags))
+    names = yaml_format.top_level_names(yaml_format.compose(text, path, diags))
     diags.raise_if_errors()
     return names
 
@@ -124,7 +124,7 @@ def check_inference_spec(path: str | Path) -> list[Diagnostic]:
         raise ConfigError([Diagnostic(Severity.ERROR, path, 1, f"{message}; found {found}")])
     if not _is_yaml(path):
         diags = Diagnostics()
-        tao_text.check_syntax(text, path, diags)
+        text_format.check_syntax(text, path, diags)
         diags.raise_if_errors()
     return [Diagnostic(Severity.WARNING, path, 1, INFERENCE_SPEC_NOTE, "inferencer_config")]
 
@@ -166,9 +166,9 @@ def _load(path: Path, kind: SpecKind, check_paths: bool, text: str | None = None
         else dataset_export_config_pb2.DatasetExportConfig()
     )
     if _is_yaml(path):
-        lines = tao_yaml.parse_yaml(tao_yaml.compose(text, path, diags), message, path, diags)
+        lines = yaml_format.parse_yaml(yaml_format.compose(text, path, diags), message, path, diags)
     else:
-        lines = tao_text.parse_text(text, message, path, diags)
+        lines = text_format.parse_text(text, message, path, diags)
     diags.raise_if_errors()
     _check(message, Checker(path, lines, diags), check_paths)
     diags.raise_if_errors()

@@ -19,7 +19,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from heron.core.config.diagnostics import Diagnostics, closest
-from heron.core.config.tao_paths import (
+from heron.core.config.tao.paths import (
     FieldLines,
     child,
     descriptor_of,

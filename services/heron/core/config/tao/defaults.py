@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from heron.core.config.tao_checks import STRIDE
+from heron.core.config.tao.checks import STRIDE
 from heron.v1.tao import experiment_pb2, postprocessing_config_pb2
 
 T = TypeVar("T")

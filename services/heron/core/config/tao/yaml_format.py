@@ -19,7 +19,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from heron.core.config.diagnostics import Diagnostics, closest
-from heron.core.config.tao_paths import (
+from heron.core.config.tao.paths import (
     SECRET_FIELDS,
     FieldLines,
     child,
@@ -27,7 +27,7 @@ from heron.core.config.tao_paths import (
     indexed,
     keyed,
 )
-from heron.core.config.tao_text import KNOWN_MISTAKES
+from heron.core.config.tao.text_format import KNOWN_MISTAKES
 
 _FD = FieldDescriptor
 _INTS = {_FD.TYPE_INT32, _FD.TYPE_INT64, _FD.TYPE_SINT32, _FD.TYPE_SINT64, _FD.TYPE_SFIXED32}

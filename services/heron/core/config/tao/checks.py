@@ -15,7 +15,7 @@ from pathlib import Path
 from google.protobuf.message import Message
 
 from heron.core.config.diagnostics import Diagnostics
-from heron.core.config.tao_paths import FieldLines, keyed
+from heron.core.config.tao.paths import FieldLines, keyed
 from heron.v1.tao import (
     augmentation_config_pb2,
     dataset_export_config_pb2,
