@@ -214,8 +214,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "int8.json")
     args = parser.parse_args()
     from heron.engine.accuracy import evaluate_ap
-    from heron.engine.calibrate import CalibrationOptions
     from heron.engine.model_info import sha256_file
+    from heron.engine.options import CalibrationOptions
     from heron.engine.pipeline import calibrate_and_compare
 
     if not DATA.is_dir():

@@ -8,7 +8,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from heron.engine.calibrate import CalibrationOptions, CalibrationResult, Method, calibrate
+from heron.engine.calibrate import CalibrationResult, calibrate
+from heron.engine.options import CalibrationOptions, Method
 
 from tests.inference.detector import build_detector, export_detector
 

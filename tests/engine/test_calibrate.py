@@ -10,16 +10,11 @@ import pytest
 from heron.core.int8 import calib_cache
 from heron.core.int8.calib_cache import Algorithm
 from heron.core.int8.qdq import QUANTIZATION_METADATA_KEY, activation_tensors
-from heron.engine.calibrate import (
-    MIN_RECOVERED,
-    CalibrationOptions,
-    CalibrationResult,
-    Method,
-    calibrate,
-)
+from heron.engine.calibrate import MIN_RECOVERED, CalibrationResult, calibrate
 from heron.engine.errors import CalibrationError
 from heron.engine.images import load_batch
 from heron.engine.model_info import load_onnx
+from heron.engine.options import CalibrationOptions, Method
 
 from tests.engine.conftest import HEIGHT, WIDTH
 

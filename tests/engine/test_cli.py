@@ -187,3 +187,18 @@ def test_job_refuses_bad_requests(yaml: str, code: int, tmp_path: Path) -> None:
     settings = tmp_path / "engine.yaml"
     settings.write_text(yaml)
     assert main(["--config", str(settings)]) == code
+
+
+def test_the_engine_commands_take_their_defaults_from_the_options_models() -> None:
+    from heron.cli.main import app
+    from heron.core.options import field_default
+    from heron.engine.options import BuildOptions, CalibrationOptions
+
+    runner = CliRunner()
+    wide = {"COLUMNS": "300"}  # rich wraps help text to the terminal
+    build = runner.invoke(app, ["build-engine", "--help"], env=wide).output
+    for name in ("min_batch", "opt_batch", "max_batch", "precision"):
+        assert f"(default: {field_default(BuildOptions, name)})" in build, name
+    calibrate = runner.invoke(app, ["calibrate", "--help"], env=wide).output
+    for name in ("batches", "batch_size", "percentile", "keep_fp_max"):
+        assert f"(default: {field_default(CalibrationOptions, name)})" in calibrate, name

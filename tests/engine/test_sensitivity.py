@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 from heron.core.int8.qdq import QdqVariant, quantize, save_ranges
-from heron.engine.calibrate import CalibrationOptions, collect_histograms
+from heron.engine.calibrate import collect_histograms
 from heron.engine.model_info import read_model_info
+from heron.engine.options import CalibrationOptions
 from heron.engine.sensitivity import (
     LayerSensitivity,
     SensitivityReport,

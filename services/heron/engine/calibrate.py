@@ -14,18 +14,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from heron.core.int8.calib_cache import DEFAULT_TRT_VERSION, Algorithm, CalibrationCache
+from heron.core.int8.calib_cache import Algorithm, CalibrationCache
 from heron.core.int8.qdq import activation_tensors
 from heron.core.outputs import staged_folder
 from heron.engine.errors import CalibrationError
 from heron.engine.images import image_files, load_batch
 from heron.engine.model_info import ModelInfo, load_onnx, read_model_info
+from heron.engine.options import CalibrationOptions, Method
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,12 +38,6 @@ CPU_FILE = "model.int8.u8s8.onnx"  # uint8 activations, for ONNX Runtime on CPU
 OUTPUT_FILES = (CACHE_FILE, RANGES_FILE, QDQ_FILE, CPU_FILE)  # what OUTPUT receives
 
 
-class Method(StrEnum):
-    ENTROPY = "entropy"
-    PERCENTILE = "percentile"
-    MINMAX = "minmax"
-
-
 # The TensorRT calibrator whose name heads the cache. TensorRT has no percentile calibrator;
 # its legacy calibrator is the quantile-based one.
 TRT_ALGORITHM = {
@@ -53,48 +45,6 @@ TRT_ALGORITHM = {
     Method.PERCENTILE: Algorithm.LEGACY,
     Method.MINMAX: Algorithm.MINMAX,
 }
-
-
-class CalibrationOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    images: Path = Field(description="Folder of calibration images (or a KITTI folder).")
-    batches: int = Field(40, ge=1, description="Batches to calibrate on.")
-    batch_size: int = Field(8, ge=1, le=256, description="Images per batch.")
-    method: Method = Field(Method.ENTROPY, description="How ranges are chosen from activations.")
-    percentile: float = Field(
-        99.999, gt=50.0, le=100.0, description="Share of |x| kept by the percentile method."
-    )
-    keep_fp: Literal["auto", "none"] | tuple[str, ...] = Field(
-        "auto",
-        description="Layers the TensorRT Q/DQ model leaves in float: `auto` (the most "
-        "sensitive, measured), `none`, or node names.",
-    )
-    keep_fp_max: int = Field(3, ge=0, description="Most layers `auto` keeps in float.")
-    sensitivity_images: int = Field(
-        16,
-        ge=1,
-        description="Images `auto` measures the layers on, spread evenly over all batches: the "
-        "first batch alone let one scene choose the layers.",
-    )
-    trt_version: int = Field(
-        DEFAULT_TRT_VERSION, ge=1, description="TensorRT version written in the cache header."
-    )
-    cache_calibrator: Algorithm | None = Field(
-        None,
-        description="Calibrator named in the cache header; None: the method's own. TensorRT "
-        "reads a cache only into a calibrator of that name, and DeepStream's nvinfer always "
-        "uses EntropyCalibration2, so a percentile or minmax cache for nvinfer needs that "
-        "header (the scales are the method's either way).",
-    )
-
-    @field_validator("keep_fp", mode="before")
-    @classmethod
-    def _split_names(cls, value: object) -> object:
-        """`auto`, `none` or `a,b,c` (the CLI's form) as well as a list of names."""
-        if isinstance(value, str) and value not in ("auto", "none"):
-            return tuple(n.strip() for n in value.split(",") if n.strip())
-        return value
 
 
 # `auto` keeps a layer only when leaving it float removes at least this share of the all-INT8

@@ -1,6 +1,7 @@
 """`heron calibrate` and `heron build-engine` (mounted at the top level, as TAO's commands are).
 
-Only typer and rich load here; onnx, onnxruntime and TensorRT load inside the commands.
+Only typer, rich and the options models load here; onnx, onnxruntime and TensorRT load inside
+the commands. Each option's default is its model's (heron.core.options).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from heron.core.options import field_help, given
 from heron.core.outputs import OutputKind, OutputPathError, atomic_file, check_output
+from heron.engine.options import BuildOptions, CalibrationOptions
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -42,33 +45,41 @@ def _check_outputs(*outputs: tuple[Path, OutputKind, str], inputs: tuple[Path | 
 def calibrate(
     *,
     model: Annotated[Path, typer.Option("--model", "-m", help="FP32 ONNX (heron export).")],
-    images: Annotated[Path, typer.Option(help="Calibration image folder (or KITTI folder).")],
+    images: Annotated[Path, typer.Option(help=field_help(CalibrationOptions, "images"))],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
-    batches: Annotated[int, typer.Option(min=1, help="Batches to calibrate on.")] = 40,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 8,
-    method: Annotated[str, typer.Option(help="entropy, percentile or minmax.")] = "entropy",
+    batches: Annotated[
+        int | None, typer.Option(min=1, help=field_help(CalibrationOptions, "batches"))
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help=field_help(CalibrationOptions, "batch_size"))
+    ] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(help=field_help(CalibrationOptions, "method", "entropy, percentile, minmax.")),
+    ] = None,
     percentile: Annotated[
-        float, typer.Option(help="Percentile of |x| kept by --method percentile.")
-    ] = 99.999,
-    keep_fp: Annotated[
-        str,
-        typer.Option(
-            help="Layers the TensorRT Q/DQ model leaves in float: auto (the most sensitive, "
-            "measured), none, or node names separated by commas."
-        ),
-    ] = "auto",
-    keep_fp_max: Annotated[int, typer.Option(min=0, help="Most layers auto keeps float.")] = 3,
+        float | None, typer.Option(help=field_help(CalibrationOptions, "percentile"))
+    ] = None,
+    keep_fp: Annotated[str | None, typer.Option(help=field_help(CalibrationOptions, "keep_fp"))] = (
+        None
+    ),
+    keep_fp_max: Annotated[
+        int | None, typer.Option(min=0, help=field_help(CalibrationOptions, "keep_fp_max"))
+    ] = None,
     cache_calibrator: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Calibrator the cache header names: method (the method's own), or "
-            "EntropyCalibration2 — what DeepStream's nvinfer reads — MinMaxCalibration, "
-            "LegacyCalibration."
+            help=field_help(
+                CalibrationOptions,
+                "cache_calibrator",
+                "EntropyCalibration2 (what nvinfer reads), MinMaxCalibration, LegacyCalibration.",
+            )
         ),
-    ] = "method",
+    ] = None,
     sensitivity_images: Annotated[
-        int, typer.Option(min=1, help="Images auto measures layers on, spread over all batches.")
-    ] = 16,
+        int | None,
+        typer.Option(min=1, help=field_help(CalibrationOptions, "sensitivity_images")),
+    ] = None,
     eval_data: Annotated[
         Path | None, typer.Option(help="KITTI validation folder: compare INT8 AP with FP32.")
     ] = None,
@@ -83,7 +94,7 @@ def calibrate(
     from rich.progress import Progress
 
     from heron.engine.accuracy import check_gate
-    from heron.engine.calibrate import OUTPUT_FILES, CalibrationOptions
+    from heron.engine.calibrate import OUTPUT_FILES
     from heron.engine.errors import EngineError
     from heron.engine.pipeline import calibrate_and_compare
 
@@ -98,17 +109,17 @@ def calibrate(
     _check_outputs(*outputs, inputs=(model, images, eval_data))
     try:
         options = CalibrationOptions.model_validate(
-            {
-                "images": images,
-                "batches": batches,
-                "batch_size": batch_size,
-                "method": method,
-                "percentile": percentile,
-                "keep_fp": keep_fp,
-                "keep_fp_max": keep_fp_max,
-                "sensitivity_images": sensitivity_images,
-                "cache_calibrator": None if cache_calibrator == "method" else cache_calibrator,
-            }
+            given(
+                images=images,
+                batches=batches,
+                batch_size=batch_size,
+                method=method,
+                percentile=percentile,
+                keep_fp=keep_fp,
+                keep_fp_max=keep_fp_max,
+                sensitivity_images=sensitivity_images,
+                cache_calibrator=cache_calibrator,
+            )
         )
     except ValidationError as e:
         raise _fail(f"invalid option: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
@@ -146,46 +157,54 @@ def calibrate(
 @app.command("build-engine")
 def build_engine(
     *,
-    onnx: Annotated[Path, typer.Option(help="ONNX: FP32 (fp32/fp16) or Q/DQ (int8).")],
+    onnx: Annotated[Path, typer.Option(help=field_help(BuildOptions, "onnx"))],
     output: Annotated[Path, typer.Option("--output", "-o", help="Triton model repository.")],
-    precision: Annotated[str, typer.Option(help="fp32, fp16 or int8.")] = "fp32",
-    calib_cache: Annotated[
-        Path | None, typer.Option(help="calibration.bin (tensorrt int8 without Q/DQ).")
+    precision: Annotated[
+        str | None, typer.Option(help=field_help(BuildOptions, "precision"))
     ] = None,
-    builder: Annotated[str, typer.Option(help="tensorrt (on its GPU) or tensorrt_rtx.")] = (
-        "tensorrt_rtx"
-    ),
-    targets: Annotated[str, typer.Option(help="tensorrt_rtx targets, e.g. sm86,sm89.")] = "",
-    min_batch: Annotated[int, typer.Option(min=1)] = 1,
-    opt_batch: Annotated[int, typer.Option(min=1)] = 4,
-    max_batch: Annotated[int, typer.Option(min=1)] = 16,
+    calib_cache: Annotated[
+        Path | None, typer.Option(help=field_help(BuildOptions, "calib_cache"))
+    ] = None,
+    builder: Annotated[str | None, typer.Option(help=field_help(BuildOptions, "builder"))] = None,
+    targets: Annotated[str | None, typer.Option(help=field_help(BuildOptions, "targets"))] = None,
+    min_batch: Annotated[
+        int | None, typer.Option(min=1, help=field_help(BuildOptions, "min_batch"))
+    ] = None,
+    opt_batch: Annotated[
+        int | None, typer.Option(min=1, help=field_help(BuildOptions, "opt_batch"))
+    ] = None,
+    max_batch: Annotated[
+        int | None, typer.Option(min=1, help=field_help(BuildOptions, "max_batch"))
+    ] = None,
     model_name: Annotated[str, typer.Option(help="Model name in the repository.")] = "detector",
     version: Annotated[int | None, typer.Option(min=1, help="Default: the next version.")] = None,
-    timing_cache: Annotated[Path | None, typer.Option(help="tensorrt timing cache file.")] = None,
+    timing_cache: Annotated[
+        Path | None, typer.Option(help=field_help(BuildOptions, "timing_cache"))
+    ] = None,
 ) -> None:
     """Build a TensorRT engine and publish it with config.pbtxt into a Triton repository."""
     from pydantic import ValidationError
 
     from heron.engine.errors import EngineError
-    from heron.engine.options import BuildOptions
     from heron.engine.pipeline import build_and_publish
     from heron.engine.plan_meta import read_metadata
 
     # A repository grows: other models and versions stay, and it may hold the inputs.
     _check_outputs((output, OutputKind.PARENT_FOLDER, "--output"), inputs=(onnx, calib_cache))
+    names = None if targets is None else [t.strip() for t in targets.split(",") if t.strip()]
     try:
         options = BuildOptions.model_validate(
-            {
-                "onnx": onnx,
-                "precision": precision,
-                "builder": builder,
-                "calib_cache": calib_cache,
-                "targets": [t.strip() for t in targets.split(",") if t.strip()],
-                "min_batch": min_batch,
-                "opt_batch": opt_batch,
-                "max_batch": max_batch,
-                "timing_cache": timing_cache,
-            }
+            given(
+                onnx=onnx,
+                precision=precision,
+                builder=builder,
+                calib_cache=calib_cache,
+                targets=names,
+                min_batch=min_batch,
+                opt_batch=opt_batch,
+                max_batch=max_batch,
+                timing_cache=timing_cache,
+            )
         )
     except ValidationError as e:
         first = e.errors()[0]

@@ -1,11 +1,15 @@
-"""What one engine build is asked for: the model, precision, flavour, targets and batch profile."""
+"""What calibration and an engine build are asked for: the options the CLI, the engine Job and
+the benchmarks all validate, each default in one place."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from heron.core.int8.calib_cache import DEFAULT_TRT_VERSION, Algorithm
 from heron.engine.plan_meta import Flavour, Precision
 
 
@@ -13,15 +17,22 @@ class BuildOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     onnx: Path = Field(description="FP32 ONNX (fp32/fp16) or the Q/DQ ONNX (int8).")
-    precision: Precision = "fp32"
-    builder: Flavour = "tensorrt_rtx"
-    calib_cache: Path | None = Field(None, description="TensorRT calibration cache (int8).")
-    targets: list[str] = Field(
-        default_factory=list, description="tensorrt_rtx targets, e.g. sm86 (default sm86, sm89)."
+    precision: Precision = Field("fp32", description="fp32, fp16 or int8.")
+    builder: Flavour = Field(
+        "tensorrt_rtx",
+        description="tensorrt (builds on the GPU it runs on) or tensorrt_rtx (ahead of time, "
+        "on the CPU).",
     )
-    min_batch: int = Field(1, ge=1)
-    opt_batch: int = Field(4, ge=1)
-    max_batch: int = Field(16, ge=1)
+    calib_cache: Path | None = Field(
+        None, description="TensorRT calibration cache (int8 without a Q/DQ model)."
+    )
+    targets: list[str] = Field(
+        default_factory=list,
+        description="tensorrt_rtx targets, e.g. sm86,sm89 (none given: sm86 and sm89).",
+    )
+    min_batch: int = Field(1, ge=1, description="Smallest batch of the optimisation profile.")
+    opt_batch: int = Field(4, ge=1, description="Batch TensorRT tunes for; a preferred batch.")
+    max_batch: int = Field(16, ge=1, description="Largest batch; Triton's max_batch_size.")
     timing_cache: Path | None = Field(None, description="tensorrt: timing cache, read and updated.")
 
     @model_validator(mode="after")
@@ -32,3 +43,51 @@ class BuildOptions(BaseModel):
                 f"{self.min_batch}, {self.opt_batch}, {self.max_batch}"
             )
         return self
+
+
+class Method(StrEnum):
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
+    MINMAX = "minmax"
+
+
+class CalibrationOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    images: Path = Field(description="Folder of calibration images (or a KITTI folder).")
+    batches: int = Field(40, ge=1, description="Batches to calibrate on.")
+    batch_size: int = Field(8, ge=1, le=256, description="Images per batch.")
+    method: Method = Field(Method.ENTROPY, description="How ranges are chosen from activations.")
+    percentile: float = Field(
+        99.999, gt=50.0, le=100.0, description="Share of |x| kept by the percentile method."
+    )
+    keep_fp: Literal["auto", "none"] | tuple[str, ...] = Field(
+        "auto",
+        description="Layers the TensorRT Q/DQ model leaves in float: `auto` (the most "
+        "sensitive, measured), `none`, or node names separated by commas.",
+    )
+    keep_fp_max: int = Field(3, ge=0, description="Most layers `auto` keeps in float.")
+    sensitivity_images: int = Field(
+        16,
+        ge=1,
+        description="Images `auto` measures the layers on, spread evenly over all batches: the "
+        "first batch alone let one scene choose the layers.",
+    )
+    trt_version: int = Field(
+        DEFAULT_TRT_VERSION, ge=1, description="TensorRT version written in the cache header."
+    )
+    cache_calibrator: Algorithm | None = Field(
+        None,
+        description="Calibrator named in the cache header; None: the method's own. TensorRT "
+        "reads a cache only into a calibrator of that name, and DeepStream's nvinfer always "
+        "uses EntropyCalibration2, so a percentile or minmax cache for nvinfer needs that "
+        "header (the scales are the method's either way).",
+    )
+
+    @field_validator("keep_fp", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        """`auto`, `none` or `a,b,c` (the CLI's form) as well as a list of names."""
+        if isinstance(value, str) and value not in ("auto", "none"):
+            return tuple(n.strip() for n in value.split(",") if n.strip())
+        return value

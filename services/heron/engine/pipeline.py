@@ -10,9 +10,9 @@ from typing import Any
 from heron.engine.accuracy import VariantReport
 from heron.engine.build import build_plan
 from heron.engine.builders import get_builder
-from heron.engine.calibrate import CalibrationOptions, CalibrationResult, calibrate
+from heron.engine.calibrate import CalibrationResult, calibrate
 from heron.engine.model_info import read_model_info
-from heron.engine.options import BuildOptions
+from heron.engine.options import BuildOptions, CalibrationOptions
 
 
 @dataclass(frozen=True)

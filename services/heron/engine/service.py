@@ -17,10 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from heron.core.options import field_default
 from heron.core.runtime.settings import ServiceSettings, SettingsError, load_settings
-from heron.engine.calibrate import CalibrationOptions
 from heron.engine.errors import EngineError
-from heron.engine.options import BuildOptions
+from heron.engine.options import BuildOptions, CalibrationOptions
 from heron.engine.plan_meta import Flavour, Precision
 
 log = logging.getLogger("heron.engine")
@@ -29,9 +29,12 @@ log = logging.getLogger("heron.engine")
 class BatchSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min: int = Field(1, ge=1, description="Smallest batch of the optimisation profile.")
-    opt: int = Field(4, ge=1, description="Batch TensorRT tunes for; a preferred batch size.")
-    max: int = Field(16, ge=1, description="Largest batch; Triton's max_batch_size.")
+    # The build's own defaults (engine.options), so the Job and the CLI build the same profile.
+    min: int = Field(field_default(BuildOptions, "min_batch"), ge=1, description="Smallest batch.")
+    opt: int = Field(field_default(BuildOptions, "opt_batch"), ge=1, description="Tuned batch.")
+    max: int = Field(
+        field_default(BuildOptions, "max_batch"), ge=1, description="Triton's max_batch_size."
+    )
 
 
 class EngineSettings(ServiceSettings):
