@@ -156,3 +156,23 @@ def test_a_stream_the_pipeline_does_not_have_is_not_counted_and_holds_nothing_op
     events.publish_many([eos("source-0", 1), eos("source-1", 1)])
     watcher.poll(block_ms=0)
     assert watcher.last_stage_done
+
+
+def test_an_unknown_lag_is_not_taken_for_caught_up(
+    bus: Bus, watcher: BusWatcher, pipeline: str
+) -> None:
+    """XINFO's lag is nil after a deleted entry (and after a Redis restarted from its
+    append-only file): the overlay's unread entries must still hold the run open."""
+    stream = streams.metadata("tracker", pipeline)
+    overlay = bus.consumer(stream, FrameMetadata, group="overlay", name="overlay-0")
+    overlay.ensure_group()
+    ids = bus.publisher(stream, FrameMetadata).publish_many(
+        [frame("source-0", n) for n in range(3)]
+    )
+    overlay.ack(overlay.read(count=1, block_ms=100))
+    bus.client.xdel(stream.key, ids[1])
+    (group,) = [g for g in bus.client.xinfo_groups(stream.key) if g["name"] == b"overlay"]
+    assert group["lag"] is None and group["pending"] == 0  # XINFO alone would say caught up
+    assert not watcher.downstream_drained(expected_groups=1)
+    overlay.ack(overlay.read(count=5, block_ms=100))
+    assert watcher.downstream_drained(expected_groups=1)

@@ -20,9 +20,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
 
 import redis
+
+from heron.core.bus.groups import entries_added, group_outstanding
 
 log = logging.getLogger(__name__)
 
@@ -88,45 +89,3 @@ class DownstreamLag:
         total = entries_added(self.client, self.meta_key)
         unfinished = group_outstanding(self.client, self.meta_key, self.group, total + 1)
         return published - (total - unfinished)
-
-
-def group_outstanding(client: redis.Redis, key: str, group: str, count_up_to: int) -> int:
-    """Entries `group` has not finished on `key`: undelivered plus pending. Before the group
-    exists every entry counts. Where Redis cannot tell the lag (after trims or deletes), the
-    entries after last-delivered are counted, at most `count_up_to`."""
-    info = _group_info(client, key, group)
-    if info is None:
-        return int(client.xlen(key))
-    pending = int(info["pending"])
-    lag = info.get("lag")
-    if lag is None:
-        last = _text(info["last-delivered-id"])
-        rest = client.xrange(key, min=f"({last}", count=count_up_to)
-        lag = len(rest or [])
-    return int(lag) + pending
-
-
-def entries_added(client: redis.Redis, key: str) -> int:
-    """Entries ever added to the stream (trimmed or deleted ones included); 0 before it exists."""
-    try:
-        info = client.xinfo_stream(key)
-    except redis.ResponseError:  # no such key yet
-        return 0
-    info = {_text(k): v for k, v in info.items()}
-    return int(info.get("entries-added", info["length"]))  # Redis < 7: no trims assumed
-
-
-def _group_info(client: redis.Redis, key: str, group: str) -> dict[str, Any] | None:
-    try:
-        groups = client.xinfo_groups(key)
-    except redis.ResponseError:  # no such key yet
-        return None
-    for raw in groups:
-        info = {_text(k): v for k, v in raw.items()}
-        if _text(info["name"]) == group:
-            return info
-    return None
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,70 @@
+"""What a consumer group has left to do on a stream, read from Redis: for backpressure (ingest
+waits for a group to catch up) and for knowing when a run is drained (`heron run` waits for
+the overlay). Robust to what XINFO cannot tell: its `lag` is unknown after trims, deletes and
+a Redis restarted from its append-only file, and then the entries after the group's
+last-delivered id are counted instead."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+
+def group_outstanding(client: redis.Redis, key: str, group: str, count_up_to: int) -> int:
+    """Entries `group` has not finished on `key`: undelivered plus pending. Before the group
+    exists every entry counts. Where Redis cannot tell the lag (after trims or deletes), the
+    entries after last-delivered are counted, at most `count_up_to`."""
+    info = _group_info(client, key, group)
+    if info is None:
+        return int(client.xlen(key))
+    pending = int(info["pending"])
+    lag = info.get("lag")
+    if lag is None:
+        last = _text(info["last-delivered-id"])
+        rest = client.xrange(key, min=f"({last}", count=count_up_to)
+        lag = len(rest or [])
+    return int(lag) + pending
+
+
+def group_caught_up(client: redis.Redis, key: str, group: str) -> bool:
+    """`group` has been given every entry now on `key` and acknowledged them all. Judged by ids,
+    not by XINFO's `lag`, which is nil or too high after a deleted entry or a restart."""
+    info = _group_info(client, key, group)
+    if info is None or int(info["pending"]) > 0:
+        return False
+    newest = client.xrevrange(key, count=1)
+    if not newest:
+        return True
+    return _id(_text(info["last-delivered-id"])) >= _id(_text(newest[0][0]))
+
+
+def _id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def entries_added(client: redis.Redis, key: str) -> int:
+    """Entries ever added to the stream (trimmed or deleted ones included); 0 before it exists."""
+    try:
+        info = client.xinfo_stream(key)
+    except redis.ResponseError:  # no such key yet
+        return 0
+    info = {_text(k): v for k, v in info.items()}
+    return int(info.get("entries-added", info["length"]))  # Redis < 7: no trims assumed
+
+
+def _group_info(client: redis.Redis, key: str, group: str) -> dict[str, Any] | None:
+    try:
+        groups = client.xinfo_groups(key)
+    except redis.ResponseError:  # no such key yet
+        return None
+    for raw in groups:
+        info = {_text(k): v for k, v in raw.items()}
+        if _text(info["name"]) == group:
+            return info
+    return None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
