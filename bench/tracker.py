@@ -124,7 +124,7 @@ def detect_clip(model: Path, clip: Path, min_score: float) -> list[Any]:
             det = decode(*runner(batch), runner.settings)[0]
             scale = np.array([rgb.shape[1] / w, rgb.shape[0] / h] * 2, dtype=np.float32)
             keep = det.scores >= min_score
-            out.append((det.boxes[keep] * scale, det.scores[keep], det.class_ids[keep]))
+            out.append((det.xyxy[keep] * scale, det.scores[keep], det.class_ids[keep]))
     return out
 
 
@@ -133,8 +133,9 @@ def clip_switches(
 ) -> dict[str, Any]:
     import av
     import cv2
-    from heron.tracker import Detections, Frame
-    from heron.tracker.geometry import iou_matrix
+    from heron.core.boxes import pairwise_iou
+    from heron.core.detections import Detections
+    from heron.tracker import Frame
 
     tracker = build_tracker(spec)
     switches, reported, detected = 0, 0, 0
@@ -149,14 +150,14 @@ def clip_switches(
             if image is not None:
                 scaled = np.asarray(cv2.resize(image, size), np.uint8)
                 view = Frame(scaled, size[0] / image.shape[1], size[1] / image.shape[0])
-            dets = Detections.of(np.asarray(boxes, np.float64), scores, classes)
+            dets = Detections(boxes, scores, classes)
             detected += len(dets)
             start = time.perf_counter()
             out = tracker.update(dets, view)
             seconds += time.perf_counter() - start
             if previous and out:
-                iou = iou_matrix(
-                    np.stack([t.box for t in out]), np.stack([t.box for t in previous])
+                iou = pairwise_iou(
+                    np.stack([t.box for t in out]), np.stack([t.box for t in previous]), np.float64
                 )
                 for i, t in enumerate(out):
                     j = int(iou[i].argmax())

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = ("evaluation.md", "postprocess.md")
+PAGES = ("detections.md", "evaluation.md", "postprocess.md")
 
 
 def snippets(page: str) -> list[str]:

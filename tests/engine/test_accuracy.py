@@ -85,7 +85,7 @@ def kitti_folder(model: Path, root: Path) -> Path:
         keep = rng.random(len(d)) < 0.5
         objects = [
             KittiObject(names[int(c)], float(x1), float(y1), float(x2), float(y2))
-            for (x1, y1, x2, y2), c in zip(d.boxes[keep], d.class_ids[keep], strict=True)
+            for (x1, y1, x2, y2), c in zip(d.xyxy[keep], d.class_ids[keep], strict=True)
         ]
         w, h = pred.size
         objects.append(KittiObject("mask_weared_incorrect", 2.0, 3.0, w / 3, h / 2))

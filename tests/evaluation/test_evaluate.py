@@ -26,7 +26,7 @@ FAR = [500.0, 300.0, 560.0, 380.0]
 def _det(rows: list[tuple[list[float], float, int]]) -> Detections:
     if not rows:
         return Detections.empty()
-    return Detections.from_arrays([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    return Detections([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
 
 
 def _gt(rows: list[tuple[list[float], int]]) -> GroundTruth:

@@ -62,7 +62,7 @@ def _random_case(
                 det_scores.append(rng.uniform(0.05, 1.0))
                 det_ids.append(class_id)
         gts.append(GroundTruth.from_arrays(np.reshape(gt_boxes, (-1, 4)), gt_ids))
-        preds.append(Detections.from_arrays(np.reshape(det_boxes, (-1, 4)), det_scores, det_ids))
+        preds.append(Detections(np.reshape(det_boxes, (-1, 4)), det_scores, det_ids))
     return preds, gts
 
 
@@ -81,7 +81,7 @@ def _torchmetrics_ap(
     metric.update(
         [
             {
-                "boxes": torch.from_numpy(p.boxes),
+                "boxes": torch.from_numpy(p.xyxy),
                 "scores": torch.from_numpy(p.scores),
                 "labels": torch.from_numpy(p.class_ids),
             }

@@ -130,4 +130,4 @@ def test_boxes_reaching_into_padding_end_at_the_frame_edge(tmp_path: Path) -> No
     assert (network.left, network.size) == (240, (480, 544))
     box = np.array([200.0, 100.0, 400.0, 300.0], np.float32)  # 40 columns in the padding
     (found,) = head.detections(one_object_outputs(box, 0), [frame_geometry(None, network)])
-    np.testing.assert_allclose(found.boxes, [[0.0, 100.0, 160.0, 300.0]], atol=0.05)
+    np.testing.assert_allclose(found.xyxy, [[0.0, 100.0, 160.0, 300.0]], atol=0.05)

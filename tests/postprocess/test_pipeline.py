@@ -38,7 +38,7 @@ def test_decode_recovers_placed_boxes_in_exact_pixels() -> None:
     objects = [(0, [100.0, 120.0, 220.0, 260.0], 0.9), (1, [500.0, 40.0, 580.0, 150.0], 0.8)]
     cov, bbox = _outputs(objects)
     (det,) = postprocess(cov, bbox, NMS)
-    np.testing.assert_allclose(det.boxes, [o[1] for o in objects], atol=1e-3)
+    np.testing.assert_allclose(det.xyxy, [o[1] for o in objects], atol=1e-3)
     assert det.class_ids.tolist() == [0, 1]
     assert det.scores.tolist() == pytest.approx([0.9, 0.8])
 
@@ -51,7 +51,7 @@ def test_each_object_gives_one_box_in_clustering_modes(mode: ClusterMode) -> Non
         cluster_mode=mode, pre_cluster_threshold=0.5, eps=0.2, min_boxes=2, nms_iou_threshold=0.5
     )
     (det,) = postprocess(cov, bbox, params)
-    np.testing.assert_allclose(det.boxes, [o[1] for o in objects], atol=1e-3)
+    np.testing.assert_allclose(det.xyxy, [o[1] for o in objects], atol=1e-3)
 
 
 def test_group_rectangles_mode_through_postprocess() -> None:
@@ -63,7 +63,7 @@ def test_group_rectangles_mode_through_postprocess() -> None:
         eps=0.2,
     )
     (det,) = postprocess(cov, bbox, params)
-    np.testing.assert_allclose(det.boxes, [[100, 120, 220, 260]])
+    np.testing.assert_allclose(det.xyxy, [[100, 120, 220, 260]])
     assert det.class_ids.tolist() == [1] and det.scores.tolist() == pytest.approx([0.9])
 
 
@@ -79,7 +79,7 @@ def test_pre_cluster_threshold_keeps_equal_coverage_per_class() -> None:
 def test_boxes_are_clipped_to_the_network_input_like_nvinfer() -> None:
     cov, bbox = _outputs([(0, [900.0, 480.0, 1000.0, 560.0], 0.9)])
     (det,) = postprocess(cov, bbox, NMS)
-    np.testing.assert_allclose(det.boxes, [[900, 480, 959, 543]])
+    np.testing.assert_allclose(det.xyxy, [[900, 480, 959, 543]])
 
 
 def test_batch_gives_one_result_per_image() -> None:
@@ -96,13 +96,13 @@ def test_frame_geometry_maps_boxes_and_size_filters_use_frame_pixels() -> None:
     cov, bbox = _outputs(objects)
     frame = FrameGeometry.stretch((960, 544), (1920, 1088))
     (det,) = postprocess(cov, bbox, NMS, frames=frame)
-    np.testing.assert_allclose(det.boxes, [[200, 240, 440, 520], [1200, 600, 1280, 680]], atol=1e-2)
+    np.testing.assert_allclose(det.xyxy, [[200, 240, 440, 520], [1200, 600, 1280, 680]], atol=1e-2)
     # 80 frame pixels wide: kept by detected-min-w 80, dropped by 81 (40 at the network input).
     for min_w, count in ((80, 2), (81, 1)):
         params = NMS.model_copy(update={"detected_min_w": min_w})
         assert len(postprocess(cov, bbox, params, frames=frame)[0]) == count
     params = NMS.model_copy(update={"detected_max_h": 200})
-    np.testing.assert_allclose(postprocess(cov, bbox, params, frames=frame)[0].boxes[:, 0], [1200])
+    np.testing.assert_allclose(postprocess(cov, bbox, params, frames=frame)[0].xyxy[:, 0], [1200])
 
 
 def test_roi_offsets_drop_boxes_near_the_frame_edges() -> None:
@@ -110,9 +110,9 @@ def test_roi_offsets_drop_boxes_near_the_frame_edges() -> None:
         [(0, [100.0, 10.0, 200.0, 100.0], 0.9), (0, [400.0, 400.0, 500.0, 530.0], 0.8)]
     )
     top = NMS.model_copy(update={"roi_top_offset": 20})
-    assert postprocess(cov, bbox, top)[0].boxes[:, 1].tolist() == [400]
+    assert postprocess(cov, bbox, top)[0].xyxy[:, 1].tolist() == [400]
     bottom = NMS.model_copy(update={"roi_bottom_offset": 20})  # 530 > 544 - 20
-    assert postprocess(cov, bbox, bottom)[0].boxes[:, 1].tolist() == [10]
+    assert postprocess(cov, bbox, bottom)[0].xyxy[:, 1].tolist() == [10]
 
 
 def test_letterbox_geometry() -> None:
@@ -132,7 +132,7 @@ def test_coding_stride_sets_the_default_input_size() -> None:
     cov[0, 3, 3] = 1.0
     bbox[2:, 3, 3] = 100.0  # far outside: clipped to the 32x32 input
     (det,) = postprocess(cov, bbox, NMS, coding=coding)
-    np.testing.assert_allclose(det.boxes, [[24.5, 24.5, 31, 31]])  # centre 3 * 8 + 0.5
+    np.testing.assert_allclose(det.xyxy, [[24.5, 24.5, 31, 31]])  # centre 3 * 8 + 0.5
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,9 @@ def box(x: float, y: float, w: float = 40, h: float = 50) -> list[float]:
 
 
 def dets(*boxes: list[float], scores: list[float] | None = None) -> Detections:
-    return Detections.of(np.array(boxes, dtype=np.float64).reshape(-1, 4), scores)
+    """Class-0 detections, of score 1 unless given."""
+    n = len(boxes)
+    return Detections(np.reshape(boxes, (-1, 4)), scores or np.ones(n), np.zeros(n, np.int64))
 
 
 _BG = np.random.default_rng(7).integers(0, 256, (H // 16 + 1, W // 16 + 1, 3), dtype=np.uint8)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from heron.core.boxes import pairwise_iou
 from heron.tracker import Detections, Frame, TrackerKind
-from heron.tracker.geometry import iou_matrix
 
 from tests.tracker.scenes import KINDS, box, dets, ids, params, render, tracker
 
@@ -84,12 +84,12 @@ def test_a_target_on_probation_ends_at_its_first_miss(kind: TrackerKind) -> None
 @pytest.mark.parametrize("kind", KINDS)
 def test_detections_of_another_class_do_not_take_a_target(kind: TrackerKind) -> None:
     t = tracker(kind)
-    t.update(Detections.of([box(50, 50)], [0.9], [0]), None)
-    out = t.update(Detections.of([box(51, 50)], [0.9], [1]), None)
+    t.update(Detections([box(50, 50)], [0.9], [0]), None)
+    out = t.update(Detections([box(51, 50)], [0.9], [1]), None)
     assert ids(out) == []  # a new class-1 target overlapping the class-0 one starts no target
     t2 = tracker(kind, params(minIouDiff4NewTarget=1.0))
-    t2.update(Detections.of([box(50, 50)], [0.9], [0]), None)
-    assert ids(t2.update(Detections.of([box(51, 50)], [0.9], [1]), None)) == [2]
+    t2.update(Detections([box(50, 50)], [0.9], [0]), None)
+    assert ids(t2.update(Detections([box(51, 50)], [0.9], [1]), None)) == [2]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -143,7 +143,7 @@ def _carried_box(kind: TrackerKind, skipped: int) -> tuple[np.ndarray, np.ndarra
 @pytest.mark.parametrize("kind", [TrackerKind.KLT, TrackerKind.CORRELATION, TrackerKind.BYTETRACK])
 def test_motion_trackers_follow_the_object_on_skipped_frames(kind: TrackerKind) -> None:
     carried, truth = _carried_box(kind, skipped=6)
-    assert iou_matrix(carried[None], truth[None])[0, 0] > 0.7
+    assert pairwise_iou(carried[None], truth[None], np.float64)[0, 0] > 0.7
 
 
 def test_the_iou_tracker_holds_the_last_box_on_skipped_frames() -> None:
@@ -162,7 +162,7 @@ def test_bytetrack_keeps_an_id_through_a_low_score_detection() -> None:
 
 
 def test_detections_are_checked_when_made() -> None:
-    with pytest.raises(ValueError, match=r"Detections.boxes: expected x2 >= x1"):
-        Detections.of([[10, 10, 5, 20]])
-    with pytest.raises(ValueError, match=r"Detections.scores: expected shape \(1,\), got \(2,\)"):
-        Detections.of([[0, 0, 5, 5]], [0.5, 0.6])
+    with pytest.raises(ValueError, match=r"xyxy\[0\] must have x2 >= x1 and y2 >= y1"):
+        Detections([[10, 10, 5, 20]], [1.0], [0])
+    with pytest.raises(ValueError, match=r"scores must have shape \(1,\), but got shape \(2,\)"):
+        Detections([[0, 0, 5, 5]], [0.5, 0.6], [0])

@@ -57,7 +57,7 @@ def test_predictions_are_in_image_pixels(checkpoint: Path, real_items: list[Labe
     (pred,) = predict_paths(runner, [real_items[0].image])
     assert pred.size == (256, 144)
     if len(pred.detections):
-        assert pred.detections.boxes[:, 2].max() <= 256 and pred.detections.boxes[:, 3].max() <= 144
+        assert pred.detections.xyxy[:, 2].max() <= 256 and pred.detections.xyxy[:, 3].max() <= 144
 
 
 @pytest.mark.parametrize(

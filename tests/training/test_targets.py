@@ -55,7 +55,7 @@ def test_targets_decode_back_to_the_boxes(
     (found,) = postprocess(targets.cov.numpy(), targets.bbox.numpy(), params, coding=coding)
     assert len(found) == len(boxes)
     for box, label in zip(boxes, labels, strict=True):
-        same = found.boxes[found.class_ids == label]
+        same = found.xyxy[found.class_ids == label]
         best = max(iou(np.array(box), b) for b in same)
         assert best > 0.99
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from heron.core.boxes import clip_boxes
 from heron.core.config.nvinfer_models import CLUSTER_MODES, NvInferConfig
+from heron.core.detections import Detections
 from heron.core.model_metadata import SETTINGS_METADATA_KEY
 from heron.inference.backends.base import FloatArray, ModelInfo
 from heron.inference.errors import ModelMismatchError
@@ -23,7 +25,6 @@ from heron.postprocess import (
     BBoxCoding,
     ClusterParams,
     ClusterParamsError,
-    Detections,
     FrameGeometry,
     postprocess,
 )
@@ -150,20 +151,21 @@ class DetectorHead:
         _, h, w = self.info.input_shape
         found = postprocess(cov, bbox, params, coding=coding, input_size=(w, h), frames=frames)
         drop = np.asarray(sorted(self.filter_out), np.int64)
-        return [self._finish(d, f, drop) for d, f in zip(found, frames, strict=True)]
+        return [
+            self._finish(d, f, drop).with_class_names(self.labels)
+            for d, f in zip(found, frames, strict=True)
+        ]
 
     @staticmethod
     def _finish(found: Detections, frame: FrameGeometry, drop: NDArray[np.int64]) -> Detections:
         """Clip to the frame (a box reaching into letterbox padding ends at the image edge)
         and apply filter-out-class-ids."""
-        boxes = found.boxes.copy()
-        boxes[:, 0::2] = boxes[:, 0::2].clip(0, frame.frame_width)
-        boxes[:, 1::2] = boxes[:, 1::2].clip(0, frame.frame_height)
+        boxes = clip_boxes(found.xyxy, frame.frame_width, frame.frame_height)
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         if drop.size:
             keep &= ~np.isin(found.class_ids, drop)
-        return Detections.from_arrays(boxes[keep], found.scores[keep], found.class_ids[keep])
+        return Detections(boxes[keep], found.scores[keep], found.class_ids[keep])
 
     def objects(self, detections: Detections) -> list[DetectedObject]:
-        objects: list[DetectedObject] = detections.to_proto(self.labels, self.component_id)
-        return objects
+        """The frame's metadata objects (labels come with `detections`)."""
+        return detections.to_proto(self.component_id)

@@ -1,11 +1,12 @@
 """DetectNet_v2 postprocessing shared by training evaluation and streaming inference.
 
 Grid decode (`grid`), nvinfer's cluster modes (`cluster`), per-class parameters (`params`) and the
-one entry point `postprocess`, producing the checked `Detections` type. numpy, OpenCV, SciPy and
+one entry point `postprocess`, producing the checked `Detections` type (defined in
+`heron.core.detections`, re-exported here as postprocess's result). numpy, OpenCV, SciPy and
 scikit-learn only: no torch, so the inference service can use it as is.
 """
 
-from heron.postprocess.detections import Detections, DetectionsError
+from heron.core.detections import Detections, DetectionsError
 from heron.postprocess.grid import (
     BBoxCoding,
     GridShapeError,

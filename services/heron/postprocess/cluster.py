@@ -7,35 +7,15 @@ post-cluster threshold, TAO's minimum height and top-k, each where nvinfer appli
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from numpy.typing import NDArray
 
+from heron.core.boxes import ltwh_to_xyxy, pairwise_iou, xyxy_to_ltwh
 from heron.postprocess.params import ClusterMode, ClusterParams
 
 FloatArray = NDArray[np.float32]
 IntArray = NDArray[np.int64]
 Boxes = tuple[FloatArray, FloatArray]
-
-
-def pairwise_iou(
-    a: NDArray[np.floating[Any]], b: NDArray[np.floating[Any]], dtype: type = np.float32
-) -> NDArray[np.floating[Any]]:
-    """IoU of every box of `a` with every box of `b`, `(len(a), len(b))`; 0 where union is 0."""
-    a_: NDArray[np.floating[Any]] = a.astype(dtype, copy=False)
-    b_: NDArray[np.floating[Any]] = b.astype(dtype, copy=False)
-    iw = np.minimum.outer(a_[:, 2], b_[:, 2]) - np.maximum.outer(a_[:, 0], b_[:, 0])
-    ih = np.minimum.outer(a_[:, 3], b_[:, 3]) - np.maximum.outer(a_[:, 1], b_[:, 1])
-    np.clip(iw, 0.0, None, out=iw)
-    np.clip(ih, 0.0, None, out=ih)
-    inter = iw * ih
-    area_a = (a_[:, 2] - a_[:, 0]) * (a_[:, 3] - a_[:, 1])
-    area_b = (b_[:, 2] - b_[:, 0]) * (b_[:, 3] - b_[:, 1])
-    union = np.add.outer(area_a, area_b) - inter
-    out: NDArray[np.floating[Any]] = np.zeros_like(inter)
-    np.divide(inter, union, out=out, where=union > 0)
-    return out
 
 
 def nms(boxes: FloatArray, scores: FloatArray, iou_threshold: float) -> IntArray:
@@ -71,10 +51,7 @@ def nms(boxes: FloatArray, scores: FloatArray, iou_threshold: float) -> IntArray
 
 def _to_cv_rects(boxes: FloatArray) -> NDArray[np.int32]:
     # nvinfer builds cv::Rect(left, top, width, height) from floats: C++ truncates each.
-    xywh = np.stack(
-        [boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], axis=1
-    )
-    return np.trunc(xywh).astype(np.int32)
+    return np.trunc(xyxy_to_ltwh(boxes)).astype(np.int32)
 
 
 def _similar_rect_groups(rects: NDArray[np.int32], eps: float) -> IntArray:
@@ -108,8 +85,7 @@ def group_rectangles(
 
     rects = _to_cv_rects(boxes)
     if group_threshold <= 0 or len(rects) == 0:
-        out = rects.astype(np.float32)
-        return _xywh_to_xyxy(out), scores.astype(np.float32)
+        return ltwh_to_xyxy(rects.astype(np.float32)), scores.astype(np.float32)
     if not hasattr(cv2, "groupRectangles"):
         raise RuntimeError(
             "cluster-mode 0 needs cv2.groupRectangles, which OpenCV 5 ships only in "
@@ -133,14 +109,7 @@ def group_rectangles(
         # OpenCV reports each kept group's rounded mean rect and size: find that group.
         distance = np.abs(means - rect).sum(axis=1) + np.where(sizes == count, 0.0, np.inf)
         out_scores[i] = best[int(np.argmin(distance))]
-    return _xywh_to_xyxy(grouped.astype(np.float32)), out_scores
-
-
-def _xywh_to_xyxy(xywh: FloatArray) -> FloatArray:
-    out = xywh.astype(np.float32).copy()
-    out[:, 2] += out[:, 0]
-    out[:, 3] += out[:, 1]
-    return out
+    return ltwh_to_xyxy(grouped.astype(np.float32)), out_scores
 
 
 def dbscan_labels(

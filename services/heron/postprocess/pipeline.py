@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from heron.core.boxes import clip_boxes
+from heron.core.detections import Detections
 from heron.postprocess.cluster import cluster
-from heron.postprocess.detections import Detections
 from heron.postprocess.grid import BBoxCoding, GridShapeError, as_batched, grid_centers
 from heron.postprocess.params import ClusterParams
 
@@ -101,8 +102,7 @@ def find_candidates(
     ).astype(np.float32)
     # nvinfer clips to [0, size - 1] and then drops boxes that came out inverted.
     w, h = input_size
-    boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, w - 1)
-    boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, h - 1)
+    boxes = clip_boxes(boxes, w - 1, h - 1)
     ok = (boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])
     return Candidates(
         img[ok].astype(np.int64), cls[ok].astype(np.int64), boxes[ok], cov[img, cls, gy, gx][ok]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from heron.tracker.geometry import iou_matrix
+from heron.core.boxes import FloatBoxes, pairwise_iou
 
 _INFEASIBLE = 1e6
 
@@ -13,7 +13,7 @@ _INFEASIBLE = 1e6
 def match_iou(
     target_boxes: npt.NDArray[np.float64],
     target_classes: npt.NDArray[np.int64],
-    det_boxes: npt.NDArray[np.float64],
+    det_boxes: FloatBoxes,
     det_classes: npt.NDArray[np.int64],
     min_iou: float,
     *,
@@ -25,7 +25,7 @@ def match_iou(
 
     if len(target_boxes) == 0 or len(det_boxes) == 0:
         return []
-    iou = iou_matrix(target_boxes, det_boxes)
+    iou = pairwise_iou(target_boxes, det_boxes, np.float64)
     ok = iou >= max(min_iou, 1e-9)  # boxes that do not touch never match
     if check_class:
         ok &= target_classes[:, None] == det_classes[None, :]

@@ -1,8 +1,10 @@
-"""What every tracker takes and gives: detections of one frame in, tracked objects out.
+"""What every tracker takes and gives: a frame's `Detections` in, tracked objects out.
 
-Boxes are x1, y1, x2, y2 in the source frame's pixels (FrameMetadata's coordinates). Trackers
-that look at pixels get a `Frame`: the image, possibly scaled to tracker-width x tracker-height,
-and the scale that maps source pixels onto it.
+Boxes are x1, y1, x2, y2 in the source frame's pixels (FrameMetadata's coordinates). The input
+is the core's `Detections` (float32, as the metadata carries them); a tracker's own state and
+output are float64 (`detection_box`, `detection_scores` convert). Trackers that look at pixels
+get a `Frame`: the image, possibly scaled to tracker-width x tracker-height, and the scale that
+maps source pixels onto it.
 """
 
 from __future__ import annotations
@@ -13,47 +15,23 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from heron.core.detections import Detections
+
 Boxes = npt.NDArray[np.float64]  # N x 4, x1 y1 x2 y2
 Image = npt.NDArray[np.uint8]  # H x W x 3 BGR
 
 
-@dataclass(frozen=True)
-class Detections:
-    """A frame's detector output: boxes (N x 4 xyxy), scores (N) and class ids (N)."""
+def detection_box(detections: Detections, index: int) -> npt.NDArray[np.float64]:
+    """Detection `index`'s box as float64: targets, Kalman and correlation filters keep float64
+    state, and their arithmetic must not drop to float32 with it."""
+    box: npt.NDArray[np.float64] = detections.xyxy[index].astype(np.float64)
+    return box
 
-    boxes: Boxes
-    scores: npt.NDArray[np.float64]
-    class_ids: npt.NDArray[np.int64]
 
-    def __post_init__(self) -> None:
-        n = len(self.boxes)
-        if self.boxes.shape != (n, 4):
-            raise ValueError(f"Detections.boxes: expected shape (N, 4), got {self.boxes.shape}")
-        for name in ("scores", "class_ids"):
-            shape = getattr(self, name).shape
-            if shape != (n,):
-                raise ValueError(f"Detections.{name}: expected shape ({n},), got {shape}")
-        if n and not np.all(self.boxes[:, 2:] >= self.boxes[:, :2]):
-            raise ValueError("Detections.boxes: expected x2 >= x1 and y2 >= y1 in every box")
-
-    @classmethod
-    def of(
-        cls,
-        boxes: npt.ArrayLike,
-        scores: npt.ArrayLike | None = None,
-        class_ids: npt.ArrayLike | None = None,
-    ) -> Detections:
-        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        s = np.ones(len(b)) if scores is None else np.asarray(scores, dtype=np.float64)
-        c = np.zeros(len(b), np.int64) if class_ids is None else np.asarray(class_ids, np.int64)
-        return cls(b, s, c)
-
-    @classmethod
-    def empty(cls) -> Detections:
-        return cls.of(np.zeros((0, 4)))
-
-    def __len__(self) -> int:
-        return len(self.boxes)
+def detection_scores(detections: Detections) -> npt.NDArray[np.float64]:
+    """Scores as float64, so a threshold compares as the Python float it is: numpy would round
+    0.7 to float32 (0.69999999) for a float32 array and let a 0.69999999 score pass."""
+    return detections.scores.astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -75,10 +53,12 @@ class Frame:
 
 @dataclass(frozen=True)
 class Tracked:
-    """One object a tracker reports for a frame.
+    """One object a tracker reports for a frame: the tracker's own result, not a detection.
 
-    `detection` is the index of the detection it was matched with in this frame, or None when
-    the tracker carried the object on its own (a frame without inference)."""
+    `box` is the tracker's float64 estimate (a Kalman or correlation filter's, not necessarily
+    the detector's box). `detection` is the index of the detection it was matched with in this
+    frame, or None when the tracker carried the object on its own (a frame without inference):
+    the service copies that detection's metadata object (label, attributes) onto the output."""
 
     track_id: int
     box: npt.NDArray[np.float64]

@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from heron.core.detections import Detections
 from heron.tracker.associate import match_iou
-from heron.tracker.base import Detections, Frame
+from heron.tracker.base import Frame, detection_box, detection_scores
 from heron.tracker.core import Target, TargetTracker
 from heron.tracker.kalman import KalmanBox
 
@@ -29,7 +30,7 @@ class ByteTracker(TargetTracker):
         self, detections: Detections, usable: npt.NDArray[np.intp]
     ) -> list[tuple[int, int, float]]:
         a = self.params.associator
-        high_mask = detections.scores[usable] >= a.tentative_detector_confidence
+        high_mask = detection_scores(detections)[usable] >= a.tentative_detector_confidence
         high, low = usable[high_mask], usable[~high_mask]
         boxes, classes = self._target_arrays()
         everyone = list(range(len(boxes)))
@@ -63,7 +64,7 @@ class ByteTracker(TargetTracker):
         pairs = match_iou(
             boxes[rows],
             classes[rows],
-            detections.boxes[dets],
+            detections.xyxy[dets],
             detections.class_ids[dets],
             min_iou,
             check_class=self.params.associator.check_class_match,
@@ -73,13 +74,12 @@ class ByteTracker(TargetTracker):
     def _on_match(
         self, target: Target, detections: Detections, index: int, frame: Frame | None
     ) -> None:
-        target.state.update(detections.boxes[index])
+        target.state.update(detection_box(detections, index))
         target.box = target.state.box()  # the filtered box: steadier than the raw detection
 
     def _on_start(self, target: Target, frame: Frame | None) -> None:
         target.state = KalmanBox(target.box, self.params.estimator)
 
     def _can_start(self, detections: Detections, index: int) -> bool:
-        return bool(
-            detections.scores[index] >= self.params.associator.tentative_detector_confidence
-        )
+        score = detection_scores(detections)[index]
+        return bool(score >= self.params.associator.tentative_detector_confidence)

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from heron.core.boxes import pairwise_iou
+from heron.core.detections import Detections
 from heron.tracker.associate import match_iou
-from heron.tracker.base import Detections, Frame, Tracked
-from heron.tracker.geometry import iou_matrix
+from heron.tracker.base import Frame, Tracked, detection_box, detection_scores
 from heron.tracker.params import TrackerParams
 
 
@@ -71,7 +72,9 @@ class TargetTracker:
             return self._carried()
         for t in self.targets:
             t.detection = None
-        usable = np.flatnonzero(detections.scores >= self.params.base.min_detector_confidence)
+        usable = np.flatnonzero(
+            detection_scores(detections) >= self.params.base.min_detector_confidence
+        )
         matched_dets: set[int] = set()
         for ti, di, confidence in self._associate(detections, usable):
             self._take(self.targets[ti], detections, di, confidence, frame)
@@ -106,7 +109,7 @@ class TargetTracker:
         pairs = match_iou(
             boxes,
             classes,
-            detections.boxes[usable],
+            detections.xyxy[usable],
             detections.class_ids[usable],
             self.params.associator.min_matching_score_4_iou,
             check_class=self.params.associator.check_class_match,
@@ -135,7 +138,7 @@ class TargetTracker:
     def _take(
         self, t: Target, detections: Detections, di: int, confidence: float, frame: Frame | None
     ) -> None:
-        t.box = detections.boxes[di].copy()
+        t.box = detection_box(detections, di)
         t.detection = di
         t.confidence = confidence
         t.hits += 1
@@ -162,11 +165,12 @@ class TargetTracker:
         for di in new:
             if len(self.targets) >= limits.max_targets_per_stream:
                 return
-            box = detections.boxes[di]
+            box = detection_box(detections, di)
             boxes, _ = self._target_arrays()
-            if len(boxes) and iou_matrix(box[None], boxes).max() > limits.min_iou_diff_4_new_target:
+            overlap = pairwise_iou(box[None], boxes, np.float64)
+            if len(boxes) and overlap.max() > limits.min_iou_diff_4_new_target:
                 continue  # a duplicate of a target that already covers it
-            t = Target(box.copy(), int(detections.class_ids[di]), float(detections.scores[di]))
+            t = Target(box, int(detections.class_ids[di]), float(detections.scores[di]))
             t.detection = di
             if limits.probation_age == 0:
                 t.track_id = self.ids.take()

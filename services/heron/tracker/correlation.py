@@ -18,9 +18,10 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from heron.tracker.base import Detections, Frame
+from heron.core.boxes import ltwh_to_xyxy, pairwise_iou
+from heron.core.detections import Detections
+from heron.tracker.base import Frame, detection_box
 from heron.tracker.core import IdSource, Target, TargetTracker
-from heron.tracker.geometry import iou_matrix
 from heron.tracker.params import TrackerParams
 
 _MIN_SIDE = 4  # pixels; OpenCV's filters fail on smaller boxes
@@ -53,12 +54,12 @@ class CorrelationTracker(TargetTracker):
         for t in self.targets:
             if t.state is None:
                 continue
-            found, xywh = t.state.filter.update(frame.image)
+            found, rect = t.state.filter.update(frame.image)  # OpenCV: left, top, width, height
             t.confidence = 1.0 if found else 0.0
             t.state.holding = bool(found)
             if found:
-                x, y, w, h = (float(v) for v in xywh)
-                t.box = frame.to_source(np.array([[x, y, x + w, y + h]]))[0]
+                box = ltwh_to_xyxy(np.array([rect], np.float64))
+                t.box = frame.to_source(box)[0]
                 t.state.box = t.box.copy()
 
     def _on_match(
@@ -66,7 +67,8 @@ class CorrelationTracker(TargetTracker):
     ) -> None:
         state = target.state
         if isinstance(state, _Filter) and state.holding:
-            agree = iou_matrix(state.box[None], detections.boxes[index][None])[0, 0]
+            found = detection_box(detections, index)
+            agree = pairwise_iou(state.box[None], found[None], np.float64)[0, 0]
             if agree >= _KEEP_IOU:
                 return  # the filter is on the detection: rebuilding it would cost for nothing
         self._on_start(target, frame)

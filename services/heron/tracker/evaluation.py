@@ -2,7 +2,7 @@
 
 motmetrics is an optional dependency (`pip install motmetrics`), imported here only. Its own
 `distances.iou_matrix` uses `np.asfarray`, gone in NumPy 2, so the distances are computed with
-heron.tracker.geometry instead (same definition: 1 - IoU, no match below IoU 0.5).
+heron.core.boxes.pairwise_iou instead (same definition: 1 - IoU, no match below IoU 0.5).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from heron.core.boxes import pairwise_iou
 from heron.tracker.base import Frame, Tracker
-from heron.tracker.geometry import iou_matrix
 from heron.tracker.synthetic import Scene
 
 MATCH_IOU = 0.5
@@ -52,7 +52,7 @@ def evaluate(
         tracks = tracker.update(dets if f % (interval + 1) == 0 else None, frame)
         spent += time.perf_counter() - start
         boxes = np.array([t.box for t in tracks]).reshape(-1, 4)
-        distance = 1.0 - iou_matrix(truth.boxes, boxes)
+        distance = 1.0 - pairwise_iou(truth.boxes, boxes, np.float64)
         distance[distance > 1.0 - MATCH_IOU] = np.nan
         acc.update(list(truth.ids), [t.track_id for t in tracks], distance)
     summary = mm.metrics.create().compute(

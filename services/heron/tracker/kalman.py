@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from heron.core.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
 from heron.tracker.params import StateEstimator
 
 Vector = npt.NDArray[np.float64]
@@ -18,9 +19,7 @@ _H = np.eye(4, 8)
 
 
 def to_measurement(box: Vector) -> Vector:
-    return np.array(
-        [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, box[2] - box[0], box[3] - box[1]]
-    )
+    return xyxy_to_cxcywh(box)
 
 
 class KalmanBox:
@@ -51,6 +50,6 @@ class KalmanBox:
         self.p = (np.eye(8) - k @ _H) @ self.p
 
     def box(self) -> Vector:
-        cx, cy, w, h = self.x[:4]
-        w, h = max(w, 1.0), max(h, 1.0)
-        return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+        cxcywh = self.x[:4].copy()
+        cxcywh[2:] = np.maximum(cxcywh[2:], 1.0)
+        return cxcywh_to_xyxy(cxcywh)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from heron.core.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
 from heron.tracker.base import Frame
 from heron.tracker.core import IdSource, Target, TargetTracker
 from heron.tracker.params import TrackerParams
@@ -105,11 +106,10 @@ class KltTracker(TargetTracker):
         if good.sum() < _MIN_POINTS:
             return
         old, new = old[good], new[good]
-        shift = np.median(new - old, axis=0)
-        scale = _median_scale(old, new)
-        centre = (box[:2] + box[2:]) / 2 + shift
-        half = (box[2:] - box[:2]) / 2 * scale
-        t.box = frame.to_source(np.concatenate([centre - half, centre + half])[None])[0]
+        moved = xyxy_to_cxcywh(box)
+        moved[:2] += np.median(new - old, axis=0)
+        moved[2:] *= _median_scale(old, new)
+        t.box = frame.to_source(cxcywh_to_xyxy(moved)[None])[0]
 
     def _corners(
         self, grey: npt.NDArray[np.uint8], box: npt.NDArray[np.float64]

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from heron.tracker.base import Detections, Image
-from heron.tracker.geometry import clip_boxes
+from heron.core.boxes import clip_boxes
+from heron.core.detections import Detections
+from heron.tracker.base import Image
 
 
 @dataclass(frozen=True)
@@ -171,4 +172,4 @@ def _observe(
         scores.append(rng.uniform(0.2, 0.6))
     b = clip_boxes(np.array(det_boxes).reshape(-1, 4), spec.width, spec.height)
     b[:, 2:] = np.maximum(b[:, 2:], b[:, :2] + 1)
-    return truth, Detections.of(b, scores)
+    return truth, Detections(b, scores, np.zeros(len(b), np.int64))

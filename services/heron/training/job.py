@@ -154,7 +154,7 @@ def infer_images(model: Path, images: Path, output: Path, batch_size: int = 8) -
                     y2=float(b[3]),
                     score=float(s),
                 )
-                for b, s, c in zip(d.boxes, d.scores, d.class_ids, strict=True)
+                for b, s, c in zip(d.xyxy, d.scores, d.class_ids, strict=True)
             ]
             write_label_file(staging / "labels" / (pred.image.stem + ".txt"), objects)
             _annotate(pred.image, objects, staging / "images" / (pred.image.stem + ".jpg"))

@@ -22,7 +22,7 @@ from heron.evaluation.images import read_image, resize
 from heron.training.settings import SettingsError, TrainingSettings
 
 if TYPE_CHECKING:
-    from heron.postprocess.detections import Detections
+    from heron.core.detections import Detections
     from heron.postprocess.params import ClusterParams
 
 
@@ -139,7 +139,7 @@ def predict_paths(
     runner: Runner, paths: Sequence[Path], batch_size: int = 8
 ) -> Iterator[Prediction]:
     """Detections per image, scaled back from the network input to each image's pixels."""
-    from heron.postprocess.detections import Detections
+    from heron.core.detections import Detections
 
     settings = runner.settings
     for start in range(0, len(paths), batch_size):
@@ -149,7 +149,7 @@ def predict_paths(
         for path, size, det in zip(chunk, sizes, decode(cov, bbox, settings), strict=True):
             sx = size[0] / settings.model.input_width
             sy = size[1] / settings.model.input_height
-            boxes = det.boxes * np.array([sx, sy, sx, sy], dtype=np.float32)
+            boxes = det.xyxy * np.array([sx, sy, sx, sy], dtype=np.float32)
             yield Prediction(path, size, Detections(boxes, det.scores, det.class_ids))
 
 
@@ -178,6 +178,6 @@ def as_dict(prediction: Prediction, classes: Sequence[str]) -> dict[str, Any]:
         "image": str(prediction.image),
         "objects": [
             {"class": classes[int(c)], "score": float(s), "box": [float(v) for v in b]}
-            for b, s, c in zip(d.boxes, d.scores, d.class_ids, strict=True)
+            for b, s, c in zip(d.xyxy, d.scores, d.class_ids, strict=True)
         ],
     }

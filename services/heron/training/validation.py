@@ -18,8 +18,8 @@ from heron.training.dataset import ImageCache
 from heron.training.settings import TrainingSettings
 
 if TYPE_CHECKING:
+    from heron.core.detections import Detections
     from heron.evaluation.ap import EvalReport, EvaluationConfig, GroundTruth
-    from heron.postprocess.detections import Detections
     from heron.training.predict import Runner
 
 

@@ -1,7 +1,7 @@
 """Detection metrics with TAO detectnet_v2 semantics: per-class AP (SAMPLE / INTEGRATE) and mAP.
 
 `evaluate(predictions, ground_truth, class_names, config)` → `EvalReport`; `plot_pr_curves`
-draws it. Predictions are `heron.postprocess.Detections`, the type the inference service serves,
+draws it. Predictions are `heron.core.detections.Detections`, the type the inference service serves,
 so the AP measured here is the AP of what is served.
 """
 

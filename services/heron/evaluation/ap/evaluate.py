@@ -7,12 +7,12 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from heron.core.detections import Detections, FloatArray
 from heron.evaluation.ap.average_precision import ap_integrate, ap_sample, precision_recall
 from heron.evaluation.ap.config import APMode, EvaluationBoxConfig, EvaluationConfig
 from heron.evaluation.ap.ground_truth import GroundTruth
 from heron.evaluation.ap.matching import ImageMatches, match_image, merge_images
 from heron.evaluation.ap.report import ClassReport, EvalReport
-from heron.postprocess.detections import Detections, FloatArray
 
 
 def in_box_range(boxes: FloatArray, limits: EvaluationBoxConfig) -> NDArray[np.bool_]:
@@ -59,12 +59,12 @@ def evaluate_class(
     num_gt = num_dont_care = 0
     for pred, gt in zip(predictions, ground_truth, strict=True):
         det = pred.of_class(class_id)
-        det = det.filter(in_box_range(det.boxes, limits))
+        det = det[in_box_range(det.xyxy, limits)]
         gt_boxes = gt.boxes[gt.class_ids == class_id]
         care = in_box_range(gt_boxes, limits)
         num_gt += int(care.sum())
         num_dont_care += int((~care).sum())
-        per_image.append(match_image(det.boxes, det.scores, gt_boxes, care, min_overlap))
+        per_image.append(match_image(det.xyxy, det.scores, gt_boxes, care, min_overlap))
     matches = merge_images(per_image)
     precision, recall = precision_recall(matches.true_positive, num_gt)
     if num_gt == 0:

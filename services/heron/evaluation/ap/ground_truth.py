@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from heron.postprocess.detections import FloatArray, IntArray, check_boxes, check_class_ids
+from heron.core.detections import FloatArray, IntArray, check_boxes, check_class_ids
 
 
 @dataclass(frozen=True, eq=False)

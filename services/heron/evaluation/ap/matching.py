@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from heron.postprocess.cluster import pairwise_iou
-from heron.postprocess.detections import FloatArray
+from heron.core.boxes import pairwise_iou
+from heron.core.detections import FloatArray
 
 
 @dataclass(frozen=True)
