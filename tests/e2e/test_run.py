@@ -59,7 +59,7 @@ def test_sigterm_stops_every_process_and_cleans_up(
         out.wait_for(re.compile(r"^\*\*PERF:  [1-9]"), timeout=90)
         family = psutil.Process(proc.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in family)
-        for part in ("heron.ingest", "heron.ingest.streammux", "heron.inference", "redis-server"):
+        for part in ("heron.ingest", "heron.streammux", "heron.inference", "redis-server"):
             assert part in names
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)

@@ -13,7 +13,7 @@ import numpy as np
 import redis
 from heron.core import streams
 from heron.core.bus import Bus
-from heron.core.framestore import FrameStore, SharedMemoryRing, segment_name
+from heron.core.framestore import FrameStore, Letterbox, SharedMemoryRing, segment_name
 from heron.core.runtime import build_context, load_settings
 from heron.inference.service import InferenceService
 from heron.inference.settings import InferenceSettings
@@ -74,15 +74,17 @@ class Harness:
         streams_n: int,
         location: str = "jpeg",
         source: tuple[int, int] = (SOURCE_W, SOURCE_H),
+        padding: bool = False,
     ) -> FrameBatch:
-        """A muxer batch of 112x64 frames; the refs keep the `source` size they came from."""
+        """A muxer batch of 112x64 frames; the refs keep the `source` size they came from and
+        say how the muxer placed it (letterboxed with `padding`)."""
         w, h = SOURCE_W // 2, SOURCE_H // 2
+        box = Letterbox.fit(*source, w, h, padding=padding)
         frames = []
         for s in range(streams_n):
             ref = FrameRef(stream_id=f"source-{s}", frame_number=batch_id, source_id=s)
-            stored = self.store.store(frame_image(s, batch_id, w, h), ref, location)  # type: ignore[arg-type]
-            stored.width, stored.height = source
-            frames.append(stored)
+            image = frame_image(s, batch_id, w, h)
+            frames.append(self.store.store(image, ref, location, placement=box))  # type: ignore[arg-type]
         self.published += frames
         return FrameBatch(batch_id=batch_id, frames=frames, width=w, height=h)
 

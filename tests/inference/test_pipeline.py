@@ -20,7 +20,6 @@ def test_primary_gie_overrides_apply(tmp_path: Path, detector: ExportedDetector)
     path.write_text(path.read_text() + "  interval: 1\n  batch_size: 8\n  gie_unique_id: 5\n")
     found = primary_detector(read_pipeline(path), path)
     assert (found.interval, found.batch_size, found.unique_id) == (1, 8, 5)
-    assert found.muxer_padding is True
 
 
 def test_pipeline_without_an_enabled_primary_gie(

@@ -80,10 +80,11 @@ def test_objects_are_the_models_boxes_on_the_source_frame(
     content: tuple[int, int],
 ) -> None:
     """Cross-check one frame by hand: decode, preprocess, ONNX Runtime, postprocess, and the
-    muxer's scaling undone — the service must publish the same objects."""
-    h = make_harness(padding=padding)
+    muxer's scaling undone — the service must publish the same objects. The scaling comes
+    from the FrameRef alone: the pipeline config's enable-padding is left at 0 throughout."""
+    h = make_harness()
     publisher = h.bus.publisher(streams.batches("default"), FrameBatch)
-    publisher.publish(h.batch(0, 1, source=source))
+    publisher.publish(h.batch(0, 1, source=source, padding=padding))
     h.run_until(lambda: len(h.metadata()) == 1)
     (meta,) = h.metadata()
     image = decode_jpeg(h.published[0].jpeg)
@@ -95,7 +96,7 @@ def test_objects_are_the_models_boxes_on_the_source_frame(
     (found,) = head.detections(backend.infer(batch), [frame_geometry(muxer, network)])
     assert len(found) == len(meta.objects) > 0
     for obj, box, score, cid in zip(
-        meta.objects, found.boxes, found.scores, found.class_ids, strict=True
+        meta.objects, found.xyxy, found.scores, found.class_ids, strict=True
     ):
         got = [obj.bbox.left, obj.bbox.top, obj.bbox.left + obj.bbox.width]
         np.testing.assert_allclose(got, box[:3], atol=1e-3)
@@ -162,21 +163,26 @@ def test_malformed_frames_and_messages_are_dead_lettered(make_harness: Any) -> N
         stream_id="source-1", frame_number=0, width=224, height=128, jpeg=b"\xff\xd8"
     )
     no_pixels = FrameRef(stream_id="source-2", frame_number=0, width=224, height=128)
-    batch = FrameBatch(batch_id=0, frames=[*good.frames, bad_jpeg, no_pixels], width=112, height=64)
+    misplaced = FrameRef()
+    misplaced.CopyFrom(h.batch(0, 4).frames[3])
+    misplaced.placement.offset_x = 50  # the 112x64 picture would stick out of its 112x64 pixels
+    frames = [*good.frames, bad_jpeg, no_pixels, misplaced]
+    batch = FrameBatch(batch_id=0, frames=frames, width=112, height=64)
     h.client.xadd(BATCHES, {"pb": batch.SerializeToString(), "type": "heron.v1.FrameBatch"})
     h.client.xadd(BATCHES, {"pb": b"\x0a\xff garbage", "type": "heron.v1.FrameBatch"})
     h.client.xadd(BATCHES, {"type": "heron.v1.FrameBatch"})  # no pb at all
-    h.run_until(lambda: len(h.dead_letters(BATCHES)) >= 4)
+    h.run_until(lambda: len(h.dead_letters(BATCHES)) >= 5)
     h.run_until(lambda: h.pending(BATCHES) == 0)
     assert [frame_key(m) for m in h.metadata()] == [("source-0", 0)]
     letters = h.dead_letters(BATCHES)
     reasons = sorted(letter.reason.split(":")[0] for letter in letters)
-    assert reasons == ["bad_frame", "bad_frame", "bad_protobuf", "missing_field"]
-    frames = {
+    assert reasons == ["bad_frame", "bad_frame", "bad_frame", "bad_protobuf", "missing_field"]
+    found = {
         FrameRef.FromString(d.payload).stream_id: d.reason for d in letters if "frame " in d.reason
     }
-    assert "source-1" in frames and "JPEG" in frames["source-1"].upper()
-    assert "source-2" in frames and "no location" in frames["source-2"]
+    assert "source-1" in found and "JPEG" in found["source-1"].upper()
+    assert "source-2" in found and "no location" in found["source-2"]
+    assert "source-3" in found and "does not fit the stored 112x64 pixels" in found["source-3"]
 
 
 def test_frames_straight_from_frame_streams(make_harness: Any) -> None:

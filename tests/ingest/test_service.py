@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from heron.core import streams
 from heron.core.bus import Bus, BusSettings
-from heron.core.framestore import FrameReader
+from heron.core.framestore import FrameReader, Letterbox
 from heron.ingest.service import IngestCrashError
 from heron.ingest.state import StreamState
 from heron.v1.frame_pb2 import FrameRef
@@ -33,6 +33,10 @@ def test_clip_gives_every_frame_in_order_with_its_pixels(
     assert [r.frame_number for r in refs] == list(range(CLIP_FRAMES))
     assert [r.pts for r in refs] == sorted(r.pts for r in refs)
     assert all((r.width, r.height, r.source_id) == (320, 240, 0) for r in refs)
+    # Ingest stores frames as decoded: stored size = source size, identity placement.
+    assert all((r.stored_width, r.stored_height) == (320, 240) for r in refs)
+    assert all(r.HasField("placement") for r in refs)
+    assert {Letterbox.from_proto(r) for r in refs} == {Letterbox.identity(320, 240)}
     assert {r.WhichOneof("location") for r in refs} == {location}
     reader = FrameReader()
     try:

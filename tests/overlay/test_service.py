@@ -20,9 +20,10 @@ import redis
 import yaml
 from heron.core import streams
 from heron.core.bus import Bus, BusSettings
-from heron.core.framestore import FrameStore, SharedMemoryRing, segment_name
-from heron.core.runtime import EXIT_BAD_SETTINGS, EXIT_OK
+from heron.core.framestore import FrameStore, Letterbox, SharedMemoryRing, segment_name
+from heron.core.runtime import EXIT_BAD_SETTINGS, EXIT_OK, SettingsError, load_settings
 from heron.overlay.settings import OverlaySettings, read_pipeline
+from heron.v1.bus_pb2 import DeadLetter
 from heron.v1.detection_pb2 import BoundingBox, DetectedObject, FrameMetadata
 from heron.v1.frame_pb2 import FrameRef
 from prometheus_client import CollectorRegistry
@@ -64,19 +65,23 @@ msg-conv-frame-interval=1
 """)  # fmt: skip
 
 
-def publish(redis_url: str, ring: SharedMemoryRing, *, overwrite_first: int = 0) -> None:
+def publish(
+    redis_url: str, ring: SharedMemoryRing, *, overwrite_first: int = 0, nan_at: int = -1
+) -> None:
     """Two 640x480 sources, stored muxer-sized (320x240) as streammux does; a Mask box at
-    source (200, 120, 400, 360) on source 0 and a No-Mask box on source 1."""
+    source (200, 120, 400, 360) on source 0 and a No-Mask box on source 1 (a box of NaN width
+    on source 0 frame `nan_at`)."""
     store = FrameStore(ring)
     messages = []
+    muxed = Letterbox.fit(640, 480, 320, 240, padding=False)  # the ref says so, as in a batch
     for n in range(FRAMES):
         for source, stream in enumerate(("cam-a", "cam-b")):
             pixels = np.full((240, 320, 3), 60 + 40 * source, np.uint8)
             ref = store.store(pixels, FrameRef(stream_id=stream, source_id=source,
                               frame_number=n, pts=n * 3000, time_base_num=1,
-                              time_base_den=90000))  # fmt: skip
-            ref.width, ref.height = 640, 480  # the source's size, as in a FrameBatch
-            box = BoundingBox(left=200, top=120, width=200, height=240)
+                              time_base_den=90000), placement=muxed)  # fmt: skip
+            width = float("nan") if (n, source) == (nan_at, 0) else 200
+            box = BoundingBox(left=200, top=120, width=width, height=240)
             obj = DetectedObject(bbox=box, class_id=source, label=["Mask", "No-Mask"][source],
                                  confidence=0.9)  # fmt: skip
             messages.append(FrameMetadata(frame=ref, objects=[obj], model_name="m"))
@@ -167,6 +172,22 @@ def test_overwritten_frames_are_counted_and_skipped(
         assert sum(1 for _ in container.decode(video=0)) == FRAMES - 1
 
 
+def test_metadata_whose_boxes_cannot_be_drawn_is_dead_lettered(
+    tmp_path: Path, redis_url: str, ring: SharedMemoryRing
+) -> None:
+    publish(redis_url, ring, nan_at=3)
+    service = run_overlay(tmp_path, redis_url, FRAMES)
+    assert metric(service, "heron_overlay_frames_total", 'result="dead_lettered"') == 1
+    assert metric(service, "heron_overlay_frames_total", 'result="drawn"') == 2 * FRAMES - 1
+    service.signal(signal.SIGTERM)
+    assert service.wait() == EXIT_OK
+    dead = streams.dead_letter(streams.metadata("inference", PIPELINE)).key
+    (entry,) = redis.Redis.from_url(redis_url).xrange(dead)
+    letter = DeadLetter.FromString(entry[1][b"pb"])
+    assert letter.reason.startswith("bad_metadata: stream 'cam-a' frame 3: ")
+    assert FrameMetadata.FromString(letter.payload).frame.frame_number == 3
+
+
 def test_a_bad_pipeline_config_is_a_settings_error(tmp_path: Path, redis_url: str) -> None:
     config = write_app(tmp_path, "[sink0]\nenable=1\ntype=9\n")
     service = ServiceProcess([*COMMAND, "--config", str(settings(tmp_path, config, redis_url))], {})
@@ -186,3 +207,14 @@ def test_the_metadata_stage_follows_the_tracker(
     config = write_app(tmp_path, group + "[sink0]\nenable=1\ntype=1\n")
     settings = OverlaySettings(pipeline_config=config, input_stage=setting)
     assert settings.metadata_stage(read_pipeline(config)) == stage
+
+
+def test_the_removed_frames_setting_is_refused_by_name(tmp_path: Path) -> None:
+    """`frames: muxer|source` is gone (each FrameRef says its pixel size and placement): an old
+    settings file that still has it fails to load, naming the key and where it is."""
+    config = write_app(tmp_path, "[sink0]\nenable=1\ntype=1\n")
+    path = tmp_path / "overlay.yaml"
+    path.write_text(f"pipeline_config: {config}\nframes: muxer\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(OverlaySettings, ["--config", str(path)])
+    assert f"frames (from {path}:2): unknown setting, got 'muxer'" in str(caught.value)

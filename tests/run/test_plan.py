@@ -121,6 +121,9 @@ def test_tracker_and_overlay_when_enabled_and_installed(tmp_path: Path, clip: Pa
     if has_main("heron.overlay"):  # ingest must not outrun the overlay, the last pixel reader
         downstream = {"stage": plan.final_stage, "group": "overlay", "max_lag": 96 - 8}
         assert ingest["downstream"] == downstream
+        # Frame refs say their own pixel size: the overlay needs no `frames` switch any more.
+        overlay = settings(tmp_path / "run", "overlay")
+        assert "frames" not in overlay and overlay["input_stage"] == plan.final_stage
     else:
         assert "downstream" not in ingest
 
@@ -143,6 +146,8 @@ def test_only_lossless_ingest_waits_for_the_overlay(
     expected = {"stage": "inference", "group": "overlay", "max_lag": 36}
     wanted = downstream and has_main("heron.overlay")
     assert ingest.get("downstream") == (expected if wanted else None)
+    if has_main("heron.overlay"):  # the same overlay settings for both: refs say their size
+        assert "frames" not in settings(tmp_path / "run", "overlay")
 
 
 @pytest.mark.parametrize(

@@ -182,4 +182,3 @@ def test_the_pipeline_yaml_form_selects_the_tracker(tmp_path: Path) -> None:
     assert setup.spec.params.heron.correlation_filter == "csrt"
     assert (setup.spec.width, setup.spec.height) == (480, 272)
     assert (setup.batch_process, setup.reset_mode) == (False, 2)
-    assert (setup.muxer, setup.muxer_padding) == ((640, 360), True)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from heron.core.config.diagnostics import ConfigError
-from heron.core.framestore import FrameStore, SharedMemoryRing, segment_name
+from heron.core.framestore import FrameStore, Letterbox, SharedMemoryRing, segment_name
 from heron.v1.detection_pb2 import BoundingBox, DetectedObject, FrameMetadata
 from heron.v1.frame_pb2 import FrameRef
 from heron.v1.stream_pb2 import StreamEvent
@@ -263,14 +263,18 @@ def test_a_frame_overwritten_in_the_ring_is_tracked_by_overlap_and_counted(
 
 
 def test_batch_frames_at_the_muxer_size_are_read(redis_url: str, tmp_path: Path) -> None:
-    pipeline = write_pipeline(tmp_path, "libnvds_mot_klt.so", muxer=(160, 96))
+    # [streammux] says 320x192: the tracker goes by what the FrameRef says, not the config.
+    pipeline = write_pipeline(tmp_path, "libnvds_mot_klt.so", muxer=(320, 192))
     h = Harness(redis_url, pipeline)
     h.service.start()
     try:
         store = FrameStore()
         image = render([40, 60, 80, 110]).image[::2, ::2].copy()  # a 160x96 muxer frame
-        ref = store.store(image, FrameRef(stream_id="source-0", frame_number=0), "jpeg")
-        ref.width, ref.height = 320, 192  # refs in a batch keep the source's size
+        # Refs in a batch keep the source's size and say the muxer's size and placement.
+        placement = Letterbox.fit(320, 192, 160, 96, padding=False)
+        ref = store.store(
+            image, FrameRef(stream_id="source-0", frame_number=0), "jpeg", placement=placement
+        )
         m = meta("source-0", 0, obj(40, 60))
         m.frame.CopyFrom(ref)
         h.publish(m)

@@ -22,8 +22,8 @@ from heron.v1.frame_pb2 import FrameBatch, FrameRef
 class Taken:
     consumer: Consumer[Any]
     deliveries: list[Delivery[Any]]
-    # (index into deliveries, frame, pixel size when not the frame's own: a muxer batch's)
-    frames: list[tuple[int, FrameRef, tuple[int, int] | None]]
+    # (index into deliveries, frame): each frame says its own pixel size and placement
+    frames: list[tuple[int, FrameRef]]
     stream_id: str | None = None  # a frame stream's id; None for muxer batches (many streams)
     refused: list[tuple[int, RefusedError]] = field(default_factory=list)  # whole deliveries
 
@@ -55,7 +55,7 @@ class BatchInput:
         deliveries = self._consumer.read(count=1, block_ms=block_ms)
         if not deliveries:
             return []
-        pairs: list[tuple[int, FrameRef, tuple[int, int] | None]] = []
+        pairs: list[tuple[int, FrameRef]] = []
         refused: list[tuple[int, RefusedError]] = []
         for i, d in enumerate(deliveries):
             batch = d.message
@@ -64,7 +64,7 @@ class BatchInput:
             except RefusedError as e:
                 refused.append((i, e))
                 continue
-            pairs += [(i, ref, (batch.width, batch.height)) for ref in batch.frames]
+            pairs += [(i, ref) for ref in batch.frames]
         return [Taken(self._consumer, list(deliveries), pairs, refused=refused)]
 
 
@@ -105,7 +105,5 @@ class FrameInput:
         return taken
 
     def _taken(self, consumer: Consumer[FrameRef], got: list[Delivery[FrameRef]]) -> Taken:
-        frames: list[tuple[int, FrameRef, tuple[int, int] | None]] = [
-            (i, d.message, None) for i, d in enumerate(got)
-        ]
+        frames = [(i, d.message) for i, d in enumerate(got)]
         return Taken(consumer, list(got), frames, stream_id=self._ids[consumer.key])

@@ -21,7 +21,6 @@ class PrimaryDetector:
     batch_size: int
     interval: int
     unique_id: int
-    muxer_padding: bool  # streammux enable-padding: frames were letterboxed by the muxer
 
 
 @dataclass(frozen=True)
@@ -65,5 +64,4 @@ def primary_detector(pipeline: Pipeline, source: Path) -> PrimaryDetector:
         batch_size=gie.batch_size or prop.batch_size,
         interval=gie.interval if gie.interval is not None else prop.interval,
         unique_id=gie.unique_id,
-        muxer_padding=pipeline.streammux.enable_padding,
     )

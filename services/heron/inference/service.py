@@ -32,7 +32,6 @@ from heron.core.bus.admission import (
     Order,
     RefusedError,
 )
-from heron.core.framestore import Letterbox
 from heron.core.runtime import (
     CheckResult,
     FlagCheck,
@@ -71,7 +70,7 @@ class FrameJob:
     delivery: int  # index into that Taken's deliveries
     ref: FrameRef
     image: Image | None
-    muxer: Placement | None
+    muxer: Placement  # where the source sits in `image`: the muxer's scaling, or the identity
     infer: bool
     objects: list[DetectedObject] = field(default_factory=list)
 
@@ -215,8 +214,8 @@ class InferenceService(Service[InferenceSettings]):
         for t, unit in enumerate(taken):
             for d, refused in unit.refused:
                 self._refuse(work, t, d, unit.deliveries[d].message, refused)
-            for d, ref, size in unit.frames:
-                self._admit(work, t, d, ref, size)
+            for d, ref in unit.frames:
+                self._admit(work, t, d, ref)
         return work
 
     def _refuse(self, work: Work, t: int, d: int, message: Message, error: RefusedError) -> None:
@@ -226,9 +225,7 @@ class InferenceService(Service[InferenceSettings]):
         type_name = message.DESCRIPTOR.full_name
         work.bad.append(BadFrame(t, d, payload, type_name, error.reason.value, str(error)))
 
-    def _admit(
-        self, work: Work, t: int, d: int, ref: FrameRef, size: tuple[int, int] | None
-    ) -> None:
+    def _admit(self, work: Work, t: int, d: int, ref: FrameRef) -> None:
         unit = work.taken[t]
         try:
             self._check_entry(ref, unit.stream_id, unit.deliveries[d])
@@ -236,25 +233,14 @@ class InferenceService(Service[InferenceSettings]):
             self._refuse(work, t, d, ref, e)
             return
         try:
-            image = self.pixels.read(ref, size)
+            image = self.pixels.read(ref)
+            # Undo the muxer's scaling too (the ref carries it), so boxes land on the source.
+            muxer = self.pixels.placement(ref)
         except BadFrameError as e:
             work.bad.append(
                 BadFrame(t, d, ref.SerializeToString(), "heron.v1.FrameRef", e.reason, str(e))
             )
             return
-        muxer = None
-        if size is not None and ref.width and ref.height:
-            # The muxer scaled this frame: undo that too, so boxes land on the source frame.
-            box = Letterbox.fit(
-                ref.width, ref.height, size[0], size[1], padding=self.detector.muxer_padding
-            )
-            muxer = Placement(
-                (box.src_w, box.src_h),
-                (box.dst_w, box.dst_h),
-                (box.content_w, box.content_h),
-                box.offset_x,
-                box.offset_y,
-            )
         infer = self.gate.admit(ref.stream_id)
         work.jobs.append(FrameJob(t, d, ref, image, muxer, infer))
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from heron.core.detections import Detections
 from heron.core.framestore import Letterbox
 from heron.overlay.osd import OnScreenDisplay
 from heron.overlay.tiler import Tiler
@@ -19,36 +20,31 @@ Image = npt.NDArray[np.uint8]
 
 @dataclass(frozen=True, eq=False)  # compared by identity: it holds a numpy array
 class Loaded:
-    """One source frame: its metadata and its pixels (muxer- or source-sized)."""
+    """One source frame: its metadata and its pixels (of the ref's stored size)."""
 
     meta: FrameMetadata
     image: Image
 
 
 def source_boxes(meta: FrameMetadata) -> npt.NDArray[np.float64]:
-    """The objects' boxes (N x 4, x1 y1 x2 y2) in the source frame's pixels."""
-    boxes = np.array(
-        [(o.bbox.left, o.bbox.top, o.bbox.width, o.bbox.height) for o in meta.objects],
-        dtype=np.float64,
-    ).reshape(-1, 4)
-    boxes[:, 2:] += boxes[:, :2]
-    return boxes
+    """The objects' boxes (N x 4, x1 y1 x2 y2) in the source frame's pixels, in float64 for
+    the scalings that map them onto the pixels at hand."""
+    return Detections.from_proto(meta).xyxy.astype(np.float64)
 
 
 class Compositor:
-    def __init__(self, osd: OnScreenDisplay, tiler: Tiler | None, *, muxer_padding: bool) -> None:
-        self.osd, self.tiler, self.muxer_padding = osd, tiler, muxer_padding
+    def __init__(self, osd: OnScreenDisplay, tiler: Tiler | None) -> None:
+        self.osd, self.tiler = osd, tiler
 
     def pixel_boxes(self, frame: Loaded) -> npt.NDArray[np.float64]:
-        """Boxes in the pixels we have: inference gives source coordinates; frames of a muxer
-        batch are muxer-sized, so apply the muxer's scaling (with its padding) to them."""
+        """Boxes in the pixels we have: inference gives source coordinates, and the frame's
+        ref says where the source went in its stored pixels (the muxer's scaling and padding
+        for frames of a muxer batch, the identity for ingest's own frames)."""
         boxes = source_boxes(frame.meta)
         ref = frame.meta.frame
-        h, w = frame.image.shape[:2]
-        if ref.width and ref.height and (ref.width, ref.height) != (w, h):
-            mux = Letterbox.fit(ref.width, ref.height, w, h, padding=self.muxer_padding)
-            boxes = mux.to_output(boxes)
-        return boxes
+        if not (ref.width or ref.stored_width):
+            return boxes  # a ref that gives no size: nothing to map with
+        return Letterbox.from_proto(ref).to_output(boxes)
 
     def draw(self, frame: Loaded) -> Image:
         """One frame drawn in place (no tiler, or a link-to-demux sink); returns it."""

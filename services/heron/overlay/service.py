@@ -27,7 +27,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from heron.core import streams
 from heron.core.bus import Bus, BusSettings, Consumer, Delivery, Publisher
-from heron.core.framestore import FrameOverwrittenError, FrameReader, FrameStoreError
+from heron.core.detections import Detections, DetectionsError
+from heron.core.framestore import (
+    FrameOverwrittenError,
+    FrameReader,
+    FrameStoreError,
+    Letterbox,
+)
 from heron.core.runtime import FatalError, Service, run_service
 from heron.overlay.compose import Compositor, Loaded, composites
 from heron.overlay.dedup import RecentFrames
@@ -56,13 +62,7 @@ class OverlayService(Service[OverlaySettings]):
         registry = self.ctx.metrics.registry
         self.metrics = OverlayMetrics(registry)
         tiler = Tiler.from_config(pipeline.tiled_display) if pipeline.tiled_display.enable else None
-        muxer = pipeline.streammux
-        self.mux_size = (muxer.width, muxer.height) if s.frames == "muxer" else None
-        self.compositor = Compositor(
-            OnScreenDisplay(OsdStyle.from_pipeline(pipeline)),
-            tiler,
-            muxer_padding=muxer.enable_padding,
-        )
+        self.compositor = Compositor(OnScreenDisplay(OsdStyle.from_pipeline(pipeline)), tiler)
         self.stream = streams.metadata(s.metadata_stage(pipeline), s.pipeline)
         self.count = s.read_count or max(1, sum(src.enable for src in pipeline.sources.values()))
         self.bus = Bus(
@@ -75,7 +75,8 @@ class OverlayService(Service[OverlaySettings]):
         )
         # The group outlives the process: finding it made already means this is a restart.
         resume = not self.consumer.ensure_group()
-        size = (tiler.width, tiler.height) if tiler else self.mux_size
+        # Without a tiler the frames' own size is known only with the first one.
+        size = (tiler.width, tiler.height) if tiler else None
         options = SinkOptions(
             s.fps, size, s.encoder_preset, s.rtsp_address, RtspMetrics(registry), resume
         )
@@ -100,7 +101,7 @@ class OverlayService(Service[OverlaySettings]):
         read = self.consumer.read(count=self.count, block_ms=self.settings.read_block_ms)
         deliveries: list[Delivery[FrameMetadata]] = []
         repeats: list[Delivery[FrameMetadata]] = []
-        for d in read:
+        for d in self._admitted(read):
             (deliveries if self.recent.first_time(d.message) else repeats).append(d)
         for d in repeats:  # an upstream stage redid the frame after a restart: drawn already
             self.metrics.frames.labels(d.message.frame.stream_id, "duplicate").inc()
@@ -116,6 +117,23 @@ class OverlayService(Service[OverlaySettings]):
         if time.monotonic() - self.pruned_at > PRUNE_EVERY_S:
             self.reader.prune()
             self.pruned_at = time.monotonic()
+
+    def _admitted(self, read: list[Delivery[FrameMetadata]]) -> list[Delivery[FrameMetadata]]:
+        """The deliveries whose boxes can be drawn and sent; the others (NaN, negative size)
+        are dead-lettered and acknowledged, so no sink ever sees them."""
+        good: list[Delivery[FrameMetadata]] = []
+        for d in read:
+            ref = d.message.frame
+            try:
+                Detections.from_proto(d.message)
+            except DetectionsError as e:
+                self.metrics.frames.labels(ref.stream_id, "dead_lettered").inc()
+                self._dead_letter(d, f"bad_metadata: stream {ref.stream_id!r} frame "
+                                  f"{ref.frame_number}: {e}")  # fmt: skip
+                self.consumer.ack([d])
+                continue
+            good.append(d)
+        return good
 
     def close(self) -> None:
         failed: list[str] = []
@@ -211,7 +229,8 @@ class OverlayService(Service[OverlaySettings]):
         meta = delivery.message
         ref = meta.frame
         try:
-            image = self.reader.read(ref, size=self.mux_size)
+            image = self.reader.read(ref)
+            Letterbox.from_proto(ref)  # boxes are mapped with it: a bad placement is a bad ref
         except FrameOverwrittenError as e:
             self.metrics.frames.labels(ref.stream_id, "overwritten").inc()
             log.warning(

@@ -42,12 +42,6 @@ class OverlaySettings(ServiceSettings):
         description="Metadata stream to read: auto = tracker when [tracker] enable=1, else "
         "inference.",
     )
-    frames: Literal["muxer", "source"] = Field(
-        "muxer",
-        description="Size of the pixels a FrameRef points at: 'muxer' ([streammux] "
-        "width x height, inference reading batches) or 'source' (inference reading frame "
-        "streams).",
-    )
     group: str = Field("overlay", min_length=1, description="Consumer group on the metadata.")
     consumer_name: str = Field(
         "", description="This replica's name in the group; empty = host name and process id."

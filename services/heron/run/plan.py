@@ -138,7 +138,7 @@ def plan_run(config: Path, run_dir: Path, options: RunOptions, redis_url: str) -
         services.append(
             writer.service(
                 "streammux",
-                "heron.ingest.streammux",
+                "heron.streammux",
                 ["--config"],
                 {"pipeline_config": str(config), "ring_batches": options.ring_batches},
             )
@@ -163,8 +163,6 @@ def plan_run(config: Path, run_dir: Path, options: RunOptions, redis_url: str) -
             overlay = {
                 "pipeline_config": str(config),
                 "input_stage": final,
-                # Lossless runs hand the overlay the source's own frames, live ones the muxer's.
-                "frames": "source" if topology == "lossless" else "muxer",
                 "consumer_name": "overlay-0",
                 "fps": _source_fps(planned),
                 "encoder_preset": options.encoder_preset,

@@ -1,5 +1,5 @@
-"""What the tracker service takes from the pipeline config: [tracker], [streammux]'s size and
-the sources' stream ids."""
+"""What the tracker service takes from the pipeline config: [tracker] and the sources' stream
+ids (a frame's pixel size and the muxer's scaling come with its FrameRef)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,6 @@ class TrackerSetup:
     spec: TrackerSpec
     batch_process: bool  # enable-batch-process
     reset_mode: int  # tracking-id-reset-mode
-    muxer: tuple[int, int]  # streammux output width, height
-    muxer_padding: bool
     streams: KnownStreams  # the sources' stream ids: metadata of any other stream is refused
 
 
@@ -44,12 +42,9 @@ def tracker_setup(pipeline: Pipeline, source: Path) -> TrackerSetup:
             "tracker.enable",
         )
         raise ConfigError(diags.items)
-    mux = pipeline.streammux
     return TrackerSetup(
         spec=tracker_spec(group, source),
         batch_process=group.enable_batch_process,
         reset_mode=group.tracking_id_reset_mode,
-        muxer=(mux.width, mux.height),
-        muxer_padding=mux.enable_padding,
         streams=KnownStreams.of(pipeline),
     )

@@ -2,8 +2,9 @@
 
 FrameMetadata.frame is the source FrameRef: its width/height are the source's, while its
 pixels are the source's own (frame-stream input) or the muxer's output size (streammux batch
-input, letterboxed when enable-padding=1, image at the top-left). Both are tried. A frame that
-is gone (its ring slot rewritten, its segment unlinked) yields None and is counted by reason:
+input, letterboxed when enable-padding=1, image at the top-left). The ref says which: its
+stored size and placement (`Letterbox.from_proto`), so one read does it. A frame that is
+gone (its ring slot rewritten, its segment unlinked) yields None and is counted by reason:
 the trackers then match by overlap only for that frame.
 """
 
@@ -14,7 +15,6 @@ import logging
 import numpy as np
 
 from heron.core.framestore import (
-    BadFrameRefError,
     FrameOverwrittenError,
     FrameReader,
     FrameStoreError,
@@ -28,10 +28,8 @@ log = logging.getLogger(__name__)
 
 
 class FramePixels:
-    def __init__(self, size: tuple[int, int], muxer: tuple[int, int], *, padding: bool) -> None:
+    def __init__(self, size: tuple[int, int]) -> None:
         self.size = size  # tracker-width, tracker-height
-        self.muxer = muxer
-        self.padding = padding
         self._reader = FrameReader()
 
     def read(self, ref: FrameRef) -> tuple[Frame | None, str]:
@@ -48,20 +46,15 @@ class FramePixels:
         return self._scaled(image, box), ""
 
     def _read(self, ref: FrameRef) -> tuple[Image, Letterbox]:
-        try:
-            image = self._reader.read(ref)
-            h, w = image.shape[:2]
-            return image, Letterbox.fit(w, h, w, h, padding=False)
-        except BadFrameRefError:
-            if (ref.width, ref.height) == self.muxer or not (ref.width and ref.height):
-                raise
-        # Not the source's size: a streammux frame of the muxer's size.
-        image = self._reader.read(ref, size=self.muxer)
-        return image, Letterbox.fit(ref.width, ref.height, *self.muxer, padding=self.padding)
+        box = Letterbox.from_proto(ref)  # before the read: a bad placement reads nothing
+        return self._reader.read(ref), box
 
     def _scaled(self, image: Image, box: Letterbox) -> Frame:
         import cv2
 
+        # A Frame maps by scale alone: start the image where the picture starts (streammux
+        # puts it at the top-left, so this cuts nothing there).
+        image = image[box.offset_y :, box.offset_x :]
         h, w = image.shape[:2]
         tw, th = self.size
         if (w, h) != (tw, th):

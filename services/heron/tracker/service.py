@@ -24,8 +24,8 @@ from prometheus_client import Counter, Gauge
 from heron.core import streams
 from heron.core.bus import BackpressureError, Bus, BusSettings, Consumer, Delivery, Publisher
 from heron.core.bus.admission import AdmissionMetrics, Order, Placement, RefusedError
+from heron.core.detections import Detections
 from heron.core.runtime import FlagCheck, Service, run_service
-from heron.tracker.base import Detections
 from heron.tracker.convert import BadMetadataError, from_metadata, to_object
 from heron.tracker.pipeline import read_pipeline, tracker_setup
 from heron.tracker.pixels import FramePixels
@@ -61,13 +61,8 @@ class TrackerService(Service[TrackerSettings]):
         self.known = setup.streams
         self.streams = Streams(setup.spec, setup.reset_mode, s.admission)
         self.read_count = s.read_count if setup.batch_process else 1
-        self.pixels = (
-            FramePixels(
-                (setup.spec.width, setup.spec.height), setup.muxer, padding=setup.muxer_padding
-            )
-            if setup.spec.uses_pixels
-            else None
-        )
+        size = (setup.spec.width, setup.spec.height)
+        self.pixels = FramePixels(size) if setup.spec.uses_pixels else None
         self._metrics()
         bus_settings = BusSettings(
             url=s.redis_url, consumer=s.consumer, retention=s.retention, backoff=s.backoff

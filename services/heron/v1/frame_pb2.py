@@ -25,21 +25,23 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14heron/v1/frame.proto\x12\x08heron.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"c\n\x10SharedMemorySlot\x12\x0f\n\x07segment\x18\x01 \x01(\t\x12\x0c\n\x04slot\x18\x02 \x01(\r\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x12\n\ngeneration\x18\x05 \x01(\x04\"}\n\rCudaIpcHandle\x12\x11\n\tdevice_id\x18\x01 \x01(\r\x12\x0e\n\x06handle\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\r\n\x05shape\x18\x05 \x03(\r\x12\r\n\x05\x64type\x18\x06 \x01(\t\x12\r\n\x05pitch\x18\x07 \x01(\x04\"\xf3\x02\n\x08\x46rameRef\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x14\n\x0c\x66rame_number\x18\x02 \x01(\x04\x12\x0b\n\x03pts\x18\x03 \x01(\x03\x12\x15\n\rtime_base_num\x18\x04 \x01(\r\x12\x15\n\rtime_base_den\x18\x05 \x01(\r\x12\x30\n\x0c\x63\x61pture_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05width\x18\x07 \x01(\r\x12\x0e\n\x06height\x18\x08 \x01(\r\x12+\n\x0cpixel_format\x18\t \x01(\x0e\x32\x15.heron.v1.PixelFormat\x12\x11\n\tsource_id\x18\n \x01(\r\x12\x0e\n\x04jpeg\x18\x0b \x01(\x0cH\x00\x12)\n\x03shm\x18\x0c \x01(\x0b\x32\x1a.heron.v1.SharedMemorySlotH\x00\x12+\n\x08\x63uda_ipc\x18\r \x01(\x0b\x32\x17.heron.v1.CudaIpcHandleH\x00\x42\n\n\x08location\"a\n\nFrameBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\"\n\x06\x66rames\x18\x02 \x03(\x0b\x32\x12.heron.v1.FrameRef\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r*\xb8\x01\n\x0bPixelFormat\x12\x1c\n\x18PIXEL_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12PIXEL_FORMAT_BGR24\x10\x01\x12\x16\n\x12PIXEL_FORMAT_RGB24\x10\x02\x12\x15\n\x11PIXEL_FORMAT_I420\x10\x03\x12\x15\n\x11PIXEL_FORMAT_NV12\x10\x04\x12\x16\n\x12PIXEL_FORMAT_GRAY8\x10\x05\x12\x15\n\x11PIXEL_FORMAT_JPEG\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14heron/v1/frame.proto\x12\x08heron.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"c\n\x10SharedMemorySlot\x12\x0f\n\x07segment\x18\x01 \x01(\t\x12\x0c\n\x04slot\x18\x02 \x01(\r\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x12\n\ngeneration\x18\x05 \x01(\x04\"}\n\rCudaIpcHandle\x12\x11\n\tdevice_id\x18\x01 \x01(\r\x12\x0e\n\x06handle\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\r\n\x05shape\x18\x05 \x03(\r\x12\r\n\x05\x64type\x18\x06 \x01(\t\x12\r\n\x05pitch\x18\x07 \x01(\x04\"^\n\tPlacement\x12\x15\n\rcontent_width\x18\x01 \x01(\r\x12\x16\n\x0e\x63ontent_height\x18\x02 \x01(\r\x12\x10\n\x08offset_x\x18\x03 \x01(\r\x12\x10\n\x08offset_y\x18\x04 \x01(\r\"\xc8\x03\n\x08\x46rameRef\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x14\n\x0c\x66rame_number\x18\x02 \x01(\x04\x12\x0b\n\x03pts\x18\x03 \x01(\x03\x12\x15\n\rtime_base_num\x18\x04 \x01(\r\x12\x15\n\rtime_base_den\x18\x05 \x01(\r\x12\x30\n\x0c\x63\x61pture_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05width\x18\x07 \x01(\r\x12\x0e\n\x06height\x18\x08 \x01(\r\x12+\n\x0cpixel_format\x18\t \x01(\x0e\x32\x15.heron.v1.PixelFormat\x12\x11\n\tsource_id\x18\n \x01(\r\x12\x0e\n\x04jpeg\x18\x0b \x01(\x0cH\x00\x12)\n\x03shm\x18\x0c \x01(\x0b\x32\x1a.heron.v1.SharedMemorySlotH\x00\x12+\n\x08\x63uda_ipc\x18\r \x01(\x0b\x32\x17.heron.v1.CudaIpcHandleH\x00\x12\x14\n\x0cstored_width\x18\x0e \x01(\r\x12\x15\n\rstored_height\x18\x0f \x01(\r\x12&\n\tplacement\x18\x10 \x01(\x0b\x32\x13.heron.v1.PlacementB\n\n\x08location\"a\n\nFrameBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\"\n\x06\x66rames\x18\x02 \x03(\x0b\x32\x12.heron.v1.FrameRef\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r*\xb8\x01\n\x0bPixelFormat\x12\x1c\n\x18PIXEL_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12PIXEL_FORMAT_BGR24\x10\x01\x12\x16\n\x12PIXEL_FORMAT_RGB24\x10\x02\x12\x15\n\x11PIXEL_FORMAT_I420\x10\x03\x12\x15\n\x11PIXEL_FORMAT_NV12\x10\x04\x12\x16\n\x12PIXEL_FORMAT_GRAY8\x10\x05\x12\x15\n\x11PIXEL_FORMAT_JPEG\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'heron.v1.frame_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PIXELFORMAT']._serialized_start=769
-  _globals['_PIXELFORMAT']._serialized_end=953
+  _globals['_PIXELFORMAT']._serialized_start=950
+  _globals['_PIXELFORMAT']._serialized_end=1134
   _globals['_SHAREDMEMORYSLOT']._serialized_start=67
   _globals['_SHAREDMEMORYSLOT']._serialized_end=166
   _globals['_CUDAIPCHANDLE']._serialized_start=168
   _globals['_CUDAIPCHANDLE']._serialized_end=293
-  _globals['_FRAMEREF']._serialized_start=296
-  _globals['_FRAMEREF']._serialized_end=667
-  _globals['_FRAMEBATCH']._serialized_start=669
-  _globals['_FRAMEBATCH']._serialized_end=766
+  _globals['_PLACEMENT']._serialized_start=295
+  _globals['_PLACEMENT']._serialized_end=389
+  _globals['_FRAMEREF']._serialized_start=392
+  _globals['_FRAMEREF']._serialized_end=848
+  _globals['_FRAMEBATCH']._serialized_start=850
+  _globals['_FRAMEBATCH']._serialized_end=947
 # @@protoc_insertion_point(module_scope)

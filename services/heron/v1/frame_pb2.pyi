@@ -39,7 +39,7 @@ class _PixelFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PixelForm
     """semi-planar YUV 4:2:0 (NVDEC's output)"""
     PIXEL_FORMAT_GRAY8: _PixelFormat.ValueType  # 5
     PIXEL_FORMAT_JPEG: _PixelFormat.ValueType  # 6
-    """compressed; width/height still give the decoded size"""
+    """compressed; the ref's stored size is the decoded size"""
 
 class PixelFormat(_PixelFormat, metaclass=_PixelFormatEnumTypeWrapper): ...
 
@@ -54,7 +54,7 @@ PIXEL_FORMAT_NV12: PixelFormat.ValueType  # 4
 """semi-planar YUV 4:2:0 (NVDEC's output)"""
 PIXEL_FORMAT_GRAY8: PixelFormat.ValueType  # 5
 PIXEL_FORMAT_JPEG: PixelFormat.ValueType  # 6
-"""compressed; width/height still give the decoded size"""
+"""compressed; the ref's stored size is the decoded size"""
 Global___PixelFormat: _TypeAlias = PixelFormat  # noqa: Y015
 
 @_typing.final
@@ -141,8 +141,51 @@ class CudaIpcHandle(_message.Message):
 Global___CudaIpcHandle: _TypeAlias = CudaIpcHandle  # noqa: Y015
 
 @_typing.final
+class Placement(_message.Message):
+    """Where a source frame's picture sits inside the stored pixels: scaled to
+    content_width x content_height and drawn with its top-left corner at (offset_x, offset_y).
+    Everything outside that rectangle is black padding (streammux's enable-padding bars).
+    A point (x, y) of the source frame (FrameRef.width x height) is the stored point
+      (x * content_width / width + offset_x, y * content_height / height + offset_y),
+    so the scale is content / source size, per axis. The identity (a frame stored as decoded)
+    is content = the source size, offsets 0.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTENT_WIDTH_FIELD_NUMBER: _builtins.int
+    CONTENT_HEIGHT_FIELD_NUMBER: _builtins.int
+    OFFSET_X_FIELD_NUMBER: _builtins.int
+    OFFSET_Y_FIELD_NUMBER: _builtins.int
+    content_width: _builtins.int
+    content_height: _builtins.int
+    offset_x: _builtins.int
+    offset_y: _builtins.int
+    def __init__(
+        self,
+        *,
+        content_width: _builtins.int = ...,
+        content_height: _builtins.int = ...,
+        offset_x: _builtins.int = ...,
+        offset_y: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_height", b"content_height", "content_width", b"content_width", "offset_x", b"offset_x", "offset_y", b"offset_y"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Placement: _TypeAlias = Placement  # noqa: Y015
+
+@_typing.final
 class FrameRef(_message.Message):
-    """Where a frame is and what it is. Frame numbers count from 0 per stream."""
+    """Where a frame is and what it is. Frame numbers count from 0 per stream.
+    Two sizes: `width`/`height` are the SOURCE frame's (the camera's, as decoded), the
+    coordinates every box of this frame is in; `stored_width`/`stored_height` and
+    `pixel_format` say what `location` holds, and `placement` how the source maps onto it.
+    Ingest stores frames as decoded (stored size = source size, identity placement); streammux
+    stores them scaled to the muxer's size. A consumer reads both from here, never from config.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -159,6 +202,9 @@ class FrameRef(_message.Message):
     JPEG_FIELD_NUMBER: _builtins.int
     SHM_FIELD_NUMBER: _builtins.int
     CUDA_IPC_FIELD_NUMBER: _builtins.int
+    STORED_WIDTH_FIELD_NUMBER: _builtins.int
+    STORED_HEIGHT_FIELD_NUMBER: _builtins.int
+    PLACEMENT_FIELD_NUMBER: _builtins.int
     stream_id: _builtins.str
     frame_number: _builtins.int
     pts: _builtins.int
@@ -166,12 +212,19 @@ class FrameRef(_message.Message):
     time_base_num: _builtins.int
     time_base_den: _builtins.int
     width: _builtins.int
+    """the source frame's size: box coordinates"""
     height: _builtins.int
     pixel_format: Global___PixelFormat.ValueType
+    """format of the stored pixels"""
     source_id: _builtins.int
     """index of the source in the pipeline config"""
     jpeg: _builtins.bytes
     """inline, for cross-host transport"""
+    stored_width: _builtins.int
+    """Size of the stored pixels (what `location` holds, decoded). 0: a ref written before this
+    field existed, whose pixels are width x height.
+    """
+    stored_height: _builtins.int
     @_builtins.property
     def capture_time(self) -> _timestamp_pb2.Timestamp:
         """wall clock when decoded"""
@@ -180,6 +233,12 @@ class FrameRef(_message.Message):
     def shm(self) -> Global___SharedMemorySlot: ...
     @_builtins.property
     def cuda_ipc(self) -> Global___CudaIpcHandle: ...
+    @_builtins.property
+    def placement(self) -> Global___Placement:
+        """How the source frame was placed into the stored pixels. Unset: it fills them whole
+        (stretched when the sizes differ, the identity when they do not).
+        """
+
     def __init__(
         self,
         *,
@@ -196,10 +255,13 @@ class FrameRef(_message.Message):
         jpeg: _builtins.bytes = ...,
         shm: Global___SharedMemorySlot | None = ...,
         cuda_ipc: Global___CudaIpcHandle | None = ...,
+        stored_width: _builtins.int = ...,
+        stored_height: _builtins.int = ...,
+        placement: Global___Placement | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["capture_time", b"capture_time", "cuda_ipc", b"cuda_ipc", "jpeg", b"jpeg", "location", b"location", "shm", b"shm"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["capture_time", b"capture_time", "cuda_ipc", b"cuda_ipc", "jpeg", b"jpeg", "location", b"location", "placement", b"placement", "shm", b"shm"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capture_time", b"capture_time", "cuda_ipc", b"cuda_ipc", "frame_number", b"frame_number", "height", b"height", "jpeg", b"jpeg", "location", b"location", "pixel_format", b"pixel_format", "pts", b"pts", "shm", b"shm", "source_id", b"source_id", "stream_id", b"stream_id", "time_base_den", b"time_base_den", "time_base_num", b"time_base_num", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capture_time", b"capture_time", "cuda_ipc", b"cuda_ipc", "frame_number", b"frame_number", "height", b"height", "jpeg", b"jpeg", "location", b"location", "pixel_format", b"pixel_format", "placement", b"placement", "pts", b"pts", "shm", b"shm", "source_id", b"source_id", "stored_height", b"stored_height", "stored_width", b"stored_width", "stream_id", b"stream_id", "time_base_den", b"time_base_den", "time_base_num", b"time_base_num", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_location: _TypeAlias = _typing.Literal["jpeg", "shm", "cuda_ipc"]  # noqa: Y015
     _WhichOneofArgType_location: _TypeAlias = _typing.Literal["location", b"location"]  # noqa: Y015
@@ -219,7 +281,7 @@ class FrameBatch(_message.Message):
     HEIGHT_FIELD_NUMBER: _builtins.int
     batch_id: _builtins.int
     width: _builtins.int
-    """the muxer's output size"""
+    """The muxer's output size: every frame's stored size (consumers read it from each frame)."""
     height: _builtins.int
     @_builtins.property
     def frames(self) -> _containers.RepeatedCompositeFieldContainer[Global___FrameRef]: ...

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from heron.core.framestore import Letterbox
+from heron.core.framestore import BadFrameRefError, Letterbox
+from heron.v1.frame_pb2 import FrameRef, Placement
 
 
 @pytest.mark.parametrize(
@@ -77,3 +78,55 @@ def test_apply_and_boxes_check_shapes() -> None:
         box.apply(np.zeros((48, 64, 3), np.uint8), np.zeros((32, 33, 3), np.uint8))
     with pytest.raises(ValueError, match=r"boxes of shape \(N, 4\), got \(1, 3\)"):
         box.to_source([[1, 2, 3]])
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        Letterbox.fit(640, 480, 960, 544, padding=True),  # right bars
+        Letterbox.fit(640, 480, 960, 544, padding=False),  # stretched
+        Letterbox(640, 480, 960, 544, 600, 450, offset_x=7, offset_y=3),  # off the corner
+    ],
+    ids=["letterboxed", "stretched", "offset"],
+)
+def test_the_mapping_round_trips_through_a_frame_ref(box: Letterbox) -> None:
+    """What a producer writes into a FrameRef (`fill`) is what a consumer reads back
+    (`from_proto`), through the wire format too."""
+    ref = FrameRef(stream_id="cam", frame_number=4)
+    box.fill(ref)
+    assert (ref.width, ref.height, ref.stored_width, ref.stored_height) == (640, 480, 960, 544)
+    assert ref.placement == box.to_proto()
+    assert (ref.placement.content_width, ref.placement.offset_x) == (box.content_w, box.offset_x)
+    assert Letterbox.from_proto(FrameRef.FromString(ref.SerializeToString())) == box
+
+
+def test_refs_without_the_new_fields_read_as_before() -> None:
+    """Refs written before stored_width/height and placement: the pixels are width x height
+    (identity); a stored size without a placement is the whole stored frame (stretched)."""
+    assert Letterbox.from_proto(FrameRef(width=320, height=240)) == Letterbox.identity(320, 240)
+    stretched = Letterbox.from_proto(
+        FrameRef(width=640, height=480, stored_width=320, stored_height=200)
+    )
+    assert stretched == Letterbox.fit(640, 480, 320, 200, padding=False)
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        (FrameRef(stream_id="cam", frame_number=2), r"FrameRef cam#2: no size"),
+        (
+            FrameRef(stream_id="cam", width=64, height=48, stored_width=32, stored_height=32,
+                     placement=Placement(content_width=32, content_height=24, offset_x=1)),
+            r"placement 32x24 at \(1, 0\) does not fit the stored 32x32 pixels",
+        ),
+        (
+            FrameRef(width=64, height=48, stored_width=32, stored_height=32,
+                     placement=Placement(content_width=0, content_height=24)),
+            r"placement 0x24 at \(0, 0\)",
+        ),
+    ],
+    ids=["no-size", "out-of-bounds", "empty-content"],
+)  # fmt: skip
+def test_a_placement_that_places_nothing_is_a_bad_frame_ref(ref: FrameRef, message: str) -> None:
+    with pytest.raises(BadFrameRefError, match=message):
+        Letterbox.from_proto(ref)

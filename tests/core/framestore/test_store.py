@@ -12,6 +12,8 @@ from heron.core.framestore import (
     FrameReader,
     FrameStore,
     JpegError,
+    Letterbox,
+    Location,
     SegmentNotFoundError,
     UnsupportedLocationError,
 )
@@ -49,6 +51,10 @@ def test_shm_store_fills_the_ref_and_reads_back_exactly(
         64,
         PixelFormat.PIXEL_FORMAT_BGR24,
     )
+    # A frame stored as it is: stored size = source size, identity placement.
+    assert (stored.stored_width, stored.stored_height) == (96, 64)
+    assert Letterbox.from_proto(stored) == Letterbox.identity(96, 64)
+    assert stored.HasField("placement")
     # What the producer set survives.
     assert (stored.stream_id, stored.frame_number, stored.pts, stored.source_id) == (
         "cam-1",
@@ -112,17 +118,28 @@ def test_i420_in_shm_comes_back_as_bgr(make_ring: RingFactory, reader: FrameRead
     assert np.abs(reader.read(stored).astype(int) - image.astype(int)).max() <= 3
 
 
-def test_frames_of_a_batch_read_at_the_batch_size(
-    make_ring: RingFactory, reader: FrameReader
+@pytest.mark.parametrize("location", ["shm", "jpeg"])
+def test_a_scaled_frame_says_its_stored_size_and_placement(
+    make_ring: RingFactory, reader: FrameReader, location: Location
 ) -> None:
-    ring = make_ring(2, 64 * 96 * 3)
-    frame = FrameStore(ring).store(gradient(), ref())
-    frame.width, frame.height = 1920, 1080  # inside a batch: the source's size
+    """As streammux stores a 1920x1080 frame letterboxed into 96x64: the ref keeps the
+    source's size, says the stored size and placement, and reads with nothing else."""
+    box = Letterbox.fit(1920, 1080, 96, 64, padding=True)
+    frame = FrameStore(make_ring(2, 64 * 96 * 3)).store(gradient(), ref(), location, placement=box)
+    assert (frame.width, frame.height, frame.stored_width, frame.stored_height) == (
+        1920,
+        1080,
+        96,
+        64,
+    )
+    assert (frame.placement.content_width, frame.placement.content_height) == (96, 54)
+    assert Letterbox.from_proto(frame) == box
     batch = FrameBatch(batch_id=1, width=96, height=64, frames=[frame])
     (got,) = reader.read_batch(batch)
-    np.testing.assert_array_equal(got, gradient())
-    with pytest.raises(BadFrameRefError, match=r"BGR24 1920x1080 means an array of shape"):
-        reader.read(frame)
+    assert got.shape == (64, 96, 3)
+    assert np.abs(reader.read(frame).astype(int) - gradient().astype(int)).mean() < 3
+    with pytest.raises(ValueError, match=r"placement is into 96x64, the image is 48x32"):
+        FrameStore(jpeg_quality=90).store(gradient(48, 32), ref(), "jpeg", placement=box)
 
 
 def test_an_overwritten_frame_raises(make_ring: RingFactory, reader: FrameReader) -> None:
@@ -172,7 +189,7 @@ def _jpeg(data: bytes) -> Callable[[FrameRef], FrameRef]:
         (_no_location, BadFrameRefError, "no location"),
         (_cuda, UnsupportedLocationError, r"cuda_ipc, device 1.*without CUDA"),
         (_changed(shm_size=100), BadFrameRefError, r"says 100 B, the slot holds"),
-        (_changed(width=95), BadFrameRefError, r"BGR24 95x64 means an array"),
+        (_changed(stored_width=95), BadFrameRefError, r"BGR24 95x64 means an array"),
         (_changed(pixel_format=PixelFormat.PIXEL_FORMAT_JPEG), BadFrameRefError,
          r"expected BGR24, RGB24, GRAY8, I420 or NV12 for raw pixels, got PIXEL_FORMAT_JPEG"),
         (_changed(shm_segment="heron-gone-1-aaaaaa"), SegmentNotFoundError,

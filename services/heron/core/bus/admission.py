@@ -117,7 +117,7 @@ class BatchShape:
     @classmethod
     def of(cls, pipeline: Pipeline) -> BatchShape:
         mux = pipeline.streammux
-        # The muxer's batch-size, else one slot per configured stream (heron.ingest.streammux).
+        # The muxer's batch-size, else one slot per configured stream (heron.streammux).
         frames = mux.batch_size or max(pipeline.stream_count, 1)
         return cls(mux.width, mux.height, frames)
 

@@ -1,7 +1,8 @@
 """Where frame pixels live between services: a same-host shared-memory ring, or inline JPEG.
 
 See docs/framestore.md. Producers use `FrameStore` (or a `SharedMemoryRing` directly),
-consumers `FrameReader`; `Letterbox` maps boxes between a source frame and a muxer-sized one.
+consumers `FrameReader`; `Letterbox` (read from a FrameRef with `Letterbox.from_proto`) maps
+boxes between a source frame and the pixels stored for it.
 """
 
 from heron.core.framestore.errors import (
@@ -14,7 +15,7 @@ from heron.core.framestore.errors import (
     UnsupportedLocationError,
 )
 from heron.core.framestore.jpeg import decode_jpeg, encode_jpeg
-from heron.core.framestore.letterbox import Letterbox
+from heron.core.framestore.letterbox import Letterbox, stored_size
 from heron.core.framestore.names import segment_name
 from heron.core.framestore.ring import Reservation, SharedMemoryRing
 from heron.core.framestore.store import LOCATIONS, FrameReader, FrameStore, Location
@@ -37,4 +38,5 @@ __all__ = [
     "decode_jpeg",
     "encode_jpeg",
     "segment_name",
+    "stored_size",
 ]

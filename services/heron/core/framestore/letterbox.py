@@ -3,9 +3,10 @@
 Streammux scales every frame to its output width/height. Without padding the two axes scale
 independently; with `enable-padding` the aspect ratio is kept and the rest is black padding on
 the right and bottom (the image sits at the top-left corner, as nvinfer's default
-`symmetric-padding=0` does). The mapping is a pure function of the source size (the FrameRef's
-width/height inside a FrameBatch) and the output size (FrameBatch width/height), so any stage
-can invert it; it uses the exact scale of the pixels `cv2.resize` produced.
+`symmetric-padding=0` does). Whoever stores the pixels writes the mapping into the FrameRef
+(`fill`: source width/height, stored_width/height, placement) and any stage reads it back
+(`from_proto`) to map boxes either way; it uses the exact scale of the pixels `cv2.resize`
+produced.
 """
 
 from __future__ import annotations
@@ -16,11 +17,23 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from heron.core.framestore.errors import BadFrameRefError
+from heron.v1.frame_pb2 import FrameRef, Placement
+
+
+def stored_size(ref: FrameRef) -> tuple[int, int]:
+    """Width, height of the pixels `ref` points at. A ref written before stored_width/height
+    existed has pixels of its own width x height."""
+    if ref.stored_width and ref.stored_height:
+        return ref.stored_width, ref.stored_height
+    return ref.width, ref.height
+
 
 @dataclass(frozen=True)
 class Letterbox:
     """Source (src_w x src_h) placed at (offset_x, offset_y) as content_w x content_h pixels
-    inside an output of dst_w x dst_h."""
+    inside an output of dst_w x dst_h. In a FrameRef: width/height, stored_width/height and
+    `placement` (heron.v1.Placement holds content and offsets)."""
 
     src_w: int
     src_h: int
@@ -42,6 +55,59 @@ class Letterbox:
         content_w = min(dst_w, max(1, round(src_w * scale)))
         content_h = min(dst_h, max(1, round(src_h * scale)))
         return cls(src_w, src_h, dst_w, dst_h, content_w, content_h)
+
+    @classmethod
+    def identity(cls, width: int, height: int) -> Letterbox:
+        """A frame stored as it is (what ingest stores)."""
+        return cls.fit(width, height, width, height, padding=False)
+
+    @classmethod
+    def from_proto(cls, ref: FrameRef) -> Letterbox:
+        """The mapping `ref` carries: its source size (width/height) into its stored pixels
+        (stored_width/height) at its `placement`. An unset placement means the source fills
+        the stored pixels whole; raises BadFrameRefError for sizes that place nothing."""
+        dst_w, dst_h = stored_size(ref)
+        src_w, src_h = (ref.width, ref.height) if ref.width and ref.height else (dst_w, dst_h)
+        if not (src_w and src_h):
+            raise BadFrameRefError(
+                f"{_name(ref)}: no size (width/height and stored_width/height are 0)"
+            )
+        if not ref.HasField("placement"):
+            return cls(src_w, src_h, dst_w, dst_h, dst_w, dst_h)
+        p = ref.placement
+        box = cls(src_w, src_h, dst_w, dst_h, p.content_width, p.content_height,
+                  p.offset_x, p.offset_y)  # fmt: skip
+        box._check_inside(ref)
+        return box
+
+    def _check_inside(self, ref: FrameRef) -> None:
+        content_fits = (
+            self.content_w >= 1
+            and self.content_h >= 1
+            and self.offset_x + self.content_w <= self.dst_w
+            and self.offset_y + self.content_h <= self.dst_h
+        )
+        if not content_fits:
+            raise BadFrameRefError(
+                f"{_name(ref)}: placement {self.content_w}x{self.content_h} at "
+                f"({self.offset_x}, {self.offset_y}) does not fit the stored "
+                f"{self.dst_w}x{self.dst_h} pixels"
+            )
+
+    def to_proto(self) -> Placement:
+        """The placement message (the sizes it is relative to are the FrameRef's: see `fill`)."""
+        return Placement(
+            content_width=self.content_w,
+            content_height=self.content_h,
+            offset_x=self.offset_x,
+            offset_y=self.offset_y,
+        )
+
+    def fill(self, ref: FrameRef) -> None:
+        """Write this mapping into `ref`: the source size, the stored size and the placement."""
+        ref.width, ref.height = self.src_w, self.src_h
+        ref.stored_width, ref.stored_height = self.dst_w, self.dst_h
+        ref.placement.CopyFrom(self.to_proto())
 
     @property
     def scale_x(self) -> float:
@@ -99,6 +165,10 @@ class Letterbox:
             out[:, x + self.content_w :] = 0
             out[y + self.content_h :, : x + self.content_w] = 0
         return out
+
+
+def _name(ref: FrameRef) -> str:
+    return f"FrameRef {ref.stream_id or '<no stream_id>'}#{ref.frame_number}"
 
 
 def _boxes(boxes: npt.ArrayLike) -> npt.NDArray[np.float64]:

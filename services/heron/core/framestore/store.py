@@ -1,9 +1,9 @@
 """Frames in, FrameRefs out, and back: the facade producers and consumers use.
 
 `FrameStore` (a producer: ingest, streammux) puts an image where the FrameRef will say it is
-and fills the ref's location, width, height and pixel format. `FrameReader` (a consumer)
-resolves any FrameRef to a BGR uint8 HxWx3 array, attaching to writers' rings by segment name
-the first time it meets one.
+and fills the ref's location, pixel format, stored size, source size and placement.
+`FrameReader` (a consumer) resolves any FrameRef to a BGR uint8 HxWx3 array of the ref's
+stored size, attaching to writers' rings by segment name the first time it meets one.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from heron.core.framestore.errors import BadFrameRefError, UnsupportedLocationError
 from heron.core.framestore.jpeg import DEFAULT_QUALITY, decode_jpeg, encode_jpeg
+from heron.core.framestore.letterbox import Letterbox, stored_size
 from heron.core.framestore.pixels import format_name, raw_shape, to_bgr
 from heron.core.framestore.ring import SharedMemoryRing
 from heron.core.framestore.segment import Segment
@@ -40,12 +41,29 @@ class FrameStore:
         self.ring = ring
         self.jpeg_quality = jpeg_quality
 
-    def store(self, image: npt.NDArray[Any], ref: FrameRef, location: Location = "shm") -> FrameRef:
-        """A copy of `ref` pointing at `image` (BGR uint8 HxWx3), stored at `location`."""
+    def store(
+        self,
+        image: npt.NDArray[Any],
+        ref: FrameRef,
+        location: Location = "shm",
+        *,
+        placement: Letterbox | None = None,
+    ) -> FrameRef:
+        """A copy of `ref` pointing at `image` (BGR uint8 HxWx3), stored at `location`.
+
+        `placement`: how a source frame was scaled into `image` (its dst size is the image's);
+        None means `image` is the source frame itself (identity placement)."""
         _check_bgr(image, "FrameStore.store")
+        height, width = image.shape[:2]
+        box = placement or Letterbox.identity(width, height)
+        if (box.dst_w, box.dst_h) != (width, height):
+            raise ValueError(
+                f"FrameStore.store: the placement is into {box.dst_w}x{box.dst_h}, the image "
+                f"is {width}x{height}"
+            )
         out = FrameRef()
         out.CopyFrom(ref)
-        out.height, out.width = image.shape[0], image.shape[1]
+        box.fill(out)
         if location == "shm":
             if self.ring is None:
                 raise ValueError(
@@ -78,16 +96,10 @@ class FrameReader:
         self.max_segments = max_segments
         self._rings: OrderedDict[str, SharedMemoryRing] = OrderedDict()
 
-    def read(
-        self, ref: FrameRef, *, copy: bool = True, size: tuple[int, int] | None = None
-    ) -> npt.NDArray[np.uint8]:
-        """The frame's pixels as BGR uint8 HxWx3.
-
-        `size` (width, height) is the pixel size to expect when it differs from the ref's own
-        width/height: frames of a FrameBatch are `batch.width x batch.height` pixels while
-        their width/height keep the source's size (see `read_batch`).
-        """
-        width, height = size if size is not None else (ref.width, ref.height)
+    def read(self, ref: FrameRef, *, copy: bool = True) -> npt.NDArray[np.uint8]:
+        """The frame's pixels as BGR uint8 HxWx3, of the ref's stored size (stored_width x
+        stored_height; its width/height for refs written before those fields)."""
+        width, height = stored_size(ref)
         location = ref.WhichOneof("location")
         if location is None:
             raise BadFrameRefError(
@@ -111,8 +123,8 @@ class FrameReader:
         return image
 
     def read_batch(self, batch: FrameBatch, *, copy: bool = True) -> list[npt.NDArray[np.uint8]]:
-        """Every frame of a streammux batch, each `batch.width x batch.height`."""
-        return [self.read(f, copy=copy, size=(batch.width, batch.height)) for f in batch.frames]
+        """Every frame of a streammux batch, each of its stored (the muxer's) size."""
+        return [self.read(f, copy=copy) for f in batch.frames]
 
     def is_current(self, ref: FrameRef) -> bool:
         """For shm refs: the slot still holds the frame (a zero-copy view is still good)."""

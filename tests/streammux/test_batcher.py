@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from heron.ingest.streammux_batcher import Batcher, Trigger
+from heron.streammux.batcher import Batcher, Trigger
 
 
 class Clock:

@@ -19,7 +19,7 @@ import redis
 
 from heron.core import streams
 from heron.core.bus import Bus, Consumer, Delivery
-from heron.ingest.streammux_batcher import Batcher
+from heron.streammux.batcher import Batcher
 from heron.v1.frame_pb2 import FrameRef
 from heron.v1.stream_pb2 import StreamEvent
 

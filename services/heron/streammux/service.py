@@ -1,6 +1,6 @@
 """Streammux: batches frames of N sources for inference, as DeepStream's nvstreammux does.
 
-    python -m heron.ingest.streammux --config settings.yaml
+    python -m heron.streammux --config settings.yaml
 
 Reads FrameRefs from every source's frame stream (consumer group `group`), forms batches of
 `batch-size` (round-robin over sources; a partial batch goes out when `batched-push-timeout`
@@ -8,10 +8,10 @@ Reads FrameRefs from every source's frame stream (consumer group `group`), forms
 (keeping the aspect ratio with black right/bottom padding when `enable-padding` is set) into
 this process's shared-memory ring, and publishes a heron.v1.FrameBatch on
 streams.batches(pipeline). Inside a batch each FrameRef keeps its source's stream id, source
-id, frame number, pts and capture time, and its width/height stay the *source* size: with the
-batch's width/height that is all `heron.core.framestore.Letterbox` needs to map boxes back.
-Frames are acknowledged on their streams only after the batch is published. See
-docs/streammux.md.
+id, frame number, pts and capture time, and its width/height stay the *source* size; its
+stored_width/height are the muxer's and its placement says where the picture went
+(`heron.core.framestore.Letterbox.from_proto` maps boxes back with it). Frames are
+acknowledged on their streams only after the batch is published. See docs/streammux.md.
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ from heron.core.framestore import (
     segment_name,
 )
 from heron.core.runtime import Service, ServiceContext, run_service
-from heron.ingest.streammux_batcher import Batcher, Taken
-from heron.ingest.streammux_metrics import StreammuxMetrics
-from heron.ingest.streammux_settings import MuxConfig, StreammuxSettings, load_mux_config
-from heron.ingest.streammux_sources import Discovery, SourceSet
+from heron.streammux.batcher import Batcher, Taken
+from heron.streammux.metrics import StreammuxMetrics
+from heron.streammux.settings import MuxConfig, StreammuxSettings, load_mux_config
+from heron.streammux.sources import Discovery, SourceSet
 from heron.v1.bus_pb2 import DeadLetter
 from heron.v1.frame_pb2 import FrameBatch, FrameRef, PixelFormat
 from heron.v1.stream_pb2 import StreamEvent
@@ -193,11 +193,13 @@ class Streammux(Service[StreammuxSettings]):
     def _scale(self, ref: FrameRef) -> FrameRef:
         mux = self.config.streammux
         source = self.reader.read(ref, copy=False)
+        # Ingest stores frames as decoded (identity placement): these pixels are the source.
         height, width = source.shape[:2]
         box = Letterbox.fit(width, height, mux.width, mux.height, padding=mux.enable_padding)
         out = FrameRef()
         out.CopyFrom(ref)
-        out.width, out.height = width, height  # the source size: with the batch's, invertible
+        # The ref says what it now points at: the source size, the muxer's size, the placement.
+        box.fill(out)
         if self.ring is not None:
             reservation = self.ring.reserve((mux.height, mux.width, 3))
             box.apply(source, reservation.array)

@@ -1,4 +1,4 @@
-"""`python -m heron.ingest.streammux` as a real process: it batches, serves its probes and
+"""`python -m heron.streammux` as a real process: it batches, serves its probes and
 metrics, stops cleanly on SIGTERM and removes its shared memory."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import pytest
 import yaml
 from heron.core.framestore import SegmentNotFoundError, SharedMemoryRing
 from heron.core.runtime import EXIT_BAD_SETTINGS, EXIT_OK, load_settings
-from heron.ingest.streammux_settings import StreammuxSettings, load_mux_config
+from heron.streammux.settings import StreammuxSettings, load_mux_config
 
 from tests.core.runtime.service_process import REPO, ServiceProcess
-from tests.ingest.test_streammux import World, write_pipeline
+from tests.streammux.test_service_batches import World, write_pipeline
 
-COMMAND = [sys.executable, "-m", "heron.ingest.streammux"]
+COMMAND = [sys.executable, "-m", "heron.streammux"]
 
 
 def settings_file(path: Path, world: World, pipeline_config: Path) -> Path:

@@ -24,9 +24,9 @@ from heron.core.framestore import (
     segment_name,
 )
 from heron.core.runtime import SettingsError, build_context, load_settings
-from heron.ingest.streammux import Streammux
-from heron.ingest.streammux_settings import StreammuxSettings
-from heron.ingest.streammux_sources import stream_id_of
+from heron.streammux.service import Streammux
+from heron.streammux.settings import StreammuxSettings
+from heron.streammux.sources import stream_id_of
 from heron.v1.bus_pb2 import DeadLetter
 from heron.v1.frame_pb2 import FrameBatch, FrameRef
 from heron.v1.stream_pb2 import SourceSpec, StreamEvent
@@ -228,6 +228,8 @@ def test_n_sources_give_full_batches_holding_every_frame_once(world: World, tmp_
                 frame.capture_time.ToNanoseconds() == 1_700_000_000_000_000_000 + frame.frame_number
             )
             assert (frame.width, frame.height) == (64, 48)
+            assert (frame.stored_width, frame.stored_height) == (96, 64)  # the muxer's size
+            assert Letterbox.from_proto(frame) == Letterbox.fit(64, 48, 96, 64, padding=False)
             assert pixels.shape == (64, 96, 3)
             assert (pixels == fill(frame.source_id, frame.frame_number)).all()
     # Metrics and acknowledgements follow the publish: wait for the last batch's.
@@ -315,9 +317,19 @@ def test_padding_keeps_the_aspect_ratio_and_boxes_map_back(world: World, tmp_pat
     assert (pixels[540:] == 0).all()  # black bars below the 960x540 picture
     ys, xs = np.nonzero(pixels[:, :, 0] > 127)
     found = [[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]]
-    # What a detector finds in the batch frame maps back to the source with what the batch
-    # and its FrameRef carry: the source size (frame.width/height) and the muxer's size.
-    box = Letterbox.fit(frame.width, frame.height, batch.width, batch.height, padding=True)
+    # The FrameRef says what it points at: the source's size, the muxer's size and where the
+    # picture went (960x540 at the top-left; the rest is padding).
+    assert (frame.width, frame.height, frame.stored_width, frame.stored_height) == (
+        1280,
+        720,
+        960,
+        544,
+    )
+    assert (frame.placement.content_width, frame.placement.content_height) == (960, 540)
+    assert (frame.placement.offset_x, frame.placement.offset_y) == (0, 0)
+    # What a detector finds in the batch frame maps back to the source with the ref alone:
+    # no muxer size, no enable-padding from the config.
+    box = Letterbox.from_proto(frame)
     np.testing.assert_allclose(box.to_source(found)[0], drawn, atol=1.5)
 
 
@@ -424,6 +436,7 @@ def test_jpeg_in_jpeg_out_for_consumers_on_other_hosts(world: World, tmp_path: P
     batches = world.read_batches(2)
     frames = [f for b in batches for f in b.frames]
     assert [f.WhichOneof("location") for f in frames] == ["jpeg", "jpeg"]
+    assert {(f.stored_width, f.stored_height) for f in frames} == {(32, 24)}
     for batch in batches:
         for frame, pixels in zip(batch.frames, world.reader.read_batch(batch), strict=True):
             assert pixels.shape == (24, 32, 3)
