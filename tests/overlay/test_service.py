@@ -26,6 +26,7 @@ from heron.overlay.settings import OverlaySettings, read_pipeline
 from heron.v1.bus_pb2 import DeadLetter
 from heron.v1.detection_pb2 import BoundingBox, DetectedObject, FrameMetadata
 from heron.v1.frame_pb2 import FrameRef
+from heron.v1.stream_pb2 import StreamEvent
 from prometheus_client import CollectorRegistry
 
 from tests.core.runtime.service_process import ServiceProcess
@@ -168,6 +169,13 @@ def test_overwritten_frames_are_counted_and_skipped(
     service.signal(signal.SIGTERM)
     assert service.wait() == EXIT_OK
     assert any("overwritten" in r["message"] for r in service.records())
+    # Both frames left the last stage: only this event tells the run they are not in the file.
+    events = redis.Redis.from_url(redis_url).xrange(streams.events(PIPELINE).key)
+    dropped = [StreamEvent.FromString(f[b"pb"]) for _, f in events]
+    assert sorted((e.stream_id, e.dropped.frame_number, e.dropped.reason) for e in dropped) == [
+        ("cam-a", 0, "overwritten"),
+        ("cam-b", 0, "overwritten"),
+    ]
     with av.open(str(tmp_path / "out.mp4")) as container:
         assert sum(1 for _ in container.decode(video=0)) == FRAMES - 1
 

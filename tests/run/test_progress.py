@@ -176,3 +176,24 @@ def test_an_unknown_lag_is_not_taken_for_caught_up(
     assert not watcher.downstream_drained(expected_groups=1)
     overlay.ack(overlay.read(count=5, block_ms=100))
     assert watcher.downstream_drained(expected_groups=1)
+
+
+def test_a_frame_the_overlay_dropped_is_lost_though_the_last_stage_sent_it(
+    bus: Bus, watcher: BusWatcher, pipeline: str
+) -> None:
+    meta = bus.publisher(streams.metadata("tracker", pipeline), FrameMetadata)
+    events = bus.publisher(streams.events(pipeline), StreamEvent)
+    meta.publish_many([frame("source-0", n) for n in range(3)] + [frame("source-1", 0)])
+    dropped = StreamEvent.FrameDropped(stage="overlay", frame_number=1, reason="overwritten")
+    events.publish_many(
+        [
+            StreamEvent(stream_id="source-0", dropped=dropped),
+            eos("source-0", 3),
+            eos("source-1", 1),
+        ]
+    )
+    watcher.poll(block_ms=100)
+    progress = watcher.progress["source-0"]
+    assert progress.dropped == {1: "overwritten"}
+    assert (progress.delivered, progress.lost) == (2, 1)
+    assert watcher.sources_ended and not watcher.last_stage_done

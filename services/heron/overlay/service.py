@@ -3,7 +3,8 @@ labels drawn, frames tiled, every enabled sink written, and only then the metada
 
 One `step()` reads up to `read_count` metadata messages (one per source by default: a muxer
 batch) and splits them into composites of one frame per source. For each composite the pixels
-are read; a frame whose ring slot was already reused is counted (`overwritten`) and skipped
+are read; a frame whose ring slot was already reused is counted (`overwritten`), announced on
+the pipeline's event stream (`dropped`: it will be missing from the sinks) and skipped
 with a warning, a reference that can never be read is dead-lettered. A frame delivered again
 (an upstream stage redid it after a restart) is acknowledged and counted (`duplicate`), not
 drawn twice. Video sinks get the tiled
@@ -47,6 +48,7 @@ from heron.overlay.sinks.rtsp_metrics import RtspMetrics
 from heron.overlay.tiler import Tiler
 from heron.v1.bus_pb2 import DeadLetter
 from heron.v1.detection_pb2 import FrameMetadata
+from heron.v1.stream_pb2 import StreamEvent
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,9 @@ class OverlayService(Service[OverlaySettings]):
             raise FatalError(str(e)) from e
         self.dead: Publisher[DeadLetter] = self.bus.publisher(
             streams.dead_letter(self.stream), DeadLetter
+        )
+        self.events: Publisher[StreamEvent] = self.bus.publisher(
+            streams.events(s.pipeline), StreamEvent
         )
         self.reader = FrameReader()
         self.recent = RecentFrames()
@@ -233,6 +238,7 @@ class OverlayService(Service[OverlaySettings]):
             Letterbox.from_proto(ref)  # boxes are mapped with it: a bad placement is a bad ref
         except FrameOverwrittenError as e:
             self.metrics.frames.labels(ref.stream_id, "overwritten").inc()
+            self._dropped(meta, "overwritten")
             log.warning(
                 "stream %r frame %d: pixels overwritten before the overlay read them (%s); "
                 "skipped -- give the frame ring more slots",
@@ -262,6 +268,19 @@ class OverlayService(Service[OverlaySettings]):
             )
         )
         log.warning("dead-lettered %s of %r: %s", delivery.id, self.stream.key, reason)
+        self._dropped(delivery.message, reason.split(":", 1)[0])
+
+    def _dropped(self, meta: FrameMetadata, reason: str) -> None:
+        """Tell the pipeline a frame will be missing from the sinks: it left the last stage, so
+        without this event `heron run` would count it as delivered."""
+        event = StreamEvent(
+            stream_id=meta.frame.stream_id,
+            dropped=StreamEvent.FrameDropped(
+                stage=STAGE, frame_number=meta.frame.frame_number, reason=reason
+            ),
+        )
+        event.time.GetCurrentTime()
+        self.events.publish(event)
 
 
 def main(argv: list[str] | None = None) -> int:

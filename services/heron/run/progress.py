@@ -33,6 +33,7 @@ WATCHER_BACKOFF = BackoffSettings(initial_s=0.05, max_s=0.5, give_up_after_s=1.0
 @dataclass
 class StreamProgress:
     frames_out: set[int] = field(default_factory=set)  # frame numbers the last stage published
+    dropped: dict[int, str] = field(default_factory=dict)  # frames the overlay could not deliver
     ended: bool = False
     frames_in: int | None = None  # frames ingest published, from the EOS event
     error: str | None = None
@@ -42,11 +43,13 @@ class StreamProgress:
 
     @property
     def delivered(self) -> int:
-        """Frames out that ingest sent: numbers past the source's count (a stray message) are
-        not frames of this source, and must not make up for one that is missing."""
+        """Frames out that ingest sent and the overlay did not drop: numbers past the source's
+        count (a stray message) are not frames of this source, and must not make up for one
+        that is missing."""
+        out = self.frames_out - self.dropped.keys()
         if self.frames_in is None:
-            return len(self.frames_out)
-        return sum(1 for n in self.frames_out if n < self.frames_in)
+            return len(out)
+        return sum(1 for n in out if n < self.frames_in)
 
     @property
     def lost(self) -> int:
@@ -118,6 +121,13 @@ class BusWatcher:
             log.warning("%s: source failed: %s", event.stream_id, event.error.message)
         elif kind == "started":
             p.ended = False
+        elif kind == "dropped":
+            d = event.dropped
+            p.dropped[int(d.frame_number)] = d.reason
+            log.warning(
+                "%s: frame %d will be missing from the sinks (%s: %s)",
+                event.stream_id, d.frame_number, d.stage, d.reason,
+            )  # fmt: skip
 
     def _frame(self, meta: FrameMetadata, published_ns: int | None) -> FrameSeen | None:
         ref = meta.frame

@@ -25,27 +25,29 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15heron/v1/stream.proto\x12\x08heron.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x02\n\nSourceSpec\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x11\n\tsource_id\x18\x02 \x01(\r\x12\"\n\x04type\x18\x03 \x01(\x0e\x32\x14.heron.v1.SourceType\x12\x0b\n\x03uri\x18\x04 \x01(\t\x12\r\n\x05width\x18\x05 \x01(\r\x12\x0e\n\x06height\x18\x06 \x01(\r\x12\r\n\x05\x66ps_n\x18\x07 \x01(\r\x12\r\n\x05\x66ps_d\x18\x08 \x01(\r\x12\x1b\n\x13\x64rop_frame_interval\x18\t \x01(\r\x12\x0c\n\x04loop\x18\n \x01(\x08\x12/\n\x0ertsp_transport\x18\x0b \x01(\x0e\x32\x17.heron.v1.RtspTransport\x12\x12\n\nlatency_ms\x18\x0c \x01(\r\"\xe4\x03\n\x0bStreamEvent\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x07started\x18\x03 \x01(\x0b\x32\x1d.heron.v1.StreamEvent.StartedH\x00\x12\x30\n\x03\x65os\x18\x04 \x01(\x0b\x32!.heron.v1.StreamEvent.EndOfStreamH\x00\x12,\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x1b.heron.v1.StreamEvent.ErrorH\x00\x12:\n\x0creconnecting\x18\x06 \x01(\x0b\x32\".heron.v1.StreamEvent.ReconnectingH\x00\x1a/\n\x07Started\x12$\n\x06source\x18\x01 \x01(\x0b\x32\x14.heron.v1.SourceSpec\x1a\x1d\n\x0b\x45ndOfStream\x12\x0e\n\x06\x66rames\x18\x01 \x01(\x04\x1a\'\n\x05\x45rror\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\r\n\x05\x66\x61tal\x18\x02 \x01(\x08\x1aH\n\x0cReconnecting\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\r\x12\x17\n\x0f\x62\x61\x63koff_seconds\x18\x02 \x01(\x01\x12\x0e\n\x06reason\x18\x03 \x01(\tB\x07\n\x05\x65vent*\x8c\x01\n\nSourceType\x12\x1b\n\x17SOURCE_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SOURCE_TYPE_CAMERA_V4L2\x10\x01\x12\x13\n\x0fSOURCE_TYPE_URI\x10\x02\x12\x19\n\x15SOURCE_TYPE_MULTI_URI\x10\x03\x12\x14\n\x10SOURCE_TYPE_RTSP\x10\x04*_\n\rRtspTransport\x12\x1e\n\x1aRTSP_TRANSPORT_UNSPECIFIED\x10\x00\x12\x16\n\x12RTSP_TRANSPORT_UDP\x10\x01\x12\x16\n\x12RTSP_TRANSPORT_TCP\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15heron/v1/stream.proto\x12\x08heron.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x02\n\nSourceSpec\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x11\n\tsource_id\x18\x02 \x01(\r\x12\"\n\x04type\x18\x03 \x01(\x0e\x32\x14.heron.v1.SourceType\x12\x0b\n\x03uri\x18\x04 \x01(\t\x12\r\n\x05width\x18\x05 \x01(\r\x12\x0e\n\x06height\x18\x06 \x01(\r\x12\r\n\x05\x66ps_n\x18\x07 \x01(\r\x12\r\n\x05\x66ps_d\x18\x08 \x01(\r\x12\x1b\n\x13\x64rop_frame_interval\x18\t \x01(\r\x12\x0c\n\x04loop\x18\n \x01(\x08\x12/\n\x0ertsp_transport\x18\x0b \x01(\x0e\x32\x17.heron.v1.RtspTransport\x12\x12\n\nlatency_ms\x18\x0c \x01(\r\"\xe0\x04\n\x0bStreamEvent\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x07started\x18\x03 \x01(\x0b\x32\x1d.heron.v1.StreamEvent.StartedH\x00\x12\x30\n\x03\x65os\x18\x04 \x01(\x0b\x32!.heron.v1.StreamEvent.EndOfStreamH\x00\x12,\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x1b.heron.v1.StreamEvent.ErrorH\x00\x12:\n\x0creconnecting\x18\x06 \x01(\x0b\x32\".heron.v1.StreamEvent.ReconnectingH\x00\x12\x35\n\x07\x64ropped\x18\x07 \x01(\x0b\x32\".heron.v1.StreamEvent.FrameDroppedH\x00\x1a/\n\x07Started\x12$\n\x06source\x18\x01 \x01(\x0b\x32\x14.heron.v1.SourceSpec\x1a\x1d\n\x0b\x45ndOfStream\x12\x0e\n\x06\x66rames\x18\x01 \x01(\x04\x1a\'\n\x05\x45rror\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\r\n\x05\x66\x61tal\x18\x02 \x01(\x08\x1aH\n\x0cReconnecting\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\r\x12\x17\n\x0f\x62\x61\x63koff_seconds\x18\x02 \x01(\x01\x12\x0e\n\x06reason\x18\x03 \x01(\t\x1a\x43\n\x0c\x46rameDropped\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x14\n\x0c\x66rame_number\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\tB\x07\n\x05\x65vent*\x8c\x01\n\nSourceType\x12\x1b\n\x17SOURCE_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SOURCE_TYPE_CAMERA_V4L2\x10\x01\x12\x13\n\x0fSOURCE_TYPE_URI\x10\x02\x12\x19\n\x15SOURCE_TYPE_MULTI_URI\x10\x03\x12\x14\n\x10SOURCE_TYPE_RTSP\x10\x04*_\n\rRtspTransport\x12\x1e\n\x1aRTSP_TRANSPORT_UNSPECIFIED\x10\x00\x12\x16\n\x12RTSP_TRANSPORT_UDP\x10\x01\x12\x16\n\x12RTSP_TRANSPORT_TCP\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'heron.v1.stream_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SOURCETYPE']._serialized_start=831
-  _globals['_SOURCETYPE']._serialized_end=971
-  _globals['_RTSPTRANSPORT']._serialized_start=973
-  _globals['_RTSPTRANSPORT']._serialized_end=1068
+  _globals['_SOURCETYPE']._serialized_start=955
+  _globals['_SOURCETYPE']._serialized_end=1095
+  _globals['_RTSPTRANSPORT']._serialized_start=1097
+  _globals['_RTSPTRANSPORT']._serialized_end=1192
   _globals['_SOURCESPEC']._serialized_start=69
   _globals['_SOURCESPEC']._serialized_end=341
   _globals['_STREAMEVENT']._serialized_start=344
-  _globals['_STREAMEVENT']._serialized_end=828
-  _globals['_STREAMEVENT_STARTED']._serialized_start=626
-  _globals['_STREAMEVENT_STARTED']._serialized_end=673
-  _globals['_STREAMEVENT_ENDOFSTREAM']._serialized_start=675
-  _globals['_STREAMEVENT_ENDOFSTREAM']._serialized_end=704
-  _globals['_STREAMEVENT_ERROR']._serialized_start=706
-  _globals['_STREAMEVENT_ERROR']._serialized_end=745
-  _globals['_STREAMEVENT_RECONNECTING']._serialized_start=747
-  _globals['_STREAMEVENT_RECONNECTING']._serialized_end=819
+  _globals['_STREAMEVENT']._serialized_end=952
+  _globals['_STREAMEVENT_STARTED']._serialized_start=681
+  _globals['_STREAMEVENT_STARTED']._serialized_end=728
+  _globals['_STREAMEVENT_ENDOFSTREAM']._serialized_start=730
+  _globals['_STREAMEVENT_ENDOFSTREAM']._serialized_end=759
+  _globals['_STREAMEVENT_ERROR']._serialized_start=761
+  _globals['_STREAMEVENT_ERROR']._serialized_end=800
+  _globals['_STREAMEVENT_RECONNECTING']._serialized_start=802
+  _globals['_STREAMEVENT_RECONNECTING']._serialized_end=874
+  _globals['_STREAMEVENT_FRAMEDROPPED']._serialized_start=876
+  _globals['_STREAMEVENT_FRAMEDROPPED']._serialized_end=943
 # @@protoc_insertion_point(module_scope)

@@ -205,12 +205,42 @@ class StreamEvent(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class FrameDropped(_message.Message):
+        """A frame a stage after the last metadata stage (the overlay) could not deliver to its
+        sinks: its pixels were overwritten, its reference or metadata was dead-lettered. The
+        frame left the last stage, so only this event tells a run it is missing from the output.
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        STAGE_FIELD_NUMBER: _builtins.int
+        FRAME_NUMBER_FIELD_NUMBER: _builtins.int
+        REASON_FIELD_NUMBER: _builtins.int
+        stage: _builtins.str
+        frame_number: _builtins.int
+        reason: _builtins.str
+        """overwritten, bad_frame, bad_metadata"""
+        def __init__(
+            self,
+            *,
+            stage: _builtins.str = ...,
+            frame_number: _builtins.int = ...,
+            reason: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["frame_number", b"frame_number", "reason", b"reason", "stage", b"stage"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     STREAM_ID_FIELD_NUMBER: _builtins.int
     TIME_FIELD_NUMBER: _builtins.int
     STARTED_FIELD_NUMBER: _builtins.int
     EOS_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     RECONNECTING_FIELD_NUMBER: _builtins.int
+    DROPPED_FIELD_NUMBER: _builtins.int
     stream_id: _builtins.str
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
@@ -222,6 +252,8 @@ class StreamEvent(_message.Message):
     def error(self) -> Global___StreamEvent.Error: ...
     @_builtins.property
     def reconnecting(self) -> Global___StreamEvent.Reconnecting: ...
+    @_builtins.property
+    def dropped(self) -> Global___StreamEvent.FrameDropped: ...
     def __init__(
         self,
         *,
@@ -231,12 +263,13 @@ class StreamEvent(_message.Message):
         eos: Global___StreamEvent.EndOfStream | None = ...,
         error: Global___StreamEvent.Error | None = ...,
         reconnecting: Global___StreamEvent.Reconnecting | None = ...,
+        dropped: Global___StreamEvent.FrameDropped | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["eos", b"eos", "error", b"error", "event", b"event", "reconnecting", b"reconnecting", "started", b"started", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dropped", b"dropped", "eos", b"eos", "error", b"error", "event", b"event", "reconnecting", b"reconnecting", "started", b"started", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["eos", b"eos", "error", b"error", "event", b"event", "reconnecting", b"reconnecting", "started", b"started", "stream_id", b"stream_id", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dropped", b"dropped", "eos", b"eos", "error", b"error", "event", b"event", "reconnecting", b"reconnecting", "started", b"started", "stream_id", b"stream_id", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["started", "eos", "error", "reconnecting"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["started", "eos", "error", "reconnecting", "dropped"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
