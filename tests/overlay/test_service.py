@@ -170,7 +170,7 @@ def test_overwritten_frames_are_counted_and_skipped(
     assert service.wait() == EXIT_OK
     assert any("overwritten" in r["message"] for r in service.records())
     # Both frames left the last stage: only this event tells the run they are not in the file.
-    events = redis.Redis.from_url(redis_url).xrange(streams.events(PIPELINE).key)
+    events: Any = redis.Redis.from_url(redis_url).xrange(streams.events(PIPELINE).key)
     dropped = [StreamEvent.FromString(f[b"pb"]) for _, f in events]
     assert sorted((e.stream_id, e.dropped.frame_number, e.dropped.reason) for e in dropped) == [
         ("cam-a", 0, "overwritten"),
@@ -190,7 +190,8 @@ def test_metadata_whose_boxes_cannot_be_drawn_is_dead_lettered(
     service.signal(signal.SIGTERM)
     assert service.wait() == EXIT_OK
     dead = streams.dead_letter(streams.metadata("inference", PIPELINE)).key
-    (entry,) = redis.Redis.from_url(redis_url).xrange(dead)
+    entries: Any = redis.Redis.from_url(redis_url).xrange(dead)
+    (entry,) = entries
     letter = DeadLetter.FromString(entry[1][b"pb"])
     assert letter.reason.startswith("bad_metadata: stream 'cam-a' frame 3: ")
     assert FrameMetadata.FromString(letter.payload).frame.frame_number == 3
