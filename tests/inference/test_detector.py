@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from heron.core.config.deepstream import read_deepstream_app
 from heron.core.config.nvinfer import read_nvinfer
 from heron.inference.backends.base import ModelInfo
 from heron.inference.detector import DetectorHead, bbox_coding, cluster_params, find_outputs
 from heron.inference.errors import ModelMismatchError
 from heron.inference.geometry import frame_geometry, place
+from heron.inference.pipeline import primary_detector
 from heron.postprocess import ClusterMode, encode_bbox
 
 from tests.inference.conftest import write_nvinfer
@@ -98,6 +100,30 @@ def test_objects_land_on_the_source_frame(tmp_path: Path, class_id: int) -> None
         obj.bbox.top + obj.bbox.height,
     ]
     np.testing.assert_allclose(got, source_box, atol=0.05)
+
+
+@pytest.mark.parametrize("class_id", [0, 1])
+def test_objects_carry_the_primary_gie_id_and_labels(tmp_path: Path, class_id: int) -> None:
+    """A deepstream-app config's [primary-gie] gie-unique-id and labelfile-path win over the
+    nvinfer config's 1 and Mask/No-Mask: the objects say so."""
+    write_nvinfer(tmp_path, tmp_path / "m.onnx", extra="infer-dims=3;544;960")
+    (tmp_path / "faces.txt").write_text("face\nbare\n")
+    app = tmp_path / "app.txt"
+    app.write_text(
+        "[source0]\nenable=1\ntype=1\ncamera-width=960\ncamera-height=544\n"
+        "camera-fps-n=30\n\n[sink0]\nenable=1\ntype=1\n\n"
+        "[primary-gie]\nenable=1\nconfig-file=nvinfer.txt\ngie-unique-id=7\n"
+        "labelfile-path=faces.txt\n"
+    )
+    detector = primary_detector(read_deepstream_app(app)[0], app)
+    head = DetectorHead(detector.nvinfer, INFO)
+    box = np.array([100.0, 100.0, 300.0, 300.0], np.float32)
+    frame = frame_geometry(None, place((960, 544), (960, 544), keep_aspect=False, symmetric=False))
+
+    (found,) = head.detections(one_object_outputs(box, class_id), [frame])
+    (obj,) = head.objects(found)
+
+    assert (obj.component_id, obj.label) == (7, ("face", "bare")[class_id])
 
 
 def test_filter_out_class_ids_drops_a_class(tmp_path: Path) -> None:

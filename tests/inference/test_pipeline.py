@@ -8,8 +8,13 @@ import pytest
 from heron.core.config.nvinfer import read_nvinfer
 from heron.inference.backends import build_backend
 from heron.inference.errors import ModelMismatchError
-from heron.inference.pipeline import primary_detector, read_pipeline
-from heron.inference.settings import InferenceSettings, OnnxRuntimeSettings, TorchSettings
+from heron.inference.pipeline import primary_detector, read_pipeline, require_model
+from heron.inference.settings import (
+    InferenceSettings,
+    OnnxRuntimeSettings,
+    TorchSettings,
+    TritonSettings,
+)
 
 from tests.inference.conftest import ExportedDetector, write_nvinfer, write_pipeline
 
@@ -18,8 +23,10 @@ def test_primary_gie_overrides_apply(tmp_path: Path, detector: ExportedDetector)
     nvinfer = write_nvinfer(tmp_path, detector.onnx, extra="interval=3\nbatch-size=2")
     path = write_pipeline(tmp_path, nvinfer, padding=True)
     path.write_text(path.read_text() + "  interval: 1\n  batch_size: 8\n  gie_unique_id: 5\n")
-    found = primary_detector(read_pipeline(path), path)
+    found = primary_detector(read_pipeline(path)[0], path)
     assert (found.interval, found.batch_size, found.unique_id) == (1, 8, 5)
+    prop = found.nvinfer.property  # what the preprocessing, the gate and the head read
+    assert (prop.interval, prop.batch_size, prop.gie_unique_id) == (1, 8, 5)
 
 
 def test_pipeline_without_an_enabled_primary_gie(
@@ -30,7 +37,28 @@ def test_pipeline_without_an_enabled_primary_gie(
         path.read_text().replace("enable: true\n  config_file", "enable: false\n  config_file")
     )
     with pytest.raises(ModelMismatchError, match=r"\[primary-gie\] is missing or not enabled"):
-        primary_detector(read_pipeline(path), path)
+        primary_detector(read_pipeline(path)[0], path)
+
+
+def test_an_engine_needs_an_onnx_model_beside_it(tmp_path: Path) -> None:
+    """ONNX Runtime cannot run a TensorRT engine: refused at start, naming where the engine was
+    set, unless the settings name an ONNX model; Triton serves a model of its own."""
+    (tmp_path / "model.engine").write_bytes(b"")
+    nvinfer = tmp_path / "nvinfer.txt"
+    nvinfer.write_text("[property]\nmodel-engine-file=model.engine\nnum-detected-classes=2\n")
+    path = write_pipeline(tmp_path, nvinfer)
+    pipeline, findings = read_pipeline(path)
+    detector = primary_detector(pipeline, path, findings.items)
+
+    with pytest.raises(ModelMismatchError) as caught:
+        require_model(OnnxRuntimeSettings(), detector)
+
+    assert str(caught.value).startswith(
+        f"backend onnxruntime has no model to run: {nvinfer}:2: [property.model-engine-file] "
+        f"model-engine-file '{tmp_path / 'model.engine'}' is a TensorRT engine"
+    )
+    require_model(OnnxRuntimeSettings(model_file=tmp_path / "m.onnx"), detector)
+    require_model(TritonSettings(model_name="detector"), detector)
 
 
 def test_backend_needs_a_model(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from heron.core import streams
 from heron.core.bus import BackpressureError
 from heron.core.framestore import decode_jpeg
+from heron.core.runtime import FatalError
 from heron.inference.backends.onnx_runtime import OnnxRuntimeBackend
 from heron.inference.detector import DetectorHead
 from heron.inference.geometry import Placement, frame_geometry
@@ -30,9 +32,11 @@ ATTRS = "[class-attrs-all]\npre-cluster-threshold=0.45\nnms-iou-threshold=0.3\nt
 def make_harness(redis_url: str, tmp_path: Path, detector: ExportedDetector) -> Iterator[Any]:
     made: list[Harness] = []
 
-    def make(extra: str = "", padding: bool = False, **overrides: Any) -> Harness:
+    def make(extra: str = "", padding: bool = False, gie: str = "", **overrides: Any) -> Harness:
+        """`extra`: nvinfer [property] keys; `gie`: more primary_gie keys of the pipeline."""
         nvinfer = write_nvinfer(tmp_path, detector.onnx, extra=extra, class_attrs=ATTRS)
         pipeline = write_pipeline(tmp_path, nvinfer, padding=padding)
+        pipeline.write_text(pipeline.read_text() + gie)
         harness = Harness(redis_url, pipeline, tmp_path, **overrides)
         harness.service.start()
         made.append(harness)
@@ -117,6 +121,68 @@ def test_interval_passes_frames_through(make_harness: Any) -> None:
         if not m.inferred:
             assert not m.objects
     assert by_stream == {s: [True, False, False] * 2 for s in ("source-0", "source-1")}
+
+
+def test_metadata_carries_the_primary_gie_unique_id_and_labels(
+    make_harness: Any, tmp_path: Path
+) -> None:
+    """[primary-gie] gie-unique-id and labelfile-path win over the nvinfer config's (1 and
+    Mask/No-Mask), as deepstream-app's element properties win over its config file."""
+    (tmp_path / "faces.txt").write_text("face\nbare\n")
+    h = make_harness(gie="  gie_unique_id: 5\n  labelfile_path: faces.txt\n")
+    h.publish_batches(count=3, streams_n=2)
+    h.run_until(lambda: len(h.metadata()) >= 6)
+    objects = [o for m in h.metadata() for o in m.objects]
+    assert objects
+    assert {o.component_id for o in objects} == {5}
+    assert {o.label for o in objects} <= {"face", "bare"}
+    assert {o.label for o in objects} == {("face", "bare")[o.class_id] for o in objects}
+
+
+def test_unused_engine_is_a_warning_in_the_log_at_start(
+    make_harness: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="heron.inference.service")
+    h = make_harness(gie="  model_engine_file: /engines/model_b4_gpu0_fp16.engine\n")
+    pipeline = tmp_path / "pipeline.yaml"
+    line = (
+        pipeline.read_text()
+        .splitlines()
+        .index("  model_engine_file: /engines/model_b4_gpu0_fp16.engine")
+    )
+    expected = (
+        f"config: {pipeline}:{line + 1}: warning: [primary_gie.model_engine_file] "
+        "model-engine-file '/engines/model_b4_gpu0_fp16.engine' is not used: Heron cannot load "
+        "a TensorRT engine and runs the config's onnx-file"
+    )
+    assert any(m.startswith(expected) for m in caplog.messages), caplog.messages
+    h.publish_batches(count=1, streams_n=2)  # and it runs the ONNX model
+    h.run_until(lambda: len(h.metadata()) >= 2)
+
+
+def test_an_engine_and_no_onnx_stops_the_service_naming_file_and_line(
+    redis_url: str, tmp_path: Path, detector: ExportedDetector
+) -> None:
+    nvinfer = write_nvinfer(tmp_path, detector.onnx, class_attrs=ATTRS)
+    text = nvinfer.read_text().replace(f"onnx-file={detector.onnx}", "model-engine-file=m.engine")
+    nvinfer.write_text(text)
+    app = tmp_path / "app.txt"
+    app.write_text(
+        "[source0]\nenable=1\ntype=1\ncamera-width=224\ncamera-height=128\n"
+        "camera-fps-n=30\n\n[sink0]\nenable=1\ntype=1\n\n"
+        "[primary-gie]\nenable=1\nconfig-file=nvinfer.txt\nmodel-engine-file=model.engine\n"
+    )
+    harness = Harness(redis_url, app, tmp_path)
+    try:
+        with pytest.raises(FatalError) as caught:  # a restart cannot mend it: `heron run` stops
+            harness.service.start()
+    finally:
+        harness.close()
+    message = str(caught.value)
+    line = app.read_text().splitlines().index("model-engine-file=model.engine") + 1
+    assert f"{app}:{line}: [primary-gie.model-engine-file] model-engine-file " in message
+    assert f"'{tmp_path / 'model.engine'}' is a TensorRT engine, which Heron cannot run" in message
+    assert "export the model to ONNX and set onnx-file=" in message
 
 
 def test_batch_size_splits_a_larger_muxer_batch(

@@ -34,6 +34,7 @@ from heron.core.bus.admission import (
 )
 from heron.core.runtime import (
     CheckResult,
+    FatalError,
     FlagCheck,
     Service,
     run_service,
@@ -41,7 +42,12 @@ from heron.core.runtime import (
 from heron.core.streams import StreamName
 from heron.inference.backends import Backend, build_backend
 from heron.inference.detector import DetectorHead
-from heron.inference.errors import BackendError, BackendUnavailableError, BadFrameError
+from heron.inference.errors import (
+    BackendError,
+    BackendUnavailableError,
+    BadFrameError,
+    ModelMismatchError,
+)
 from heron.inference.geometry import Placement, frame_geometry
 from heron.inference.inputs import BatchInput, FrameInput, Input, Taken
 from heron.inference.interval import IntervalGate
@@ -50,6 +56,7 @@ from heron.inference.pipeline import (
     input_limits,
     primary_detector,
     read_pipeline,
+    require_model,
 )
 from heron.inference.pixels import Image, PixelReader
 from heron.inference.preprocess import Preprocessor, PreprocessSpec
@@ -126,8 +133,16 @@ class InferenceService(Service[InferenceSettings]):
             "Inference calls that found the backend unavailable (retried).",
             registry=registry,
         )
-        pipeline = read_pipeline(s.pipeline_config)
-        self.detector: PrimaryDetector = primary_detector(pipeline, s.pipeline_config)
+        pipeline, findings = read_pipeline(s.pipeline_config)
+        for warning in findings.warnings:  # e.g. a [primary-gie] key Heron cannot honour
+            log.warning("config: %s", warning)
+        self.detector: PrimaryDetector = primary_detector(
+            pipeline, s.pipeline_config, findings.items
+        )
+        try:
+            require_model(s.backend, self.detector)
+        except ModelMismatchError as e:  # the config is wrong for this backend: no restart mends it
+            raise FatalError(str(e)) from e
         self.limits = input_limits(pipeline)
         self.admission_metrics = AdmissionMetrics(registry, STAGE)
         self.orders: dict[str, FrameOrder] = {}  # per stream: where its frame numbers are

@@ -16,6 +16,7 @@ from heron.core.config.cli import app
 from heron.core.config.deepstream import read_deepstream_app
 from heron.core.config.diagnostics import ConfigError, Diagnostics, Severity
 from heron.core.config.nvinfer import read_nvinfer
+from heron.core.config.nvinfer_models import ENGINE_NOT_RUN
 from heron.core.config.sources import MultiUriSource
 from heron.core.config.yaml_loader import load_pipeline_yaml, to_yaml
 from typer.testing import CliRunner
@@ -38,11 +39,17 @@ EGL_SINK_WARNINGS = [
     *(f"key {k!r} does not apply to a type=1 (fake) sink" for k in ("container", "codec")),
     *(f"key {k!r} does not apply to a type=1 (fake) sink" for k in ("bitrate", "output-file")),
 ]
+# The apps' [primary-gie] names a TensorRT engine and the nvinfer config an .etlt, no ONNX.
+ENGINE = (
+    "/mnt/8c3f68c9-a08a-400b-8c80-99c5fee26a06/detectnet_v2_models/detectnet_4K-fddb-12/"
+    "resnet18_RGB960_detector_fddb_12_int8.etlt_b1_gpu0_int8.engine"
+)
+ENGINE_WARNING = f"[primary-gie.model-engine-file] model-engine-file {ENGINE!r} {ENGINE_NOT_RUN}"
 # Findings other than "file ... does not exist", per file.
 EXPECTED: dict[Path, list[str]] = {
     NVINFER: [LABELS_WARNING],
-    CAMERA_APP: [LABELS_WARNING, *EGL_SINK_WARNINGS],
-    VIDEO_APP: [LABELS_WARNING, *EGL_SINK_WARNINGS],
+    CAMERA_APP: [LABELS_WARNING, ENGINE_WARNING, *EGL_SINK_WARNINGS],
+    VIDEO_APP: [LABELS_WARNING, ENGINE_WARNING, *EGL_SINK_WARNINGS],
     TAO / "detectnet_v2_train_resnet18_kitti.txt": [],
     TAO / "detectnet_v2_retrain_resnet18_kitti.txt": [],
     TAO / "detectnet_v2_tfrecords_kitti_trainval.txt": [],

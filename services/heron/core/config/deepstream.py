@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from heron.core.config.diagnostics import ConfigError, Diagnostics, unknown_name_message
 from heron.core.config.file_uri import file_uri_path, is_file_uri, resolve_config_file_uri
+from heron.core.config.gie import check_gies
 from heron.core.config.keyfile import Group, read_keyfile
 from heron.core.config.keymap import ds_keys, read_group
 from heron.core.config.models import (
@@ -29,7 +30,7 @@ from heron.core.config.models import (
     Tracker,
     pipeline_warnings,
 )
-from heron.core.config.nvinfer import load_nvinfer
+from heron.core.config.nvinfer import load_nvinfer, read_labels
 from heron.core.config.nvinfer_models import ClassAttrs, InferProperty, NvInferConfig
 from heron.core.config.sinks import (
     SINK_KINDS,
@@ -80,7 +81,8 @@ UNSUPPORTED = re.compile(
     r"|dewarper|message-converter|message-consumer\d+|img-save|audio-transform|audio-classifier"
 )
 INDEXED = re.compile(r"(source|sink|secondary-gie)(\d+)")
-GIE_KEYS = ds_keys(Gie, exclude=("nvinfer", "bbox_border_colors", "bbox_bg_colors"))
+# `labels` is filled from labelfile-path's file: no key of its own.
+GIE_KEYS = ds_keys(Gie, exclude=("nvinfer", "labels", "bbox_border_colors", "bbox_bg_colors"))
 CLASS_COLOR = re.compile(r"(bbox-border-color|bbox-bg-color)(\d+)")
 NVINFER_MODELS = (NvInferConfig, InferProperty, ClassAttrs)
 KNOWN_GROUPS = [*SINGLE_GROUPS, "primary-gie", "source0", "sink0", "secondary-gie0"]
@@ -121,6 +123,7 @@ def load_deepstream_app(
     check_pipeline_paths(pipeline, path.parent, locator, diags, strict=strict)
     check_uris(pipeline, locator, diags, strict=strict)
     warn_pipeline(pipeline, locator, diags)
+    check_gies(pipeline, locator, diags)
     # Syntax errors, a broken nvinfer file or --strict: the findings stand, the model does not.
     return pipeline if len(diags.errors) == errors_before else None
 
@@ -264,6 +267,9 @@ class _Reader:
         for key, entry in group.entries.items():
             (colors if CLASS_COLOR.fullmatch(key) else plain).entries[key] = entry
         raw = self._read(plain, GIE_KEYS, prefix)
+        labels = group.entries.get("labelfile-path")
+        if labels is not None:  # findings about the group's labels point at its file's key
+            self.locator.add(f"{prefix}.labels", labels.line, f"{group.name}.labelfile-path")
         for key, entry in colors.entries.items():
             match = CLASS_COLOR.fullmatch(key)
             if match is None:  # pragma: no cover - split above
@@ -294,23 +300,39 @@ def gie_enabled(gie: dict[str, Any]) -> bool:
 
 
 def load_gie_configs(raw: dict[str, Any], base: Path, diags: Diagnostics, *, strict: bool) -> None:
-    """Parse the nvinfer `config_file` of each enabled GIE into its `nvinfer` (both loaders).
+    """Parse the nvinfer `config_file` of each enabled GIE into its `nvinfer`, and its own
+    `labelfile_path` into its `labels` (both loaders).
 
     Disabled GIEs are skipped whole, as deepstream-app skips them; a GIE that already carries
-    an embedded `nvinfer` (the YAML form) keeps it; missing files are reported by check_paths.
+    an embedded `nvinfer` or `labels` (the YAML form) keeps them; an nvinferserver config is
+    not read as an nvinfer one (check_gies refuses it); missing files are reported by
+    check_paths.
     """
     secondaries = raw.get("secondary_gies")
     gies = [raw.get("primary_gie")]
     if isinstance(secondaries, dict):
         gies.extend(secondaries.values())
     for gie in gies:
-        if not isinstance(gie, dict) or not gie_enabled(gie) or gie.get("nvinfer") is not None:
+        if not isinstance(gie, dict) or not gie_enabled(gie):
             continue
-        config_file = gie.get("config_file")
-        if isinstance(config_file, str | Path) and str(config_file):
-            config_path = Path(os.path.normpath(base / config_file))
-            if config_path.is_file():
-                gie["nvinfer"] = load_nvinfer(config_path, diags, strict=strict)
+        if "labels" not in gie and (labels_path := _file(base, gie.get("labelfile_path"))):
+            gie["labels"] = [";".join(row) for row in read_labels(labels_path, diags)]
+        if gie.get("nvinfer") is not None or _nvinferserver(gie):
+            continue
+        if config_path := _file(base, gie.get("config_file")):
+            gie["nvinfer"] = load_nvinfer(config_path, diags, strict=strict)
+
+
+def _file(base: Path, value: object) -> Path | None:
+    """A raw path value that names an existing file, resolved against `base`."""
+    if not isinstance(value, str | Path) or not str(value):
+        return None
+    path = Path(os.path.normpath(base / value))
+    return path if path.is_file() else None
+
+
+def _nvinferserver(gie: dict[str, Any]) -> bool:
+    return str(gie.get("plugin_type", "")).strip().lower() in ("1", "nvinferserver")
 
 
 def resolve_file_uri(source: dict[str, Any], base: Path) -> None:

@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from heron.core.config.nvinfer_models import NetworkType, NvInferConfig
+from heron.core.config.nvinfer_models import MAX_BATCH_SIZE, NetworkType, NvInferConfig
 from heron.core.config.problems import Problems
 from heron.core.config.sinks import Sink
 from heron.core.config.sources import Source
@@ -88,7 +88,9 @@ class Gie(Strict):
     plugin_type: Annotated[PluginType, BeforeValidator(coded(PluginType, PLUGIN_TYPES))] = Field(
         PluginType.NVINFER, description="0 nvinfer (TensorRT), 1 nvinferserver (Triton)."
     )
-    batch_size: int | None = Field(None, ge=1, description="Overrides the nvinfer batch-size.")
+    batch_size: int | None = Field(
+        None, ge=1, le=MAX_BATCH_SIZE, description="Overrides the nvinfer batch-size."
+    )
     interval: NonNeg | None = Field(None, description="Overrides the nvinfer interval.")
     gie_unique_id: int | None = Field(None, ge=1, description="Overrides the nvinfer id.")
     operate_on_gie_id: int | None = Field(None, ge=1, description="Secondary: parent engine id.")
@@ -99,6 +101,11 @@ class Gie(Strict):
         None, description="Overrides the nvinfer model-engine-file."
     )
     labelfile_path: Path | None = Field(None, description="Overrides the nvinfer labelfile-path.")
+    labels: list[str] = Field(
+        default_factory=list,
+        description="The lines of the labelfile-path file, read when the config is loaded; "
+        "they override the nvinfer labels.",
+    )
     config_file: Path | None = Field(None, description="The nvinfer config file.")
     input_tensor_meta: bool = Field(
         False, description="Take preprocessed tensors from upstream metadata."
@@ -143,9 +150,14 @@ class Gie(Strict):
 
     @property
     def unique_id(self) -> int:
-        if self.gie_unique_id is not None:
-            return self.gie_unique_id
-        return self.nvinfer.property.gie_unique_id if self.nvinfer else 1
+        """The id its metadata carries (`effective_nvinfer`'s; without a config read, this
+        group's gie-unique-id or nvinfer's default 1)."""
+        # Imported here: heron.core.config.gie imports this module.
+        from heron.core.config.gie import effective_nvinfer
+
+        if self.nvinfer is not None:
+            return effective_nvinfer(self).property.gie_unique_id
+        return self.gie_unique_id if self.gie_unique_id is not None else 1
 
 
 class Tracker(Strict):

@@ -186,12 +186,23 @@ def _read_labels_into(
     classifier = str(prop.get("network_type", "")) in ("1", "classifier") or (
         "network_type" not in prop and str(prop.get("is_classifier", "")).lower() in ("1", "true")
     )
+    raw.update(labels_from_rows(rows, classifier=classifier))
+
+
+def labels_from_rows(rows: list[list[str]], *, classifier: bool) -> dict[str, object]:
+    """nvinfer's reading of a labels file's rows, as NvInferConfig fields: a classifier keeps
+    one ';'-list per output; a detector takes its classes from one ';'-separated line, else one
+    label per line."""
     if classifier:
-        raw["classifier_labels"] = rows
-    elif len(rows) == 1 and len(rows[0]) > 1:
-        raw["labels"] = rows[0]  # all classes on one ';'-separated line
-    else:
-        raw["labels"] = [";".join(row) for row in rows]
+        return {"classifier_labels": rows}
+    if len(rows) == 1 and len(rows[0]) > 1:
+        return {"labels": rows[0]}
+    return {"labels": [";".join(row) for row in rows]}
+
+
+def label_rows(lines: list[str]) -> list[list[str]]:
+    """Lines of a labels file as `read_labels` splits them (a blank line is one empty label)."""
+    return [split_list(line) if line else [""] for line in lines]
 
 
 def read_labels(path: Path, diags: Diagnostics) -> list[list[str]]:
@@ -207,11 +218,9 @@ def read_labels(path: Path, diags: Diagnostics) -> list[list[str]]:
     lines = [line.strip() for line in text.splitlines()]
     while lines and not lines[-1]:
         lines.pop()
-    rows: list[list[str]] = []
     for number, line in enumerate(lines, start=1):
         if not line:
             diags.warn(path, number, "blank line: DeepStream counts it as a label with no name")
-        rows.append(split_list(line) if line else [""])
-    if not rows:
+    if not lines:
         diags.warn(path, 0, "the labels file is empty")
-    return rows
+    return label_rows(lines)

@@ -346,11 +346,50 @@ class NvInferConfig(Strict):
 
 
 def nvinfer_warnings(config: NvInferConfig) -> list[tuple[str, str]]:
-    """Settings DeepStream runs but that are probably unintended, as (field path, message).
+    """Settings DeepStream runs but that are probably unintended, or that Heron cannot run
+    the way DeepStream would, as (field path, message)."""
+    found = labels_warnings(config)
+    engine = config.property.model_engine_file
+    if engine is not None and not has_model_besides_engine(config.property):
+        found.append(("property.model_engine_file", engine_not_run_message(engine)))
+    return found
 
-    A labels file whose count differs from num-detected-classes is one: nvinfer looks a label
-    up by class id and leaves the label empty past the end of the file, refusing neither case.
-    NVIDIA's own face-mask sample ships three labels (mask, no-mask, default) for two classes.
+
+# Words every "cannot run this engine" finding holds: the inference service looks for them to
+# say where the engine was set when ONNX Runtime has no model to run.
+ENGINE_NOT_RUN = "is a TensorRT engine, which Heron cannot run"
+MODEL_SOURCES = (
+    "onnx_file",
+    "tlt_encoded_model",
+    "uff_file",
+    "model_file",
+    "custom_network_config",
+)
+
+
+def has_model_besides_engine(prop: InferProperty) -> bool:
+    """A model nvinfer would build its engine from. Heron runs only an ONNX one; a config with
+    an .etlt/UFF/Caffe model fails for that model, not for the engine beside it."""
+    return any(getattr(prop, name) for name in MODEL_SOURCES)
+
+
+def engine_not_run_message(engine: Path, config_file: Path | None = None) -> str:
+    """A TensorRT engine and no ONNX model: what Heron cannot do and what to do instead."""
+    where = f"{str(config_file)!r}" if config_file is not None else "the nvinfer config"
+    return (
+        f"model-engine-file {str(engine)!r} {ENGINE_NOT_RUN} (it needs TensorRT on an NVIDIA "
+        f"GPU) and no onnx-file is given: export the model to ONNX and set onnx-file= in {where} "
+        "(nvinfer builds its engine from that file too), or set the inference service's "
+        "backend.model_file, or serve the model from Triton (backend.kind: triton)"
+    )
+
+
+def labels_warnings(config: NvInferConfig) -> list[tuple[str, str]]:
+    """A labels file whose count differs from num-detected-classes, as (field path, message).
+
+    nvinfer refuses neither case: it looks a label up by class id and leaves the label empty
+    past the end of the file. NVIDIA's own face-mask sample ships three labels (mask, no-mask,
+    default) for two classes.
     """
     prop = config.property
     count, labels = prop.num_detected_classes, config.labels

@@ -23,6 +23,7 @@ from heron.core.config.deepstream import (
     warn_pipeline,
 )
 from heron.core.config.diagnostics import ConfigError, Diagnostics, unknown_name_message
+from heron.core.config.gie import check_gies
 from heron.core.config.models import Pipeline
 from heron.core.config.nvinfer_models import nvinfer_warnings
 from heron.core.config.validation import (
@@ -99,6 +100,7 @@ def load_pipeline_yaml(path: Path, diags: Diagnostics, *, strict: bool = False) 
     check_uris(pipeline, locator, diags, strict=strict)
     warn_pipeline(pipeline, locator, diags)
     _warn_embedded_nvinfer(pipeline, embedded, locator, diags)
+    check_gies(pipeline, locator, diags)
     for at in _masked_secrets(pipeline, ""):
         line, name = locator.find(tuple(at.split(".")))
         message = f"the secret is the mask {MASK!r}: this YAML was written without secrets"
