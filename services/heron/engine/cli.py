@@ -13,8 +13,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from heron.core.cli_errors import check_outputs, fail
 from heron.core.options import field_help, given
-from heron.core.outputs import OutputKind, OutputPathError, atomic_file, check_output
+from heron.core.outputs import OutputKind, atomic_file
 from heron.engine.options import BuildOptions, CalibrationOptions
 
 app = typer.Typer(no_args_is_help=True)
@@ -22,23 +23,6 @@ app = typer.Typer(no_args_is_help=True)
 
 def _console() -> Console:
     return Console(highlight=False)
-
-
-def _fail(message: str) -> typer.Exit:
-    # stderr, one line (soft_wrap): a script can tell the error from the report and grep it.
-    Console(stderr=True, highlight=False).print(
-        f"error: {message}", style="red", markup=False, soft_wrap=True
-    )
-    return typer.Exit(1)
-
-
-def _check_outputs(*outputs: tuple[Path, OutputKind, str], inputs: tuple[Path | None, ...]) -> None:
-    """Every output path checked before the work starts: one line and exit 1 when wrong."""
-    try:
-        for path, kind, option in outputs:
-            check_output(path, kind, option=option, inputs=inputs)
-    except OutputPathError as e:
-        raise _fail(str(e)) from None
 
 
 @app.command()
@@ -99,14 +83,14 @@ def calibrate(
     from heron.engine.pipeline import calibrate_and_compare
 
     if max_ap_drop is not None and eval_data is None:
-        raise _fail("--max-ap-drop needs --eval-data (a KITTI validation folder)")
+        raise fail("--max-ap-drop needs --eval-data (a KITTI validation folder)")
     # OUTPUT may hold other files, the model among them (DeepStream keeps calibration.bin
     # beside model.onnx): only the files calibration writes must not be inputs.
     outputs = [(output, OutputKind.PARENT_FOLDER, "--output")]
     outputs += [(output / name, OutputKind.FILE, "--output") for name in OUTPUT_FILES]
     if json_report is not None:
         outputs.append((json_report, OutputKind.FILE, "--json"))
-    _check_outputs(*outputs, inputs=(model, images, eval_data))
+    check_outputs(*outputs, inputs=(model, images, eval_data))
     try:
         options = CalibrationOptions.model_validate(
             given(
@@ -122,7 +106,7 @@ def calibrate(
             )
         )
     except ValidationError as e:
-        raise _fail(f"invalid option: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
+        raise fail(f"invalid option: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
     console = _console()
     try:
         with Progress(console=console, transient=True) as progress:
@@ -133,7 +117,7 @@ def calibrate(
 
             outcome = calibrate_and_compare(model, output, options, eval_data, on_batch)
     except EngineError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     c = outcome.calibration
     console.print(
         f"calibrated {c.tensors} tensors on {c.images} images ({c.batches} batches, "
@@ -151,7 +135,7 @@ def calibrate(
         try:
             check_gate(outcome.reports, max_ap_drop)
         except EngineError as e:
-            raise _fail(str(e)) from None
+            raise fail(str(e)) from None
 
 
 @app.command("build-engine")
@@ -190,7 +174,7 @@ def build_engine(
     from heron.engine.plan_meta import read_metadata
 
     # A repository grows: other models and versions stay, and it may hold the inputs.
-    _check_outputs((output, OutputKind.PARENT_FOLDER, "--output"), inputs=(onnx, calib_cache))
+    check_outputs((output, OutputKind.PARENT_FOLDER, "--output"), inputs=(onnx, calib_cache))
     names = None if targets is None else [t.strip() for t in targets.split(",") if t.strip()]
     try:
         options = BuildOptions.model_validate(
@@ -209,11 +193,11 @@ def build_engine(
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "options"
-        raise _fail(f"{where}: {first['msg']} (got {first.get('input')!r})") from None
+        raise fail(f"{where}: {first['msg']} (got {first.get('input')!r})") from None
     try:
         published = build_and_publish(options, output, model_name, version)
     except EngineError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     meta = read_metadata(published["plan"])
     _console().print(
         f"built {meta.precision} {meta.flavour} {meta.trt_version} plan "

@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from heron.core.outputs import OutputKind, OutputPathError, atomic_file, check_output
+from heron.core.cli_errors import check_outputs, fail
+from heron.core.outputs import OutputKind, atomic_file
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -24,23 +25,6 @@ KEY_HELP = (
 
 def _console() -> Console:
     return Console(highlight=False)
-
-
-def _fail(message: str) -> typer.Exit:
-    # stderr, one line (soft_wrap): a script can tell the error from the report and grep it.
-    Console(stderr=True, highlight=False).print(
-        f"error: {message}", style="red", markup=False, soft_wrap=True
-    )
-    return typer.Exit(1)
-
-
-def _check_outputs(*outputs: tuple[Path, OutputKind, str], inputs: tuple[Path | None, ...]) -> None:
-    """Every output path checked before the work starts: one line and exit 1 when wrong."""
-    try:
-        for path, kind, option in outputs:
-            check_output(path, kind, option=option, inputs=inputs)
-    except OutputPathError as e:
-        raise _fail(str(e)) from None
 
 
 @app.command()
@@ -63,7 +47,7 @@ def train(
     """Train DetectNet_v2 from a TAO spec; resumes from RESULTS_DIR/checkpoints/last.pt."""
     del key  # accepted, never used or printed
     # An existing results folder is how training resumes (RESULTS_DIR/checkpoints/last.pt).
-    _check_outputs(
+    check_outputs(
         (results_dir, OutputKind.PARENT_FOLDER, "--results_dir"), inputs=(experiment_spec,)
     )
     from heron.training.job import TrainingError, run_training
@@ -75,7 +59,7 @@ def train(
     try:
         result = run_training(experiment_spec, results_dir, options, rich_logs=True)
     except TrainingError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     _console().print(
         f"trained {result.epochs} epochs ({result.steps} steps) in {result.wall_s:.0f} s, "
         f"{result.images_per_s:.0f} images/s; final model {result.final_model}"
@@ -99,13 +83,13 @@ def evaluate(
     del key
     png = pr_curve or (json_out or model).with_suffix(".pr.png")
     checked = [(json_out, OutputKind.FILE, "--json")] if json_out else []
-    _check_outputs(*checked, (png, OutputKind.FILE, "--pr-curve"), inputs=(model, data))
+    check_outputs(*checked, (png, OutputKind.FILE, "--pr-curve"), inputs=(model, data))
     from heron.training.job import TrainingError, evaluate_model
 
     try:
         result = evaluate_model(model, data)
     except TrainingError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     table = Table("class", "AP", "ground truth", "detections", title=f"{model.name} on {data}")
     for c in result.report.classes:
         table.add_row(
@@ -137,7 +121,7 @@ def infer(
 ) -> None:
     """KITTI prediction files (OUT/labels) and annotated JPEGs (OUT/images)."""
     del key
-    _check_outputs(
+    check_outputs(
         (output, OutputKind.PARENT_FOLDER, "--output"),
         *((output / sub, OutputKind.FOLDER, "--output") for sub in ("labels", "images")),
         inputs=(model, images),
@@ -147,7 +131,7 @@ def infer(
     try:
         count, boxes = infer_images(model, images, output, batch_size)
     except TrainingError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     _console().print(f"{count} images, {boxes} detections → {output}/labels, {output}/images")
 
 
@@ -174,13 +158,13 @@ def export(
     An output ending in .pt2 writes a torch.export program for the PyTorch CUDA backend.
     """
     del key
-    _check_outputs((output, OutputKind.FILE, "--output_file"), inputs=(model, check_images))
+    check_outputs((output, OutputKind.FILE, "--output_file"), inputs=(model, check_images))
     from heron.training.job import TrainingError, export_model
 
     try:
         report = export_model(model, output, check_images, max_check_images)
     except TrainingError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     what = "real images" if report.real_images else "random inputs"
     runtime = "torch.export" if output.suffix.lower() == ".pt2" else "ONNX Runtime"
     _console().print(

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from heron.core.cli_errors import fail
 from heron.core.outputs import OutputKind, OutputPathError, check_output
 
 if TYPE_CHECKING:
@@ -27,14 +28,6 @@ KEY_HELP = (
 
 def _console() -> Console:
     return Console(highlight=False)
-
-
-def _fail(message: str) -> typer.Exit:
-    # stderr, one line (soft_wrap): a script can tell the error from the report and grep it.
-    Console(stderr=True, highlight=False).print(
-        f"error: {message}", style="red", markup=False, soft_wrap=True
-    )
-    return typer.Exit(1)
 
 
 @app.command()
@@ -82,7 +75,7 @@ def prune(
     try:
         check_output(output, OutputKind.FILE, option="--output_file", inputs=(model,))
     except OutputPathError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     from heron.training.checkpoint import CheckpointError
     from heron.training.prune.layout import PrunedModelError
     from heron.training.prune.pruner import PruneError, PruneOptions, prune_checkpoint
@@ -98,7 +91,7 @@ def prune(
         )
         report = prune_checkpoint(model, output, options)  # written atomically (ckpt.save)
     except (PruneError, CheckpointError, PrunedModelError) as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     console.print(report_table(report, model.name))
     console.print(f"{len(report.channels)} convolutions narrowed; pruned model: {output}")
 

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from heron.core.cli_errors import fail
 from heron.core.config.diagnostics import ConfigError, Severity
 from heron.core.outputs import OutputKind, OutputPathError, check_output
 from heron.evaluation.errors import DataFormatError
@@ -41,14 +42,6 @@ def parse_size(text: str) -> tuple[int, int]:
     if sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0:
         return int(width), int(height)
     raise typer.BadParameter(f"expected WIDTHxHEIGHT such as 960x544, got {text!r}")
-
-
-def _fail(message: str) -> typer.Exit:
-    # stderr, one line (soft_wrap): a script can tell the error from the report and grep it.
-    Console(stderr=True, highlight=False).print(
-        f"error: {message}", style="red", markup=False, soft_wrap=True
-    )
-    return typer.Exit(1)
 
 
 @app.command()
@@ -85,11 +78,11 @@ def convert(
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--class-map") from None
     if not input.is_dir():
-        raise _fail(f"{input} is not a folder")
+        raise fail(f"{input} is not a folder")
     try:
         _check_convert_output(output, (input, images), overwrite=overwrite)
     except OutputPathError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     console = _console()
     try:
         samples = list(info.read(input, images))
@@ -106,7 +99,7 @@ def convert(
                 on_image=lambda: progress.advance(task),
             )
     except (DataFormatError, FileExistsError, OutputPathError) as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     print_convert_report(report, console)
 
 
@@ -242,9 +235,9 @@ def split(
         check_output(output, OutputKind.PARENT_FOLDER, option="--output", inputs=inputs)
         summary = write_partitions(split_dataset(settings), output)
     except ValidationError as e:
-        raise _fail("; ".join(err["msg"] for err in e.errors())) from None
+        raise fail("; ".join(err["msg"] for err in e.errors())) from None
     except (DataFormatError, ConfigError, OutputPathError) as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     _print_split(summary, output)
 
 
