@@ -274,23 +274,28 @@ def mount_namespace_works(folder: Path) -> bool:
     return probe.returncode == 0
 
 
-@needs_unshare
-@needs_overlay
-def test_a_recording_whose_disk_fills_up_fails_the_run_with_the_reason(
-    tmp_path: Path, model_dir: Path, clip: Clip
-) -> None:
+def run_on_tmpfs(tmp_path: Path, model_dir: Path, clip: Clip, options: str) -> tuple[int, str]:
+    """`heron run` recording into a tmpfs mounted with `options`; its exit code and output."""
     disk = tmp_path / "disk"
     disk.mkdir()
     if not mount_namespace_works(disk):
         pytest.skip("mount namespaces are not permitted here")
     config = write_app(tmp_path, model_dir, clip.path.as_uri(), output=disk / "out.mp4")
-    proc = heron_run(config, tmp_path / "run", prefix=on_tmpfs(disk, "size=256k"))
+    proc = heron_run(config, tmp_path / "run", prefix=on_tmpfs(disk, options))
     out = Output(proc)
     try:
         code = proc.wait(timeout=120)
     finally:
         proc.kill()
-    text = "\n".join(out.rest())
+    return code, "\n".join(out.rest())
+
+
+@needs_unshare
+@needs_overlay
+def test_a_recording_whose_disk_fills_up_fails_the_run_with_the_reason(
+    tmp_path: Path, model_dir: Path, clip: Clip
+) -> None:
+    code, text = run_on_tmpfs(tmp_path, model_dir, clip, "size=256k")
     assert code == 1, text
     assert "gave up on overlay" in text and "a restart cannot mend" in text
     assert "No space left on device" in text  # the reason, on the terminal
@@ -302,14 +307,7 @@ def test_a_recording_whose_disk_fills_up_fails_the_run_with_the_reason(
 def test_a_read_only_output_folder_is_refused_before_anything_starts(
     tmp_path: Path, model_dir: Path, short_clip: Clip
 ) -> None:
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if not mount_namespace_works(disk):
-        pytest.skip("mount namespaces are not permitted here")
-    config = write_app(tmp_path, model_dir, short_clip.path.as_uri(), output=disk / "out.mp4")
-    proc = heron_run(config, tmp_path / "run", prefix=on_tmpfs(disk, "ro"))
-    out = Output(proc)
-    assert proc.wait(timeout=60) == 1
-    text = "\n".join(out.rest())
+    code, text = run_on_tmpfs(tmp_path, model_dir, short_clip, "ro")
+    assert code == 1, text
     assert "out.mp4" in text and "not writable" in text, text
-    assert "Traceback" not in text
+    assert "Traceback" not in text and "started redis-server" not in text

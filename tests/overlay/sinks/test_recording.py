@@ -38,21 +38,23 @@ def numbers_and_times(path: Path) -> tuple[list[int], list[float]]:
         )
 
 
-def write_then_die(output: Path, committed: int, uncommitted: int) -> None:
-    """A writer in a process of its own that commits `committed` frames, writes `uncommitted`
-    more, and is SIGKILLed before it can commit or close anything."""
+def write_then_die(
+    output: Path, committed: int, uncommitted: int = 0, *, start: int = 0, resume: bool = False
+) -> None:
+    """A writer in a process of its own that commits frames `start`.. (`committed` of them),
+    writes `uncommitted` more, and is SIGKILLed before it can commit or close anything."""
+    first, last = start + committed, start + committed + uncommitted
     script = textwrap.dedent(f"""
         import os, signal
         from pathlib import Path
         from tests.overlay.sinks.test_recording import meta
         from tests.ingest.clips import frame_image
         from heron.overlay.sinks.file import FileVideoSink
-        sink = FileVideoSink("sink0", Path({str(output)!r}), fps=25)
-        for i in range({committed}):
+        sink = FileVideoSink("sink0", Path({str(output)!r}), fps=25, resume={resume})
+        for i in range({start}, {last}):
             sink.write(frame_image(i), meta(i))
-            sink.commit()
-        for i in range({committed}, {committed + uncommitted}):
-            sink.write(frame_image(i), meta(i))
+            if i < {first}:
+                sink.commit()
         os.kill(os.getpid(), signal.SIGKILL)
     """)
     done = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True)
@@ -80,29 +82,12 @@ def test_a_writer_killed_twice_is_resumed_twice(tmp_path: Path) -> None:
     first = Recording(output, resume=True)
     assert first.frames == 5 and first.timeline() is not None
     first.close_journal()
-    write_resumed_then_die(output, start=5, committed=5)  # the second writer dies as well
+    write_then_die(output, committed=5, start=5, resume=True)  # the second writer dies too
     sink = FileVideoSink("sink0", output, fps=25, resume=True)
     for i in range(10, 12):
         sink.write(frame_image(i), meta(i))
     sink.close()
     assert numbers_and_times(output)[0] == list(range(12))
-
-
-def write_resumed_then_die(output: Path, start: int, committed: int) -> None:
-    script = textwrap.dedent(f"""
-        import os, signal
-        from pathlib import Path
-        from tests.overlay.sinks.test_recording import meta
-        from tests.ingest.clips import frame_image
-        from heron.overlay.sinks.file import FileVideoSink
-        sink = FileVideoSink("sink0", Path({str(output)!r}), fps=25, resume=True)
-        for i in range({start}, {start + committed}):
-            sink.write(frame_image(i), meta(i))
-            sink.commit()
-        os.kill(os.getpid(), signal.SIGKILL)
-    """)
-    done = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True)
-    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
 
 
 def test_a_torn_journal_line_and_a_torn_packet_are_cut_off(tmp_path: Path) -> None:
