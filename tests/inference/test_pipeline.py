@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 from heron.core.config.nvinfer import read_nvinfer
+from heron.core.config.pipeline_file import load_pipeline
 from heron.inference.backends import build_backend
 from heron.inference.errors import ModelMismatchError
-from heron.inference.pipeline import primary_detector, read_pipeline, require_model
+from heron.inference.pipeline import primary_detector, require_model
 from heron.inference.settings import (
     InferenceSettings,
     OnnxRuntimeSettings,
@@ -23,7 +24,7 @@ def test_primary_gie_overrides_apply(tmp_path: Path, detector: ExportedDetector)
     nvinfer = write_nvinfer(tmp_path, detector.onnx, extra="interval=3\nbatch-size=2")
     path = write_pipeline(tmp_path, nvinfer, padding=True)
     path.write_text(path.read_text() + "  interval: 1\n  batch_size: 8\n  gie_unique_id: 5\n")
-    found = primary_detector(read_pipeline(path)[0], path)
+    found = primary_detector(load_pipeline(path)[0], path)
     assert (found.interval, found.batch_size, found.unique_id) == (1, 8, 5)
     prop = found.nvinfer.property  # what the preprocessing, the gate and the head read
     assert (prop.interval, prop.batch_size, prop.gie_unique_id) == (1, 8, 5)
@@ -37,7 +38,7 @@ def test_pipeline_without_an_enabled_primary_gie(
         path.read_text().replace("enable: true\n  config_file", "enable: false\n  config_file")
     )
     with pytest.raises(ModelMismatchError, match=r"\[primary-gie\] is missing or not enabled"):
-        primary_detector(read_pipeline(path)[0], path)
+        primary_detector(load_pipeline(path)[0], path)
 
 
 def test_an_engine_needs_an_onnx_model_beside_it(tmp_path: Path) -> None:
@@ -47,7 +48,7 @@ def test_an_engine_needs_an_onnx_model_beside_it(tmp_path: Path) -> None:
     nvinfer = tmp_path / "nvinfer.txt"
     nvinfer.write_text("[property]\nmodel-engine-file=model.engine\nnum-detected-classes=2\n")
     path = write_pipeline(tmp_path, nvinfer)
-    pipeline, findings = read_pipeline(path)
+    pipeline, findings = load_pipeline(path)
     detector = primary_detector(pipeline, path, findings.items)
 
     with pytest.raises(ModelMismatchError) as caught:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from heron.ingest.spec import plan_sources, read_pipeline
+from heron.core.config.pipeline_file import load_pipeline
+from heron.ingest.spec import plan_sources
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "ingest.md"
 
@@ -15,7 +16,7 @@ def test_docs_pipeline_example(tmp_path: Path) -> None:
     assert match, "docs/ingest.md lost its YAML example"
     path = tmp_path / "pipeline.yaml"
     path.write_text(match.group(1))
-    planned = plan_sources(read_pipeline(path))
+    planned = plan_sources(load_pipeline(path)[0])
 
     assert [p.spec.stream_id for p in planned] == ["source-0", "source-1", "source-2"]
     assert [p.target.live for p in planned] == [True, False, False]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 from heron.core.config.diagnostics import ConfigError
-from heron.ingest.spec import SourceConfigError, plan_sources, read_pipeline
+from heron.core.config.pipeline_file import load_pipeline
+from heron.ingest.spec import SourceConfigError, plan_sources
 from heron.ingest.uri import MediaKind
 from heron.v1.stream_pb2 import RtspTransport, SourceType
 
@@ -55,7 +56,7 @@ type=1
 def test_deepstream_app_sources_map_to_specs(clip: Path, tmp_path: Path) -> None:
     app = tmp_path / "app.txt"
     app.write_text(APP.format(clip=clip))
-    planned = plan_sources(read_pipeline(app), check_exists=False)
+    planned = plan_sources(load_pipeline(app)[0], check_exists=False)
 
     assert [p.spec.stream_id for p in planned] == ["source-0", "source-1", "source-2", "source-3"]
     camera, rtsp, copy0, copy1 = planned
@@ -97,7 +98,7 @@ def test_yaml_pipeline_and_pinned_source_ids(clip: Path, tmp_path: Path) -> None
             1: {"type": "rtsp", "uri": "rtsp://cam/x", "select_rtp_protocol": "auto"},
         },
     )
-    planned = plan_sources(read_pipeline(pipeline))
+    planned = plan_sources(load_pipeline(pipeline)[0])
     assert [(p.spec.stream_id, p.spec.source_id) for p in planned] == [
         ("source-7", 7),
         ("source-8", 8),
@@ -122,7 +123,7 @@ def test_sources_ingest_cannot_open_are_refused_by_group(
 ) -> None:
     pipeline = write_pipeline(tmp_path / "p.yaml", {0: source})
     with pytest.raises(SourceConfigError) as caught:
-        plan_sources(read_pipeline(pipeline))
+        plan_sources(load_pipeline(pipeline)[0])
     assert message in str(caught.value)
 
 
@@ -132,7 +133,7 @@ def test_every_bad_source_is_reported_at_once(tmp_path: Path) -> None:
         {0: {"type": "uri", "uri": "ftp://a/b"}, 3: {"type": "uri", "uri": "file:///gone.mp4"}},
     )
     with pytest.raises(SourceConfigError) as caught:
-        plan_sources(read_pipeline(pipeline))
+        plan_sources(load_pipeline(pipeline)[0])
     assert "[source0]" in str(caught.value)
     assert "[source3]" in str(caught.value)
 
@@ -146,7 +147,7 @@ def test_duplicate_source_ids_are_refused(clip: Path, tmp_path: Path) -> None:
         },
     )
     with pytest.raises(SourceConfigError, match=r"source ids \[1\] are used by more than one"):
-        plan_sources(read_pipeline(pipeline))
+        plan_sources(load_pipeline(pipeline)[0])
 
 
 @pytest.mark.skipif(Path("/dev/video0").exists(), reason="a V4L2 camera exists here")
@@ -154,7 +155,7 @@ def test_absent_camera_is_a_clear_error(tmp_path: Path) -> None:
     camera = {"type": "camera_v4l2", "camera_width": 640, "camera_height": 480, "camera_fps_n": 30}
     pipeline = write_pipeline(tmp_path / "p.yaml", {0: camera})
     with pytest.raises(SourceConfigError, match=r"V4L2 device /dev/video0 does not exist"):
-        plan_sources(read_pipeline(pipeline))
+        plan_sources(load_pipeline(pipeline)[0])
 
 
 @pytest.mark.parametrize(
@@ -173,7 +174,7 @@ def test_malformed_pipeline_files_raise_config_errors_with_lines(
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as caught:
-        read_pipeline(path)
+        load_pipeline(path)[0]
     assert message in str(caught.value)
     assert f"{path}:" in str(caught.value)
 
@@ -196,5 +197,5 @@ def test_malformed_deepstream_sources(
     app = tmp_path / "app.txt"
     app.write_text(f"[source0]\nenable=1\n{group}\n\n[sink0]\nenable=1\ntype=1\n")
     with pytest.raises(error) as caught:
-        plan_sources(read_pipeline(app))
+        plan_sources(load_pipeline(app)[0])
     assert message in str(caught.value)

@@ -3,7 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from heron.ingest.spec import plan_sources, read_pipeline
+from heron.core.config.pipeline_file import load_pipeline
+from heron.ingest.spec import plan_sources
 from heron.ingest.uri import MediaKind, UriError, parse_uri
 
 
@@ -113,7 +114,7 @@ def test_face_mask_sample_config_opens_its_clip() -> None:
         / "fixtures/deepstream/face-mask-detection/deepstream_app_source1_video_masknet_gpu.txt"
     )
 
-    [planned] = plan_sources(read_pipeline(app), check_exists=False)
+    [planned] = plan_sources(load_pipeline(app)[0], check_exists=False)
 
     clip = "/mnt/8c3f68c9-a08a-400b-8c80-99c5fee26a06/face-mask-videos/C0074.MP4"
     assert (planned.target.kind, planned.target.url) == (MediaKind.FILE, clip)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from heron.core.config.models import Pipeline
-from heron.overlay.settings import read_pipeline
+from heron.core.config.pipeline_file import load_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 NVINFER = REPO / "tests" / "fixtures" / "deepstream" / "config_infer_primary_facemask.txt"
@@ -46,4 +46,4 @@ def write_app(tmp_path: Path, body: str, *, name: str = "app.txt") -> Path:
 
 
 def load_app(tmp_path: Path, body: str) -> Pipeline:
-    return read_pipeline(write_app(tmp_path, body))
+    return load_pipeline(write_app(tmp_path, body))[0]

@@ -20,9 +20,10 @@ import redis
 import yaml
 from heron.core import streams
 from heron.core.bus import Bus, BusSettings
+from heron.core.config.pipeline_file import load_pipeline
 from heron.core.framestore import FrameStore, Letterbox, SharedMemoryRing, segment_name
 from heron.core.runtime import EXIT_BAD_SETTINGS, EXIT_OK, SettingsError, load_settings
-from heron.overlay.settings import OverlaySettings, read_pipeline
+from heron.overlay.settings import OverlaySettings
 from heron.v1.bus_pb2 import DeadLetter
 from heron.v1.detection_pb2 import BoundingBox, DetectedObject, FrameMetadata
 from heron.v1.frame_pb2 import FrameRef
@@ -215,7 +216,7 @@ def test_the_metadata_stage_follows_the_tracker(
     group = "[tracker]\nenable=1\nll-lib-file=/x/libnvds_mot_iou.so\n" if tracker else ""
     config = write_app(tmp_path, group + "[sink0]\nenable=1\ntype=1\n")
     settings = OverlaySettings(pipeline_config=config, input_stage=setting)
-    assert settings.metadata_stage(read_pipeline(config)) == stage
+    assert settings.metadata_stage(load_pipeline(config)[0]) == stage
 
 
 def test_the_removed_frames_setting_is_refused_by_name(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from heron.core.config.diagnostics import ConfigError
 from heron.run.plan import RunOptions, has_main, plan_run
+from heron.run.runner import _describe as describe
 
 URL = "redis://127.0.0.1:6399/0"
 
@@ -196,3 +197,19 @@ def test_the_encoder_preset_reaches_the_overlay(
 
     # Default: the cheapest x264 preset, as the encoder shares the CPU with inference.
     assert settings(tmp_path / "run", "overlay")["encoder_preset"] == (preset or "ultrafast")
+
+
+def test_the_configs_warnings_reach_the_plan(tmp_path: Path, clip: Path) -> None:
+    write_pipeline(tmp_path, "{type: uri, enable: true, uri: x}")  # the nvinfer files
+    config = tmp_path / "app.txt"
+    config.write_text(
+        f"[source0]\nenable=1\ntype=3\nuri={clip.as_uri()}\nbogus-key=1\n\n"
+        "[sink0]\nenable=1\ntype=1\n\n[primary-gie]\nenable=1\nconfig-file=nvinfer.txt\n"
+    )
+    plan = plan_run(config, tmp_path / "run", RunOptions(), URL)
+    assert [(w.line, w.field) for w in plan.warnings] == [(5, "source0.bogus-key")]
+    shown: list[str] = []
+    describe(plan, tmp_path / "run", shown.append)  # what `heron run` prints before starting
+    assert f"warning: {config}:5: [source0.bogus-key] unknown key 'bogus-key'; it is ignored" in (
+        shown
+    )

@@ -165,7 +165,8 @@ def test_heron_section_picks_bytetrack_for_any_library(tmp_path: Path) -> None:
 
 
 def test_the_pipeline_yaml_form_selects_the_tracker(tmp_path: Path) -> None:
-    from heron.tracker.pipeline import read_pipeline, tracker_setup
+    from heron.core.config.pipeline_file import load_pipeline
+    from heron.tracker.pipeline import tracker_setup
 
     write(tmp_path, "Heron:\n  correlationFilter: csrt\n", "dcf.yml")
     pipeline = tmp_path / "pipeline.yaml"
@@ -177,7 +178,7 @@ def test_the_pipeline_yaml_form_selects_the_tracker(tmp_path: Path) -> None:
         "  ll_config_file: dcf.yml\n  tracker_width: 480\n  tracker_height: 272\n"
         "  enable_batch_process: false\n  tracking_id_reset_mode: 2\n"
     )
-    setup = tracker_setup(read_pipeline(pipeline), pipeline)
+    setup = tracker_setup(load_pipeline(pipeline)[0], pipeline)
     assert setup.spec.kind is TrackerKind.CORRELATION
     assert setup.spec.params.heron.correlation_filter == "csrt"
     assert (setup.spec.width, setup.spec.height) == (480, 272)

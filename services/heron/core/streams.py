@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 PREFIX = "heron"
+DEFAULT_PIPELINE = "default"  # the pipeline name when none is given, here and in settings
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -51,7 +52,7 @@ def frames(stream_id: str) -> StreamName:
     )
 
 
-def batches(pipeline: str = "default") -> StreamName:
+def batches(pipeline: str = DEFAULT_PIPELINE) -> StreamName:
     """Batched frames (FrameBatch), written by the stream muxer."""
     return StreamName(
         f"{PREFIX}:batches:{_check_id('pipeline', pipeline)}",
@@ -60,7 +61,7 @@ def batches(pipeline: str = "default") -> StreamName:
     )
 
 
-def metadata(stage: str, pipeline: str = "default") -> StreamName:
+def metadata(stage: str, pipeline: str = DEFAULT_PIPELINE) -> StreamName:
     """Per-frame metadata (FrameMetadata) after a stage: "inference", "tracker", ..."""
     return StreamName(
         f"{PREFIX}:meta:{_check_id('pipeline', pipeline)}:{_check_id('stage', stage)}",
@@ -69,7 +70,7 @@ def metadata(stage: str, pipeline: str = "default") -> StreamName:
     )
 
 
-def events(pipeline: str = "default") -> StreamName:
+def events(pipeline: str = DEFAULT_PIPELINE) -> StreamName:
     """Stream life-cycle events (StreamEvent) of every source of a pipeline."""
     return StreamName(
         f"{PREFIX}:events:{_check_id('pipeline', pipeline)}",

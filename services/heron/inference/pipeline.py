@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from heron.core.bus.admission import BatchShape, KnownStreams
-from heron.core.config.diagnostics import Diagnostic, Diagnostics
+from heron.core.config.diagnostics import Diagnostic
 from heron.core.config.gie import effective_nvinfer, engine_not_run
 from heron.core.config.models import Pipeline
 from heron.core.config.nvinfer_models import NetworkType, NvInferConfig
@@ -51,17 +51,6 @@ class InputLimits:
 
 def input_limits(pipeline: Pipeline) -> InputLimits:
     return InputLimits(KnownStreams.of(pipeline), BatchShape.of(pipeline))
-
-
-def read_pipeline(path: Path) -> tuple[Pipeline, Diagnostics]:
-    """A deepstream-app key file or a pipeline YAML (by suffix), with its warnings;
-    ConfigError lists the problems."""
-    from heron.core.config.deepstream import read_deepstream_app
-    from heron.core.config.yaml_loader import read_pipeline_yaml
-
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return read_pipeline_yaml(path)
-    return read_deepstream_app(path)
 
 
 def primary_detector(

@@ -24,7 +24,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import Counter
 
 from heron.core import streams
-from heron.core.bus import BackpressureError, Bus, BusSettings, Delivery, Publisher
+from heron.core.bus import Delivery, Publisher
 from heron.core.bus.admission import (
     AdmissionMetrics,
     AdmissionReason,
@@ -32,14 +32,17 @@ from heron.core.bus.admission import (
     Order,
     RefusedError,
 )
+from heron.core.config.pipeline_file import load_pipeline
 from heron.core.runtime import (
     CheckResult,
     FatalError,
     FlagCheck,
+    Rejection,
     Service,
+    Stage,
+    Work,
     run_service,
 )
-from heron.core.streams import StreamName
 from heron.inference.backends import Backend, build_backend
 from heron.inference.detector import DetectorHead
 from heron.inference.errors import (
@@ -55,13 +58,11 @@ from heron.inference.pipeline import (
     PrimaryDetector,
     input_limits,
     primary_detector,
-    read_pipeline,
     require_model,
 )
 from heron.inference.pixels import Image, PixelReader
 from heron.inference.preprocess import Preprocessor, PreprocessSpec
 from heron.inference.settings import InferenceSettings
-from heron.v1.bus_pb2 import DeadLetter
 from heron.v1.detection_pb2 import DetectedObject, FrameMetadata, StageTimestamp
 from heron.v1.frame_pb2 import FrameRef
 
@@ -82,24 +83,11 @@ class FrameJob:
     objects: list[DetectedObject] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class BadFrame:
-    taken: int
-    delivery: int
-    payload: bytes
-    type_name: str
-    reason: str
-    detail: str
-
-
 @dataclass
-class Work:
-    taken: list[Taken]
-    jobs: list[FrameJob]
-    bad: list[BadFrame]
-    started: Timestamp
-    inferred: bool = False  # inference done; only publishing is left
-    published: bool = False  # metadata out; only dead letters and acks are left
+class InferenceWork(Work[FrameMetadata]):
+    taken: list[Taken] = field(default_factory=list)  # the same as `inputs`, with the frames
+    jobs: list[FrameJob] = field(default_factory=list)
+    started: Timestamp = field(default_factory=Timestamp)
 
 
 class BackendCheck:
@@ -133,7 +121,7 @@ class InferenceService(Service[InferenceSettings]):
             "Inference calls that found the backend unavailable (retried).",
             registry=registry,
         )
-        pipeline, findings = read_pipeline(s.pipeline_config)
+        pipeline, findings = load_pipeline(s.pipeline_config)
         for warning in findings.warnings:  # e.g. a [primary-gie] key Heron cannot honour
             log.warning("config: %s", warning)
         self.detector: PrimaryDetector = primary_detector(
@@ -146,10 +134,7 @@ class InferenceService(Service[InferenceSettings]):
         self.limits = input_limits(pipeline)
         self.admission_metrics = AdmissionMetrics(registry, STAGE)
         self.orders: dict[str, FrameOrder] = {}  # per stream: where its frame numbers are
-        bus_settings = BusSettings(
-            url=s.redis_url, consumer=s.consumer, retention=s.retention, backoff=s.backoff
-        )
-        self.bus = Bus(bus_settings, registry=registry)
+        self.bus = s.bus(registry)
         self.backend: Backend = build_backend(s.backend, self.detector.nvinfer)
         info = self.backend.model_info()
         self.preprocess = Preprocessor(
@@ -161,17 +146,25 @@ class InferenceService(Service[InferenceSettings]):
         self.gate = IntervalGate(self.detector.interval)
         self.pixels = PixelReader()
         self.input: Input = (
-            BatchInput(self.bus, s.pipeline, s.group, s.consumer_name or None, self.limits.batch)
+            BatchInput(self.bus, s.pipeline, s.group, s.member, self.limits.batch)
             if s.input == "batches"
-            else FrameInput(self.bus, s.frame_streams, s.group, s.consumer_name or None)
+            else FrameInput(self.bus, s.frame_streams, s.group, s.member)
         )
         self.input.ensure_groups()
         self.metadata: Publisher[FrameMetadata] = self.bus.publisher(
             streams.metadata(STAGE, s.pipeline), FrameMetadata
         )
-        self.dead: dict[str, Publisher[DeadLetter]] = {}
-        self.held: Work | None = None
-        self.retry_s = s.retry_initial_s
+        self.stage: Stage[FrameMetadata, InferenceWork] = Stage(
+            self.ctx,
+            name=STAGE,
+            label=s.pipeline,
+            output=self.metadata,
+            take=self._take,
+            handle=self._handle,
+            retry_initial_s=s.retry_initial_s,
+            retry_max_s=s.retry_max_s,
+            retry_on=(BackendUnavailableError,),
+        )
         self.ctx.readiness.add(BackendCheck(self.backend, info.name))
         self.model_loaded.set(f"{info.name} version {info.version}")
         log.info(
@@ -182,33 +175,15 @@ class InferenceService(Service[InferenceSettings]):
     # --- the loop -----------------------------------------------------------------------
 
     def step(self) -> None:
-        if self.held is None:
-            self.held = self._take()
-            if self.held is None:
-                return
-        try:
-            self._finish(self.held)
-        except BackendUnavailableError as e:
-            self.unavailable_total.inc()
-            log.warning("backend unavailable, retrying in %.1f s: %s", self.retry_s, e)
-            self.ctx.wait(self.retry_s)
-            self.retry_s = min(self.retry_s * 2, self.settings.retry_max_s)
-            return
-        except BackpressureError as e:
-            log.warning("metadata stream full, retrying: %s", e)
-            self.ctx.wait(self.retry_s)
-            return
-        self.held = None
-        self.retry_s = self.settings.retry_initial_s
+        done = self.stage.step()
+        if done is not None:
+            self._count(done)
 
     def drain(self) -> None:
         """One last try at held work; if the backend is still away it stays pending."""
-        if self.held is None:
-            return
-        try:
-            self._finish(self.held)
-        except (BackendUnavailableError, BackpressureError) as e:
-            log.warning("left %d frames unacknowledged at stop: %s", len(self.held.jobs), e)
+        done = self.stage.drain()
+        if done is not None:
+            self._count(done)
 
     def close(self) -> None:
         for name in ("backend", "pixels", "bus"):
@@ -218,14 +193,13 @@ class InferenceService(Service[InferenceSettings]):
 
     # --- one unit of work ---------------------------------------------------------------
 
-    def _take(self) -> Work | None:
+    def _take(self) -> InferenceWork | None:
         limit = max(self.detector.batch_size, 1)
         taken = self.input.read(limit, self.settings.read_block_ms)
         if not taken:
             return None
-        started = Timestamp()
-        started.GetCurrentTime()
-        work = Work(taken, [], [], started)
+        work = InferenceWork(inputs=taken, taken=taken)
+        work.started.GetCurrentTime()
         for t, unit in enumerate(taken):
             for d, refused in unit.refused:
                 self._refuse(work, t, d, unit.deliveries[d].message, refused)
@@ -233,14 +207,30 @@ class InferenceService(Service[InferenceSettings]):
                 self._admit(work, t, d, ref)
         return work
 
-    def _refuse(self, work: Work, t: int, d: int, message: Message, error: RefusedError) -> None:
+    def _refuse(
+        self, work: InferenceWork, t: int, d: int, message: Message, error: RefusedError
+    ) -> None:
         """Dead-letter `message` (a frame, or a whole muxer batch) refused at the entry."""
         self.admission_metrics.refused(error)
-        payload = message.SerializeToString()
-        type_name = message.DESCRIPTOR.full_name
-        work.bad.append(BadFrame(t, d, payload, type_name, error.reason.value, str(error)))
+        self._bad(work, t, d, message, reason=error.reason.value, detail=str(error))
 
-    def _admit(self, work: Work, t: int, d: int, ref: FrameRef) -> None:
+    def _bad(
+        self, work: InferenceWork, t: int, d: int, message: Message, *, reason: str, detail: str
+    ) -> None:
+        """Dead-letter `message`, a part of delivery `d` of `work.taken[t]` (or all of it)."""
+        unit = work.taken[t]
+        work.rejected.append(
+            Rejection(
+                unit.consumer,
+                unit.deliveries[d],
+                reason,
+                detail,
+                payload=message.SerializeToString(),
+                type_name=message.DESCRIPTOR.full_name,
+            )
+        )
+
+    def _admit(self, work: InferenceWork, t: int, d: int, ref: FrameRef) -> None:
         unit = work.taken[t]
         try:
             self._check_entry(ref, unit.stream_id, unit.deliveries[d])
@@ -252,9 +242,7 @@ class InferenceService(Service[InferenceSettings]):
             # Undo the muxer's scaling too (the ref carries it), so boxes land on the source.
             muxer = self.pixels.placement(ref)
         except BadFrameError as e:
-            work.bad.append(
-                BadFrame(t, d, ref.SerializeToString(), "heron.v1.FrameRef", e.reason, str(e))
-            )
+            self._bad(work, t, d, ref, reason=e.reason, detail=str(e))
             return
         infer = self.gate.admit(ref.stream_id)
         work.jobs.append(FrameJob(t, d, ref, image, muxer, infer))
@@ -287,15 +275,17 @@ class InferenceService(Service[InferenceSettings]):
                 placed.number,
             )
 
-    def _finish(self, work: Work) -> None:
-        if not work.inferred:
+    def _handle(self, work: InferenceWork) -> None:
+        try:
             self._infer(work)
-            work.inferred = True
-        self._publish(work)
+        except BackendUnavailableError:
+            self.unavailable_total.inc()
+            raise  # the stage holds the work and retries it with backoff
+        work.out = self._metadata(work)
 
-    def _infer(self, work: Work) -> None:
+    def _infer(self, work: InferenceWork) -> None:
         # A retry after an outage starts over: forget failures recorded by the last attempt.
-        work.bad = [b for b in work.bad if b.reason != INFERENCE_FAILED]
+        work.rejected = [r for r in work.rejected if r.reason != INFERENCE_FAILED]
         jobs = [j for j in work.jobs if j.infer]
         size = max(self.detector.batch_size, 1)
         label = self.settings.pipeline
@@ -310,7 +300,10 @@ class InferenceService(Service[InferenceSettings]):
                     outputs = self.backend.infer(batch)
             except BackendError as e:
                 log.error("inference failed for %d frames: %s", len(chunk), e)
-                work.bad += [self._bad_job(j, INFERENCE_FAILED, str(e)) for j in chunk]
+                for j in chunk:
+                    self._bad(
+                        work, j.taken, j.delivery, j.ref, reason=INFERENCE_FAILED, detail=str(e)
+                    )
                 failed.update(id(j) for j in chunk)
                 continue
             with self.ctx.metrics.track("inference.postprocess", label, frames=len(chunk)):
@@ -321,16 +314,11 @@ class InferenceService(Service[InferenceSettings]):
                     j.objects = self.head.objects(found)
         work.jobs = [j for j in work.jobs if id(j) not in failed]
 
-    def _bad_job(self, job: FrameJob, reason: str, detail: str) -> BadFrame:
-        payload = job.ref.SerializeToString()
-        return BadFrame(job.taken, job.delivery, payload, "heron.v1.FrameRef", reason, detail)
-
-    def _publish(self, work: Work) -> None:
+    def _metadata(self, work: InferenceWork) -> list[FrameMetadata]:
         info = self.backend.model_info()
-        dead = len(work.bad)
         ended = Timestamp()
         ended.GetCurrentTime()
-        messages = [
+        return [
             FrameMetadata(
                 frame=j.ref,
                 objects=j.objects,
@@ -341,45 +329,12 @@ class InferenceService(Service[InferenceSettings]):
             )
             for j in work.jobs
         ]
-        with self.ctx.metrics.track(
-            "inference.publish", self.settings.pipeline, frames=len(messages)
-        ):
-            if not work.published:
-                self.metadata.publish_many(messages)
-                work.published = True
-            self._dead_letter(work)
-        # Only now: a crash before this line leaves the input pending, to be redelivered.
-        for unit in work.taken:
-            unit.consumer.ack(unit.deliveries)
+
+    def _count(self, work: InferenceWork) -> None:
         passed = sum(not j.infer for j in work.jobs)
         self.frames_total.labels("inferred").inc(len(work.jobs) - passed)
         self.frames_total.labels("passed_through").inc(passed)
-        self.frames_total.labels("dead_lettered").inc(dead)
-
-    def _dead_letter(self, work: Work) -> None:
-        for b in list(work.bad):
-            unit = work.taken[b.taken]
-            delivery = unit.deliveries[b.delivery]
-            now = Timestamp()
-            now.GetCurrentTime()
-            letter = DeadLetter(
-                stream=unit.consumer.key,
-                message_id=delivery.id,
-                group=unit.consumer.group,
-                type_name=b.type_name,
-                reason=b.detail if b.detail.startswith(b.reason) else f"{b.reason}: {b.detail}",
-                payload=b.payload,
-                time=now,
-                deliveries=delivery.deliveries,
-            )
-            self._dead_publisher(unit.consumer.stream).publish(letter)
-            log.warning("dead-lettered %s of %r: %s", delivery.id, unit.consumer.key, letter.reason)
-            work.bad.remove(b)  # sent: a retry of this work must not send it twice
-
-    def _dead_publisher(self, stream: StreamName) -> Publisher[DeadLetter]:
-        if stream.key not in self.dead:
-            self.dead[stream.key] = self.bus.publisher(streams.dead_letter(stream), DeadLetter)
-        return self.dead[stream.key]
+        self.frames_total.labels("dead_lettered").inc(work.dead_lettered)
 
 
 def main(argv: list[str] | None = None) -> int:

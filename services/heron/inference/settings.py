@@ -12,9 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from heron.core.bus import BackoffSettings, ConsumerSettings, RetentionSettings
 from heron.core.bus.admission import AdmissionSettings
-from heron.core.runtime import ServiceSettings
+from heron.core.runtime import BusConsumerSettings
 
 
 class _Strict(BaseModel):
@@ -77,12 +76,12 @@ BackendSettings = Annotated[
 ]
 
 
-class InferenceSettings(ServiceSettings):
+class InferenceSettings(BusConsumerSettings):
     service_name: str = "inference"
+    group: str = "inference"
     pipeline_config: Path = Field(
         description="deepstream-app config (.txt) or pipeline YAML; its primary GIE is served."
     )
-    pipeline: str = Field("default", description="Pipeline name in the bus's stream names.")
     input: Literal["batches", "frames"] = Field(
         "batches",
         description="Read FrameBatch from the muxer, or FrameRef straight from frame streams.",
@@ -90,24 +89,7 @@ class InferenceSettings(ServiceSettings):
     frame_streams: list[str] = Field(
         default_factory=list, description="With input=frames: the stream ids to read."
     )
-    group: str = Field("inference", min_length=1, description="Consumer group on the inputs.")
-    consumer_name: str = Field(
-        "",
-        description="This replica's name in the group; empty = host name and process id. A "
-        "stable name lets a restarted replica take its own pending input back at once.",
-    )
-    read_block_ms: int = Field(200, ge=0, description="Longest wait of one bus read.")
     backend: BackendSettings = Field(default_factory=OnnxRuntimeSettings)
-    consumer: ConsumerSettings = Field(
-        default_factory=ConsumerSettings,
-        description="Bus consumer policy: reclaim of abandoned input (min_idle_ms), poison limit.",
-    )
-    retention: RetentionSettings = Field(
-        default_factory=RetentionSettings, description="Bounds of the metadata stream."
-    )
-    backoff: BackoffSettings = Field(
-        default_factory=BackoffSettings, description="Retries while Redis is away."
-    )
     bbox_scale: float | None = Field(
         None, gt=0, description="DetectNet_v2 bbox scale; default: the ONNX metadata, else 35."
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from heron.core import streams
 from heron.core.bus import Bus, Publisher
+from heron.core.config.pipeline_file import load_pipeline
 from heron.core.runtime import FlagCheck, Service, ServiceContext
 from heron.ingest.backpressure import DownstreamLag, LagGate
 from heron.ingest.decoders import decoder_for
@@ -20,7 +21,7 @@ from heron.ingest.decoding import Decoder
 from heron.ingest.metrics import IngestMetrics
 from heron.ingest.settings import Backpressure, IngestSettings
 from heron.ingest.sources import source_for
-from heron.ingest.spec import PlannedSource, describe, plan_sources, read_pipeline
+from heron.ingest.spec import PlannedSource, describe, plan_sources
 from heron.ingest.store import pixel_store
 from heron.ingest.worker import StreamWorker, WorkerOutputs
 from heron.v1.frame_pb2 import FrameRef
@@ -48,7 +49,7 @@ class IngestService(Service[IngestSettings]):
 
     def start(self) -> None:
         planned = plan(self.pipeline_path)
-        self.bus = Bus(self.settings.bus_settings(), registry=self.ctx.metrics.registry)
+        self.bus = self.settings.bus(self.ctx.metrics.registry)
         self.ctx.check_redis()
         started = self.ctx.readiness.add(FlagCheck("sources started"))
         metrics = IngestMetrics(self.ctx.metrics.registry)
@@ -151,4 +152,4 @@ def plan(path: Path | None) -> list[PlannedSource]:
             "no pipeline config: pass -c FILE (deepstream-app txt or YAML) or set "
             "HERON_PIPELINE_CONFIG"
         )
-    return plan_sources(read_pipeline(path))
+    return plan_sources(load_pipeline(path)[0])

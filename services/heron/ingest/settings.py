@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from heron.core.bus import BackoffSettings, BusSettings, RetentionSettings
-from heron.core.runtime import ServiceSettings
+from heron.core.bus import BusSettings
+from heron.core.runtime import BusClientSettings
 
 
 class FrameLocation(StrEnum):
@@ -70,14 +70,13 @@ class DownstreamSettings(BaseModel):
     )
 
 
-class IngestSettings(ServiceSettings):
+class IngestSettings(BusClientSettings):
     service_name: str = "ingest"
     pipeline_config: Path | None = Field(
         None,
         description="deepstream-app txt or pipeline YAML; `python -m heron.ingest -c FILE` "
         "sets it too.",
     )
-    pipeline: str = Field("default", description="Pipeline name: events go to its stream.")
     frame_location: FrameLocation = Field(
         FrameLocation.SHM, description="shm (same host, default) or jpeg (inline, any host)."
     )
@@ -145,8 +144,11 @@ class IngestSettings(ServiceSettings):
         return self
 
     def bus_settings(self) -> BusSettings:
+        # Ingest's own names for the two bounds that matter to it win over the shared ones.
         return BusSettings(
             url=self.redis_url,
-            backoff=BackoffSettings(give_up_after_s=self.redis_give_up_after_s),
-            retention=RetentionSettings(drop_oldest_max_len=self.frame_stream_max_len),
+            backoff=self.backoff.model_copy(update={"give_up_after_s": self.redis_give_up_after_s}),
+            retention=self.retention.model_copy(
+                update={"drop_oldest_max_len": self.frame_stream_max_len}
+            ),
         )

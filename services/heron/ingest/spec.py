@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from heron.core.config.deepstream import read_deepstream_app
 from heron.core.config.models import Pipeline, stream_id_for
 from heron.core.config.sources import CameraSource, RtpProtocol, UriSourceBase
-from heron.core.config.yaml_loader import read_pipeline_yaml
 from heron.ingest.uri import MediaTarget, UriError, parse_uri
 from heron.v1.stream_pb2 import RtspTransport, SourceSpec, SourceType
 
@@ -39,13 +36,6 @@ class PlannedSource:
     group: str  # the config group it came from, e.g. "source0", for error messages
     read_timeout_s: float | None  # None: use the service's default
     max_attempts: int  # reconnect tries before giving up; -1 = forever
-
-
-def read_pipeline(path: Path) -> Pipeline:
-    """Load a deepstream-app txt or pipeline YAML; raises ConfigError naming file and line."""
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return read_pipeline_yaml(path)[0]
-    return read_deepstream_app(path)[0]
 
 
 def plan_sources(pipeline: Pipeline, *, check_exists: bool = True) -> list[PlannedSource]:

@@ -24,10 +24,9 @@ import logging
 import sys
 import time
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from heron.core import streams
-from heron.core.bus import Bus, BusSettings, Consumer, Delivery, Publisher
+from heron.core.bus import Consumer, Delivery, Publisher
+from heron.core.config.pipeline_file import load_pipeline
 from heron.core.detections import Detections, DetectionsError
 from heron.core.framestore import (
     FrameOverwrittenError,
@@ -40,13 +39,12 @@ from heron.overlay.compose import Compositor, Loaded, composites
 from heron.overlay.dedup import RecentFrames
 from heron.overlay.metrics import OverlayMetrics
 from heron.overlay.osd import OnScreenDisplay, OsdStyle
-from heron.overlay.settings import OverlaySettings, read_pipeline
+from heron.overlay.settings import OverlaySettings
 from heron.overlay.sinks.base import Image, RecordingError, SinkConfigError, SinkError
 from heron.overlay.sinks.broker.sink import BrokerSink
 from heron.overlay.sinks.build import BoundSink, SinkOptions, build_sinks
 from heron.overlay.sinks.rtsp_metrics import RtspMetrics
 from heron.overlay.tiler import Tiler
-from heron.v1.bus_pb2 import DeadLetter
 from heron.v1.detection_pb2 import FrameMetadata
 from heron.v1.stream_pb2 import StreamEvent
 
@@ -60,20 +58,16 @@ class OverlayService(Service[OverlaySettings]):
     def start(self) -> None:
         s = self.settings
         self.ctx.check_redis()
-        pipeline = read_pipeline(s.pipeline_config)
+        pipeline, _ = load_pipeline(s.pipeline_config)
         registry = self.ctx.metrics.registry
         self.metrics = OverlayMetrics(registry)
         tiler = Tiler.from_config(pipeline.tiled_display) if pipeline.tiled_display.enable else None
         self.compositor = Compositor(OnScreenDisplay(OsdStyle.from_pipeline(pipeline)), tiler)
         self.stream = streams.metadata(s.metadata_stage(pipeline), s.pipeline)
         self.count = s.read_count or max(1, sum(src.enable for src in pipeline.sources.values()))
-        self.bus = Bus(
-            BusSettings(url=s.redis_url, consumer=s.consumer, retention=s.retention,
-                        backoff=s.backoff),
-            registry=registry,
-        )  # fmt: skip
+        self.bus = s.bus(registry)
         self.consumer: Consumer[FrameMetadata] = self.bus.consumer(
-            self.stream, FrameMetadata, s.group, s.consumer_name or None
+            self.stream, FrameMetadata, s.group, s.member
         )
         # The group outlives the process: finding it made already means this is a restart.
         resume = not self.consumer.ensure_group()
@@ -86,9 +80,6 @@ class OverlayService(Service[OverlaySettings]):
             self.sinks: list[BoundSink] = build_sinks(pipeline, options)
         except (SinkConfigError, SinkError) as e:
             raise FatalError(str(e)) from e
-        self.dead: Publisher[DeadLetter] = self.bus.publisher(
-            streams.dead_letter(self.stream), DeadLetter
-        )
         self.events: Publisher[StreamEvent] = self.bus.publisher(
             streams.events(s.pipeline), StreamEvent
         )
@@ -133,9 +124,8 @@ class OverlayService(Service[OverlaySettings]):
                 Detections.from_proto(d.message)
             except DetectionsError as e:
                 self.metrics.frames.labels(ref.stream_id, "dead_lettered").inc()
-                self._dead_letter(d, f"bad_metadata: stream {ref.stream_id!r} frame "
+                self._dead_letter(d, "bad_metadata", f"stream {ref.stream_id!r} frame "
                                   f"{ref.frame_number}: {e}")  # fmt: skip
-                self.consumer.ack([d])
                 continue
             good.append(d)
         return good
@@ -247,28 +237,15 @@ class OverlayService(Service[OverlaySettings]):
             return None
         except (FrameStoreError, ValueError) as e:
             self.metrics.frames.labels(ref.stream_id, "dead_lettered").inc()
-            self._dead_letter(delivery, f"bad_frame: stream {ref.stream_id!r} frame "
+            self._dead_letter(delivery, "bad_frame", f"stream {ref.stream_id!r} frame "
                               f"{ref.frame_number}: {e}")  # fmt: skip
             return None
         return Loaded(meta, image)
 
-    def _dead_letter(self, delivery: Delivery[FrameMetadata], reason: str) -> None:
-        now = Timestamp()
-        now.GetCurrentTime()
-        self.dead.publish(
-            DeadLetter(
-                stream=self.stream.key,
-                message_id=delivery.id,
-                group=self.settings.group,
-                type_name="heron.v1.FrameMetadata",
-                reason=reason,
-                payload=delivery.message.SerializeToString(),
-                time=now,
-                deliveries=delivery.deliveries,
-            )
-        )
-        log.warning("dead-lettered %s of %r: %s", delivery.id, self.stream.key, reason)
-        self._dropped(delivery.message, reason.split(":", 1)[0])
+    def _dead_letter(self, delivery: Delivery[FrameMetadata], reason: str, detail: str) -> None:
+        """Dead-letter and acknowledge now: the frame can never be drawn, whatever the sinks do."""
+        self.consumer.reject(delivery, reason, detail)
+        self._dropped(delivery.message, reason)
 
     def _dropped(self, meta: FrameMetadata, reason: str) -> None:
         """Tell the pipeline a frame will be missing from the sinks: it left the last stage, so

@@ -13,40 +13,24 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from heron.core import streams
-from heron.core.bus import BackoffSettings, ConsumerSettings, RetentionSettings
 from heron.core.config.diagnostics import ConfigError
 from heron.core.config.models import Pipeline
-from heron.core.runtime import ServiceSettings
+from heron.core.config.pipeline_file import load_pipeline
+from heron.core.runtime import BusConsumerSettings
 
 
-def read_pipeline(path: Path) -> Pipeline:
-    """A deepstream-app key file or a pipeline YAML (by suffix); ConfigError lists problems."""
-    from heron.core.config.deepstream import read_deepstream_app
-    from heron.core.config.yaml_loader import read_pipeline_yaml
-
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return read_pipeline_yaml(path)[0]
-    return read_deepstream_app(path)[0]
-
-
-class OverlaySettings(ServiceSettings):
+class OverlaySettings(BusConsumerSettings):
     service_name: str = "overlay"
+    group: str = "overlay"
     pipeline_config: Path = Field(
         description="deepstream-app config (.txt) or pipeline YAML: [osd], [tiled-display], "
         "[sinkN], [message-broker] and the primary GIE's box colours."
     )
-    pipeline: str = Field("default", description="Pipeline name in the bus's stream names.")
     input_stage: Literal["auto", "tracker", "inference"] = Field(
         "auto",
         description="Metadata stream to read: auto = tracker when [tracker] enable=1, else "
         "inference.",
     )
-    group: str = Field("overlay", min_length=1, description="Consumer group on the metadata.")
-    consumer_name: str = Field(
-        "", description="This replica's name in the group; empty = host name and process id."
-    )
-    read_block_ms: int = Field(200, ge=0, description="Longest wait of one bus read.")
     read_count: int = Field(
         0,
         ge=0,
@@ -66,27 +50,12 @@ class OverlaySettings(ServiceSettings):
     rtsp_address: str = Field(
         "127.0.0.1", description="Address the RTSP sink listens on; 0.0.0.0 in a pod."
     )
-    consumer: ConsumerSettings = Field(
-        default_factory=ConsumerSettings, description="Bus consumer policy."
-    )
-    retention: RetentionSettings = Field(
-        default_factory=RetentionSettings, description="Bounds of dead-letter streams."
-    )
-    backoff: BackoffSettings = Field(
-        default_factory=BackoffSettings, description="Retries while Redis is away."
-    )
 
     def metadata_stage(self, pipeline: Pipeline) -> str:
         """The stage whose metadata the overlay reads."""
         if self.input_stage != "auto":
             return self.input_stage
         return "tracker" if pipeline.tracker.enable else "inference"
-
-    @field_validator("pipeline")
-    @classmethod
-    def _pipeline_id(cls, value: str) -> str:
-        streams.metadata("overlay", value)  # raises ValueError naming what an id may hold
-        return value
 
     @field_validator("pipeline_config")
     @classmethod
@@ -95,7 +64,7 @@ class OverlaySettings(ServiceSettings):
         if not value.is_file():
             raise ValueError(f"expected an existing pipeline config file, got {str(value)!r}")
         try:
-            read_pipeline(value)
+            load_pipeline(value)
         except ConfigError as e:
             raise ValueError(str(e)) from None
         return value

@@ -23,16 +23,19 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from heron.core import streams
+from heron.core.config.diagnostics import Diagnostic
 from heron.core.config.models import Pipeline
+from heron.core.config.pipeline_file import load_pipeline
 from heron.core.config.sinks import FileSink, SinkKind
 from heron.core.outputs import OutputKind, check_output
-from heron.ingest.spec import PlannedSource, plan_sources, read_pipeline
+from heron.ingest.spec import PlannedSource, plan_sources
 from heron.ingest.uri import MediaKind
 from heron.run.redis_local import free_port
 from heron.run.supervisor import ChildSpec
@@ -51,7 +54,9 @@ class RunOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    pipeline: str = Field("default", description="Pipeline name in the bus's stream names.")
+    pipeline: str = Field(
+        streams.DEFAULT_PIPELINE, description="Pipeline name in the bus's stream names."
+    )
     streammux: bool | None = Field(
         None, description="Force the muxer on or off; None = lossless for files, muxer else."
     )
@@ -89,6 +94,7 @@ class RunPlan:
     services: list[ServicePlan]
     final_stage: str  # whose metadata stream the run watches
     skipped: list[str]  # services the config wants that are not installed here
+    warnings: list[Diagnostic] = field(default_factory=list)  # the config's, for the terminal
 
     @property
     def children(self) -> list[ChildSpec]:
@@ -123,7 +129,7 @@ def choose_topology(planned: list[PlannedSource], forced: bool | None) -> Topolo
 def plan_run(config: Path, run_dir: Path, options: RunOptions, redis_url: str) -> RunPlan:
     """Read the pipeline (errors name file and line) and write every service's settings."""
     config = config.resolve()
-    pipeline = read_pipeline(config)
+    pipeline, findings = load_pipeline(config)
     planned = plan_sources(pipeline)
     _check_recordings(config, pipeline, planned)
     stream_ids = [p.spec.stream_id for p in planned]
@@ -171,7 +177,10 @@ def plan_run(config: Path, run_dir: Path, options: RunOptions, redis_url: str) -
             services.append(writer.service("overlay", "heron.overlay", ["-c"], overlay))
         else:
             skipped.append("overlay")
-    return RunPlan(config, pipeline, options, stream_ids, topology, services, final, skipped)
+    return RunPlan(
+        config, pipeline, options, stream_ids, topology, services, final, skipped,
+        findings.warnings,
+    )  # fmt: skip
 
 
 def _check_recordings(config: Path, pipeline: Pipeline, planned: list[PlannedSource]) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import FrameType
 
 from heron.core.bus import BusUnavailableError
+from heron.core.config.pipeline_file import warning_line
 from heron.core.runtime import redact_url
 from heron.run.perf import PerfMeter, PerfPrinter
 from heron.run.plan import RunOptions, RunPlan, plan_run
@@ -164,6 +165,8 @@ def _failed_while_stopping(
 
 def _describe(plan: RunPlan, run_dir: Path, out: Callable[[str], None]) -> None:
     names = ", ".join(s.child.name for s in plan.services)
+    for finding in plan.warnings:  # services log them too, but nobody reads those first
+        out(warning_line(finding))
     out(f"pipeline {plan.config.name}: {len(plan.streams)} stream(s), {plan.topology} topology")
     out(f"services: {names} (settings and logs in {run_dir})")
     for name in plan.skipped:

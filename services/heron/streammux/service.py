@@ -26,10 +26,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from google.protobuf.message import DecodeError
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from heron.core import streams
-from heron.core.bus import Bus, Delivery, Publisher, default_consumer_name
+from heron.core.bus import Delivery, default_consumer_name
 from heron.core.framestore import (
     FrameOverwrittenError,
     FrameReader,
@@ -46,7 +45,6 @@ from heron.streammux.batcher import Batcher, Taken
 from heron.streammux.metrics import StreammuxMetrics
 from heron.streammux.settings import MuxConfig, StreammuxSettings, load_mux_config
 from heron.streammux.sources import Discovery, SourceSet
-from heron.v1.bus_pb2 import DeadLetter
 from heron.v1.frame_pb2 import FrameBatch, FrameRef, PixelFormat
 from heron.v1.stream_pb2 import StreamEvent
 
@@ -67,9 +65,7 @@ class Streammux(Service[StreammuxSettings]):
         settings = self.settings
         self.config: MuxConfig = load_mux_config(settings.pipeline_config)
         self.ctx.check_redis()
-        self.bus = Bus.from_url(
-            settings.redis_url.get_secret_value(), registry=self.ctx.metrics.registry
-        )
+        self.bus = settings.bus(self.ctx.metrics.registry)
         self._resources.callback(self.bus.close)
         self.metrics = StreammuxMetrics(self.ctx.metrics.registry, settings.pipeline)
         self.batcher: Batcher[Delivery[FrameRef]] = Batcher(
@@ -107,25 +103,28 @@ class Streammux(Service[StreammuxSettings]):
             self._resources.push(self.ring.__exit__)  # unlink, then close
         self.store = FrameStore(self.ring, jpeg_quality=settings.jpeg_quality)
         self.publisher = self.bus.publisher(streams.batches(settings.pipeline), FrameBatch)
-        self.dead_letters: dict[str, Publisher[DeadLetter]] = {}
         self.next_batch_id = self._last_batch_id() + 1
         self.next_prune = time.monotonic() + PRUNE_INTERVAL_S
 
     def _start_sources(self) -> None:
         """Reader threads per source, and the discovery thread that adds and ends them."""
         settings = self.settings
+        name = settings.member or default_consumer_name()  # one member name on every stream
         self.sources = SourceSet(
             self.bus,
             self.batcher,
             group=settings.group,
-            consumer_name=default_consumer_name(),
+            consumer_name=name,
             block_ms=settings.read_block_ms,
             match=settings.stream_match,
             on_change=self.metrics.set_sources,
         )
         self._resources.callback(self.sources.stop, timeout_s=1.0)
         events = self.bus.consumer(
-            streams.events(settings.pipeline), StreamEvent, settings.group, default_consumer_name()
+            streams.events(settings.pipeline),
+            StreamEvent,
+            settings.group,
+            name,
         )
         self.discovery = Discovery(self.sources, events, interval_s=settings.discovery_interval_s)
         self.discovery.start()
@@ -187,7 +186,7 @@ class Streammux(Service[StreammuxSettings]):
             self.metrics.dropped.labels(stream_id, "segment_gone").inc()
         except (FrameStoreError, ValueError) as e:
             self.metrics.dropped.labels(stream_id, "bad_frame").inc()
-            self._dead_letter(stream_id, delivery, f"bad_frame: {e}")
+            self.sources.consumer(stream_id).reject(delivery, "bad_frame", str(e))
         return None
 
     def _scale(self, ref: FrameRef) -> FrameRef:
@@ -218,28 +217,6 @@ class Streammux(Service[StreammuxSettings]):
         """A zero-copy source frame may have been overwritten while it was being scaled."""
         if not self.reader.is_current(ref):
             raise FrameOverwrittenError(ref.shm.segment, ref.shm.slot, ref.shm.generation, -1)
-
-    def _dead_letter(self, stream_id: str, delivery: Delivery[FrameRef], reason: str) -> None:
-        stream = streams.frames(stream_id)
-        publisher = self.dead_letters.get(stream_id)
-        if publisher is None:
-            publisher = self.bus.publisher(streams.dead_letter(stream), DeadLetter)
-            self.dead_letters[stream_id] = publisher
-        now = Timestamp()
-        now.GetCurrentTime()
-        publisher.publish(
-            DeadLetter(
-                stream=stream.key,
-                message_id=delivery.id,
-                group=self.settings.group,
-                type_name=stream.message_type,
-                reason=reason,
-                payload=delivery.message.SerializeToString(),
-                time=now,
-                deliveries=delivery.deliveries,
-            )
-        )
-        log.warning("dead-lettered a frame", extra={"stream": stream_id, "reason": reason})
 
     def _check_threads(self) -> None:
         self.sources.check()

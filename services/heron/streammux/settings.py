@@ -14,28 +14,24 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from heron.core import streams
 from heron.core.config.diagnostics import ConfigError
 from heron.core.config.models import Streammux
+from heron.core.config.pipeline_file import load_pipeline
 from heron.core.framestore.jpeg import DEFAULT_QUALITY
-from heron.core.runtime import ServiceSettings
+from heron.core.runtime import BusConsumerSettings
 
-YAML_SUFFIXES = (".yaml", ".yml")
 DYNAMIC_RING_SOURCES = 16
 
 
-class StreammuxSettings(ServiceSettings):
+class StreammuxSettings(BusConsumerSettings):
     service_name: str = "streammux"
+    group: str = "streammux"  # on the frame and event streams
     pipeline_config: Path | None = Field(
         None,
         description="deepstream-app config (.txt) or pipeline YAML whose [streammux] group sets "
         "batch-size, batched-push-timeout, width, height, enable-padding, buffer-pool-size; "
         "unset = [streammux] defaults with one batch slot per live source.",
     )
-    pipeline: str = Field(
-        "default", description="Pipeline name: streams.batches(pipeline), streams.events(pipeline)."
-    )
-    group: str = Field("streammux", description="Consumer group on frame and event streams.")
     output_location: Literal["shm", "jpeg"] = Field(
         "shm", description="Where scaled frames go: this process's ring, or inline JPEG."
     )
@@ -49,6 +45,7 @@ class StreammuxSettings(ServiceSettings):
     max_pending_per_source: int = Field(
         8, ge=1, description="Frames held per source before its reader pauses (bounds memory)."
     )
+    # Its own bound: each source's reader thread blocks this long, and stopping waits for them.
     read_block_ms: int = Field(
         100, ge=1, le=5000, description="Longest wait of one read of a frame stream."
     )
@@ -60,12 +57,6 @@ class StreammuxSettings(ServiceSettings):
     discovery_interval_s: float = Field(
         0.5, gt=0, le=60, description="How often frame streams are scanned for new sources."
     )
-
-    @field_validator("pipeline")
-    @classmethod
-    def _pipeline_id(cls, value: str) -> str:
-        streams.batches(value)  # raises ValueError naming what a pipeline id may hold
-        return value
 
     @field_validator("pipeline_config")
     @classmethod
@@ -107,12 +98,5 @@ def load_mux_config(path: Path | None) -> MuxConfig:
     """Read the pipeline config (ConfigError with file:line findings when it is bad)."""
     if path is None:
         return MuxConfig(Streammux(), 0)
-    if path.suffix.lower() in YAML_SUFFIXES:
-        from heron.core.config.yaml_loader import read_pipeline_yaml
-
-        pipeline, _ = read_pipeline_yaml(path)
-    else:
-        from heron.core.config.deepstream import read_deepstream_app
-
-        pipeline, _ = read_deepstream_app(path)
+    pipeline, _ = load_pipeline(path)
     return MuxConfig(pipeline.streammux, pipeline.stream_count)

@@ -20,16 +20,6 @@ class TrackerSetup:
     streams: KnownStreams  # the sources' stream ids: metadata of any other stream is refused
 
 
-def read_pipeline(path: Path) -> Pipeline:
-    """A deepstream-app key file or a pipeline YAML (by suffix); ConfigError lists problems."""
-    from heron.core.config.deepstream import read_deepstream_app
-    from heron.core.config.yaml_loader import read_pipeline_yaml
-
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return read_pipeline_yaml(path)[0]
-    return read_deepstream_app(path)[0]
-
-
 def tracker_setup(pipeline: Pipeline, source: Path) -> TrackerSetup:
     group = pipeline.tracker
     if not group.enable:

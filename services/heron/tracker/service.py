@@ -16,22 +16,29 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import Counter, Gauge
 
 from heron.core import streams
-from heron.core.bus import BackpressureError, Bus, BusSettings, Consumer, Delivery, Publisher
+from heron.core.bus import Consumer, Delivery, Publisher
 from heron.core.bus.admission import AdmissionMetrics, Order, Placement, RefusedError
+from heron.core.config.pipeline_file import load_pipeline
 from heron.core.detections import Detections
-from heron.core.runtime import FlagCheck, Service, run_service
+from heron.core.runtime import (
+    FlagCheck,
+    Received,
+    Rejection,
+    Service,
+    Stage,
+    Work,
+    run_service,
+)
 from heron.tracker.convert import BadMetadataError, from_metadata, to_object
-from heron.tracker.pipeline import read_pipeline, tracker_setup
+from heron.tracker.pipeline import tracker_setup
 from heron.tracker.pixels import FramePixels
 from heron.tracker.settings import TrackerSettings
 from heron.tracker.state import Streams, StreamState
-from heron.v1.bus_pb2 import DeadLetter
 from heron.v1.detection_pb2 import DetectedObject, FrameMetadata, StageTimestamp
 from heron.v1.stream_pb2 import StreamEvent
 
@@ -41,20 +48,13 @@ STAGE = "tracker"
 INPUT_STAGE = "inference"
 
 
-@dataclass
-class Work:
-    deliveries: list[Delivery[FrameMetadata]]
-    out: list[FrameMetadata] = field(default_factory=list)
-    bad: list[tuple[Delivery[FrameMetadata], str]] = field(default_factory=list)
-    published: bool = False
-
-
 class TrackerService(Service[TrackerSettings]):
     def start(self) -> None:
         s = self.settings
         self.ctx.check_redis()
         ready = self.ctx.readiness.add(FlagCheck("tracker configured"))
-        setup = tracker_setup(read_pipeline(s.pipeline_config), s.pipeline_config)
+        pipeline, _ = load_pipeline(s.pipeline_config)
+        setup = tracker_setup(pipeline, s.pipeline_config)
         for warning in setup.spec.warnings:
             log.warning("%s", warning)
         self.spec = setup.spec
@@ -64,11 +64,8 @@ class TrackerService(Service[TrackerSettings]):
         size = (setup.spec.width, setup.spec.height)
         self.pixels = FramePixels(size) if setup.spec.uses_pixels else None
         self._metrics()
-        bus_settings = BusSettings(
-            url=s.redis_url, consumer=s.consumer, retention=s.retention, backoff=s.backoff
-        )
-        self.bus = Bus(bus_settings, registry=self.ctx.metrics.registry)
-        name = s.consumer_name or None
+        self.bus = s.bus(self.ctx.metrics.registry)
+        name = s.member
         self.input: Consumer[FrameMetadata] = self.bus.consumer(
             streams.metadata(INPUT_STAGE, s.pipeline), FrameMetadata, s.group, name
         )
@@ -80,10 +77,17 @@ class TrackerService(Service[TrackerSettings]):
         self.output: Publisher[FrameMetadata] = self.bus.publisher(
             streams.metadata(STAGE, s.pipeline), FrameMetadata
         )
-        self.dead: Publisher[DeadLetter] = self.bus.publisher(
-            streams.dead_letter(self.input.stream), DeadLetter
+        self.stage: Stage[FrameMetadata, Work[FrameMetadata]] = Stage(
+            self.ctx,
+            name=STAGE,
+            label=s.pipeline,
+            output=self.output,
+            take=self._take,
+            handle=self._handle,
+            # A full output stream is the only thing that holds work here: no backoff.
+            retry_initial_s=s.retry_s,
+            retry_max_s=s.retry_s,
         )
-        self.held: Work | None = None
         ready.set(f"{self.spec.kind.value} tracker")
         log.info("tracking", extra={"tracker": self.spec.kind.value, "batch": self.read_count})
 
@@ -114,26 +118,15 @@ class TrackerService(Service[TrackerSettings]):
         self._apply_events()
         for stream_id in self.streams.expire(self.settings.eos_grace_s):
             log.info("dropped tracks of ended stream %r (its last frames never came)", stream_id)
-        if self.held is None:
-            self.held = self._take()
-            if self.held is None:
-                return
-        try:
-            self._publish(self.held)
-        except BackpressureError as e:
-            log.warning("tracker metadata stream full, retrying: %s", e)
-            self.ctx.wait(self.settings.retry_s)
-            return
-        self.held = None
-        self.active_streams.set(len(self.streams))
+        done = self.stage.step()
+        if done is not None:
+            self.frames_total.labels("dead_lettered").inc(done.dead_lettered)
+            self.active_streams.set(len(self.streams))
 
     def drain(self) -> None:
-        if self.held is None:
-            return
-        try:
-            self._publish(self.held)
-        except BackpressureError as e:
-            log.warning("left %d frames unacknowledged at stop: %s", len(self.held.out), e)
+        done = self.stage.drain()
+        if done is not None:
+            self.frames_total.labels("dead_lettered").inc(done.dead_lettered)
 
     def close(self) -> None:
         for name in ("pixels", "bus"):
@@ -158,23 +151,24 @@ class TrackerService(Service[TrackerSettings]):
 
     # --- one unit of work ---------------------------------------------------------------
 
-    def _take(self) -> Work | None:
+    def _take(self) -> Work[FrameMetadata] | None:
         deliveries = self.input.read(count=self.read_count, block_ms=self.settings.read_block_ms)
         if not deliveries:
             return None
-        work = Work(list(deliveries))
+        return Work([Received(self.input, deliveries)])
+
+    def _handle(self, work: Work[FrameMetadata]) -> None:
         started = Timestamp()
         started.GetCurrentTime()
-        for d in deliveries:
+        for d in work.inputs[0].deliveries:
             try:
                 with self.ctx.metrics.track(STAGE, d.message.frame.stream_id or "unknown"):
                     work.out.append(self._track(d, started))
             except BadMetadataError as e:
-                work.bad.append((d, f"bad_metadata: {e}"))
+                work.rejected.append(Rejection(self.input, d, "bad_metadata", str(e)))
             except RefusedError as e:
                 self.admission_metrics.refused(e)
-                work.bad.append((d, str(e)))
-        return work
+                work.rejected.append(Rejection(self.input, d, e.reason.value, str(e)))
 
     def _track(self, d: Delivery[FrameMetadata], started: Timestamp) -> FrameMetadata:
         meta = d.message
@@ -255,32 +249,6 @@ class TrackerService(Service[TrackerSettings]):
         old = [i for i, (_, seen) in state.objects.items() if state.frames - seen > horizon]
         for i in old:
             del state.objects[i]
-
-    def _publish(self, work: Work) -> None:
-        if not work.published:
-            self.output.publish_many(work.out)
-            work.published = True
-        for d, reason in list(work.bad):
-            self.dead.publish(self._letter(d, reason))
-            log.warning("dead-lettered %s of %r: %s", d.id, self.input.key, reason)
-            work.bad.remove((d, reason))  # sent: a retry must not send it twice
-            self.frames_total.labels("dead_lettered").inc()
-        # Only now: a crash before this line leaves the input pending, to be redelivered.
-        self.input.ack(work.deliveries)
-
-    def _letter(self, d: Delivery[FrameMetadata], reason: str) -> DeadLetter:
-        now = Timestamp()
-        now.GetCurrentTime()
-        return DeadLetter(
-            stream=self.input.key,
-            message_id=d.id,
-            group=self.input.group,
-            type_name="heron.v1.FrameMetadata",
-            reason=reason,
-            payload=d.message.SerializeToString(),
-            time=now,
-            deliveries=d.deliveries,
-        )
 
 
 def main(argv: list[str] | None = None) -> int:

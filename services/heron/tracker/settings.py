@@ -11,22 +11,17 @@ from pathlib import Path
 
 from pydantic import Field
 
-from heron.core.bus import BackoffSettings, ConsumerSettings, RetentionSettings
 from heron.core.bus.admission import AdmissionSettings
-from heron.core.runtime import ServiceSettings
+from heron.core.runtime import BusConsumerSettings
 
 
-class TrackerSettings(ServiceSettings):
+class TrackerSettings(BusConsumerSettings):
+    """`consumer_name`: run one replica per pipeline, a stream's tracks live in one process."""
+
     service_name: str = "tracker"
+    group: str = "tracker"
     pipeline_config: Path = Field(
         description="deepstream-app config (.txt) or pipeline YAML with an enabled [tracker]."
-    )
-    pipeline: str = Field("default", description="Pipeline name in the bus's stream names.")
-    group: str = Field("tracker", min_length=1, description="Consumer group on the inputs.")
-    consumer_name: str = Field(
-        "",
-        description="This replica's name in the group; empty = host name and process id. Run "
-        "one replica per pipeline: a stream's tracks live in one process.",
     )
     read_count: int = Field(
         16,
@@ -34,22 +29,11 @@ class TrackerSettings(ServiceSettings):
         le=1024,
         description="Metadata messages per step when enable-batch-process=1 (else 1).",
     )
-    read_block_ms: int = Field(200, ge=0, description="Longest wait of one bus read.")
     eos_grace_s: float = Field(
         10.0,
         gt=0,
         description="After a stream's EOS event, how long to wait for its last frames' metadata "
         "before its tracks are dropped anyway.",
-    )
-    consumer: ConsumerSettings = Field(
-        default_factory=ConsumerSettings,
-        description="Bus consumer policy: reclaim of abandoned input (min_idle_ms), poison limit.",
-    )
-    retention: RetentionSettings = Field(
-        default_factory=RetentionSettings, description="Bounds of the tracker metadata stream."
-    )
-    backoff: BackoffSettings = Field(
-        default_factory=BackoffSettings, description="Retries while Redis is away."
     )
     retry_s: float = Field(0.2, gt=0, description="Wait before retrying a blocked publish.")
     admission: AdmissionSettings = Field(

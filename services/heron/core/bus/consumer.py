@@ -22,7 +22,7 @@ from heron.core import streams
 from heron.core.bus import codec, replies
 from heron.core.bus.codec import M
 from heron.core.bus.connection import Reconnector
-from heron.core.bus.deadletter import Rejected, to_dead_letter
+from heron.core.bus.deadletter import Rejected, dead_letter, reason_text, to_dead_letter
 from heron.core.bus.errors import (
     BackpressureError,
     DeadLetterReason,
@@ -149,6 +149,42 @@ class Consumer(Generic[M]):
         )
         self._acked.inc(acked)
         return acked
+
+    def reject(
+        self,
+        delivery: Delivery[M],
+        reason: str,
+        detail: str = "",
+        *,
+        payload: bytes | None = None,
+        type_name: str | None = None,
+        ack: bool = True,
+    ) -> str:
+        """Dead-letter a delivery the stage cannot use, then acknowledge it; returns the
+        DeadLetter's reason text (`reason`, then `detail`, unless `detail` starts with it).
+
+        `payload` and `type_name` default to the delivery's message and the stream's type; a
+        stage that refuses one part of a message (a frame of a muxer batch) names that part.
+        `ack=False` leaves the acknowledgement to the caller, for a delivery that still has
+        other parts to dead-letter. Raises BackpressureError when the dead-letter stream is
+        full: nothing was acknowledged, so the caller can try again.
+        """
+        text = reason_text(reason, detail)
+        letter = dead_letter(
+            stream=self.key,
+            message_id=delivery.id,
+            group=self.group,
+            type_name=self.stream.message_type if type_name is None else type_name,
+            reason=text,
+            payload=delivery.message.SerializeToString() if payload is None else payload,
+            deliveries=delivery.deliveries,
+        )
+        self._dead_letters.publish(letter)
+        if ack:
+            self.ack([delivery])
+        self._metrics.dead_lettered.labels(stream=self.key, group=self.group, reason=reason).inc()
+        log.warning("dead-lettered %s of %r: %s", delivery.id, self.key, text)
+        return text
 
     def _call(self, op: Callable[[], T]) -> T:
         """`op` with reconnects; recreates the group if Redis lost it, then tries once more."""

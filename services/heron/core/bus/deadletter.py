@@ -1,4 +1,4 @@
-"""Turning an entry the consumer cannot use into a heron.v1.DeadLetter, with the reason."""
+"""Turning a message nobody can use into a heron.v1.DeadLetter, with the reason."""
 
 from __future__ import annotations
 
@@ -23,9 +23,7 @@ class Rejected:
 
 
 def to_dead_letter(rejected: Rejected, *, stream: str, group: str, type_name: str) -> DeadLetter:
-    time = Timestamp()
-    time.GetCurrentTime()
-    return DeadLetter(
+    return dead_letter(
         stream=stream,
         message_id=rejected.entry.id,
         group=group,
@@ -33,6 +31,37 @@ def to_dead_letter(rejected: Rejected, *, stream: str, group: str, type_name: st
         reason=rejected.detail,
         # The serialized message untouched; empty when the entry had no `pb` field at all.
         payload=rejected.entry.fields.get(PB_FIELD, b""),
-        time=time,
         deliveries=rejected.deliveries,
     )
+
+
+def dead_letter(
+    *,
+    stream: str,
+    message_id: str,
+    group: str,
+    type_name: str,
+    reason: str,
+    payload: bytes,
+    deliveries: int,
+) -> DeadLetter:
+    """A DeadLetter stamped now: the one shape the bus and every stage send."""
+    time = Timestamp()
+    time.GetCurrentTime()
+    return DeadLetter(
+        stream=stream,
+        message_id=message_id,
+        group=group,
+        type_name=type_name,
+        reason=reason,
+        payload=payload,
+        time=time,
+        deliveries=deliveries,
+    )
+
+
+def reason_text(reason: str, detail: str) -> str:
+    """The DeadLetter's `reason`: it always starts with the reason's name (docs/bus.md)."""
+    if not detail:
+        return reason
+    return detail if detail.startswith(reason) else f"{reason}: {detail}"

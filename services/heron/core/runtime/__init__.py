@@ -3,6 +3,7 @@
 See docs/runtime.md. Import from here; the submodules are the implementation's layout.
 """
 
+from heron.core.runtime.bus_settings import BusClientSettings, BusConsumerSettings
 from heron.core.runtime.health import (
     Check,
     CheckResult,
@@ -31,6 +32,7 @@ from heron.core.runtime.shutdown import (
     FatalError,
     Shutdown,
 )
+from heron.core.runtime.stage import Inputs, Received, Rejection, Stage, Work
 
 __all__ = [
     "EXIT_BAD_SETTINGS",
@@ -38,21 +40,28 @@ __all__ = [
     "EXIT_FATAL",
     "EXIT_GRACE_EXPIRED",
     "EXIT_OK",
+    "BusClientSettings",
+    "BusConsumerSettings",
     "Check",
     "CheckResult",
     "FatalError",
     "FlagCheck",
     "Heartbeat",
+    "Inputs",
     "LogSettings",
     "MetricsSettings",
     "Readiness",
+    "Received",
     "RedisCheck",
+    "Rejection",
     "Service",
     "ServiceContext",
     "ServiceMetrics",
     "ServiceSettings",
     "SettingsError",
     "Shutdown",
+    "Stage",
+    "Work",
     "build_context",
     "configure_logging",
     "load_settings",

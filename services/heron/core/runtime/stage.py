@@ -1,0 +1,166 @@
+"""The loop a stage on the bus runs: read → handle → publish → reject → acknowledge.
+
+A unit of work is read once. When finishing it fails for now — its output stream is full
+(BackpressureError), or `handle` raised one of the service's `retry_on` errors (a backend
+restarting) — the same unit is held and tried again after a wait; it is never read again, and
+its deliveries stay pending until it is done, so nothing acknowledged lacks its output. Each
+part is done once: `handle` until it completes, the outputs until they are published, each
+rejection until it is dead-lettered. See docs/runtime.md, "A stage on the bus".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from google.protobuf.message import Message
+
+from heron.core.bus import BackpressureError, Consumer, Delivery, Publisher
+from heron.core.runtime.service import ServiceContext
+
+log = logging.getLogger(__name__)
+
+Out = TypeVar("Out", bound=Message)
+
+
+class Inputs(Protocol):
+    """Deliveries read from one consumer, acknowledged together once the work is done."""
+
+    @property
+    def consumer(self) -> Consumer[Any]: ...
+
+    @property
+    def deliveries(self) -> Sequence[Delivery[Any]]: ...
+
+
+@dataclass(frozen=True)
+class Received:
+    """The plain `Inputs`: what one read of one consumer returned."""
+
+    consumer: Consumer[Any]
+    deliveries: Sequence[Delivery[Any]]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A delivery (or a part of one) the stage cannot use, for `Consumer.reject`."""
+
+    consumer: Consumer[Any]
+    delivery: Delivery[Any]
+    reason: str
+    detail: str
+    payload: bytes | None = None  # the refused part, when it is not the whole message
+    type_name: str | None = None
+
+
+@dataclass
+class Work(Generic[Out]):
+    """One unit of work read from the bus; services subclass it to carry their own state."""
+
+    inputs: Sequence[Inputs]
+    out: list[Out] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    handled: bool = False  # `handle` completed: only publishing is left
+    published: bool = False  # outputs out: only dead letters and acks are left
+    dead_lettered: int = 0
+
+    @property
+    def messages(self) -> int:
+        return sum(len(i.deliveries) for i in self.inputs)
+
+
+W = TypeVar("W", bound=Work[Any])
+
+
+class Stage(Generic[Out, W]):
+    """Holds at most one unit of work and finishes it: `step()` from the service's step,
+    `drain()` from its drain. `take` reads (None: nothing came); `handle` fills `out` and
+    `rejected` and may raise a `retry_on` error, after which it runs again on the same work.
+    """
+
+    def __init__(
+        self,
+        ctx: ServiceContext[Any],
+        *,
+        name: str,
+        label: str,
+        output: Publisher[Out],
+        take: Callable[[], W | None],
+        handle: Callable[[W], None],
+        retry_initial_s: float,
+        retry_max_s: float,
+        retry_on: tuple[type[Exception], ...] = (),
+    ) -> None:
+        self.ctx = ctx
+        self.name = name
+        self.label = label  # the `stream` label of the stage's metrics
+        self.output = output
+        self._take = take
+        self._handle = handle
+        self._initial_s = retry_initial_s
+        self._max_s = retry_max_s
+        self._retry_on = retry_on
+        self.retry_s = retry_initial_s
+        self.held: W | None = None
+
+    def step(self) -> W | None:
+        """Finish the held work, else read new work and finish it; returns the work finished."""
+        if self.held is None:
+            self.held = self._take()
+            if self.held is None:
+                return None
+        try:
+            self._finish(self.held)
+        except BackpressureError as e:
+            log.warning("%s output stream full, retrying in %.1f s: %s", self.name, self.retry_s, e)
+            self.ctx.wait(self.retry_s)
+            return None
+        except self._retry_on as e:
+            log.warning("%s: %s; retrying in %.1f s", self.name, e, self.retry_s)
+            self.ctx.wait(self.retry_s)
+            # Only a failure that repeats waits longer: a full stream clears as readers go on.
+            self.retry_s = min(self.retry_s * 2, self._max_s)
+            return None
+        done, self.held = self.held, None
+        self.retry_s = self._initial_s
+        return done
+
+    def drain(self) -> W | None:
+        """One last try at held work; if it still cannot finish, it stays pending on the bus."""
+        if self.held is None:
+            return None
+        temporary: tuple[type[Exception], ...] = (BackpressureError, *self._retry_on)
+        try:
+            self._finish(self.held)
+        except temporary as e:
+            left = self.held.messages
+            log.warning("%s left %d messages unacknowledged at stop: %s", self.name, left, e)
+            return None
+        done, self.held = self.held, None
+        return done
+
+    def _finish(self, work: W) -> None:
+        if not work.handled:
+            self._handle(work)
+            work.handled = True
+        with self.ctx.metrics.track(f"{self.name}.publish", self.label, frames=len(work.out)):
+            if not work.published:
+                self.output.publish_many(work.out)
+                work.published = True
+            for r in list(work.rejected):
+                # Acknowledged below with the rest: a delivery may hold more refused parts.
+                r.consumer.reject(
+                    r.delivery,
+                    r.reason,
+                    r.detail,
+                    payload=r.payload,
+                    type_name=r.type_name,
+                    ack=False,
+                )
+                work.rejected.remove(r)  # sent: a retry must not send it twice
+                work.dead_lettered += 1
+        # Only now: a crash before this line leaves the input pending, to be redelivered.
+        for inputs in work.inputs:
+            inputs.consumer.ack(inputs.deliveries)
