@@ -163,8 +163,8 @@ class Recording:
         if self._journal is None or not self.parts:
             raise RecordingError(f"{self.output}: commit before a part was opened")
         part = self.parts[-1]
-        line = Commit(part.path.stat().st_size, pts, frames)
         try:
+            line = Commit(part.path.stat().st_size, pts, frames)
             self._journal.write(line.to_line())
             self._journal.flush()
         except OSError as e:
