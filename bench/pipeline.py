@@ -247,7 +247,7 @@ def run_once(
     sink: str = "file",
 ) -> dict[str, Any]:
     """One `heron run`: lossless over the file, or the file paced at its rate for realtime_s."""
-    from heron.run.plan import RunOptions
+    from heron.run.options import RunOptions
     from heron.run.runner import RunRequest, run_pipeline
 
     mode = "lossless" if realtime_s is None else "realtime"

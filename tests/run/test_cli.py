@@ -60,3 +60,21 @@ def test_bad_options_are_refused(
     result = runner.invoke(app, ["run", "-c", str(config), *args])
     assert result.exit_code == 1
     assert expected in result.output
+
+
+def test_the_options_take_their_defaults_from_the_models(runner: CliRunner) -> None:
+    from heron.core.options import field_default
+    from heron.run.options import RunOptions
+    from heron.run.supervisor import RestartPolicy
+    from pydantic import BaseModel
+
+    text = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "300"}).output
+    options: list[tuple[type[BaseModel], str]] = [
+        (RunOptions, "pipeline"),
+        (RunOptions, "backend"),
+        (RunOptions, "intra_op_threads"),
+        (RunOptions, "encoder_preset"),
+        (RestartPolicy, "max_fast_crashes"),
+    ]
+    for model, name in options:
+        assert f"(default: {field_default(model, name)})" in text, name

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from heron.core.config.diagnostics import ConfigError
-from heron.run.plan import RunOptions, has_main, plan_run
+from heron.run.options import RunOptions
+from heron.run.plan import has_main, plan_run
 from heron.run.runner import _describe as describe
 
 URL = "redis://127.0.0.1:6399/0"
@@ -103,6 +105,21 @@ def test_triton_backend(tmp_path: Path, clip: Path) -> None:
     assert backend == {"kind": "triton", "url": "triton:8001", "model_name": "facemask"}
     with pytest.raises(ValueError, match="--triton-model"):
         plan_run(config, tmp_path / "run", RunOptions(backend="triton"), URL)
+
+
+def test_without_a_triton_url_the_inference_services_default_holds(
+    tmp_path: Path, clip: Path
+) -> None:
+    from heron.core.options import field_default
+    from heron.inference.settings import InferenceSettings, TritonSettings
+
+    config = write_pipeline(tmp_path, f"{{type: uri, enable: true, uri: '{clip.as_uri()}'}}")
+    plan_run(config, tmp_path / "run", RunOptions(backend="triton", triton_model="m"), URL)
+    written: dict[str, Any] = settings(tmp_path / "run", "inference")
+    assert "url" not in written["backend"]  # one home for the default: the service's model
+    loaded = InferenceSettings.model_validate({**written, "redis_url": URL})
+    assert isinstance(loaded.backend, TritonSettings)
+    assert loaded.backend.url == field_default(TritonSettings, "url")
 
 
 def test_tracker_and_overlay_when_enabled_and_installed(tmp_path: Path, clip: Path) -> None:

@@ -1,7 +1,8 @@
 """`heron run` and `heron demo` (mounted at the top level of `heron` by heron.cli.main).
 
-Only typer and the standard library load here; the runner, the bus and the models load inside
-the commands so `heron --help` stays fast.
+Only typer, the standard library and the options models load here (each option's default and
+help are its model's, heron.core.options); the runner, the bus and the services' models load
+inside the commands so `heron --help` stays fast.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True)
+from heron.core.options import field_help, given
+from heron.run.options import RunOptions
+from heron.run.supervisor import RestartPolicy
 
-Backend = Literal["onnxruntime", "triton"]
+app = typer.Typer(no_args_is_help=True)
 
 
 def _print(line: str) -> None:
@@ -57,7 +60,7 @@ def run(
             help="Where settings files and service logs go (default: a new temporary folder).",
         ),
     ] = None,
-    pipeline: Annotated[str, typer.Option(help="Pipeline name in stream names.")] = "default",
+    pipeline: Annotated[str | None, typer.Option(help=field_help(RunOptions, "pipeline"))] = None,
     streammux: Annotated[
         bool | None,
         typer.Option(
@@ -67,15 +70,21 @@ def run(
             show_default=False,
         ),
     ] = None,
-    backend: Annotated[str, typer.Option(help="onnxruntime or triton.")] = "onnxruntime",
-    triton_url: Annotated[str, typer.Option(help="Triton gRPC host:port.")] = "127.0.0.1:8001",
-    triton_model: Annotated[
-        str | None, typer.Option(help="Model name in Triton.", show_default=False)
+    backend: Annotated[
+        str | None, typer.Option(help=field_help(RunOptions, "backend", "onnxruntime or triton."))
     ] = None,
-    threads: Annotated[int, typer.Option(help="ONNX Runtime intra-op threads; 0 = default.")] = 0,
+    triton_url: Annotated[str | None, typer.Option(help=field_help(RunOptions, "triton_url"))] = (
+        None
+    ),
+    triton_model: Annotated[
+        str | None, typer.Option(help=field_help(RunOptions, "triton_model"))
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help=field_help(RunOptions, "intra_op_threads"))
+    ] = None,
     encoder_preset: Annotated[
-        str, typer.Option(help="x264/x265 preset of file sinks (CPU encoding).")
-    ] = "ultrafast",
+        str | None, typer.Option(help=field_help(RunOptions, "encoder_preset"))
+    ] = None,
     duration: Annotated[
         float | None,
         typer.Option(
@@ -83,17 +92,15 @@ def run(
         ),
     ] = None,
     max_fast_crashes: Annotated[
-        int, typer.Option(help="Give up after this many crashes in a row soon after start.")
-    ] = 5,
+        int | None, typer.Option(help=field_help(RestartPolicy, "max_fast_crashes"))
+    ] = None,
 ) -> None:
     """Run a pipeline's services as supervised processes, like deepstream-app -c."""
     from pydantic import ValidationError
 
     from heron.core.config.diagnostics import ConfigError
     from heron.core.outputs import OutputKind, OutputPathError, check_output
-    from heron.run.plan import RunOptions
     from heron.run.runner import RunRequest, run_pipeline
-    from heron.run.supervisor import RestartPolicy
 
     if run_dir is not None:  # settings files and logs are added to it: existing is fine
         try:
@@ -101,16 +108,18 @@ def run(
         except OutputPathError as e:
             raise _fail(str(e)) from None
     try:
-        options = RunOptions(
-            pipeline=pipeline,
-            streammux=streammux,
-            backend=backend,  # checked by the model
-            triton_url=triton_url,
-            triton_model=triton_model,
-            intra_op_threads=threads,
-            encoder_preset=encoder_preset,
+        options = RunOptions.model_validate(
+            given(
+                pipeline=pipeline,
+                streammux=streammux,
+                backend=backend,  # checked by the model
+                triton_url=triton_url,
+                triton_model=triton_model,
+                intra_op_threads=threads,
+                encoder_preset=encoder_preset,
+            )
         )
-        policy = RestartPolicy(max_fast_crashes=max_fast_crashes)
+        policy = RestartPolicy.model_validate(given(max_fast_crashes=max_fast_crashes))
     except ValidationError as e:
         raise _fail(str(e)) from None
     if not config.is_file():

@@ -27,9 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from heron.core import streams
 from heron.core.config.diagnostics import Diagnostic
 from heron.core.config.models import Pipeline
 from heron.core.config.pipeline_file import load_pipeline
@@ -37,6 +34,7 @@ from heron.core.config.sinks import FileSink, SinkKind
 from heron.core.outputs import OutputKind, check_output
 from heron.ingest.spec import PlannedSource, plan_sources
 from heron.ingest.uri import MediaKind
+from heron.run.options import RunOptions
 from heron.run.redis_local import free_port
 from heron.run.supervisor import ChildSpec
 
@@ -47,34 +45,6 @@ Topology = Literal["lossless", "live"]
 # instead of after the bus's default 30 s — before ingest moves on and the frame stream's
 # retention trims the entry.
 RECLAIM = {"min_idle_ms": 1000, "reclaim_interval_ms": 1000}
-
-
-class RunOptions(BaseModel):
-    """What `heron run` decides beyond the pipeline config."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    pipeline: str = Field(
-        streams.DEFAULT_PIPELINE, description="Pipeline name in the bus's stream names."
-    )
-    streammux: bool | None = Field(
-        None, description="Force the muxer on or off; None = lossless for files, muxer else."
-    )
-    backend: Literal["onnxruntime", "triton"] = Field("onnxruntime", description="Detector.")
-    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 = its default.")
-    encoder_preset: str = Field(
-        "ultrafast",
-        min_length=1,
-        description="x264/x265 preset of the file sink. deepstream-app encodes on the GPU "
-        "(NVENC) for free; here the encoder shares the CPU with inference, and ultrafast costs "
-        "about 1 ms a frame at 538x372 against 4 ms for veryfast (larger files at a bitrate).",
-    )
-    triton_url: str = Field("127.0.0.1:8001", description="Triton gRPC host:port.")
-    triton_model: str | None = Field(None, description="Triton model name.")
-    shm_slots: int = Field(96, ge=2, description="Ingest ring slots per stream.")
-    max_lag: int = Field(8, ge=1, description="Lossless: frames inference may have in hand.")
-    ring_batches: int = Field(32, ge=1, description="Live: muxer ring size in batches.")
-    log_level: str = Field("INFO", description="Services' log level.")
 
 
 @dataclass(frozen=True)
@@ -258,11 +228,9 @@ def _inference(
     if options.backend == "triton":
         if not options.triton_model:
             raise ValueError("--backend triton needs --triton-model (the model's name in Triton)")
-        settings["backend"] = {
-            "kind": "triton",
-            "url": options.triton_url,
-            "model_name": options.triton_model,
-        }
+        settings["backend"] = {"kind": "triton", "model_name": options.triton_model}
+        if options.triton_url is not None:  # else the inference service's own default
+            settings["backend"]["url"] = options.triton_url
     else:
         settings["backend"] = {"kind": "onnxruntime", "intra_op_threads": options.intra_op_threads}
     return settings

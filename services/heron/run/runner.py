@@ -27,8 +27,9 @@ from types import FrameType
 from heron.core.bus import BusUnavailableError
 from heron.core.config.pipeline_file import warning_line
 from heron.core.runtime import redact_url
+from heron.run.options import RunOptions
 from heron.run.perf import PerfMeter, PerfPrinter
-from heron.run.plan import RunOptions, RunPlan, plan_run
+from heron.run.plan import RunPlan, plan_run
 from heron.run.progress import BusWatcher, FrameSeen
 from heron.run.redis_local import LocalRedis, RedisUnavailableError
 from heron.run.shm import unlink_leftovers

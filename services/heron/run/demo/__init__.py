@@ -114,7 +114,8 @@ def run_demo(
     train_minutes: float,
     out: Callable[[str], None],
 ) -> int:
-    from heron.run.plan import RunOptions, has_main
+    from heron.run.options import RunOptions
+    from heron.run.plan import has_main
     from heron.run.runner import RunRequest, run_pipeline
 
     started = time.monotonic()
