@@ -31,12 +31,19 @@ class RecentFrames:
         self.capacity = capacity
         self._seen: OrderedDict[FrameKey, None] = OrderedDict()
 
+    def __contains__(self, key: FrameKey) -> bool:
+        return key in self._seen
+
+    def add(self, key: FrameKey) -> None:
+        """Remember `key`; past `capacity`, the oldest key is forgotten."""
+        self._seen[key] = None
+        if len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
+
     def first_time(self, meta: FrameMetadata) -> bool:
         """True the first time a frame is offered (and remembers it); False for a repeat."""
         key = frame_key(meta)
         if key in self._seen:
             return False
-        self._seen[key] = None
-        if len(self._seen) > self.capacity:
-            self._seen.popitem(last=False)
+        self.add(key)
         return True

@@ -26,13 +26,12 @@ import json
 import logging
 import os
 import shutil
-from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, TextIO
 
-from heron.overlay.dedup import FrameKey
+from heron.overlay.dedup import FrameKey, RecentFrames
 from heron.overlay.sinks.base import RecordingError
 
 log = logging.getLogger(__name__)
@@ -102,8 +101,7 @@ class Recording:
         self.output = output
         self.folder = output.with_name(output.name + ".parts")
         self.parts: list[Part] = []
-        self.committed: deque[FrameKey] = deque(maxlen=REMEMBERED_FRAMES)
-        self._known: set[FrameKey] = set()
+        self._committed = RecentFrames(REMEMBERED_FRAMES)  # to skip redeliveries
         self._journal: TextIO | None = None
         try:
             if resume:
@@ -142,7 +140,7 @@ class Recording:
 
     def seen(self, frames: list[FrameKey]) -> bool:
         """Every one of `frames` is committed already (a redelivery after a restart)."""
-        return bool(frames) and all(f in self._known for f in frames)
+        return bool(frames) and all(f in self._committed for f in frames)
 
     # --- writing -------------------------------------------------------------------------
 
@@ -220,10 +218,7 @@ class Recording:
 
     def _remember(self, frames: list[FrameKey]) -> None:
         for f in frames:
-            if len(self.committed) == self.committed.maxlen:
-                self._known.discard(self.committed[0])
-            self.committed.append(f)
-            self._known.add(f)
+            self._committed.add(f)
 
 
 def _join(parts: list[Part], output: Path, container: str, ticks: int) -> int:
