@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from heron.core import streams
 from heron.core.bus import BackoffSettings, Bus, BusSettings
-from heron.core.bus.groups import group_caught_up
+from heron.core.bus.groups import groups_caught_up
 from heron.v1.detection_pb2 import FrameMetadata
 from heron.v1.stream_pb2 import StreamEvent
 
@@ -157,19 +157,12 @@ class BusWatcher:
         have read and acknowledged everything (False while Redis does not answer). Judged by
         entry ids: XINFO's `lag` is nil or wrong after a deleted entry or a Redis restarted
         from its append-only file, and an unknown lag once read as "caught up"."""
-        key = self.meta_stream.key
         try:
-            names = [_text(g["name"]) for g in self.bus.client.xinfo_groups(key)]
-            others = [n for n in names if n != GROUP]
-            if len(others) < expected_groups:
-                return False
-            return all(group_caught_up(self.bus.client, key, n) for n in others)
+            groups = groups_caught_up(self.bus.client, self.meta_stream.key)
         except (redis.ConnectionError, redis.TimeoutError):
             return False
+        others = [done for name, done in groups.items() if name != GROUP]
+        return len(others) >= expected_groups and all(others)
 
     def close(self) -> None:
         self.bus.close()
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

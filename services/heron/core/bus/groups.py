@@ -27,16 +27,23 @@ def group_outstanding(client: redis.Redis, key: str, group: str, count_up_to: in
     return int(lag) + pending
 
 
-def group_caught_up(client: redis.Redis, key: str, group: str) -> bool:
-    """`group` has been given every entry now on `key` and acknowledged them all. Judged by ids,
-    not by XINFO's `lag`, which is nil or too high after a deleted entry or a restart."""
-    info = _group_info(client, key, group)
-    if info is None or int(info["pending"]) > 0:
-        return False
+def groups_caught_up(client: redis.Redis, key: str) -> dict[str, bool]:
+    """Every consumer group on `key` and whether it has been given every entry now on the
+    stream and acknowledged them all ({} before the stream exists). Judged by ids, not by
+    XINFO's `lag`, which is nil or too high after a deleted entry or a restart."""
+    try:
+        groups = client.xinfo_groups(key)
+    except redis.ResponseError:  # no such key yet
+        return {}
     newest = client.xrevrange(key, count=1)
-    if not newest:
-        return True
-    return _id(_text(info["last-delivered-id"])) >= _id(_text(newest[0][0]))
+    last = _id(_text(newest[0][0])) if newest else None
+    caught_up: dict[str, bool] = {}
+    for raw in groups:
+        info = {_text(k): v for k, v in raw.items()}
+        delivered = _id(_text(info["last-delivered-id"]))
+        idle = int(info["pending"]) == 0
+        caught_up[_text(info["name"])] = idle and (last is None or delivered >= last)
+    return caught_up
 
 
 def _id(entry_id: str) -> tuple[int, int]:
