@@ -74,6 +74,21 @@ def numbers_in(path: Path) -> list[int]:
         return [read_number(f.to_ndarray(format="bgr24")) for f in container.decode(video=0)]
 
 
+def run_killing(config: Path, run_dir: Path, name: str, cycles: int, every_s: float) -> list[str]:
+    """`heron run` on `config`, SIGKILLing `name` `cycles` times once frames flow; asserts the
+    run still ended by itself with exit 0, and returns its output lines."""
+    proc = heron_run(config, run_dir)
+    out = Output(proc)
+    try:
+        out.wait_for(FLOWING, timeout=90)
+        killed = kill_repeatedly(proc.pid, name, cycles=cycles, every_s=every_s)
+        assert proc.wait(timeout=180) == 0, "\n".join(out.rest())
+    finally:
+        proc.kill()
+    assert len(killed) == cycles
+    return out.rest()
+
+
 @needs_overlay
 def test_a_killed_overlay_resumes_its_recording_with_every_frame_once(
     tmp_path: Path, model_dir: Path, clip: Clip
@@ -81,16 +96,7 @@ def test_a_killed_overlay_resumes_its_recording_with_every_frame_once(
     """Three SIGKILLs of the overlay mid-run: each restart continues the MP4."""
     output = tmp_path / "out.mp4"
     config = write_app(tmp_path, model_dir, clip.path.as_uri(), output=output)
-    proc = heron_run(config, tmp_path / "run")
-    out = Output(proc)
-    try:
-        out.wait_for(FLOWING, timeout=90)
-        killed = kill_repeatedly(proc.pid, "heron.overlay", cycles=3, every_s=1.5)
-        assert proc.wait(timeout=180) == 0, "\n".join(out.rest())
-    finally:
-        proc.kill()
-    lines = out.rest()
-    assert len(killed) == 3
+    lines = run_killing(config, tmp_path / "run", "heron.overlay", cycles=3, every_s=1.5)
     assert any("restarts: overlay 3" in line for line in lines), lines
     assert "frames lost: none" in lines, lines
     assert count_frames(output) == clip.frames
@@ -106,14 +112,7 @@ def test_each_frame_is_in_the_resumed_recording_once_and_in_order(
     config = write_app(tmp_path, model_dir, numbered_clip.path.as_uri(), output=output)
     # Without the OSD: a label drawn over the number's blocks would misread it.
     config.write_text(config.read_text().replace("[osd]\nenable=1", "[osd]\nenable=0"))
-    proc = heron_run(config, tmp_path / "run")
-    out = Output(proc)
-    try:
-        out.wait_for(FLOWING, timeout=90)
-        kill_repeatedly(proc.pid, "heron.overlay", cycles=2, every_s=0.5)
-        assert proc.wait(timeout=180) == 0, "\n".join(out.rest())
-    finally:
-        proc.kill()
+    run_killing(config, tmp_path / "run", "heron.overlay", cycles=2, every_s=0.5)
     assert numbers_in(output) == list(range(numbered_clip.frames))
 
 
@@ -123,15 +122,7 @@ def test_killing_inference_or_the_tracker_again_and_again_loses_nothing(
 ) -> None:
     output = tmp_path / "out.mp4" if has_main("heron.overlay") else None
     config = write_app(tmp_path, model_dir, clip.path.as_uri(), output=output, tracker=True)
-    proc = heron_run(config, tmp_path / "run")
-    out = Output(proc)
-    try:
-        out.wait_for(FLOWING, timeout=90)
-        kill_repeatedly(proc.pid, service, cycles=3, every_s=1.5)
-        assert proc.wait(timeout=180) == 0, "\n".join(out.rest())
-    finally:
-        proc.kill()
-    lines = out.rest()
+    lines = run_killing(config, tmp_path / "run", service, cycles=3, every_s=1.5)
     name = service.removeprefix("heron.")
     assert any(f"restarts: {name} 3" in line for line in lines), lines
     assert f"frames out of the last stage: source-0: {clip.frames}" in "\n".join(lines), lines
@@ -145,15 +136,7 @@ def test_a_killed_redis_is_started_again_with_its_data_and_nothing_is_lost(
 ) -> None:
     output = tmp_path / "out.mp4" if has_main("heron.overlay") else None
     config = write_app(tmp_path, model_dir, clip.path.as_uri(), output=output)
-    proc = heron_run(config, tmp_path / "run")
-    out = Output(proc)
-    try:
-        out.wait_for(FLOWING, timeout=90)
-        kill_repeatedly(proc.pid, "redis-server", cycles=2, every_s=2.0)
-        assert proc.wait(timeout=180) == 0, "\n".join(out.rest())
-    finally:
-        proc.kill()
-    lines = out.rest()
+    lines = run_killing(config, tmp_path / "run", "redis-server", cycles=2, every_s=2.0)
     assert sum("redis-server died" in line for line in lines) == 2, lines
     assert f"frames out of the last stage: source-0: {clip.frames}" in "\n".join(lines), lines
     assert "frames lost: none" in lines, lines
