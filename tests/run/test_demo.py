@@ -20,6 +20,7 @@ from heron.run.demo.model import (
     DemoModel,
     committed_model,
     demo_settings,
+    untrained,
 )
 
 from tests.e2e.conftest import count_frames
@@ -159,3 +160,15 @@ def test_a_broken_recipe_is_refused_naming_the_file(tmp_path: Path) -> None:
     spec.write_text("model_config { arch: 7 }\n")
     with pytest.raises(demo.DemoError, match=SPEC_NAME):
         demo_settings(spec, 1)
+
+
+def test_without_model_or_data_the_demo_exports_the_recipes_untrained_network(
+    tmp_path: Path,
+) -> None:
+    import onnx
+
+    found = untrained(_recipe(), tmp_path)  # through training's Job, with no epochs
+
+    assert found.kind == "untrained" and found.onnx == tmp_path / "model.onnx"
+    shape = onnx.load(str(found.onnx)).graph.input[0].type.tensor_type.shape
+    assert [d.dim_value for d in shape.dim][1:] == [3, TRAIN_SIZE[1], TRAIN_SIZE[0]]

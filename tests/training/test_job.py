@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from heron.cli.main import app
 from heron.core.config.diagnostics import ConfigError
 from heron.core.config.tao import load_experiment_spec
+from heron.training import JobRequest, TrainingError, TrainOptions, VocData, run_job
 from heron.training.__main__ import main as job_main
 from heron.training.settings import SettingsError
 from heron.training.spec import from_experiment
@@ -309,3 +313,125 @@ def test_ranks_other_than_0_log_errors_only(
     monkeypatch.setenv("RANK", rank)
     configure_logging(rich_logs=False)
     assert logger.level == level and len(logger.handlers) == 1
+
+
+# The Job's request: what the demo (and any other part) asks of training through
+# `heron.training`, the public entry point.
+SHORT = TrainOptions(device="cpu", progress=False, workers=2, validate=False, max_steps_per_epoch=2)
+VOC_NAMES = {"with_mask": "with_mask", "without_mask": "without_mask"}  # as TINY_SPEC reads them
+
+
+def voc16(shared_data: Path, folder: Path) -> Path:
+    """The first 16 face-mask annotations with their images, as a VOC folder of their own."""
+    source = shared_data / "facemask-kaggle"
+    (folder / "annotations").mkdir(parents=True)
+    (folder / "images").symlink_to(source / "images")
+    for xml in sorted((source / "annotations").glob("*.xml"))[:16]:
+        (folder / "annotations" / xml.name).symlink_to(xml)
+    return folder
+
+
+@pytest.mark.shared_data
+def test_a_job_on_voc_data_converts_holds_out_trains_scores_and_exports(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    from heron.training.checkpoint import load
+    from heron.training.data.check import image_size
+
+    voc = VocData(voc16(shared_data, tmp_path / "voc"), VOC_NAMES, hold_out_percent=25.0)
+    spec = write_spec(tmp_path)  # its dataset_config names folders that do not exist: unread
+    request = JobRequest(spec, tmp_path / "job", SHORT, voc=voc, input_size=(160, 96), epochs=2)
+    said: list[str] = []
+    result = run_job(request, say=said.append)
+
+    assert said == [
+        "converting 16 VOC images to KITTI at 160x96",
+        "training at 160x96: 12 images, 4 held out",
+    ]
+    assert result is not None and result.train.epochs == 2
+    assert result.validation is not None and set(result.validation.ap) == {"mask", "no-mask"}
+    images = sorted((tmp_path / "job" / "kitti" / "images").glob("*.jpg"))
+    assert len(images) == 16 and image_size(images[0]) == (160, 96)
+    report = json.loads((tmp_path / "job" / "report.json").read_text())
+    assert report["epochs"] == 2 and report["mAP"] == result.validation.mean_ap
+    assert result.export.onnx == tmp_path / "job" / "model.onnx" and result.export.real_images
+    trained = load(result.train.final_model, with_training_state=False).settings
+    assert trained == request.settings()
+    assert (trained.model.input_width, trained.optim.num_epochs) == (160, 2)
+
+    said.clear()  # a later Job in the same folder finds the images converted
+    assert run_job(replace(request, epochs=3), say=said.append) is not None
+    assert said == ["training at 160x96: 12 images, 4 held out"]
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    ("budget_s", "epochs", "message"),
+    [(25.0, 2, "the first epoch took 10 s: 2 in all"), (15.0, 1, "no time left in the budget")],
+)
+def test_a_budgeted_job_times_one_epoch_then_trains_as_many_as_fit(
+    shared_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    budget_s: float,
+    epochs: int,
+    message: str,
+) -> None:
+    from heron.training import job
+
+    clock = iter([0.0, 10.0])  # the first epoch takes 10 s, whatever this machine's speed
+    monkeypatch.setattr(job, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+    voc = VocData(voc16(shared_data, tmp_path / "voc"), VOC_NAMES, hold_out_percent=25.0)
+    request = JobRequest(
+        write_spec(tmp_path),
+        tmp_path / "job",
+        SHORT,
+        voc=voc,
+        input_size=(160, 96),
+        budget_s=budget_s,
+    )
+    said: list[str] = []
+    result = run_job(request, say=said.append)
+
+    assert result is not None and result.train.epochs == epochs
+    assert message in said[-1]
+    assert json.loads((tmp_path / "job" / "report.json").read_text())["epochs"] == epochs
+
+
+def test_a_job_of_no_epochs_exports_the_network_as_built(tmp_path: Path) -> None:
+    from heron.training.checkpoint import load
+
+    spec = write_spec(tmp_path, 'arch: "resnet" num_layers: 10')  # no data anywhere: none read
+    result = run_job(JobRequest(spec, tmp_path / "r", epochs=0, input_size=(160, 96)))
+
+    assert result is not None and result.validation is None
+    assert (result.train.epochs, result.train.steps) == (0, 0)
+    assert result.export.onnx.is_file() and not result.export.real_images
+    saved = load(tmp_path / "r" / "model.pt", with_training_state=False)
+    assert saved.epoch == 0 and saved.settings.model.input_width == 160
+    assert json.loads((tmp_path / "r" / "report.json").read_text())["mAP"] is None
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda spec: JobRequest(spec, spec.parent, epochs=-1), "epochs: expected 0 or more"),
+        (lambda spec: JobRequest(spec, spec.parent, epochs=2, budget_s=60), "got both"),
+        (lambda spec: JobRequest(spec, spec.parent, budget_s=0), "budget_s: expected seconds"),
+        (lambda spec: VocData(spec.parent, {}, hold_out_percent=100), "hold_out_percent"),
+    ],
+)
+def test_a_request_that_cannot_be_run_is_refused_when_made(
+    tmp_path: Path, make: Callable[[Path], object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make(tmp_path / "spec.txt")
+
+
+def test_a_request_names_what_its_spec_cannot_take(tmp_path: Path) -> None:
+    request = JobRequest(write_spec(tmp_path), tmp_path / "r", input_size=(100, 64))
+    with pytest.raises(TrainingError, match="output_image_width"):
+        request.settings()
+    with pytest.raises(TrainingError, match=r"gone\.txt"):
+        JobRequest(tmp_path / "gone.txt", tmp_path / "r").settings()

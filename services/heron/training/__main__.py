@@ -47,8 +47,8 @@ def parse_args(argv: list[str]) -> JobSettings:
 def main(argv: list[str] | None = None) -> int:
     from pydantic import ValidationError
 
-    from heron.training.job import TrainingError, configure_logging, run_job
-    from heron.training.train import TrainOptions
+    from heron.training.job import JobRequest, TrainingError, configure_logging, run_job
+    from heron.training.options import TrainOptions
 
     try:
         settings = parse_args(sys.argv[1:] if argv is None else argv)
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         cudnn_benchmark=settings.cudnn_benchmark,
     )
     try:
-        result = run_job(settings.spec, settings.results, options)
+        result = run_job(JobRequest(settings.spec, settings.results, options))
     except TrainingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -51,7 +51,7 @@ def train(
         (results_dir, OutputKind.PARENT_FOLDER, "--results_dir"), inputs=(experiment_spec,)
     )
     from heron.training.job import TrainingError, run_training
-    from heron.training.train import TrainOptions
+    from heron.training.options import TrainOptions
 
     options = TrainOptions(
         device=device, compile=compile, progress=progress, cudnn_benchmark=cudnn_benchmark

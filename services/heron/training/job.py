@@ -1,6 +1,8 @@
 """What the commands and the Kubernetes job do, end to end, with errors made readable.
 
-Every expected failure (bad spec, bad labels, bad checkpoint, missing weights) becomes a
+`run_job(JobRequest)` is the Job, and training's public entry point: other parts (the demo)
+reach training through it alone, re-exported by `heron.training` (docs/training.md). Every
+expected failure (bad spec, bad labels, bad checkpoint, missing weights) becomes a
 `TrainingError` whose message names the file/field; the CLI prints it and exits 1.
 """
 
@@ -10,25 +12,28 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from heron.core.outputs import atomic_file, staged_folder
+from heron.training.options import TrainOptions
 
 if TYPE_CHECKING:
     from heron.training.dataset import LabelledImage
     from heron.training.export import ExportReport
     from heron.training.settings import TrainingSettings
-    from heron.training.train import TrainOptions, TrainResult
+    from heron.training.train import TrainResult
     from heron.training.validation import ValidationResult
 
 log = logging.getLogger(__name__)
 SPEC_COPY = "experiment_spec"
 ONNX_FILE = "model.onnx"
 REPORT_FILE = "report.json"
+KITTI_FOLDER = "kitti"
 
 
 class TrainingError(Exception):
@@ -97,13 +102,17 @@ def run_training(
 
     configure_logging(rich_logs)
     settings, train_items, val_items = load_training_spec(spec_path)
+    _copy_spec(spec_path, results)
+    with _readable_errors():
+        return train(settings, train_items, val_items, results, options)
+
+
+def _copy_spec(spec_path: Path, results: Path) -> None:
     results.mkdir(parents=True, exist_ok=True)
     copy = results / (SPEC_COPY + spec_path.suffix)
     if not (copy.exists() and copy.samefile(spec_path)):  # resuming from the copy itself
         with atomic_file(copy) as tmp:
             shutil.copyfile(spec_path, tmp)
-    with _readable_errors():
-        return train(settings, train_items, val_items, results, options)
 
 
 def evaluate_model(model: Path, data: Path) -> ValidationResult:
@@ -207,42 +216,119 @@ def export_model(
 
 
 @dataclass(frozen=True)
+class VocData:
+    """Pascal VOC images to train on instead of the spec's `dataset_config`.
+
+    The Job converts them to KITTI at the network's input size in RESULTS/kitti (a rerun in the
+    same folder finds them converted) and holds a seeded share out to validate and score on.
+    """
+
+    folder: Path  # holds annotations/ (VOC XML) and images/
+    # VOC class -> the KITTI label that the spec's target_class_mapping reads
+    class_map: Mapping[str, str]
+    hold_out_percent: float = 20.0
+    seed: int = 42  # of the hold-out's shuffle; training's own seed is the spec's random_seed
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.hold_out_percent < 100.0:
+            raise ValueError(
+                "VocData.hold_out_percent: expected a percentage in (0, 100), "
+                f"got {self.hold_out_percent}"
+            )
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One training Job: train, score on the validation images, export ONNX, into `results`.
+
+    `python -m heron.training` sets `spec`, `results` and `options` from its arguments or the
+    environment. The other fields default to the spec; they cut a run down to a small budget
+    (the demo's few minutes on a CPU) and leave alone everything that decides what is learned.
+    """
+
+    spec: Path  # TAO DetectNet_v2 experiment spec (text or YAML)
+    results: Path  # checkpoints, metrics, curves, model.pt, model.onnx, report.json
+    options: TrainOptions = field(default_factory=TrainOptions)
+    voc: VocData | None = None  # the data, instead of the spec's dataset_config
+    input_size: tuple[int, int] | None = None  # (width, height) instead of the spec's
+    # Instead of the spec's num_epochs, with a checkpoint after every epoch and validation
+    # after the last only. 0: no training; the network as built (its pretrained backbone,
+    # untrained heads) is exported, and no data is read.
+    epochs: int | None = None
+    # Instead of a number of epochs: one epoch, timed, then as many in all as fit in budget_s.
+    budget_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs is not None and self.epochs < 0:
+            raise ValueError(f"JobRequest.epochs: expected 0 or more, got {self.epochs}")
+        if self.budget_s is not None:
+            if self.epochs is not None:
+                raise ValueError("JobRequest: expected epochs or budget_s, got both")
+            if self.budget_s <= 0:
+                raise ValueError(f"JobRequest.budget_s: expected seconds > 0, got {self.budget_s}")
+
+    def settings(self) -> TrainingSettings:
+        """What this Job trains with: the spec's settings with this request's cuts.
+
+        Raises TrainingError naming the spec when it cannot be read or the cuts do not fit it.
+        """
+        from heron.core.config.tao import load_experiment_spec
+        from heron.training.spec import from_experiment
+
+        with _readable_errors():
+            # Settings never depend on where the data is: the spec's data paths are checked
+            # where the data is read, if this Job reads the spec's data at all.
+            loaded = load_experiment_spec(self.spec, check_paths=False)
+            for warning in loaded.diagnostics:
+                log.warning("%s", warning)
+            message: Any = loaded.message
+            return _cut_down(from_experiment(message, self.spec.resolve().parent), self)
+
+
+def _cut_down(settings: TrainingSettings, request: JobRequest) -> TrainingSettings:
+    with _readable_errors():  # an input size the network cannot take is a SettingsError
+        if request.input_size is not None:
+            width, height = request.input_size
+            model = replace(settings.model, input_width=width, input_height=height)
+            settings = replace(settings, model=model)
+        epochs = 1 if request.budget_s is not None else request.epochs
+        return _short_run(settings, epochs) if epochs else settings
+
+
+def _short_run(settings: TrainingSettings, epochs: int) -> TrainingSettings:
+    """`epochs` epochs, a checkpoint after each (a budgeted run resumes from its timed first
+    epoch's) and validation after the last only."""
+    return replace(
+        settings,
+        optim=replace(settings.optim, num_epochs=epochs, checkpoint_interval=1),
+        evaluation=replace(
+            settings.evaluation, validation_period=epochs, first_validation_epoch=epochs
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class JobResult:
     train: TrainResult
-    validation: ValidationResult | None
+    validation: ValidationResult | None  # None without validation images
     export: ExportReport
 
 
-def run_job(spec_path: Path, results: Path, options: TrainOptions) -> JobResult | None:
+def run_job(request: JobRequest, *, say: Callable[[str], None] = log.info) -> JobResult | None:
     """The Kubernetes training job: train → evaluate on the validation data → export ONNX.
 
-    Everything lands in `results` (a PVC in the cluster): checkpoints, metrics.jsonl, curves,
-    model.pt, model.onnx and report.json. Ranks other than 0 return None after training.
+    Everything lands in `request.results` (a PVC in the cluster): checkpoints, metrics.jsonl,
+    curves, model.pt, model.onnx and report.json. Ranks other than 0 return None after
+    training. `say` hears the Job's steps (conversion, split, the budget's epochs). Every
+    failure the user can fix is a TrainingError naming the file or field.
     """
-    import torch
-
-    from heron.training.dataset import DetectionDataset, ImageCache
-    from heron.training.predict import load_runner
-    from heron.training.validation import (
-        ground_truth,
-        predict_with_runner,
-        score,
-        write_pr_curves,
-    )
-
-    trained = run_training(spec_path, results, options)
+    results = request.results
+    settings, train_items, val_items = _job_data(request, say)
+    _copy_spec(request.spec, results)
+    trained = _train(request, settings, train_items, val_items, say)
     if int(os.environ.get("RANK", "0")) != 0:
         return None  # rank 0 evaluates and exports
-    _, _, val_items = load_training_spec(spec_path)
-    validation = None
-    if val_items:
-        with _readable_errors():
-            runner = load_runner(trained.final_model, "cpu")
-            s = runner.settings
-            w, h = s.model.input_width, s.model.input_height
-            cache = ImageCache.build(DetectionDataset(val_items, w, h), torch.device("cpu"))
-            validation = score(predict_with_runner(runner, cache), ground_truth(cache), s)
-            write_pr_curves(validation, results / "pr_curves.png")
+    validation = _score(trained.final_model, val_items, results) if val_items else None
     check = [item.image for item in val_items[:8]]
     onnx = results / ONNX_FILE
     with _readable_errors(), atomic_file(onnx) as tmp:
@@ -262,6 +348,114 @@ def run_job(spec_path: Path, results: Path, options: TrainOptions) -> JobResult 
     with atomic_file(results / REPORT_FILE) as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
     return JobResult(trained, validation, exported)
+
+
+def _job_data(
+    request: JobRequest, say: Callable[[str], None]
+) -> tuple[TrainingSettings, list[LabelledImage], list[LabelledImage]]:
+    if request.epochs == 0:
+        return request.settings(), [], []
+    if request.voc is None:
+        settings, train_items, val_items = load_training_spec(request.spec)
+        return _cut_down(settings, request), train_items, val_items
+    settings = request.settings()
+    return settings, *_voc_data(request.voc, request.results / KITTI_FOLDER, settings, say)
+
+
+def _voc_data(
+    voc: VocData, kitti: Path, settings: TrainingSettings, say: Callable[[str], None]
+) -> tuple[list[LabelledImage], list[LabelledImage]]:
+    """(training, held-out) images of `voc`, converted to KITTI in `kitti` unless they are."""
+    from heron.evaluation.kitti import KittiDataset
+    from heron.training.data.convert import convert_samples
+    from heron.training.data.split import partition_random
+    from heron.training.data.voc import from_voc
+    from heron.training.dataset import from_kitti
+
+    size = (settings.model.input_width, settings.model.input_height)
+    images = kitti / "images"
+    kitti.parent.mkdir(parents=True, exist_ok=True)
+    with _readable_errors():
+        samples = list(from_voc(voc.folder / "annotations", voc.folder / "images"))
+        if not samples:
+            raise TrainingError(f"{voc.folder}: no VOC annotations to train on")
+        done = images.is_dir() and len(list(images.glob("*.jpg"))) == len(samples)
+        if not done:
+            say(f"converting {len(samples)} VOC images to KITTI at {size[0]}x{size[1]}")
+            convert_samples(samples, kitti, class_map=voc.class_map, size=size, overwrite=True)
+        names = sorted(p.stem for p in images.glob("*.jpg"))
+        held_out, kept = partition_random(names, voc.hold_out_percent, voc.seed)
+        train_items, val_items = (
+            from_kitti(KittiDataset(kitti, images=[images / f"{n}.jpg" for n in part]), settings)[0]
+            for part in (kept, held_out)
+        )
+    say(f"training at {size[0]}x{size[1]}: {len(train_items)} images, {len(val_items)} held out")
+    return train_items, val_items
+
+
+def _train(
+    request: JobRequest,
+    settings: TrainingSettings,
+    train_items: list[LabelledImage],
+    val_items: list[LabelledImage],
+    say: Callable[[str], None],
+) -> TrainResult:
+    from heron.training.train import train
+
+    results, options = request.results, request.options
+    if request.epochs == 0:
+        return _untrained(settings, results)
+    if request.budget_s is None:
+        with _readable_errors():
+            return train(settings, train_items, val_items, results, options)
+    started = time.monotonic()
+    with _readable_errors():
+        first = train(settings, train_items, val_items, results, replace(options, validate=False))
+    epoch_s = max(time.monotonic() - started, 1.0)
+    epochs = int(request.budget_s // epoch_s)
+    if epochs < 2:
+        say(f"the first epoch took {epoch_s:.0f} s: no time left in the budget for more")
+        return first
+    say(f"the first epoch took {epoch_s:.0f} s: {epochs} in all")
+    with _readable_errors():  # resumes after the first epoch's checkpoint
+        return train(_short_run(settings, epochs), train_items, val_items, results, options)
+
+
+def _untrained(settings: TrainingSettings, results: Path) -> TrainResult:
+    """The network as built, saved as the final model of a run of no epochs."""
+    from heron.training import checkpoint
+    from heron.training.network import build_model
+    from heron.training.train import FINAL_MODEL, TrainResult
+
+    with _readable_errors():
+        model, loaded = build_model(settings.model, len(settings.classes))
+    if loaded is not None:
+        log.info("pretrained weights: %s", loaded)
+    final = results / FINAL_MODEL
+    checkpoint.save(final, checkpoint.Checkpoint(settings, model.state_dict(), epoch=0, step=0))
+    return TrainResult(results, final, epochs=0, steps=0, wall_s=0.0, images_per_s=0.0)
+
+
+def _score(model: Path, items: list[LabelledImage], results: Path) -> ValidationResult:
+    import torch
+
+    from heron.training.dataset import DetectionDataset, ImageCache
+    from heron.training.predict import load_runner
+    from heron.training.validation import (
+        ground_truth,
+        predict_with_runner,
+        score,
+        write_pr_curves,
+    )
+
+    with _readable_errors():
+        runner = load_runner(model, "cpu")
+        s = runner.settings
+        w, h = s.model.input_width, s.model.input_height
+        cache = ImageCache.build(DetectionDataset(items, w, h), torch.device("cpu"))
+        validation = score(predict_with_runner(runner, cache), ground_truth(cache), s)
+        write_pr_curves(validation, results / "pr_curves.png")
+    return validation
 
 
 def configure_logging(rich_logs: bool) -> None:

@@ -32,6 +32,10 @@ from heron.training.losses import CoverageLoss, DetectNetCost, regularization
 from heron.training.metrics_log import MetricsLog, plot_curves
 from heron.training.model import DetectNetV2, apply_freeze_bn
 from heron.training.network import build_model
+
+# Re-exported (the alias marks it so for mypy): tests and bench scripts that call `train`
+# import its options from here.
+from heron.training.options import TrainOptions as TrainOptions  # noqa: PLC0414
 from heron.training.schedule import soft_start_annealing
 from heron.training.settings import TrainingSettings
 from heron.training.targets import Rasterizer
@@ -42,25 +46,6 @@ FINAL_MODEL = "model.pt"
 
 class ResumeError(ValueError):
     """The results folder holds a checkpoint of a different model."""
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """How to run (not what to learn: that is the spec)."""
-
-    device: str | None = None  # default: cuda when available
-    amp: bool | None = None  # bf16 autocast; default: on for CUDA
-    channels_last: bool | None = None  # default: on for CUDA
-    compile: bool = False  # torch.compile the network
-    # cuDNN autotuning: faster steps, but it tries every kernel of every layer first (about
-    # 35 s for MobileNetV2 at 960×544 on an H100), a fifth of a short run.
-    cudnn_benchmark: bool = True
-    workers: int = 4  # image decoding threads when the cache is built
-    resume: bool = True
-    progress: bool = True  # rich progress bar (rank 0)
-    validate: bool = True
-    coverage_loss: CoverageLoss = "bce"
-    max_steps_per_epoch: int | None = None  # cap, for smoke tests
 
 
 @dataclass

@@ -11,20 +11,22 @@
 3. Otherwise (a fresh clone: no committed model, no data) nothing can be learned here: the demo
    exports the spec's network with its ImageNet backbone and untrained heads, says so loudly, and
    runs the pipeline with it — the boxes it draws then mean nothing; the plumbing is what shows.
+
+Both go through training's public entry point, the training Job (`heron.training.run_job`) with
+a request cut down to the demo (`_request`): the demo knows nothing of training's insides.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from heron.training.settings import TrainingSettings
+    from heron.training import JobRequest, JobResult, TrainingSettings
 
 log = logging.getLogger(__name__)
 
@@ -100,31 +102,61 @@ def demo_settings(spec: Path, epochs: int) -> TrainingSettings:
     what is learned — classes, rasterizer, cost weights, clustering, augmentation, learning-rate
     schedule, batch size, seed — is the spec's.
     """
-    from heron.core.config.diagnostics import ConfigError
-    from heron.core.config.tao import load_experiment_spec
-    from heron.training.settings import SettingsError
-    from heron.training.spec import from_experiment
+    from heron.training import TrainingError
 
+    _check_recipe(spec)
+    try:
+        return _request(spec, spec.parent, epochs=epochs).settings()  # settings() writes nothing
+    except TrainingError as e:
+        raise DemoError(f"{spec}: cannot use it as the demo's training recipe: {e}") from e
+
+
+def _check_recipe(spec: Path) -> None:
     if not spec.is_file():
         raise DemoError(
             f"{spec}: the committed training recipe is missing; restore it from the repository "
             "(git checkout -- models/facemask) to train the demo model"
         )
-    try:
-        loaded = load_experiment_spec(spec, check_paths=False)  # its data paths are not ours
-        message: Any = loaded.message
-        settings = from_experiment(message, spec.resolve().parent)
-    except (ConfigError, SettingsError) as e:
-        raise DemoError(f"{spec}: cannot use it as the demo's training recipe: {e}") from e
-    width, height = TRAIN_SIZE
-    return replace(
-        settings,
-        model=replace(settings.model, input_width=width, input_height=height),
-        optim=replace(settings.optim, num_epochs=epochs, checkpoint_interval=1),
-        evaluation=replace(
-            settings.evaluation, validation_period=epochs, first_validation_epoch=epochs
-        ),
+
+
+def _request(
+    spec: Path,
+    work: Path,
+    data: Path | None = None,
+    *,
+    epochs: int | None = None,
+    budget_s: float | None = None,
+) -> JobRequest:
+    """The training Job the demo runs: `spec`'s recipe, cut down to what a CPU affords."""
+    from heron.training import JobRequest, TrainOptions, VocData
+
+    voc = VocData(data, CLASS_MAP, hold_out_percent=VAL_PERCENT, seed=SEED) if data else None
+    # Short epochs (STEPS_PER_EPOCH batches), so the budget buys a whole number of them and
+    # the learning-rate schedule still runs its course. No validation inside training: the Job
+    # scores the final model on the hold-out, and scoring the last epoch too would repeat it.
+    options = TrainOptions(
+        device="cpu",
+        workers=2,
+        progress=True,
+        validate=False,
+        max_steps_per_epoch=STEPS_PER_EPOCH,
     )
+    return JobRequest(
+        spec, work, options, voc=voc, input_size=TRAIN_SIZE, epochs=epochs, budget_s=budget_s
+    )
+
+
+def _run(request: JobRequest, out: Callable[[str], None]) -> JobResult:
+    from heron.training import TrainingError, run_job
+
+    _check_recipe(request.spec)
+    try:
+        result = run_job(request, say=out)
+    except TrainingError as e:
+        raise DemoError(f"{request.spec}: the demo's training run failed: {e}") from e
+    if result is None:  # only ranks other than 0 of a distributed run get none
+        raise DemoError("RANK is set to a rank other than 0: unset it to run the demo")
+    return result
 
 
 def train_short(
@@ -132,86 +164,22 @@ def train_short(
 ) -> DemoModel:
     """Train `spec`'s recipe on the real images for about `budget_s` (one timed epoch, then as
     many as fit)."""
-    from heron.evaluation.kitti import KittiDataset
-    from heron.training.data.split import partition_random
-    from heron.training.dataset import from_kitti
-    from heron.training.export import export_onnx
-    from heron.training.train import TrainOptions, train
-
-    demo_settings(spec, 1)  # refuse a missing or broken recipe before converting anything
-    kitti = work / "kitti"
-    _convert(data, kitti, out)
-    names = sorted(p.stem for p in (kitti / "images").glob("*.jpg"))
-    val_names, train_names = partition_random(names, VAL_PERCENT, SEED)
-    images = kitti / "images"
-    # Short epochs (STEPS_PER_EPOCH batches), so the budget buys a whole number of them and
-    # the learning-rate schedule still runs its course.
-    options = TrainOptions(
-        device="cpu", workers=2, progress=True, max_steps_per_epoch=STEPS_PER_EPOCH
-    )
-    results = work / "results"
-
-    def run(epochs: int, *, validate: bool) -> Any:
-        settings = demo_settings(spec, epochs)
-        train_items, _ = from_kitti(
-            KittiDataset(kitti, images=[images / f"{n}.jpg" for n in train_names]), settings
-        )
-        val_items, _ = from_kitti(
-            KittiDataset(kitti, images=[images / f"{n}.jpg" for n in val_names]), settings
-        )
-        return train(settings, train_items, val_items, results, replace(options, validate=validate))
-
-    out(
-        f"training {spec.name} at {TRAIN_SIZE[0]}x{TRAIN_SIZE[1]} on the CPU: "
-        f"{len(train_names)} images, {len(val_names)} held out"
-    )
-    started = time.monotonic()
-    result = run(1, validate=False)
-    epoch_s = max(time.monotonic() - started, 1.0)
-    epochs = int(budget_s // epoch_s)
-    if epochs >= 2:
-        out(f"the first epoch ({STEPS_PER_EPOCH} batches) took {epoch_s:.0f} s: {epochs} in all")
-        result = run(epochs, validate=True)  # resumes after the first epoch's checkpoint
-    else:
-        epochs = 1
-        out(f"the first epoch took {epoch_s:.0f} s: no time left in the budget for more")
-    final, record = result.final_model, result.last_record
-    onnx = work / "model.onnx"
-    export_onnx(final, onnx, check_images=[images / f"{n}.jpg" for n in val_names[:2]])
-    map_ = record.get("mAP")
-    accuracy = f"mAP {map_:.3f} on the {len(val_names)} held-out images" if map_ else "not scored"
-    (work / "report.json").write_text(
-        json.dumps({"epochs": epochs, "record": record, "onnx": str(onnx)}, indent=2, default=str)
-        + "\n",
-        encoding="utf-8",
+    out(f"training {spec.name} on the CPU for about {budget_s:.0f} s")
+    result = _run(_request(spec, work, data, budget_s=budget_s), out)
+    epochs, scored = result.train.epochs, result.validation
+    accuracy = (
+        f"mAP {scored.mean_ap:.3f} on the {VAL_PERCENT:.0f} % held out" if scored else "not scored"
     )
     note = f"trained here for {epochs} epochs on the CPU ({accuracy})"
-    return DemoModel(onnx, "trained here", note, threshold=0.2)
-
-
-def _convert(data: Path, kitti: Path, out: Callable[[str], None]) -> None:
-    from heron.training.data.convert import convert_samples
-    from heron.training.data.voc import from_voc
-
-    samples = list(from_voc(data / "annotations", data / "images"))
-    if (kitti / "images").is_dir() and len(list((kitti / "images").glob("*.jpg"))) == len(samples):
-        return
-    out(f"converting {len(samples)} VOC images to KITTI at {TRAIN_SIZE[0]}x{TRAIN_SIZE[1]}")
-    convert_samples(samples, kitti, class_map=CLASS_MAP, size=TRAIN_SIZE, overwrite=True)
+    return DemoModel(result.export.onnx, "trained here", note, threshold=0.2)
 
 
 def untrained(spec: Path, work: Path) -> DemoModel:
     """The spec's network with its ImageNet backbone and untrained heads, exported to ONNX."""
-    from heron.training import checkpoint
-    from heron.training.export import export_onnx
-    from heron.training.model import DetectNetV2, load_pretrained, mobilenet_imagenet_weights
-
-    settings = demo_settings(spec, 1)
-    model = DetectNetV2(settings.model, len(settings.classes))
-    load_pretrained(model, mobilenet_imagenet_weights())
-    path = work / "untrained.pt"
-    checkpoint.save(path, checkpoint.Checkpoint(settings, model.state_dict(), epoch=0, step=0))
-    onnx = export_onnx(path, work / "model.onnx").onnx
+    result = _run(_request(spec, work, epochs=0), log.info)
     return DemoModel(
-        onnx, "untrained", "UNTRAINED heads: boxes are meaningless (no model, no data)", 0.5
+        result.export.onnx,
+        "untrained",
+        "UNTRAINED heads: boxes are meaningless (no model, no data)",
+        0.5,
     )

@@ -1,0 +1,29 @@
+"""The Python snippets of docs/training.md run as they are written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.training.test_job import voc16, write_spec
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "training.md"
+SNIPPETS = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("snippet", SNIPPETS, ids=[f"snippet-{i}" for i in range(len(SNIPPETS))])
+def test_doc_snippet_runs(
+    snippet: str, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    # What the snippets name: a small spec (ResNet10) and 16 real images as a VOC folder.
+    write_spec(tmp_path, 'arch: "resnet" num_layers: 10')
+    voc16(shared_data, tmp_path / "voc")
+    exec(compile(snippet, str(DOC), "exec"), {})
+
+
+def test_the_doc_has_snippets() -> None:
+    assert len(SNIPPETS) >= 1
