@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from heron.core.media_uri import parse_uri
+from heron.core.plan.settings.ingest import DecoderKind
 from heron.ingest.decoders import decoder_for
 from heron.ingest.decoding import OpenRequest
-from heron.ingest.settings import DecoderKind
-from heron.ingest.uri import parse_uri
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_CLIP = REPO.parent / "shared" / "data" / "videos" / "Face_Mask_Video.mp4"

@@ -108,8 +108,8 @@ def bench_ort(
 def bench_triton(
     models: dict[str, Path], batches: list[int], seconds: float, work: Path
 ) -> list[Any]:
+    from heron.core.plan.settings.inference import TritonSettings
     from heron.inference.backends.triton_grpc import TritonBackend
-    from heron.inference.settings import TritonSettings
 
     from tests.support.triton_server import TritonServer, find_triton, write_onnx_model
 

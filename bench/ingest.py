@@ -26,10 +26,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from heron.core.media_uri import parse_uri
+from heron.core.plan.settings.ingest import DecoderKind
 from heron.ingest.decoders import decoder_for
 from heron.ingest.decoding import OpenRequest
-from heron.ingest.settings import DecoderKind
-from heron.ingest.uri import parse_uri
 
 REPO = Path(__file__).resolve().parents[1]
 RESOLUTIONS = {"540p": (960, 540), "720p": (1280, 720), "1080p": (1920, 1080)}
@@ -87,9 +87,9 @@ def decode_fps(path: Path, decoder: DecoderKind, threads: int, repeats: int) -> 
 def publish_fps(clip: Path, location: str, redis_url: str, work: Path) -> dict[str, Any]:
     """Frames/s of the ingest service on `clip`: decode + store + XADD of every FrameRef."""
     import yaml
+    from heron.core.plan.settings.ingest import IngestSettings
     from heron.core.runtime import build_context, load_settings
     from heron.ingest.service import IngestService
-    from heron.ingest.settings import IngestSettings
 
     pipeline = work / "bench-pipeline.yaml"
     source = {"type": "uri", "enable": True, "uri": f"file://{clip}"}

@@ -14,9 +14,9 @@ import redis
 from heron.core import streams
 from heron.core.bus import Bus
 from heron.core.framestore import FrameStore, Letterbox, SharedMemoryRing, segment_name
+from heron.core.plan.settings.inference import InferenceSettings
 from heron.core.runtime import build_context, load_settings
 from heron.inference.service import InferenceService
-from heron.inference.settings import InferenceSettings
 from heron.v1.bus_pb2 import DeadLetter
 from heron.v1.detection_pb2 import FrameMetadata
 from heron.v1.frame_pb2 import FrameBatch, FrameRef

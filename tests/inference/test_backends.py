@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from heron.core.plan.settings.inference import TorchSettings
 from heron.inference.backends.base import ModelInfo
 from heron.inference.backends.onnx_runtime import OnnxRuntimeBackend
 from heron.inference.backends.torch_cuda import TorchBackend
 from heron.inference.errors import BackendError, ModelMismatchError
-from heron.inference.settings import TorchSettings
 
 from tests.inference.conftest import NET_H, NET_W, ExportedDetector
 from tests.inference.detector import BBOX_NAME, COV_NAME, build_detector, export_detector

@@ -11,10 +11,10 @@ import pytest
 from heron.core.config.nvinfer import read_nvinfer
 from heron.core.config.nvinfer_models import NvInferConfig
 from heron.core.int8.calib_cache import Algorithm, CalibrationCache
+from heron.core.plan.settings.inference import OnnxRuntimeSettings
 from heron.inference.backends import build_backend
 from heron.inference.backends.onnx_runtime import OnnxRuntimeBackend
 from heron.inference.errors import ModelMismatchError
-from heron.inference.settings import OnnxRuntimeSettings
 
 from tests.inference.conftest import NET_H, NET_W, ExportedDetector, write_nvinfer
 from tests.inference.detector import BBOX_NAME, COV_NAME

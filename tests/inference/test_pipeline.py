@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 from heron.core.config.nvinfer import read_nvinfer
 from heron.core.config.pipeline_file import load_pipeline
-from heron.inference.backends import build_backend
-from heron.inference.errors import ModelMismatchError
-from heron.inference.pipeline import primary_detector, require_model
-from heron.inference.settings import (
+from heron.core.plan.settings.inference import (
     InferenceSettings,
     OnnxRuntimeSettings,
     TorchSettings,
     TritonSettings,
 )
+from heron.inference.backends import build_backend
+from heron.inference.errors import ModelMismatchError
+from heron.inference.pipeline import primary_detector, require_model
 
 from tests.inference.conftest import ExportedDetector, write_nvinfer, write_pipeline
 

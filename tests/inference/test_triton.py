@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 from heron.core import streams
+from heron.core.plan.settings.inference import TritonSettings
 from heron.inference.backends.onnx_runtime import OnnxRuntimeBackend
 from heron.inference.backends.triton_grpc import TritonBackend
 from heron.inference.errors import BackendError, BackendUnavailableError
-from heron.inference.settings import TritonSettings
 from heron.v1.frame_pb2 import FrameBatch
 
 from tests.inference.conftest import NET_H, NET_W, ExportedDetector, write_nvinfer, write_pipeline

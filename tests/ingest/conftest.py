@@ -12,9 +12,9 @@ import redis
 import yaml
 from heron.core import streams
 from heron.core.bus import codec
+from heron.core.plan.settings.ingest import IngestSettings
 from heron.core.runtime import build_context, load_settings
 from heron.ingest.service import IngestService
-from heron.ingest.settings import IngestSettings
 from heron.v1.frame_pb2 import FrameRef
 from heron.v1.stream_pb2 import StreamEvent
 from prometheus_client import CollectorRegistry

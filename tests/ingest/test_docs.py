@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from heron.core.config.pipeline_file import load_pipeline
-from heron.ingest.spec import plan_sources
+from heron.core.plan.sources import plan_sources
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "ingest.md"
 

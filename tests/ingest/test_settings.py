@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from heron.core.plan.settings.ingest import Backpressure, FrameLocation, IngestSettings
 from heron.core.runtime import SettingsError, load_settings
-from heron.ingest.settings import Backpressure, FrameLocation, IngestSettings
 
 
 def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from heron.core.media_uri import MediaKind, MediaTarget, parse_uri
+from heron.core.plan.sources import PlannedSource
 from heron.ingest.decoders import PyAvDecoder
 from heron.ingest.decoding import DecodedFrame, OpenRequest
 from heron.ingest.errors import SourceFailedError, SourceUnavailableError
 from heron.ingest.sources import FileSource, LiveSource, camera_options, rtsp_options, source_for
-from heron.ingest.spec import PlannedSource
-from heron.ingest.uri import MediaKind, MediaTarget, parse_uri
 from heron.v1.stream_pb2 import RtspTransport, SourceSpec
 
 from tests.ingest.clips import make_clip, read_number
@@ -141,8 +141,8 @@ def test_live_read_timeout_is_halved_for_ffmpeg() -> None:
 def test_nvdec_without_pynvvideocodec_is_a_clear_permanent_error(clip: Path) -> None:
     if importlib.util.find_spec("PyNvVideoCodec") is not None:
         pytest.skip("PyNvVideoCodec is installed here; the GPU bench covers it")
+    from heron.core.plan.settings.ingest import DecoderKind
     from heron.ingest.decoders import decoder_for
-    from heron.ingest.settings import DecoderKind
 
     decoder = decoder_for(DecoderKind.NVDEC)
     with pytest.raises(SourceFailedError, match="decoder 'nvdec' needs PyNvVideoCodec"):

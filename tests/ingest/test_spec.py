@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from heron.core.config.diagnostics import ConfigError
 from heron.core.config.pipeline_file import load_pipeline
-from heron.ingest.spec import SourceConfigError, plan_sources
-from heron.ingest.uri import MediaKind
+from heron.core.media_uri import MediaKind
+from heron.core.plan.sources import SourceConfigError, plan_sources
 from heron.v1.stream_pb2 import RtspTransport, SourceType
 
 from tests.ingest.conftest import write_pipeline

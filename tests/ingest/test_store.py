@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from heron.core.framestore import FrameReader, SegmentNotFoundError
-from heron.ingest.settings import FrameLocation
+from heron.core.plan.settings.ingest import FrameLocation
 from heron.ingest.store import JpegPixelStore, ShmPixelStore, pixel_store
 from heron.v1.frame_pb2 import FrameRef, PixelFormat
 

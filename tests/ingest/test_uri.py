@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 from heron.core.config.pipeline_file import load_pipeline
-from heron.ingest.spec import plan_sources
-from heron.ingest.uri import MediaKind, UriError, parse_uri
+from heron.core.media_uri import MediaKind, UriError, parse_uri
+from heron.core.plan.sources import plan_sources
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,8 @@ from heron.core import streams
 from heron.core.bus import Bus, BusSettings
 from heron.core.config.pipeline_file import load_pipeline
 from heron.core.framestore import FrameStore, Letterbox, SharedMemoryRing, segment_name
+from heron.core.plan.settings.overlay import OverlaySettings
 from heron.core.runtime import EXIT_BAD_SETTINGS, EXIT_OK, SettingsError, load_settings
-from heron.overlay.settings import OverlaySettings
 from heron.v1.bus_pb2 import DeadLetter
 from heron.v1.detection_pb2 import BoundingBox, DetectedObject, FrameMetadata
 from heron.v1.frame_pb2 import FrameRef

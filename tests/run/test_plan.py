@@ -111,7 +111,7 @@ def test_without_a_triton_url_the_inference_services_default_holds(
     tmp_path: Path, clip: Path
 ) -> None:
     from heron.core.options import field_default
-    from heron.inference.settings import InferenceSettings, TritonSettings
+    from heron.core.plan.settings.inference import InferenceSettings, TritonSettings
 
     config = write_pipeline(tmp_path, f"{{type: uri, enable: true, uri: '{clip.as_uri()}'}}")
     plan_run(config, tmp_path / "run", RunOptions(backend="triton", triton_model="m"), URL)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 from heron.core.framestore import SegmentNotFoundError, SharedMemoryRing
+from heron.core.plan.settings.streammux import StreammuxSettings, load_mux_config
 from heron.core.runtime import EXIT_BAD_SETTINGS, EXIT_OK, load_settings
-from heron.streammux.settings import StreammuxSettings, load_mux_config
 
 from tests.core.runtime.service_process import REPO, ServiceProcess
 from tests.streammux.test_service_batches import World, write_pipeline

@@ -23,9 +23,9 @@ from heron.core.framestore import (
     SharedMemoryRing,
     segment_name,
 )
+from heron.core.plan.settings.streammux import StreammuxSettings
 from heron.core.runtime import SettingsError, build_context, load_settings
 from heron.streammux.service import Streammux
-from heron.streammux.settings import StreammuxSettings
 from heron.streammux.sources import stream_id_of
 from heron.v1.bus_pb2 import DeadLetter
 from heron.v1.frame_pb2 import FrameBatch, FrameRef

@@ -10,9 +10,9 @@ from typing import Any
 import redis
 from heron.core import streams
 from heron.core.bus import Bus
+from heron.core.plan.settings.tracker import TrackerSettings
 from heron.core.runtime import build_context, load_settings
 from heron.tracker.service import TrackerService
-from heron.tracker.settings import TrackerSettings
 from heron.v1.bus_pb2 import DeadLetter
 from heron.v1.detection_pb2 import BoundingBox, DetectedObject, FrameMetadata
 from heron.v1.frame_pb2 import FrameRef

@@ -12,8 +12,8 @@ from heron.core.config.diagnostics import Diagnostic
 from heron.core.config.gie import effective_nvinfer, engine_not_run
 from heron.core.config.models import Pipeline
 from heron.core.config.nvinfer_models import NetworkType, NvInferConfig
+from heron.core.plan.settings.inference import BackendSettings, OnnxRuntimeSettings
 from heron.inference.errors import ModelMismatchError
-from heron.inference.settings import BackendSettings, OnnxRuntimeSettings
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from heron.core.bus.admission import (
     RefusedError,
 )
 from heron.core.config.pipeline_file import load_pipeline
+from heron.core.plan.settings.inference import InferenceSettings
 from heron.core.runtime import (
     CheckResult,
     FatalError,
@@ -62,7 +63,6 @@ from heron.inference.pipeline import (
 )
 from heron.inference.pixels import Image, PixelReader
 from heron.inference.preprocess import Preprocessor, PreprocessSpec
-from heron.inference.settings import InferenceSettings
 from heron.v1.detection_pb2 import DetectedObject, FrameMetadata, StageTimestamp
 from heron.v1.frame_pb2 import FrameRef
 

@@ -32,10 +32,10 @@ def _arguments(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from heron.core.config.diagnostics import ConfigError
+    from heron.core.plan.settings.ingest import IngestSettings
+    from heron.core.plan.sources import SourceConfigError
     from heron.core.runtime import run_service
     from heron.ingest.service import IngestService, PipelineConfigMissingError, plan
-    from heron.ingest.settings import IngestSettings
-    from heron.ingest.spec import SourceConfigError
 
     args = _arguments(sys.argv[1:] if argv is None else argv)
     if args.pipeline_config is not None:

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from heron.core.media_uri import MediaKind, MediaTarget
+from heron.core.plan.settings.ingest import DecoderKind
 from heron.ingest.decoding import DecodedFrame, Decoder, OpenRequest
 from heron.ingest.errors import SourceFailedError, SourceUnavailableError
-from heron.ingest.settings import DecoderKind
-from heron.ingest.uri import MediaKind, MediaTarget
 
 if TYPE_CHECKING:
     import av.container

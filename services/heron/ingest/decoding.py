@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from heron.ingest.uri import MediaTarget
+from heron.core.media_uri import MediaTarget
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from heron.core.media_uri import MediaKind
 from heron.ingest.decoding import DecodedFrame, OpenRequest
 from heron.ingest.errors import SourceFailedError, SourceUnavailableError
-from heron.ingest.uri import MediaKind
 
 
 def _load_nvc() -> Any:

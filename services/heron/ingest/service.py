@@ -14,14 +14,14 @@ from pathlib import Path
 from heron.core import streams
 from heron.core.bus import Bus, Publisher
 from heron.core.config.pipeline_file import load_pipeline
+from heron.core.plan.settings.ingest import Backpressure, IngestSettings
+from heron.core.plan.sources import PlannedSource, describe, plan_sources
 from heron.core.runtime import FlagCheck, Service, ServiceContext
 from heron.ingest.backpressure import DownstreamLag, LagGate
 from heron.ingest.decoders import decoder_for
 from heron.ingest.decoding import Decoder
 from heron.ingest.metrics import IngestMetrics
-from heron.ingest.settings import Backpressure, IngestSettings
 from heron.ingest.sources import source_for
-from heron.ingest.spec import PlannedSource, describe, plan_sources
 from heron.ingest.store import pixel_store
 from heron.ingest.worker import StreamWorker, WorkerOutputs
 from heron.v1.frame_pb2 import FrameRef

@@ -15,10 +15,10 @@ from collections.abc import Generator
 from dataclasses import replace
 from typing import Protocol
 
+from heron.core.media_uri import MediaKind
+from heron.core.plan.sources import PlannedSource
 from heron.ingest.decoding import DecodedFrame, Decoder, OpenRequest
 from heron.ingest.errors import SourceUnavailableError
-from heron.ingest.spec import PlannedSource
-from heron.ingest.uri import MediaKind
 from heron.v1.stream_pb2 import RtspTransport, SourceSpec
 
 

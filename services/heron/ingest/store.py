@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from heron.core.framestore import FrameStore, SharedMemoryRing, segment_name
-from heron.ingest.settings import FrameLocation
+from heron.core.plan.settings.ingest import FrameLocation
 from heron.v1.frame_pb2 import FrameRef
 
 

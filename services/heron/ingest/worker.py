@@ -18,13 +18,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from redis.backoff import ExponentialWithJitterBackoff
 
 from heron.core.bus import Publisher
+from heron.core.plan.settings.ingest import ReconnectSettings
 from heron.core.runtime import ServiceMetrics
 from heron.ingest import events
 from heron.ingest.backpressure import LagGate
 from heron.ingest.decoding import DecodedFrame
 from heron.ingest.errors import SourceFailedError, SourceUnavailableError
 from heron.ingest.metrics import FpsMeter, IngestMetrics
-from heron.ingest.settings import ReconnectSettings
 from heron.ingest.sources import Source
 from heron.ingest.state import StreamState, StreamStateMachine
 from heron.ingest.store import PixelStore

@@ -34,12 +34,12 @@ from heron.core.framestore import (
     FrameStoreError,
     Letterbox,
 )
+from heron.core.plan.settings.overlay import OverlaySettings
 from heron.core.runtime import FatalError, Service, run_service
 from heron.overlay.compose import Compositor, Loaded, composites
 from heron.overlay.dedup import RecentFrames
 from heron.overlay.metrics import OverlayMetrics
 from heron.overlay.osd import OnScreenDisplay, OsdStyle
-from heron.overlay.settings import OverlaySettings
 from heron.overlay.sinks.base import Image, RecordingError, SinkConfigError, SinkError
 from heron.overlay.sinks.broker.sink import BrokerSink
 from heron.overlay.sinks.build import BoundSink, SinkOptions, build_sinks

@@ -40,10 +40,10 @@ from heron.core.framestore import (
     encode_jpeg,
     segment_name,
 )
+from heron.core.plan.settings.streammux import MuxConfig, StreammuxSettings, load_mux_config
 from heron.core.runtime import Service, ServiceContext, run_service
 from heron.streammux.batcher import Batcher, Taken
 from heron.streammux.metrics import StreammuxMetrics
-from heron.streammux.settings import MuxConfig, StreammuxSettings, load_mux_config
 from heron.streammux.sources import Discovery, SourceSet
 from heron.v1.frame_pb2 import FrameBatch, FrameRef, PixelFormat
 from heron.v1.stream_pb2 import StreamEvent

@@ -25,6 +25,7 @@ from heron.core.bus import Consumer, Delivery, Publisher
 from heron.core.bus.admission import AdmissionMetrics, Order, Placement, RefusedError
 from heron.core.config.pipeline_file import load_pipeline
 from heron.core.detections import Detections
+from heron.core.plan.settings.tracker import TrackerSettings
 from heron.core.runtime import (
     FlagCheck,
     Received,
@@ -37,7 +38,6 @@ from heron.core.runtime import (
 from heron.tracker.convert import BadMetadataError, from_metadata, to_object
 from heron.tracker.pipeline import tracker_setup
 from heron.tracker.pixels import FramePixels
-from heron.tracker.settings import TrackerSettings
 from heron.tracker.state import Streams, StreamState
 from heron.v1.detection_pb2 import DetectedObject, FrameMetadata, StageTimestamp
 from heron.v1.stream_pb2 import StreamEvent

@@ -16,7 +16,7 @@ from heron.core.bus.admission import (
     RefusedError,
 )
 from heron.core.config.models import Pipeline
-from heron.ingest.spec import plan_sources
+from heron.core.plan.sources import plan_sources
 
 NEXT, LATE, BEHIND, AHEAD, RESYNC = Order
 S = 1_000_000_000  # ns per second

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from heron.core import streams
 from heron.core.bus import Bus, ConsumerSettings
+from heron.core.plan.settings.inference import InferenceSettings
+from heron.core.plan.settings.ingest import IngestSettings
+from heron.core.plan.settings.overlay import OverlaySettings
+from heron.core.plan.settings.streammux import StreammuxSettings
+from heron.core.plan.settings.tracker import TrackerSettings
 from heron.core.runtime import BusClientSettings, BusConsumerSettings, SettingsError, load_settings
-from heron.inference.settings import InferenceSettings
-from heron.ingest.settings import IngestSettings
-from heron.overlay.settings import OverlaySettings
-from heron.streammux.settings import StreammuxSettings
-from heron.tracker.settings import TrackerSettings
 from prometheus_client import CollectorRegistry
 
 

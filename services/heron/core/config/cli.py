@@ -1,4 +1,5 @@
-"""`heron config ...` commands: `check` loads any supported config and prints it normalized."""
+"""`heron config ...` commands: `check` loads any supported config and prints it normalized;
+`plan` prints the services a pipeline config runs, with their settings."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ import typer
 import yaml
 from pydantic import BaseModel
 
+from heron.core.cli_errors import fail
 from heron.core.config.diagnostics import ConfigError, Diagnostic, Diagnostics, Severity
 from heron.core.config.keyfile import malformed_header_message
+from heron.core.options import field_help, given
+from heron.core.plan.options import PlanOptions
 
 app = typer.Typer(no_args_is_help=True)
 
 
 @app.callback()
 def _group() -> None:
-    """Load and check pipeline, nvinfer and TAO spec files."""
+    """Load and check pipeline, nvinfer and TAO spec files; plan a pipeline's services."""
 
 
 # A header missing its ']' still says what the file is; the key-file parser then reports it
@@ -165,6 +169,89 @@ def _check_tao(path: Path, diags: Diagnostics) -> tuple[str, list[Diagnostic]]:
     data = tao.spec_to_dict(spec.message)
     text = yaml.safe_dump({"kind": spec.kind, "spec": data}, sort_keys=False, width=100)
     return text, list(spec.diagnostics)
+
+
+class PlanFormat(StrEnum):
+    JSON = "json"
+    YAML = "yaml"
+
+
+@app.command()
+def plan(
+    config: Annotated[Path, typer.Argument(help="deepstream-app .txt or pipeline YAML.")],
+    *,
+    output_format: Annotated[
+        PlanFormat, typer.Option("--format", help="How the plan is printed.")
+    ] = PlanFormat.JSON,
+    pipeline: Annotated[
+        str | None, typer.Option(help=field_help(PlanOptions, "pipeline"), show_default=False)
+    ] = None,
+    streammux: Annotated[
+        bool | None,
+        typer.Option(
+            "--streammux/--no-streammux",
+            help="Force the muxer on/off. Default: off (lossless) when every source is a file "
+            "without file-loop, on otherwise.",
+            show_default=False,
+        ),
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(help=field_help(PlanOptions, "backend", "onnxruntime or triton.")),
+    ] = None,
+    triton_url: Annotated[
+        str | None, typer.Option(help=field_help(PlanOptions, "triton_url"))
+    ] = None,
+    triton_model: Annotated[
+        str | None, typer.Option(help=field_help(PlanOptions, "triton_model"))
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help=field_help(PlanOptions, "intra_op_threads"))
+    ] = None,
+    encoder_preset: Annotated[
+        str | None, typer.Option(help=field_help(PlanOptions, "encoder_preset"))
+    ] = None,
+) -> None:
+    """Print the plan `heron run` would start for CONFIG: topology, streams, and each service
+    with its settings (docs/run.md, "The plan").
+
+    Nothing is written or started. The config's warnings go to stderr (and into the plan);
+    a config that cannot run is refused with exit 1, naming file and line.
+    """
+    # Imported here so `heron --help` does not pay for the services' settings models.
+    from pydantic import ValidationError
+
+    from heron.core.plan.planner import plan_pipeline
+
+    try:
+        options = PlanOptions.model_validate(
+            given(
+                pipeline=pipeline,
+                streammux=streammux,
+                backend=backend,  # checked by the model
+                triton_url=triton_url,
+                triton_model=triton_model,
+                intra_op_threads=threads,
+                encoder_preset=encoder_preset,
+            )
+        )
+    except ValidationError as e:
+        raise fail(str(e)) from None
+    try:
+        planned = plan_pipeline(config, options)
+    except ConfigError as e:
+        for diagnostic in e.diagnostics:
+            typer.echo(str(diagnostic), err=True)
+        raise typer.Exit(1) from None
+    except (ValueError, OSError) as e:  # a source, an output file, the backend's options
+        raise fail(f"{config}: {e}") from None
+    for warning in planned.warnings:
+        typer.echo(str(warning), err=True)
+    if output_format is PlanFormat.YAML:
+        data = planned.model_dump(mode="json")
+        typer.echo(yaml.safe_dump(data, sort_keys=False, width=100).rstrip("\n"))
+    else:
+        typer.echo(planned.model_dump_json(indent=2))
 
 
 def main() -> None:  # pragma: no cover - `python -m heron.core.config.cli`

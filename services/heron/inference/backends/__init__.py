@@ -7,14 +7,14 @@ costs nothing.
 from __future__ import annotations
 
 from heron.core.config.nvinfer_models import NvInferConfig
-from heron.inference.backends.base import Backend, ModelInfo
-from heron.inference.errors import ModelMismatchError
-from heron.inference.settings import (
+from heron.core.plan.settings.inference import (
     BackendSettings,
     OnnxRuntimeSettings,
     TorchSettings,
     TritonSettings,
 )
+from heron.inference.backends.base import Backend, ModelInfo
+from heron.inference.errors import ModelMismatchError
 
 __all__ = ["Backend", "ModelInfo", "build_backend"]
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from heron.core.plan.settings.inference import TorchSettings
 from heron.inference.backends.base import FloatArray, ModelInfo, check_batch
 from heron.inference.errors import BackendError, ModelMismatchError
-from heron.inference.settings import TorchSettings
 
 
 class TorchBackend:

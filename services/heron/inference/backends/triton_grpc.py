@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from heron.core.plan.settings.inference import TritonSettings
 from heron.inference.backends.base import (
     FloatArray,
     ModelInfo,
@@ -24,7 +25,6 @@ from heron.inference.backends.base import (
     split_batches,
 )
 from heron.inference.errors import BackendError, BackendUnavailableError, ModelMismatchError
-from heron.inference.settings import TritonSettings
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from heron.core.config.models import Pipeline, stream_id_for
 from heron.core.config.sources import CameraSource, RtpProtocol, UriSourceBase
-from heron.ingest.uri import MediaTarget, UriError, parse_uri
+from heron.core.media_uri import MediaTarget, UriError, parse_uri
 from heron.v1.stream_pb2 import RtspTransport, SourceSpec, SourceType
 
 _TYPES = {
