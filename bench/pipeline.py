@@ -1,4 +1,4 @@
-"""Benchmark: the whole pipeline as separate services under `heron run`, on this CPU.
+"""Benchmark: the whole pipeline under `heron run`, as separate services and in one process.
 
     .venv/bin/python bench/pipeline.py
     .venv/bin/python bench/pipeline.py --streams 1 2 --frames 150
@@ -11,6 +11,9 @@ p50/p95 latency from capture (decode, `FrameRef.capture_time`) to the last stage
 publish, and each service's CPU (psutil, user+system seconds over the run's wall time; 100 % =
 one core) and per frame (CPU ms each frame costs that service). The limit: raw ONNX Runtime
 forward throughput of the same model file the inference service loads (batch 1, same threads).
+Each run is made twice (`--runners`): a process per service on a private redis-server, and
+`heron run --in-process` (threads of one process on in-memory queues); "of raw" is the
+pipeline's fps over the raw forward of the same run.
 The model is models/facemask/model.onnx when committed, else the demo's network with untrained
 heads (same compute). `--precision int8` (the default) runs it as DeepStream would with
 `network-mode=1` and `int8-calib-file`: the inference service quantises it with the TensorRT
@@ -22,6 +25,7 @@ it.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -204,7 +208,16 @@ class CpuSampler:
     def _loop(self) -> None:
         import psutil
 
+        own = psutil.Process()
+        start = own.cpu_times()
         while not self._stop.wait(0.25):
+            if not hasattr(self.supervisor, "children"):  # --in-process: one process, threads
+                times = own.cpu_times()
+                used = times.user + times.system - start.user - start.system
+                self.cpu_s["all, one process"] = {own.pid: used}
+                totals = {name: sum(by_pid.values()) for name, by_pid in self.cpu_s.items()}
+                self.timeline.append((time.monotonic(), totals))
+                continue
             for child in self.supervisor.children:
                 pid = child.pid
                 if pid is None:
@@ -245,13 +258,16 @@ def run_once(
     realtime_s: float | None,
     calib: Path | None,
     sink: str = "file",
+    in_process: bool = False,
 ) -> dict[str, Any]:
-    """One `heron run`: lossless over the file, or the file paced at its rate for realtime_s."""
+    """One `heron run`: lossless over the file, or the file paced at its rate for realtime_s;
+    its services as processes on Redis, or `in_process` as threads on in-memory queues."""
     from heron.run.options import RunOptions
     from heron.run.runner import RunRequest, run_pipeline
 
     mode = "lossless" if realtime_s is None else "realtime"
-    folder = work / f"{mode}-{streams}"
+    runner = "in-process" if in_process else "processes"
+    folder = work / f"{mode}-{streams}-{runner}"
     folder.mkdir(parents=True, exist_ok=True)
     # Real time: FFmpeg's movie source behind `realtime` is a live source pacing the file at its
     # own rate (a camera stand-in): the live topology, frames dropped when a stage falls behind.
@@ -273,7 +289,7 @@ def run_once(
         RunRequest(
             config=config,
             run_dir=folder / "run",
-            options=RunOptions(intra_op_threads=threads),
+            options=RunOptions(intra_op_threads=threads, in_process=in_process),
             on_started=sampler.attach,
             max_duration_s=realtime_s,
         ),
@@ -290,6 +306,7 @@ def run_once(
     steady, steady_s = ({}, 0.0) if first is None or last is None else sampler.between(first, last)
     return {
         "mode": mode,
+        "runner": runner,
         "streams": streams,
         "frames": frames,
         "fps": frames / span,
@@ -314,12 +331,17 @@ def plot(rows: list[dict[str, Any]], raw: float, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    for mode, style in (("lossless", "o-"), ("realtime", "s--")):
-        runs = [r for r in rows if r["mode"] == mode]
+    for (mode, style), runner in itertools.product(
+        (("lossless", "o-"), ("realtime", "s--")), ("processes", "in-process")
+    ):
+        runs = [r for r in rows if r["mode"] == mode and r.get("runner", "processes") == runner]
+        if not runs:
+            continue
         n = [r["streams"] for r in runs]
-        a.plot(n, [r["fps"] for r in runs], style, label=f"{mode}, all streams")
-        b.plot(n, [r["latency_p50_ms"] for r in runs], style, label=f"{mode} p50")
-        b.plot(n, [r["latency_p95_ms"] for r in runs], style, alpha=0.5, label=f"{mode} p95")
+        name = f"{mode}, {runner}"
+        a.plot(n, [r["fps"] for r in runs], style, label=f"{name}, all streams")
+        b.plot(n, [r["latency_p50_ms"] for r in runs], style, label=f"{name} p50")
+        b.plot(n, [r["latency_p95_ms"] for r in runs], style, alpha=0.5, label=f"{name} p95")
     a.axhline(raw, color="grey", linestyle="--", label="raw ONNX Runtime forward")
     a.axhline(25, color="green", linestyle=":", label="25 fps (one real-time stream)")
     a.set(xlabel="streams", ylabel="frames/s", title="End-to-end throughput")
@@ -350,6 +372,13 @@ def main() -> None:
         default="file",
         help="file: OSD into an MP4 (the demo); fake: no encoding, as deepstream-app's perf runs",
     )
+    p.add_argument(
+        "--runners",
+        nargs="+",
+        choices=["processes", "in-process"],
+        default=["processes", "in-process"],
+        help="processes: a service per process on Redis; in-process: `heron run --in-process`",
+    )
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "pipeline.json")
     args = p.parse_args()
     if not CLIP.is_file():
@@ -363,35 +392,39 @@ def main() -> None:
         calib = calibration(onnx) if args.precision == "int8" else None
         height, width = model_input(onnx)
         raw = raw_forward(served_model(onnx, calib), args.threads, seconds=5.0)
-        rows = [
-            run_once(
-                clip,
-                onnx,
-                n,
-                work,
-                threads=args.threads,
-                realtime_s=None,
-                calib=calib,
-                sink=args.sink,
-            )
-            for n in args.streams
-        ]
-        if args.realtime_seconds > 0:
-            # The whole clip (635 frames, 26 s): a live source that reaches its end reconnects
-            # after a backoff, and that gap would count against the pipeline.
+        rows: list[dict[str, Any]] = []
+        for in_process in [r == "in-process" for r in args.runners]:
             rows += [
                 run_once(
-                    CLIP,
+                    clip,
                     onnx,
                     n,
                     work,
                     threads=args.threads,
-                    realtime_s=args.realtime_seconds,
+                    realtime_s=None,
                     calib=calib,
                     sink=args.sink,
+                    in_process=in_process,
                 )
                 for n in args.streams
             ]
+            if args.realtime_seconds > 0:
+                # The whole clip (635 frames, 26 s): a live source that reaches its end
+                # reconnects after a backoff, and that gap would count against the pipeline.
+                rows += [
+                    run_once(
+                        CLIP,
+                        onnx,
+                        n,
+                        work,
+                        threads=args.threads,
+                        realtime_s=args.realtime_seconds,
+                        calib=calib,
+                        sink=args.sink,
+                        in_process=in_process,
+                    )
+                    for n in args.streams
+                ]
     load_after = os.getloadavg()
     print(
         f"model: {model_name} ({args.precision}), input {width}x{height}; clip {args.frames} "
@@ -399,21 +432,21 @@ def main() -> None:
     )
     print(f"raw ONNX Runtime forward (batch 1, {args.threads} threads): {raw:.1f} img/s")
     stages = sorted({k for r in rows for k in r["cpu_percent"]})
-    head = f"{'mode':>9}{'streams':>8}{'fps':>7}{'fps/str':>8}{'p50 ms':>8}{'p95 ms':>8}" + "".join(
-        f"{s[:9]:>10}" for s in stages
-    )
+    head = f"{'runner':>11}{'mode':>9}{'streams':>8}{'fps':>7}{'of raw':>7}{'fps/str':>8}"
+    head += f"{'p50 ms':>8}{'p95 ms':>8}" + "".join(f"{s[:9]:>10}" for s in stages)
     print(head + "   (CPU %, 100 = one core)")
     print("-" * len(head))
     for r in rows:
         cpu = "".join(f"{r['cpu_percent'].get(s, 0):>10.0f}" for s in stages)
         print(
-            f"{r['mode']:>9}{r['streams']:>8}{r['fps']:>7.1f}{r['fps_per_stream']:>8.1f}"
+            f"{r['runner']:>11}{r['mode']:>9}{r['streams']:>8}{r['fps']:>7.1f}"
+            f"{r['fps'] / raw:>7.0%}{r['fps_per_stream']:>8.1f}"
             f"{r['latency_p50_ms']:>8.0f}{r['latency_p95_ms']:>8.0f}{cpu}"
         )
     print("CPU ms per frame:")
     for r in rows:
         cost = "  ".join(f"{s} {r['cpu_ms_per_frame'].get(s, 0):.1f}" for s in stages)
-        print(f"  {r['mode']:>9} {r['streams']} stream(s): {cost}")
+        print(f"  {r['runner']:>10} {r['mode']:>9} {r['streams']} stream(s): {cost}")
     print(f"load average before {load_before[0]:.1f}, after {load_after[0]:.1f} (2 cores)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result = {

@@ -31,11 +31,12 @@ def count_frames(path: Path) -> int:
 
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
-    """The real face-mask clip when ../shared is there, else a generated numbered clip."""
+    """The real face-mask clip when ../shared is there, else a generated numbered clip as long
+    (the kill tests need a run that outlasts three kills 1.5 s apart)."""
     if REAL_CLIP.is_file():
         return Clip(REAL_CLIP, count_frames(REAL_CLIP), True)
-    path = make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", frames=240, fps=25)
-    return Clip(path, 240, False)
+    path = make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", frames=635, fps=25)
+    return Clip(path, 635, False)
 
 
 @pytest.fixture(scope="session")

@@ -149,7 +149,8 @@ def test_a_private_redis_that_will_not_come_back_ends_the_run_with_the_reason(
 ) -> None:
     lines: list[str] = []
     request = RunRequest(
-        config=write_app(tmp_path, model_dir, short_clip.path.as_uri()),
+        # A looping source: the 150-frame clip can pass in under the second the kill waits.
+        config=write_app(tmp_path, model_dir, short_clip.path.as_uri(), loop=True),
         run_dir=tmp_path / "run",
         max_redis_restarts=0,
         on_started=lambda _plan, _sup: kill_soon("redis-server", 1.0),

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import redis
 from heron.core import streams
-from heron.core.bus import Bus
+from heron.core.bus import RedisBus
 from heron.core.framestore import FrameStore, Letterbox, SharedMemoryRing, segment_name
 from heron.core.plan.settings.inference import InferenceSettings
 from heron.core.runtime import build_context, load_settings
@@ -53,7 +53,7 @@ class Harness:
         self.registry = CollectorRegistry()
         self.ctx = build_context(self.settings, self.registry, exit=no_forced_exit)
         self.service = InferenceService(self.ctx)
-        self.bus = Bus.from_url(redis_url, registry=CollectorRegistry())
+        self.bus = RedisBus.from_url(redis_url, registry=CollectorRegistry())
         self.client: Any = redis.Redis.from_url(redis_url)
         self.ring = SharedMemoryRing.create(segment_name("inference-test"), 32, 1 << 17)
         self.store = FrameStore(self.ring)

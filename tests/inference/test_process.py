@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from heron.core import streams
-from heron.core.bus import Bus
+from heron.core.bus import RedisBus
 from heron.v1.frame_pb2 import FrameBatch
 from prometheus_client import CollectorRegistry
 
@@ -37,7 +37,7 @@ def test_service_process_serves_and_stops(
         [sys.executable, "-m", "heron.inference", "-c", str(settings)],
         {"HERON_REDIS_URL": redis_url, "HERON_PIPELINE_CONFIG": str(pipeline)},
     )
-    bus = Bus.from_url(redis_url, registry=CollectorRegistry())
+    bus = RedisBus.from_url(redis_url, registry=CollectorRegistry())
     try:
         proc.wait_running()
         status, body = proc.probe("/readyz")

@@ -5,12 +5,19 @@ from __future__ import annotations
 import threading
 
 import redis
+from heron.core.bus import RedisBus
 from heron.ingest.backpressure import DownstreamLag, LagGate
+from prometheus_client import CollectorRegistry
+
+
+def _bus(client: redis.Redis) -> RedisBus:
+    """The gate asks the bus; the test writes with the plain client beside it."""
+    return RedisBus(client=client, registry=CollectorRegistry())
 
 
 def test_outstanding_counts_unread_then_unacked(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
-    gate = LagGate(client, "k", "g", max_lag=3, stop=threading.Event())
+    gate = LagGate(_bus(client), "k", "g", max_lag=3, stop=threading.Event())
     assert gate.outstanding() == 0  # no stream yet
     ids = [client.xadd("k", {"n": str(i)}) for i in range(5)]
     assert gate.outstanding() == 5  # no group yet: everything is unread
@@ -29,7 +36,7 @@ def test_outstanding_counts_unread_then_unacked(redis_url: str) -> None:
 def test_wait_returns_when_the_group_catches_up_or_on_stop(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     stop = threading.Event()
-    gate = LagGate(client, "k", "g", max_lag=2, stop=stop)
+    gate = LagGate(_bus(client), "k", "g", max_lag=2, stop=stop)
     client.xgroup_create("k", "g", id="0", mkstream=True)
     assert gate.wait() >= 0  # empty: room at once
     ids = [client.xadd("k", {"n": str(i)}) for i in range(2)]
@@ -55,7 +62,7 @@ def test_wait_returns_when_the_group_catches_up_or_on_stop(redis_url: str) -> No
 
 def test_downstream_lag_counts_frames_the_last_reader_has_not_finished(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
-    down = DownstreamLag(client, ["f:a", "f:b"], "meta", "overlay", max_lag=4)
+    down = DownstreamLag(_bus(client), ["f:a", "f:b"], "meta", "overlay", max_lag=4)
     assert down.in_flight() == 0  # nothing published yet
     for key in ("f:a", "f:a", "f:b"):
         client.xadd(key, {"n": "x"})
@@ -79,8 +86,8 @@ def test_gate_waits_for_the_downstream_reader_though_the_frame_group_keeps_up(
 ) -> None:
     client = redis.Redis.from_url(redis_url)
     stop = threading.Event()
-    down = DownstreamLag(client, ["f"], "meta", "overlay", max_lag=2)
-    gate = LagGate(client, "f", "inference", max_lag=8, stop=stop, downstream=down)
+    down = DownstreamLag(_bus(client), ["f"], "meta", "overlay", max_lag=2)
+    gate = LagGate(_bus(client), "f", "inference", max_lag=8, stop=stop, downstream=down)
     client.xgroup_create("f", "inference", id="0", mkstream=True)
     client.xgroup_create("meta", "overlay", id="0", mkstream=True)
     frames = [client.xadd("f", {"n": "x"}) for _ in range(2)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from heron.core import streams
-from heron.core.bus import Bus, BusSettings
+from heron.core.bus import BusSettings, RedisBus
 from heron.core.framestore import FrameReader, Letterbox
 from heron.ingest.service import IngestCrashError
 from heron.ingest.state import StreamState
@@ -148,7 +148,7 @@ def test_every_frame_waits_for_the_consumer_group_and_resumes(
     worker = ingest.service.workers[0]
     # No group yet: every entry counts as unread, so ingest stops at max_lag frames.
     ingest.wait(lambda: worker.published == 4, what="4 frames published")
-    bus = Bus(BusSettings(), client=ingest.client, registry=CollectorRegistry())
+    bus = RedisBus(BusSettings(), client=ingest.client, registry=CollectorRegistry())
     consumer = bus.consumer(streams.frames("source-0"), FrameRef, group="mux", name="c1")
     consumer.ensure_group()
     seen: list[int] = []

@@ -19,7 +19,7 @@ import pytest
 import redis
 import yaml
 from heron.core import streams
-from heron.core.bus import Bus, BusSettings
+from heron.core.bus import BusSettings, RedisBus
 from heron.core.config.pipeline_file import load_pipeline
 from heron.core.framestore import FrameStore, Letterbox, SharedMemoryRing, segment_name
 from heron.core.plan.settings.overlay import OverlaySettings
@@ -89,7 +89,7 @@ def publish(
             messages.append(FrameMetadata(frame=ref, objects=[obj], model_name="m"))
     for _ in range(overwrite_first):  # lap the ring: the first frames' pixels are gone
         store.store(np.zeros((240, 320, 3), np.uint8), FrameRef(stream_id="other"))
-    with Bus(BusSettings(url=redis_url), registry=CollectorRegistry()) as bus:
+    with RedisBus(BusSettings(url=redis_url), registry=CollectorRegistry()) as bus:
         bus.publisher(streams.metadata("inference", PIPELINE), FrameMetadata).publish_many(messages)
 
 

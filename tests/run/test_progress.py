@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from heron.core import streams
-from heron.core.bus import Bus
+from heron.core.bus import RedisBus
 from heron.run.progress import BusWatcher, StreamProgress
 from heron.v1.detection_pb2 import FrameMetadata
 from heron.v1.frame_pb2 import FrameRef
@@ -22,14 +22,14 @@ def pipeline() -> str:
 
 
 @pytest.fixture
-def bus(redis_url: str) -> Iterator[Bus]:
-    with Bus.from_url(redis_url, registry=CollectorRegistry()) as b:
+def bus(redis_url: str) -> Iterator[RedisBus]:
+    with RedisBus.from_url(redis_url, registry=CollectorRegistry()) as b:
         yield b
 
 
 @pytest.fixture
 def watcher(redis_url: str, pipeline: str) -> Iterator[BusWatcher]:
-    w = BusWatcher(redis_url, pipeline, "tracker", ["source-0", "source-1"])
+    w = BusWatcher.on_redis(redis_url, pipeline, "tracker", ["source-0", "source-1"])
     yield w
     w.close()
 
@@ -45,7 +45,7 @@ def eos(stream: str, frames: int) -> StreamEvent:
 
 
 def test_done_only_when_every_stream_ended_and_its_frames_are_out(
-    bus: Bus, watcher: BusWatcher, pipeline: str
+    bus: RedisBus, watcher: BusWatcher, pipeline: str
 ) -> None:
     meta = bus.publisher(streams.metadata("tracker", pipeline), FrameMetadata)
     events = bus.publisher(streams.events(pipeline), StreamEvent)
@@ -70,7 +70,7 @@ def test_done_only_when_every_stream_ended_and_its_frames_are_out(
 
 
 def test_a_fatal_error_ends_a_stream_and_a_restart_reopens_it(
-    bus: Bus, watcher: BusWatcher, pipeline: str
+    bus: RedisBus, watcher: BusWatcher, pipeline: str
 ) -> None:
     events = bus.publisher(streams.events(pipeline), StreamEvent)
     events.publish(
@@ -85,7 +85,7 @@ def test_a_fatal_error_ends_a_stream_and_a_restart_reopens_it(
     assert not watcher.progress["source-0"].ended
 
 
-def test_latency_is_capture_to_publish(bus: Bus, watcher: BusWatcher, pipeline: str) -> None:
+def test_latency_is_capture_to_publish(bus: RedisBus, watcher: BusWatcher, pipeline: str) -> None:
     import time
 
     captured = time.time_ns() - 250_000_000
@@ -97,7 +97,7 @@ def test_latency_is_capture_to_publish(bus: Bus, watcher: BusWatcher, pipeline: 
 
 
 def test_sinks_drained_needs_the_overlay_group_caught_up(
-    bus: Bus, watcher: BusWatcher, pipeline: str
+    bus: RedisBus, watcher: BusWatcher, pipeline: str
 ) -> None:
     stream = streams.metadata("tracker", pipeline)
     meta = bus.publisher(stream, FrameMetadata)
@@ -144,7 +144,7 @@ def test_delivered_and_lost_count_only_the_sources_frames(
 
 
 def test_a_stream_the_pipeline_does_not_have_is_not_counted_and_holds_nothing_open(
-    bus: Bus, watcher: BusWatcher, pipeline: str
+    bus: RedisBus, watcher: BusWatcher, pipeline: str
 ) -> None:
     meta = bus.publisher(streams.metadata("tracker", pipeline), FrameMetadata)
     events = bus.publisher(streams.events(pipeline), StreamEvent)
@@ -159,7 +159,7 @@ def test_a_stream_the_pipeline_does_not_have_is_not_counted_and_holds_nothing_op
 
 
 def test_an_unknown_lag_is_not_taken_for_caught_up(
-    bus: Bus, watcher: BusWatcher, pipeline: str
+    bus: RedisBus, watcher: BusWatcher, pipeline: str
 ) -> None:
     """XINFO's lag is nil after a deleted entry (and after a Redis restarted from its
     append-only file): the overlay's unread entries must still hold the run open."""
@@ -179,7 +179,7 @@ def test_an_unknown_lag_is_not_taken_for_caught_up(
 
 
 def test_a_frame_the_overlay_dropped_is_lost_though_the_last_stage_sent_it(
-    bus: Bus, watcher: BusWatcher, pipeline: str
+    bus: RedisBus, watcher: BusWatcher, pipeline: str
 ) -> None:
     meta = bus.publisher(streams.metadata("tracker", pipeline), FrameMetadata)
     events = bus.publisher(streams.events(pipeline), StreamEvent)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 from heron.core import streams
-from heron.core.bus import Bus, Consumer
+from heron.core.bus import Consumer, RedisBus
 from heron.core.framestore import (
     FrameReader,
     FrameStore,
@@ -66,7 +66,9 @@ def fill(source_id: int, frame_number: int) -> int:
 class Producer:
     """What ingest does for one source: pixels into its ring, FrameRefs onto its stream."""
 
-    def __init__(self, bus: Bus, stream_id: str, source_id: int, size: tuple[int, int]) -> None:
+    def __init__(
+        self, bus: RedisBus, stream_id: str, source_id: int, size: tuple[int, int]
+    ) -> None:
         self.stream_id, self.source_id, self.size = stream_id, source_id, size
         width, height = size
         self.ring = SharedMemoryRing.create(segment_name(stream_id), 64, width * height * 3)
@@ -136,7 +138,7 @@ class World:
         self.tmp_path = tmp_path
         self.prefix = f"t{uuid.uuid4().hex[:6]}"
         self.pipeline = self.prefix
-        self.bus = Bus.from_url(redis_url, registry=CollectorRegistry())
+        self.bus = RedisBus.from_url(redis_url, registry=CollectorRegistry())
         self.producers: list[Producer] = []
         self.mux: Mux | None = None
         self.batches: Consumer[FrameBatch] = self.bus.consumer(

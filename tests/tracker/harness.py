@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 from heron.core import streams
-from heron.core.bus import Bus
+from heron.core.bus import RedisBus
 from heron.core.plan.settings.tracker import TrackerSettings
 from heron.core.runtime import build_context, load_settings
 from heron.tracker.service import TrackerService
@@ -102,7 +102,7 @@ class Harness:
         self.registry = CollectorRegistry()
         self.ctx = build_context(self.settings, self.registry, exit=no_forced_exit)
         self.service = TrackerService(self.ctx)
-        self.bus = Bus.from_url(redis_url, registry=CollectorRegistry())
+        self.bus = RedisBus.from_url(redis_url, registry=CollectorRegistry())
         self.client: Any = redis.Redis.from_url(redis_url)
         self.input = streams.metadata("inference", self.settings.pipeline)
         self.output = streams.metadata("tracker", self.settings.pipeline)

@@ -107,7 +107,7 @@ class BackendCheck:
 class InferenceService(Service[InferenceSettings]):
     def start(self) -> None:
         s = self.settings
-        self.ctx.check_redis()
+        self.ctx.check_bus()
         self.model_loaded = self.ctx.readiness.add(FlagCheck("model loaded"))
         registry = self.ctx.metrics.registry
         self.frames_total = Counter(
@@ -134,7 +134,7 @@ class InferenceService(Service[InferenceSettings]):
         self.limits = input_limits(pipeline)
         self.admission_metrics = AdmissionMetrics(registry, STAGE)
         self.orders: dict[str, FrameOrder] = {}  # per stream: where its frame numbers are
-        self.bus = s.bus(registry)
+        self.bus = s.bus(registry, self.ctx.transport)
         self.backend: Backend = build_backend(s.backend, self.detector.nvinfer)
         info = self.backend.model_info()
         self.preprocess = Preprocessor(

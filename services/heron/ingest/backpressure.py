@@ -23,7 +23,7 @@ import time
 
 import redis
 
-from heron.core.bus.groups import entries_added, group_outstanding
+from heron.core.bus import Bus
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 class LagGate:
     def __init__(
         self,
-        client: redis.Redis,
+        bus: Bus,
         key: str,
         group: str,
         max_lag: int,
@@ -40,7 +40,7 @@ class LagGate:
         poll_s: float = 0.01,
         downstream: DownstreamLag | None = None,
     ) -> None:
-        self.client = client
+        self.bus = bus
         self.key = key
         self.group = group
         self.max_lag = max_lag
@@ -64,7 +64,7 @@ class LagGate:
 
     def outstanding(self) -> int:
         """Entries the group has not finished: undelivered plus pending."""
-        return group_outstanding(self.client, self.key, self.group, self.max_lag + 1)
+        return self.bus.outstanding(self.key, self.group, self.max_lag + 1)
 
     def _downstream_has_room(self) -> bool:
         return self.downstream is None or self.downstream.in_flight() < self.downstream.max_lag
@@ -74,18 +74,18 @@ class DownstreamLag:
     """Frames published on `frame_keys` that `group` has not yet finished on `meta_key`."""
 
     def __init__(
-        self, client: redis.Redis, frame_keys: list[str], meta_key: str, group: str, max_lag: int
+        self, bus: Bus, frame_keys: list[str], meta_key: str, group: str, max_lag: int
     ) -> None:
-        self.client = client
+        self.bus = bus
         self.frame_keys = frame_keys
         self.meta_key = meta_key
         self.group = group
         self.max_lag = max_lag
 
     def in_flight(self) -> int:
-        published = sum(entries_added(self.client, key) for key in self.frame_keys)
+        published = sum(self.bus.entries_added(key) for key in self.frame_keys)
         # Count the group's unfinished entries up to the stream's length (not just max_lag):
         # an undercount here would let ingest run ahead.
-        total = entries_added(self.client, self.meta_key)
-        unfinished = group_outstanding(self.client, self.meta_key, self.group, total + 1)
+        total = self.bus.entries_added(self.meta_key)
+        unfinished = self.bus.outstanding(self.meta_key, self.group, total + 1)
         return published - (total - unfinished)

@@ -49,8 +49,8 @@ class IngestService(Service[IngestSettings]):
 
     def start(self) -> None:
         planned = plan(self.pipeline_path)
-        self.bus = self.settings.bus(self.ctx.metrics.registry)
-        self.ctx.check_redis()
+        self.bus = self.settings.bus(self.ctx.metrics.registry, self.ctx.transport)
+        self.ctx.check_bus()
         started = self.ctx.readiness.add(FlagCheck("sources started"))
         metrics = IngestMetrics(self.ctx.metrics.registry)
         events = self.bus.publisher(streams.events(self.settings.pipeline), StreamEvent)
@@ -76,7 +76,7 @@ class IngestService(Service[IngestSettings]):
         gate = None
         if settings.backpressure is Backpressure.EVERY_FRAME:
             gate = LagGate(
-                bus.client,
+                bus,
                 stream.key,
                 settings.consumer_group,
                 settings.max_lag,
@@ -113,7 +113,7 @@ class IngestService(Service[IngestSettings]):
         # The metadata stream carries every source's frames: count all of the frame streams.
         frame_keys = [streams.frames(p.spec.stream_id).key for p in planned]
         meta = streams.metadata(down.stage, self.settings.pipeline)
-        return DownstreamLag(bus.client, frame_keys, meta.key, down.group, down.max_lag)
+        return DownstreamLag(bus, frame_keys, meta.key, down.group, down.max_lag)
 
     def step(self) -> None:
         crashed = next((w for w in self.workers if w.crash is not None), None)

@@ -57,7 +57,7 @@ PRUNE_EVERY_S = 5.0  # unmap rings of writers that went away
 class OverlayService(Service[OverlaySettings]):
     def start(self) -> None:
         s = self.settings
-        self.ctx.check_redis()
+        self.ctx.check_bus()
         pipeline, _ = load_pipeline(s.pipeline_config)
         registry = self.ctx.metrics.registry
         self.metrics = OverlayMetrics(registry)
@@ -65,7 +65,7 @@ class OverlayService(Service[OverlaySettings]):
         self.compositor = Compositor(OnScreenDisplay(OsdStyle.from_pipeline(pipeline)), tiler)
         self.stream = streams.metadata(s.metadata_stage(pipeline), s.pipeline)
         self.count = s.read_count or max(1, sum(src.enable for src in pipeline.sources.values()))
-        self.bus = s.bus(registry)
+        self.bus = s.bus(registry, self.ctx.transport)
         self.consumer: Consumer[FrameMetadata] = self.bus.consumer(
             self.stream, FrameMetadata, s.group, s.member
         )

@@ -94,6 +94,10 @@ def run(
     max_fast_crashes: Annotated[
         int | None, typer.Option(help=field_help(RestartPolicy, "max_fast_crashes"))
     ] = None,
+    in_process: Annotated[
+        bool,
+        typer.Option("--in-process", help=field_help(RunOptions, "in_process")),
+    ] = False,
 ) -> None:
     """Run a pipeline's services as supervised processes, like deepstream-app -c."""
     from pydantic import ValidationError
@@ -117,6 +121,7 @@ def run(
                 triton_model=triton_model,
                 intra_op_threads=threads,
                 encoder_preset=encoder_preset,
+                in_process=in_process or None,
             )
         )
         policy = RestartPolicy.model_validate(given(max_fast_crashes=max_fast_crashes))
@@ -124,12 +129,16 @@ def run(
         raise _fail(str(e)) from None
     if not config.is_file():
         raise _fail(f"{config}: no such file")
+    if in_process and redis_url:
+        raise _fail(
+            "--in-process runs without Redis: its stages share queues in memory; drop --redis-url"
+        )
     request = RunRequest(
         config=config,
         run_dir=_run_dir(run_dir),
         options=options,
         policy=policy,
-        redis_url=redis_url or os.environ.get("REDIS_URL") or None,
+        redis_url=None if in_process else redis_url or os.environ.get("REDIS_URL") or None,
         max_duration_s=duration,
     )
     try:

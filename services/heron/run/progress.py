@@ -17,8 +17,7 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from heron.core import streams
-from heron.core.bus import BackoffSettings, Bus, BusSettings
-from heron.core.bus.groups import groups_caught_up
+from heron.core.bus import BackoffSettings, Bus, BusSettings, RedisBus
 from heron.v1.detection_pb2 import FrameMetadata
 from heron.v1.stream_pb2 import StreamEvent
 
@@ -71,11 +70,8 @@ class FrameSeen:
 class BusWatcher:
     """Reads events and last-stage metadata; `poll()` returns the frames seen since last time."""
 
-    def __init__(
-        self, redis_url: str, pipeline: str, final_stage: str, expected: list[str]
-    ) -> None:
-        settings = BusSettings(backoff=WATCHER_BACKOFF)
-        self.bus = Bus.from_url(redis_url, settings, registry=CollectorRegistry())
+    def __init__(self, bus: Bus, pipeline: str, final_stage: str, expected: list[str]) -> None:
+        self.bus = bus
         self.meta_stream = streams.metadata(final_stage, pipeline)
         self.events = self.bus.consumer(streams.events(pipeline), StreamEvent, GROUP, "run")
         self.meta = self.bus.consumer(self.meta_stream, FrameMetadata, GROUP, "run")
@@ -83,6 +79,14 @@ class BusWatcher:
         self.meta.ensure_group()
         self.progress: dict[str, StreamProgress] = {s: StreamProgress() for s in expected}
         self.strays: set[str] = set()  # stream ids seen that the pipeline does not have
+
+    @classmethod
+    def on_redis(
+        cls, redis_url: str, pipeline: str, final_stage: str, expected: list[str]
+    ) -> BusWatcher:
+        settings = BusSettings(backoff=WATCHER_BACKOFF)
+        bus = RedisBus.from_url(redis_url, settings, registry=CollectorRegistry())
+        return cls(bus, pipeline, final_stage, expected)
 
     def poll(self, block_ms: int = 200) -> list[FrameSeen]:
         seen: list[FrameSeen] = []
@@ -158,7 +162,7 @@ class BusWatcher:
         entry ids: XINFO's `lag` is nil or wrong after a deleted entry or a Redis restarted
         from its append-only file, and an unknown lag once read as "caught up"."""
         try:
-            groups = groups_caught_up(self.bus.client, self.meta_stream.key)
+            groups = self.bus.groups_caught_up(self.meta_stream.key)
         except (redis.ConnectionError, redis.TimeoutError):
             return False
         others = [done for name, done in groups.items() if name != GROUP]

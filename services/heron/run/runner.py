@@ -23,8 +23,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
-from heron.core.bus import BusUnavailableError
+from heron.core.bus import BusSettings, BusUnavailableError, MemoryBus, MemoryTransport
 from heron.core.config.pipeline_file import warning_line
 from heron.core.runtime import redact_url
 from heron.run.options import RunOptions
@@ -34,6 +35,7 @@ from heron.run.progress import BusWatcher, FrameSeen
 from heron.run.redis_local import LocalRedis, RedisUnavailableError
 from heron.run.shm import unlink_leftovers
 from heron.run.supervisor import GaveUpError, RestartPolicy, Supervisor
+from heron.run.threads import STAGE_LOG, StageThreads, stage_log, stage_log_lines
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,25 @@ class RunRequest:
     max_duration_s: float | None = None  # stop after this long (live sources, benchmarks)
     redis_give_up_s: float = 60.0  # a Redis away this long (and not ours to restart) ends the run
     max_redis_restarts: int = 5  # the private Redis: restarts before the run gives up on it
-    on_started: Callable[[RunPlan, Supervisor], None] | None = None  # tests, benchmarks
+    on_started: Callable[[RunPlan, Stages], None] | None = None  # tests, benchmarks
+
+
+class Stages(Protocol):
+    """What the run's loop asks of whatever runs the services: processes (`Supervisor`) or
+    threads of this process (`StageThreads`, `--in-process`)."""
+
+    @property
+    def restarts(self) -> dict[str, int]: ...
+
+    def start(self) -> None: ...
+
+    def poll(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def pids(self) -> list[int]: ...
+
+    def failed_on_stop(self) -> list[tuple[str, int]]: ...
 
 
 class _Stop:
@@ -99,12 +119,13 @@ def run_pipeline(request: RunRequest, out: Callable[[str], None] = print) -> Run
     started = time.monotonic()
     stop = _Stop()
     redis: LocalRedis | None = None
-    supervisor: Supervisor | None = None
+    supervisor: Stages | None = None
     watcher: BusWatcher | None = None
-    with _signals(stop):
+    in_process = request.options.in_process
+    with _signals(stop), stage_log(request.run_dir, request.options.log_level, in_process):
         try:
             url = request.redis_url
-            if url is None:
+            if url is None and not in_process:
                 redis = LocalRedis(request.run_dir / "redis")  # picks its port, starts nothing
                 url = redis.url
             # Planning reads the pipeline first: a bad config fails before anything starts.
@@ -113,8 +134,17 @@ def run_pipeline(request: RunRequest, out: Callable[[str], None] = print) -> Run
                 redis.start()
                 out(f"started redis-server on 127.0.0.1:{redis.port}")
             _describe(plan, request.run_dir, out)
-            watcher = BusWatcher(url, request.options.pipeline, plan.final_stage, plan.streams)
-            supervisor = Supervisor(plan.children, request.policy)
+            if in_process:
+                threads = StageThreads(plan.services, MemoryTransport())
+                bus = MemoryBus(threads.transport.streams, BusSettings())
+                watcher = BusWatcher(bus, request.options.pipeline, plan.final_stage, plan.streams)
+                supervisor = threads
+            else:
+                assert url is not None
+                watcher = BusWatcher.on_redis(
+                    url, request.options.pipeline, plan.final_stage, plan.streams
+                )
+                supervisor = Supervisor(plan.children, request.policy)
             supervisor.start()
             if request.on_started is not None:
                 request.on_started(plan, supervisor)
@@ -131,8 +161,7 @@ def run_pipeline(request: RunRequest, out: Callable[[str], None] = print) -> Run
         finally:
             if supervisor is not None:
                 supervisor.stop()
-                pids = [p for c in supervisor.children for p in c.pids]
-                for name in unlink_leftovers(pids):
+                for name in unlink_leftovers(supervisor.pids()):
                     log.info("unlinked leftover ring segment %s", name)
             if watcher is not None:
                 watcher.close()
@@ -150,16 +179,16 @@ def run_pipeline(request: RunRequest, out: Callable[[str], None] = print) -> Run
 
 
 def _failed_while_stopping(
-    result: RunResult, plan: RunPlan, supervisor: Supervisor, out: Callable[[str], None]
+    result: RunResult, plan: RunPlan, supervisor: Stages, out: Callable[[str], None]
 ) -> None:
     """A service that exited non-zero when asked to stop did not finish its work (the overlay
     joins its recording then): a run that looked complete has failed after all."""
-    failed = [c for c in supervisor.children if c.stop_exit not in (None, 0)]
+    failed = supervisor.failed_on_stop()
     if not failed or result.exit_code != EXIT_OK:
         return
-    for c in failed:
-        _show_log_tail(plan, c.spec.name, out)
-    names = ", ".join(f"{c.spec.name} (exit {c.stop_exit})" for c in failed)
+    for name, _ in failed:
+        _show_log_tail(plan, name, out)
+    names = ", ".join(f"{name} (exit {code})" for name, code in failed)
     result.exit_code = EXIT_FAILED
     result.reason = f"{result.reason}, but {names} failed while stopping: see the log lines above"
 
@@ -180,7 +209,7 @@ class _Loop:
 
     request: RunRequest
     plan: RunPlan
-    supervisor: Supervisor
+    supervisor: Stages
     watcher: BusWatcher
     redis: LocalRedis | None
     stop: _Stop
@@ -303,9 +332,15 @@ def _result(code: int, reason: str, watcher: BusWatcher) -> RunResult:
 
 def _show_log_tail(plan: RunPlan, name: str, out: Callable[[str], None], lines: int = 8) -> None:
     for service in plan.services:
+        if service.child.name != name:
+            continue
         path = service.child.log_file
-        if service.child.name == name and path is not None and path.exists():
+        if path is not None and path.exists():  # a process's own log
             tail = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+        else:  # a thread's lines in the in-process log
+            path = service.settings_file.parent / STAGE_LOG
+            tail = stage_log_lines(path, name)[-lines:]
+        if tail:
             out(f"last lines of {path}:")
             for line in tail:
                 out(f"  {_readable(line)}")

@@ -156,6 +156,18 @@ class Supervisor:
     def restarts(self) -> dict[str, int]:
         return {c.spec.name: c.restarts for c in self.children}
 
+    def pids(self) -> list[int]:
+        """Every pid any child ever had (their leftover ring segments carry them)."""
+        return [p for c in self.children for p in c.pids]
+
+    def failed_on_stop(self) -> list[tuple[str, int]]:
+        """Children that exited non-zero when stopped: they did not finish their work."""
+        return [
+            (c.spec.name, c.stop_exit)
+            for c in self.children
+            if c.stop_exit is not None and c.stop_exit != 0
+        ]
+
     def start(self) -> None:
         for c in self.children:
             self._spawn(c)

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from google.protobuf.message import DecodeError
 
 from heron.core import streams
 from heron.core.bus import Delivery, default_consumer_name
@@ -64,8 +63,8 @@ class Streammux(Service[StreammuxSettings]):
     def start(self) -> None:
         settings = self.settings
         self.config: MuxConfig = load_mux_config(settings.pipeline_config)
-        self.ctx.check_redis()
-        self.bus = settings.bus(self.ctx.metrics.registry)
+        self.ctx.check_bus()
+        self.bus = settings.bus(self.ctx.metrics.registry, self.ctx.transport)
         self._resources.callback(self.bus.close)
         self.metrics = StreammuxMetrics(self.ctx.metrics.registry, settings.pipeline)
         self.batcher: Batcher[Delivery[FrameRef]] = Batcher(
@@ -225,15 +224,8 @@ class Streammux(Service[StreammuxSettings]):
 
     def _last_batch_id(self) -> int:
         """Continue batch ids after a restart instead of starting at 0 again."""
-        newest = self.bus.client.xrevrange(self.publisher.key, count=1)
-        fields = newest[0][1] if newest else {}
-        payload = fields.get(b"pb") if isinstance(fields, dict) else None
-        if not isinstance(payload, bytes):
-            return -1
-        try:
-            return int(FrameBatch.FromString(payload).batch_id)
-        except DecodeError:
-            return -1
+        newest = self.bus.newest(self.publisher.stream, FrameBatch)
+        return -1 if newest is None else int(newest.batch_id)
 
 
 def main() -> None:

@@ -175,19 +175,17 @@ class SourceSet:
         if reader is not None:
             reader.end()
 
-    def discover(self, client: redis.Redis) -> list[str]:
-        """SCAN for frame streams; start readers for new ones. Returns those added."""
+    def discover(self) -> list[str]:
+        """Look for frame streams; start readers for new ones. Returns those added."""
         found = []
-        pattern = f"{FRAMES_PREFIX}{self.match}"
-        for raw in client.scan_iter(match=pattern, count=1000, _type="stream"):
-            key = raw.decode() if isinstance(raw, bytes) else str(raw)
+        for key in self.bus.stream_keys(f"{FRAMES_PREFIX}{self.match}"):
             stream_id = stream_id_of(key)
             if stream_id is None:
                 continue
             with self._lock:
                 known = stream_id in self._readers
                 ended_at = self._ended.get(stream_id)
-            if known or (ended_at is not None and ended_at == _last_id(client, key)):
+            if known or (ended_at is not None and ended_at == (self.bus.newest_id(key) or "")):
                 continue
             if self.add(stream_id):
                 found.append(stream_id)
@@ -213,7 +211,7 @@ class SourceSet:
         last = None
         if error is None and not self._stopped:
             try:
-                last = _last_id(self.bus.client, reader.consumer.key)
+                last = self.bus.newest_id(reader.consumer.key) or ""
             except redis.RedisError as e:
                 log.warning("could not read the last id of %r: %s", reader.consumer.key, e)
         with self._lock:
@@ -227,15 +225,6 @@ class SourceSet:
         if error is None and not self._stopped:
             log.info("source ended", extra={"stream": reader.stream_id, "sources": count})
         self._on_change(count)
-
-
-def _last_id(client: redis.Redis, key: str) -> str:
-    """The newest entry id of a stream ("" when it is empty or gone)."""
-    newest = client.xrevrange(key, count=1)
-    if not newest:
-        return ""
-    entry_id = newest[0][0]
-    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
 
 class Discovery(threading.Thread):
@@ -262,7 +251,7 @@ class Discovery(threading.Thread):
     def run(self) -> None:
         try:
             while not self._stopping.is_set():
-                self.sources.discover(self.sources.bus.client)
+                self.sources.discover()
                 self.rounds += 1
                 # Waiting on the event stream doubles as the pause between scans.
                 block_ms = max(1, int(self.interval_s * 1000))

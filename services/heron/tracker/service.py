@@ -51,7 +51,7 @@ INPUT_STAGE = "inference"
 class TrackerService(Service[TrackerSettings]):
     def start(self) -> None:
         s = self.settings
-        self.ctx.check_redis()
+        self.ctx.check_bus()
         ready = self.ctx.readiness.add(FlagCheck("tracker configured"))
         pipeline, _ = load_pipeline(s.pipeline_config)
         setup = tracker_setup(pipeline, s.pipeline_config)
@@ -64,7 +64,7 @@ class TrackerService(Service[TrackerSettings]):
         size = (setup.spec.width, setup.spec.height)
         self.pixels = FramePixels(size) if setup.spec.uses_pixels else None
         self._metrics()
-        self.bus = s.bus(self.ctx.metrics.registry)
+        self.bus = s.bus(self.ctx.metrics.registry, self.ctx.transport)
         name = s.member
         self.input: Consumer[FrameMetadata] = self.bus.consumer(
             streams.metadata(INPUT_STAGE, s.pipeline), FrameMetadata, s.group, name

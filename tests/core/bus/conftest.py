@@ -9,9 +9,9 @@ import pytest
 import redis
 from heron.core.bus import (
     BackoffSettings,
-    Bus,
     BusSettings,
     ConsumerSettings,
+    RedisBus,
     RetentionSettings,
 )
 from prometheus_client import CollectorRegistry
@@ -43,8 +43,8 @@ def name() -> str:
 
 
 @pytest.fixture
-def bus(redis_url: str, settings: BusSettings, registry: CollectorRegistry) -> Iterator[Bus]:
-    with Bus.from_url(redis_url, settings, registry=registry) as b:
+def bus(redis_url: str, settings: BusSettings, registry: CollectorRegistry) -> Iterator[RedisBus]:
+    with RedisBus.from_url(redis_url, settings, registry=registry) as b:
         yield b
 
 

@@ -11,7 +11,7 @@ import sys
 import time
 
 from heron.core import streams
-from heron.core.bus import Bus, BusSettings, ConsumerSettings, Delivery
+from heron.core.bus import BusSettings, ConsumerSettings, Delivery, RedisBus
 from heron.v1.detection_pb2 import FrameMetadata
 from prometheus_client import CollectorRegistry
 
@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 def main(argv: list[str]) -> None:
     url, stage, pipeline, group, name, count = argv
     settings = BusSettings(socket_timeout_s=3, consumer=ConsumerSettings(block_ms=200))
-    bus = Bus.from_url(url, settings, registry=CollectorRegistry())
+    bus = RedisBus.from_url(url, settings, registry=CollectorRegistry())
     consumer = bus.consumer(streams.metadata(stage, pipeline), FrameMetadata, group, name)
     batch: list[Delivery[FrameMetadata]] = []
     while len(batch) < int(count):

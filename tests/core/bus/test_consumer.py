@@ -7,7 +7,7 @@ import threading
 import pytest
 import redis
 from heron.core import streams
-from heron.core.bus import Bus, BusSettings, Delivery
+from heron.core.bus import BusSettings, Delivery, RedisBus
 from heron.core.bus.codec import PB_FIELD, TIME_FIELD, TYPE_FIELD
 from heron.v1.bus_pb2 import DeadLetter
 from heron.v1.detection_pb2 import FrameMetadata
@@ -35,7 +35,7 @@ def dead_letters(raw: redis.Redis, key: str) -> list[DeadLetter]:
     return [DeadLetter.FromString(e.fields[PB_FIELD]) for e in entries]
 
 
-def test_batched_reads_return_at_most_count_in_order(bus: Bus, name: str) -> None:
+def test_batched_reads_return_at_most_count_in_order(bus: RedisBus, name: str) -> None:
     stream = streams.metadata("inference", name)
     consumer = bus.consumer(stream, FrameMetadata, "g", "c1")
     consumer.ensure_group()
@@ -52,7 +52,9 @@ def test_batched_reads_return_at_most_count_in_order(bus: Bus, name: str) -> Non
     assert consumer.read(count=5, block_ms=0) == []
 
 
-def test_blocking_read_wakes_when_a_message_arrives(bus: Bus, raw: redis.Redis, name: str) -> None:
+def test_blocking_read_wakes_when_a_message_arrives(
+    bus: RedisBus, raw: redis.Redis, name: str
+) -> None:
     stream = streams.metadata("inference", name)
     consumer = bus.consumer(stream, FrameMetadata, "g", "c1")
     consumer.ensure_group()
@@ -70,7 +72,7 @@ def test_blocking_read_wakes_when_a_message_arrives(bus: Bus, raw: redis.Redis, 
     assert versions(got) == ["1"]
 
 
-def test_groups_each_get_every_message_and_members_share(bus: Bus, name: str) -> None:
+def test_groups_each_get_every_message_and_members_share(bus: RedisBus, name: str) -> None:
     stream = streams.metadata("inference", name)
     a1 = bus.consumer(stream, FrameMetadata, "a", "a1")
     a2 = bus.consumer(stream, FrameMetadata, "a", "a2")
@@ -85,7 +87,7 @@ def test_groups_each_get_every_message_and_members_share(bus: Bus, name: str) ->
     assert versions(b1.read(count=10)) == [str(n) for n in range(6)]
 
 
-def test_ensure_group_is_idempotent(bus: Bus, name: str) -> None:
+def test_ensure_group_is_idempotent(bus: RedisBus, name: str) -> None:
     consumer = bus.consumer(streams.events(name), StreamEvent, "g", "c1")
 
     assert consumer.ensure_group() is True
@@ -93,7 +95,7 @@ def test_ensure_group_is_idempotent(bus: Bus, name: str) -> None:
 
 
 def test_idle_pending_messages_are_reclaimed_with_delivery_count(
-    bus: Bus, registry: CollectorRegistry, raw: redis.Redis, name: str
+    bus: RedisBus, registry: CollectorRegistry, raw: redis.Redis, name: str
 ) -> None:
     stream = streams.metadata("inference", name)
     stuck = bus.consumer(stream, FrameMetadata, "g", "stuck")
@@ -134,7 +136,7 @@ UNDECODABLE = [
 @pytest.mark.parametrize(("fields", "reason", "says"), UNDECODABLE)
 def test_undecodable_message_is_dead_lettered_and_acked(
     *,
-    bus: Bus,
+    bus: RedisBus,
     registry: CollectorRegistry,
     raw: redis.Redis,
     name: str,
@@ -173,7 +175,7 @@ def test_message_delivered_too_often_is_dead_lettered_as_poison(
 ) -> None:
     # min_idle_ms=0: every read takes back whatever is pending, so each read is a redelivery.
     tuned = with_consumer(settings, max_deliveries=3, min_idle_ms=0)
-    bus = Bus.from_url(redis_url, tuned, registry=registry)
+    bus = RedisBus.from_url(redis_url, tuned, registry=registry)
     stream = streams.metadata("inference", name)
     consumer = bus.consumer(stream, FrameMetadata, "g", "crashy")
     consumer.ensure_group()
@@ -193,7 +195,7 @@ def test_message_delivered_too_often_is_dead_lettered_as_poison(
     assert metric(registry, "heron_bus_dead_lettered_total", **labels) == 1
 
 
-def test_group_lost_by_redis_is_created_again(bus: Bus, raw: redis.Redis, name: str) -> None:
+def test_group_lost_by_redis_is_created_again(bus: RedisBus, raw: redis.Redis, name: str) -> None:
     stream = streams.metadata("inference", name)
     consumer = bus.consumer(stream, FrameMetadata, "g", "c1")
     consumer.ensure_group()
@@ -204,7 +206,7 @@ def test_group_lost_by_redis_is_created_again(bus: Bus, raw: redis.Redis, name: 
 
 
 @pytest.mark.parametrize("bad", ["", "two words", "tab\there"])
-def test_group_and_consumer_names_are_checked(bus: Bus, name: str, bad: str) -> None:
+def test_group_and_consumer_names_are_checked(bus: RedisBus, name: str, bad: str) -> None:
     stream = streams.metadata("inference", name)
     with pytest.raises(ValueError, match="group: expected a non-empty name without spaces"):
         bus.consumer(stream, FrameMetadata, bad, "c1")
@@ -213,7 +215,7 @@ def test_group_and_consumer_names_are_checked(bus: Bus, name: str, bad: str) -> 
 
 
 @pytest.mark.parametrize(("count", "block_ms"), [(0, 10), (-1, 10), (5, -1)])
-def test_read_refuses_bad_arguments(bus: Bus, name: str, count: int, block_ms: int) -> None:
+def test_read_refuses_bad_arguments(bus: RedisBus, name: str, count: int, block_ms: int) -> None:
     consumer = bus.consumer(streams.metadata("inference", name), FrameMetadata, "g", "c1")
 
     with pytest.raises(ValueError, match=f"got count={count}, block_ms={block_ms}"):

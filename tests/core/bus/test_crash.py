@@ -9,7 +9,7 @@ import sys
 
 import redis
 from heron.core import streams
-from heron.core.bus import Bus, Delivery
+from heron.core.bus import Delivery, RedisBus
 from heron.v1.detection_pb2 import FrameMetadata
 from prometheus_client import CollectorRegistry
 
@@ -18,7 +18,7 @@ from tests.core.bus.helpers import metric, wait_until
 
 
 def test_killed_consumer_pending_messages_are_reclaimed(
-    bus: Bus, registry: CollectorRegistry, raw: redis.Redis, redis_url: str, name: str
+    bus: RedisBus, registry: CollectorRegistry, raw: redis.Redis, redis_url: str, name: str
 ) -> None:
     stream = streams.metadata("inference", name)
     bus.consumer(stream, FrameMetadata, "g", "survivor").ensure_group()

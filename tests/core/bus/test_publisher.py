@@ -9,7 +9,13 @@ import pytest
 import redis
 from google.protobuf.message import Message
 from heron.core import streams
-from heron.core.bus import BackpressureError, Bus, BusSettings, RetentionSettings, StreamTypeError
+from heron.core.bus import (
+    BackpressureError,
+    BusSettings,
+    RedisBus,
+    RetentionSettings,
+    StreamTypeError,
+)
 from heron.core.bus.codec import PB_FIELD, TIME_FIELD, TYPE_FIELD
 from heron.core.streams import StreamName
 from heron.v1.detection_pb2 import DetectedObject, FrameMetadata, StageTimestamp
@@ -30,9 +36,9 @@ def meta(n: int) -> FrameMetadata:
 
 def small_bus(
     redis_url: str, settings: BusSettings, registry: CollectorRegistry, **limits: int
-) -> Bus:
+) -> RedisBus:
     retention = settings.retention.model_copy(update=limits)
-    return Bus.from_url(
+    return RedisBus.from_url(
         redis_url, settings.model_copy(update={"retention": retention}), registry=registry
     )
 
@@ -80,7 +86,7 @@ ROUND_TRIP = [
 @pytest.mark.parametrize(("make_stream", "message"), ROUND_TRIP)
 def test_round_trip(
     *,
-    bus: Bus,
+    bus: RedisBus,
     raw: redis.Redis,
     registry: CollectorRegistry,
     name: str,
@@ -108,14 +114,14 @@ def test_round_trip(
     assert metric(registry, "heron_bus_acked_total", stream=stream.key, group="g") == 1
 
 
-def test_publisher_refuses_a_class_the_stream_does_not_carry(bus: Bus, name: str) -> None:
+def test_publisher_refuses_a_class_the_stream_does_not_carry(bus: RedisBus, name: str) -> None:
     with pytest.raises(StreamTypeError, match=r"carries heron\.v1\.FrameRef, got message class "):
         bus.publisher(streams.frames(name), FrameMetadata)
     with pytest.raises(StreamTypeError, match=r"carries heron\.v1\.FrameMetadata"):
         bus.consumer(streams.metadata("x", name), FrameRef, "g", "c")
 
 
-def test_publish_refuses_a_message_of_another_type(bus: Bus, name: str) -> None:
+def test_publish_refuses_a_message_of_another_type(bus: RedisBus, name: str) -> None:
     publisher = bus.publisher(streams.frames(name), FrameRef)
 
     with pytest.raises(StreamTypeError, match=r"got a heron\.v1\.detection_pb2\.FrameMetadata"):
@@ -198,7 +204,7 @@ def test_backpressure_releases_when_consumers_catch_up(
     redis_url: str, settings: BusSettings, registry: CollectorRegistry, raw: redis.Redis, name: str
 ) -> None:
     retention = RetentionSettings(keep_unread_max_len=4, backpressure_timeout_s=10)
-    bus = Bus.from_url(
+    bus = RedisBus.from_url(
         redis_url, settings.model_copy(update={"retention": retention}), registry=registry
     )
     stream = streams.metadata("tracker", name)
@@ -225,7 +231,7 @@ def test_backpressure_releases_when_consumers_catch_up(
     assert [d.message.model_version for d in consumer.read(count=10)] == ["2", "3", "4"]
 
 
-def test_trim_acked_on_demand(bus: Bus, raw: redis.Redis, name: str) -> None:
+def test_trim_acked_on_demand(bus: RedisBus, raw: redis.Redis, name: str) -> None:
     stream = streams.metadata("inference", name)
     publisher = bus.publisher(stream, FrameMetadata)
     consumer = bus.consumer(stream, FrameMetadata, "g", "c1")

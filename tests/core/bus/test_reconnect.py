@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from heron.core import streams
-from heron.core.bus import Bus, BusSettings, BusUnavailableError
+from heron.core.bus import BusSettings, BusUnavailableError, RedisBus
 from heron.v1.detection_pb2 import FrameMetadata
 from heron.v1.frame_pb2 import FrameRef
 from prometheus_client import CollectorRegistry
@@ -27,15 +27,15 @@ def meta(n: int) -> FrameMetadata:
 @pytest.fixture
 def own_bus(
     redis_server: RedisServer, settings: BusSettings, registry: CollectorRegistry
-) -> Iterator[Bus]:
-    with Bus.from_url(redis_server.url, settings, registry=registry) as bus:
+) -> Iterator[RedisBus]:
+    with RedisBus.from_url(redis_server.url, settings, registry=registry) as bus:
         yield bus
 
 
 class Reader(threading.Thread):
     """Reads and acks in a loop, as a service would, until stopped."""
 
-    def __init__(self, bus: Bus, stream: streams.StreamName) -> None:
+    def __init__(self, bus: RedisBus, stream: streams.StreamName) -> None:
         super().__init__(daemon=True)
         self.consumer = bus.consumer(stream, FrameMetadata, "g", "reader")
         self.consumer.ensure_group()
@@ -58,7 +58,7 @@ class Reader(threading.Thread):
 
 
 def test_publisher_and_consumer_resume_after_redis_restart(
-    own_bus: Bus, redis_server: RedisServer, name: str
+    own_bus: RedisBus, redis_server: RedisServer, name: str
 ) -> None:
     stream = streams.metadata("inference", name)
     publisher = own_bus.publisher(stream, FrameMetadata)
@@ -81,7 +81,7 @@ def test_publisher_and_consumer_resume_after_redis_restart(
 
 @pytest.mark.parametrize("role", ["publisher", "consumer"])
 def test_outage_is_waited_out_and_counted(
-    own_bus: Bus, redis_server: RedisServer, registry: CollectorRegistry, name: str, role: str
+    own_bus: RedisBus, redis_server: RedisServer, registry: CollectorRegistry, name: str, role: str
 ) -> None:
     stream = streams.metadata("inference", name)
     publisher = own_bus.publisher(stream, FrameMetadata)
@@ -123,7 +123,7 @@ def test_gives_up_when_redis_stays_away(
     redis_server: RedisServer, settings: BusSettings, registry: CollectorRegistry, role: str
 ) -> None:
     backoff = settings.backoff.model_copy(update={"give_up_after_s": 0.3})
-    bus = Bus.from_url(
+    bus = RedisBus.from_url(
         redis_server.url, settings.model_copy(update={"backoff": backoff}), registry=registry
     )
     redis_server.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 from heron.core import streams
-from heron.core.bus import BackpressureError, Bus, BusSettings
+from heron.core.bus import BackpressureError, BusSettings, RedisBus
 from heron.core.bus.codec import PB_FIELD
 from heron.v1.bus_pb2 import DeadLetter
 from heron.v1.detection_pb2 import FrameMetadata
@@ -33,7 +33,13 @@ def bad_meta(n: int) -> FrameMetadata:
     ],
 )
 def test_reject_dead_letters_the_delivery_and_acknowledges_it(
-    *, bus: Bus, registry: CollectorRegistry, raw: redis.Redis, name: str, detail: str, text: str
+    *,
+    bus: RedisBus,
+    registry: CollectorRegistry,
+    raw: redis.Redis,
+    name: str,
+    detail: str,
+    text: str,
 ) -> None:
     stream = streams.metadata("inference", name)
     consumer = bus.consumer(stream, FrameMetadata, "tracker", "t-0")
@@ -58,7 +64,7 @@ def test_reject_dead_letters_the_delivery_and_acknowledges_it(
 
 
 def test_reject_of_a_part_names_it_and_can_leave_the_ack_to_the_caller(
-    bus: Bus, raw: redis.Redis, name: str
+    bus: RedisBus, raw: redis.Redis, name: str
 ) -> None:
     stream = streams.batches(name)
     consumer = bus.consumer(stream, FrameBatch, "inference", "i-0")
@@ -85,7 +91,7 @@ def test_reject_of_a_part_names_it_and_can_leave_the_ack_to_the_caller(
 
 def test_reject_into_a_full_dead_letter_stream_acknowledges_nothing(
     *,
-    bus: Bus,
+    bus: RedisBus,
     redis_url: str,
     settings: BusSettings,
     raw: redis.Redis,
@@ -97,7 +103,7 @@ def test_reject_into_a_full_dead_letter_stream_acknowledges_nothing(
     bus.publisher(stream, FrameMetadata).publish_many([bad_meta(1), bad_meta(2)])
     # A group on the dead-letter stream that never reads: its one entry stays needed.
     raw.xgroup_create(streams.dead_letter(stream).key, "ops", id="0", mkstream=True)
-    with Bus.from_url(redis_url, tight, registry=CollectorRegistry()) as small:
+    with RedisBus.from_url(redis_url, tight, registry=CollectorRegistry()) as small:
         consumer = small.consumer(stream, FrameMetadata, "tracker", "t-0")
         first, second = consumer.read(count=2)
         consumer.reject(first, "bad_metadata", "one")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from heron.core.bus import Bus, BusSettings
+from heron.core.bus import BusSettings, RedisBus
 from pydantic import ValidationError
 
 
@@ -67,11 +67,11 @@ def test_password_in_url_never_shows() -> None:
 
 def test_from_url_validates_the_url() -> None:
     with pytest.raises(ValidationError, match="got 'tcp'"):
-        Bus.from_url("tcp://127.0.0.1:6379")
+        RedisBus.from_url("tcp://127.0.0.1:6379")
 
 
 def test_building_a_bus_opens_no_connection() -> None:
     # Port 9 (discard) on loopback: nothing listens; construction must not notice.
-    bus = Bus.from_url("redis://127.0.0.1:9/0")
+    bus = RedisBus.from_url("redis://127.0.0.1:9/0")
 
     assert bus.ping() is False

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from heron.core import streams
-from heron.core.bus import Bus, ConsumerSettings
+from heron.core.bus import ConsumerSettings, MemoryBus, MemoryTransport, RedisBus
 from heron.core.plan.settings.inference import InferenceSettings
 from heron.core.plan.settings.ingest import IngestSettings
 from heron.core.plan.settings.overlay import OverlaySettings
@@ -42,9 +42,13 @@ def test_the_bus_is_built_from_the_shared_fields() -> None:
     assert (built.consumer.min_idle_ms, built.consumer.block_ms) == (1000, 50)
     assert built.backoff.give_up_after_s == 5
     assert built.retention.keep_unread_max_len == 10
-    with s.bus(CollectorRegistry()) as bus:  # connects on first use, not here
-        assert isinstance(bus, Bus)
-        assert bus.settings == built
+    bus = s.bus(CollectorRegistry())  # Redis by default; connects on first use, not here
+    assert isinstance(bus, RedisBus)
+    assert bus.settings == built
+    bus.close()
+    in_memory = s.bus(CollectorRegistry(), MemoryTransport())
+    assert isinstance(in_memory, MemoryBus)
+    assert in_memory.settings == built
 
 
 def test_defaults_are_the_buss_own() -> None:

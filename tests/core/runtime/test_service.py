@@ -61,7 +61,7 @@ class Worker(Service[WorkerSettings]):
         self.in_flight = 0
         self.next_id = 0
         self.model = self.ctx.readiness.add(FlagCheck("model loaded"))
-        self.ctx.check_redis()
+        self.ctx.check_bus()
         # Exactly what must be redacted: the raw URL, formatted by hand.
         log.info("connecting to %s", self.settings.redis_url.get_secret_value())
 

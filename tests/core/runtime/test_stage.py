@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 from heron.core import streams
-from heron.core.bus import Bus, BusSettings, Consumer, Publisher, RetentionSettings
+from heron.core.bus import BusSettings, Consumer, Publisher, RedisBus, RetentionSettings
 from heron.core.bus.codec import PB_FIELD
 from heron.core.runtime import (
     Received,
@@ -40,7 +40,7 @@ def meta(n: int, label: str = "ok") -> FrameMetadata:
 class Harness:
     """A stage from metadata stream `in` to `out`, and what its hooks saw."""
 
-    def __init__(self, bus: Bus, name: str, output_max_len: int = 100_000) -> None:
+    def __init__(self, bus: RedisBus, name: str, output_max_len: int = 100_000) -> None:
         self.ctx: ServiceContext[Settings] = build_context(Settings(), exit=lambda _: None)
         self.waits: list[float] = []
         self.ctx.wait = self.waits.append  # type: ignore[method-assign,assignment]
@@ -52,7 +52,7 @@ class Harness:
             update={"retention": RetentionSettings(keep_unread_max_len=output_max_len,
                                                    backpressure_timeout_s=0.05)}
         )  # fmt: skip
-        self.output: Publisher[FrameMetadata] = Bus(
+        self.output: Publisher[FrameMetadata] = RedisBus(
             tight, client=bus.client, registry=CollectorRegistry()
         ).publisher(self.sink, FrameMetadata)
         self.reads = 0
@@ -90,9 +90,9 @@ class Harness:
 
 
 @pytest.fixture
-def bus(redis_url: str) -> Iterator[Bus]:
+def bus(redis_url: str) -> Iterator[RedisBus]:
     fast = BusSettings(consumer={"block_ms": 100})
-    with Bus.from_url(redis_url, fast, registry=CollectorRegistry()) as b:
+    with RedisBus.from_url(redis_url, fast, registry=CollectorRegistry()) as b:
         yield b
 
 
@@ -108,7 +108,7 @@ def outputs(raw: redis.Redis, key: str) -> list[FrameMetadata]:
 
 
 def test_outputs_are_published_rejections_dead_lettered_then_inputs_acked(
-    bus: Bus, raw: redis.Redis
+    bus: RedisBus, raw: redis.Redis
 ) -> None:
     h = Harness(bus, "s1")
     bus.publisher(h.source, FrameMetadata).publish_many([meta(1), meta(2, "bad"), meta(3)])
@@ -129,7 +129,7 @@ def test_outputs_are_published_rejections_dead_lettered_then_inputs_acked(
 
 
 def test_work_whose_publish_hits_backpressure_is_held_not_read_again(
-    bus: Bus, raw: redis.Redis
+    bus: RedisBus, raw: redis.Redis
 ) -> None:
     h = Harness(bus, "s2", output_max_len=3)
     raw.xgroup_create(h.sink.key, "reader", id="0", mkstream=True)
@@ -152,7 +152,7 @@ def test_work_whose_publish_hits_backpressure_is_held_not_read_again(
 
 
 def test_a_retryable_failure_backs_off_and_handles_the_same_work_again(
-    bus: Bus, raw: redis.Redis
+    bus: RedisBus, raw: redis.Redis
 ) -> None:
     h = Harness(bus, "s3")
     h.failures = 3
@@ -168,7 +168,9 @@ def test_a_retryable_failure_backs_off_and_handles_the_same_work_again(
     assert len(stream_entries(raw, streams.dead_letter(h.source).key)) == 1  # sent once
 
 
-def test_drain_leaves_work_that_still_cannot_finish_pending(bus: Bus, raw: redis.Redis) -> None:
+def test_drain_leaves_work_that_still_cannot_finish_pending(
+    bus: RedisBus, raw: redis.Redis
+) -> None:
     h = Harness(bus, "s4")
     h.failures = 5
     bus.publisher(h.source, FrameMetadata).publish(meta(1))

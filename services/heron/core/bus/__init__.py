@@ -1,11 +1,13 @@
-"""The Redis-streams bus: typed publish/consume of heron.v1 messages with consumer groups.
+"""The bus: typed publish/consume of heron.v1 messages with consumer groups.
 
-See docs/bus.md. Build one `Bus` in a service's bootstrap and take publishers and consumers
-from it; every stream name comes from heron.core.streams.
+See docs/bus.md. A service names only the protocols (`Bus`, `Publisher`, `Consumer`); its
+runner picks the transport that builds its `Bus`: Redis streams (`RedisTransport`, the default
+and what Kubernetes runs) or queues inside one process (`MemoryTransport`, for
+`heron run --in-process`). Every stream name comes from heron.core.streams.
 """
 
-from heron.core.bus.bus import Bus, default_consumer_name
-from heron.core.bus.consumer import Consumer, Delivery
+from heron.core.bus.bus import RedisBus, RedisTransport, default_consumer_name
+from heron.core.bus.consumer import Delivery, RedisConsumer
 from heron.core.bus.errors import (
     BackpressureError,
     BusError,
@@ -15,8 +17,10 @@ from heron.core.bus.errors import (
     StreamTypeError,
     UndecodableMessageError,
 )
+from heron.core.bus.memory import MemoryBus, MemoryStreams, MemoryTransport
 from heron.core.bus.metrics import BusMetrics, default_metrics
-from heron.core.bus.publisher import Publisher
+from heron.core.bus.protocols import Bus, Consumer, Publisher, Transport
+from heron.core.bus.publisher import RedisPublisher
 from heron.core.bus.settings import (
     BackoffSettings,
     BusSettings,
@@ -36,10 +40,18 @@ __all__ = [
     "ConsumerSettings",
     "DeadLetterReason",
     "Delivery",
+    "MemoryBus",
+    "MemoryStreams",
+    "MemoryTransport",
     "Publisher",
+    "RedisBus",
+    "RedisConsumer",
+    "RedisPublisher",
+    "RedisTransport",
     "ReplyError",
     "RetentionSettings",
     "StreamTypeError",
+    "Transport",
     "UndecodableMessageError",
     "default_consumer_name",
     "default_metrics",

@@ -14,11 +14,13 @@ import redis
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from heron.core.bus import codec, groups
 from heron.core.bus.codec import M
 from heron.core.bus.connection import connect, ping
-from heron.core.bus.consumer import Consumer
+from heron.core.bus.consumer import RedisConsumer
+from heron.core.bus.errors import UndecodableMessageError
 from heron.core.bus.metrics import BusMetrics, default_metrics
-from heron.core.bus.publisher import Publisher
+from heron.core.bus.publisher import RedisPublisher
 from heron.core.bus.settings import BusSettings
 from heron.core.streams import StreamName
 
@@ -28,8 +30,9 @@ def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class Bus:
-    """Makes typed publishers and consumers that share one Redis client and one set of metrics."""
+class RedisBus:
+    """Makes typed publishers and consumers that share one Redis client and one set of metrics
+    (the `Bus` of heron.core.bus.protocols on Redis streams)."""
 
     def __init__(
         self,
@@ -49,15 +52,15 @@ class Bus:
         settings: BusSettings | None = None,
         *,
         registry: CollectorRegistry | None = None,
-    ) -> Bus:
+    ) -> RedisBus:
         """A bus for `url`, other settings from `settings` (or the defaults)."""
         base = settings or BusSettings()
         # Validate again: the URL's scheme check lives in the model.
         merged = BusSettings.model_validate({**base.model_dump(), "url": SecretStr(url)})
         return cls(merged, registry=registry)
 
-    def publisher(self, stream: StreamName, message_class: type[M]) -> Publisher[M]:
-        return Publisher(
+    def publisher(self, stream: StreamName, message_class: type[M]) -> RedisPublisher[M]:
+        return RedisPublisher(
             self.client, stream, message_class, settings=self.settings, metrics=self.metrics
         )
 
@@ -67,8 +70,8 @@ class Bus:
         message_class: type[M],
         group: str,
         name: str | None = None,
-    ) -> Consumer[M]:
-        return Consumer(
+    ) -> RedisConsumer[M]:
+        return RedisConsumer(
             self.client,
             stream,
             message_class,
@@ -78,6 +81,34 @@ class Bus:
             metrics=self.metrics,
         )
 
+    def outstanding(self, key: str, group: str, count_up_to: int) -> int:
+        return groups.group_outstanding(self.client, key, group, count_up_to)
+
+    def entries_added(self, key: str) -> int:
+        return groups.entries_added(self.client, key)
+
+    def groups_caught_up(self, key: str) -> dict[str, bool]:
+        return groups.groups_caught_up(self.client, key)
+
+    def stream_keys(self, pattern: str) -> list[str]:
+        found = self.client.scan_iter(match=pattern, count=1000, _type="stream")
+        return [groups.text(raw) for raw in found]
+
+    def newest_id(self, key: str) -> str | None:
+        newest = self.client.xrevrange(key, count=1)
+        return groups.text(newest[0][0]) if newest else None
+
+    def newest(self, stream: StreamName, message_class: type[M]) -> M | None:
+        newest = self.client.xrevrange(stream.key, count=1)
+        fields = newest[0][1] if newest else None
+        if not isinstance(fields, dict):
+            return None
+        entry = {k: v for k, v in fields.items() if isinstance(k, bytes) and isinstance(v, bytes)}
+        try:
+            return codec.decode(entry, message_class).message
+        except UndecodableMessageError:
+            return None
+
     def ping(self) -> bool:
         """Readiness: Redis answers right now."""
         return ping(self.client)
@@ -85,7 +116,7 @@ class Bus:
     def close(self) -> None:
         self.client.close()
 
-    def __enter__(self) -> Bus:
+    def __enter__(self) -> RedisBus:
         return self
 
     def __exit__(
@@ -95,3 +126,12 @@ class Bus:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class RedisTransport:
+    """Every service on Redis streams: each builds its own client from its settings."""
+
+    name = "redis"
+
+    def bus(self, settings: BusSettings, registry: CollectorRegistry | None = None) -> RedisBus:
+        return RedisBus(settings, registry=registry)

@@ -22,7 +22,7 @@ from heron.core import streams
 from heron.core.bus import codec, replies
 from heron.core.bus.codec import M
 from heron.core.bus.connection import Reconnector
-from heron.core.bus.deadletter import Rejected, dead_letter, reason_text, to_dead_letter
+from heron.core.bus.deadletter import Refusal, Rejected, send_refusal, to_dead_letter
 from heron.core.bus.errors import (
     BackpressureError,
     DeadLetterReason,
@@ -30,7 +30,7 @@ from heron.core.bus.errors import (
     UndecodableMessageError,
 )
 from heron.core.bus.metrics import BusMetrics, default_metrics
-from heron.core.bus.publisher import Publisher, check_message_class
+from heron.core.bus.publisher import RedisPublisher, check_message_class
 from heron.core.bus.replies import RawEntry
 from heron.core.bus.settings import BusSettings
 from heron.core.streams import StreamName
@@ -45,7 +45,7 @@ SCAN_DONE = "0-0"  # XAUTOCLAIM's cursor once it has looked at the whole pending
 
 @dataclass(frozen=True)
 class Delivery(Generic[M]):
-    """One message handed to a consumer; acknowledge it with `Consumer.ack` when done."""
+    """One message handed to a consumer; acknowledge it with the consumer's `ack` when done."""
 
     id: str
     message: M
@@ -59,7 +59,7 @@ def check_name(kind: str, value: str) -> str:
     return value
 
 
-class Consumer(Generic[M]):
+class RedisConsumer(Generic[M]):
     """Reads `message_class` messages from `stream` as member `name` of `group`.
 
     One consumer per thread: it keeps a reclaim cursor. `name` must be unique within the
@@ -89,7 +89,7 @@ class Consumer(Generic[M]):
         self._reconnector = Reconnector(
             self._settings.backoff, self._metrics, stream=stream.key, role="consumer"
         )
-        self._dead_letters = Publisher(
+        self._dead_letters = RedisPublisher(
             client,
             streams.dead_letter(stream),
             DeadLetter,
@@ -169,21 +169,23 @@ class Consumer(Generic[M]):
         other parts to dead-letter. Raises BackpressureError when the dead-letter stream is
         full: nothing was acknowledged, so the caller can try again.
         """
-        text = reason_text(reason, detail)
-        letter = dead_letter(
-            stream=self.key,
+        refusal = Refusal(
             message_id=delivery.id,
-            group=self.group,
-            type_name=self.stream.message_type if type_name is None else type_name,
-            reason=text,
-            payload=delivery.message.SerializeToString() if payload is None else payload,
             deliveries=delivery.deliveries,
+            reason=reason,
+            detail=detail,
+            payload=delivery.message.SerializeToString() if payload is None else payload,
+            type_name=self.stream.message_type if type_name is None else type_name,
         )
-        self._dead_letters.publish(letter)
+        text = send_refusal(
+            refusal,
+            stream=self.key,
+            group=self.group,
+            publish=self._dead_letters.publish,
+            metrics=self._metrics,
+        )
         if ack:
             self.ack([delivery])
-        self._metrics.dead_lettered.labels(stream=self.key, group=self.group, reason=reason).inc()
-        log.warning("dead-lettered %s of %r: %s", delivery.id, self.key, text)
         return text
 
     def _call(self, op: Callable[[], T]) -> T:

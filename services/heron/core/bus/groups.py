@@ -21,7 +21,7 @@ def group_outstanding(client: redis.Redis, key: str, group: str, count_up_to: in
     pending = int(info["pending"])
     lag = info.get("lag")
     if lag is None:
-        last = _text(info["last-delivered-id"])
+        last = text(info["last-delivered-id"])
         rest = client.xrange(key, min=f"({last}", count=count_up_to)
         lag = len(rest or [])
     return int(lag) + pending
@@ -36,13 +36,13 @@ def groups_caught_up(client: redis.Redis, key: str) -> dict[str, bool]:
     except redis.ResponseError:  # no such key yet
         return {}
     newest = client.xrevrange(key, count=1)
-    last = _id(_text(newest[0][0])) if newest else None
+    last = _id(text(newest[0][0])) if newest else None
     caught_up: dict[str, bool] = {}
     for raw in groups:
-        info = {_text(k): v for k, v in raw.items()}
-        delivered = _id(_text(info["last-delivered-id"]))
+        info = {text(k): v for k, v in raw.items()}
+        delivered = _id(text(info["last-delivered-id"]))
         idle = int(info["pending"]) == 0
-        caught_up[_text(info["name"])] = idle and (last is None or delivered >= last)
+        caught_up[text(info["name"])] = idle and (last is None or delivered >= last)
     return caught_up
 
 
@@ -57,7 +57,7 @@ def entries_added(client: redis.Redis, key: str) -> int:
         info = client.xinfo_stream(key)
     except redis.ResponseError:  # no such key yet
         return 0
-    info = {_text(k): v for k, v in info.items()}
+    info = {text(k): v for k, v in info.items()}
     return int(info.get("entries-added", info["length"]))  # Redis < 7: no trims assumed
 
 
@@ -67,11 +67,11 @@ def _group_info(client: redis.Redis, key: str, group: str) -> dict[str, Any] | N
     except redis.ResponseError:  # no such key yet
         return None
     for raw in groups:
-        info = {_text(k): v for k, v in raw.items()}
-        if _text(info["name"]) == group:
+        info = {text(k): v for k, v in raw.items()}
+        if text(info["name"]) == group:
             return info
     return None
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)

@@ -32,7 +32,7 @@ def check_message_class(stream: StreamName, message_class: type[Message]) -> Non
         )
 
 
-class Publisher(Generic[M]):
+class RedisPublisher(Generic[M]):
     """Publishes `message_class` messages to `stream`.
 
     Frame streams (DROP_OLDEST) are trimmed to `retention.drop_oldest_max_len` and the drops

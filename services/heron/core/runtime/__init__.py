@@ -15,7 +15,13 @@ from heron.core.runtime.health import (
 from heron.core.runtime.logs import configure_logging
 from heron.core.runtime.metrics import ServiceMetrics
 from heron.core.runtime.redact import redact_url
-from heron.core.runtime.service import Service, ServiceContext, build_context, run_service
+from heron.core.runtime.service import (
+    Service,
+    ServiceContext,
+    build_context,
+    run_service,
+    serve,
+)
 from heron.core.runtime.settings import (
     LogSettings,
     MetricsSettings,
@@ -67,4 +73,5 @@ __all__ = [
     "load_settings",
     "redact_url",
     "run_service",
+    "serve",
 ]

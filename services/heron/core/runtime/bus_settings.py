@@ -1,8 +1,8 @@
 """Settings every service on the bus shares, declared once, and the one way to build its Bus.
 
 A service's settings subclass `BusClientSettings` (it publishes) or `BusConsumerSettings` (it
-also reads with a consumer group) instead of `ServiceSettings`; `settings.bus(registry)` builds
-the `Bus` from `redis_url` and the `consumer`, `retention` and `backoff` policies here.
+also reads with a consumer group) instead of `ServiceSettings`; `settings.bus(registry, transport)`
+builds the `Bus` from `redis_url` and the `consumer`, `retention` and `backoff` policies here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,15 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from heron.core import streams
-from heron.core.bus import BackoffSettings, Bus, BusSettings, ConsumerSettings, RetentionSettings
+from heron.core.bus import (
+    BackoffSettings,
+    Bus,
+    BusSettings,
+    ConsumerSettings,
+    RedisTransport,
+    RetentionSettings,
+    Transport,
+)
 from heron.core.bus.consumer import check_name
 from heron.core.runtime.settings import ServiceSettings
 
@@ -39,9 +47,12 @@ class BusClientSettings(ServiceSettings):
     def bus_settings(self) -> BusSettings:
         return BusSettings(url=self.redis_url, retention=self.retention, backoff=self.backoff)
 
-    def bus(self, registry: CollectorRegistry | None = None) -> Bus:
-        """The service's Bus (it connects on first use); pass the service's metrics registry."""
-        return Bus(self.bus_settings(), registry=registry)
+    def bus(
+        self, registry: CollectorRegistry | None = None, transport: Transport | None = None
+    ) -> Bus:
+        """The service's Bus on `transport` (its context's; Redis by default), which connects
+        on first use; pass the service's metrics registry."""
+        return (transport or RedisTransport()).bus(self.bus_settings(), registry)
 
 
 class BusConsumerSettings(BusClientSettings):

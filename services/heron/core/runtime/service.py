@@ -22,11 +22,12 @@ import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 
+from heron.core.bus import RedisTransport, Transport
 from heron.core.runtime.endpoint import HealthServer
 from heron.core.runtime.health import Heartbeat, Readiness, RedisCheck
 from heron.core.runtime.logs import configure_logging
@@ -56,6 +57,9 @@ class ServiceContext(Generic[S]):
     readiness: Readiness
     heartbeat: Heartbeat
     shutdown: Shutdown
+    # What carries the service's messages: Redis streams, or queues when its runner hosts
+    # every stage in one process. Services pass it to `settings.bus(...)`.
+    transport: Transport = field(default_factory=RedisTransport)
 
     @property
     def stopping(self) -> bool:
@@ -69,8 +73,11 @@ class ServiceContext(Generic[S]):
         """Stop from inside (end of a file source, a fatal condition), as SIGTERM would."""
         self.shutdown.request(reason)
 
-    def check_redis(self, name: str = "redis") -> RedisCheck:
-        """Register a readiness check that PINGs the settings' Redis on every probe."""
+    def check_bus(self, name: str = "redis") -> RedisCheck | None:
+        """On Redis, register a readiness check that PINGs it on every probe; in one process
+        the queues are the process's own memory, with nothing to check."""
+        if not isinstance(self.transport, RedisTransport):
+            return None
         check = RedisCheck(self.settings.redis_url, self.settings.readiness_timeout_s, name)
         self.readiness.add(check)
         return check
@@ -81,6 +88,7 @@ def build_context(
     registry: CollectorRegistry | None = None,
     *,
     exit: Callable[[int], object] = os._exit,
+    transport: Transport | None = None,
 ) -> ServiceContext[S]:
     """Wire the runtime's parts for `settings` (no signals, no server: `run_service` adds those).
 
@@ -97,6 +105,7 @@ def build_context(
             settings.liveness_timeout_s, settings.startup_timeout_s, stopping=shutdown.requested
         ),
         shutdown=shutdown,
+        transport=transport or RedisTransport(),
     )
 
 
@@ -157,14 +166,16 @@ def run_service(
     ctx.shutdown.install()
     server.start()
     try:
-        return _run(service_cls, ctx)
+        return serve(service_cls, ctx)
     finally:
         server.stop()
         ctx.readiness.close()
         ctx.shutdown.uninstall()
 
 
-def _run(service_cls: Callable[[ServiceContext[S]], Service[S]], ctx: ServiceContext[S]) -> int:
+def serve(service_cls: Callable[[ServiceContext[S]], Service[S]], ctx: ServiceContext[S]) -> int:
+    """Start the service, step it until a stop is requested, drain and close it; the exit
+    code. `run_service` calls it for a process; `heron run --in-process`, for each thread."""
     service: Service[S] | None = None
     try:
         service = service_cls(ctx)
