@@ -181,13 +181,20 @@ def stage_log(run_dir: Path, level: str, enabled: bool = True) -> Iterator[None]
     handler.setLevel(level)
     root = logging.getLogger()
     old_level = root.level
+    # The stages' INFO lines must reach the file, so the root lets them through; handlers
+    # already there (the terminal's) keep showing only what they showed before.
+    others = [h for h in root.handlers if h.level == logging.NOTSET]
+    for other in others:
+        other.setLevel(old_level)
     root.addHandler(handler)
-    root.setLevel(min(root.level or logging.WARNING, handler.level))
+    root.setLevel(min(old_level or logging.WARNING, handler.level))
     try:
         yield
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
+        for other in others:
+            other.setLevel(logging.NOTSET)
         handler.close()
 
 
