@@ -43,12 +43,22 @@ apt:
 	  else echo "warning: missing Debian packages:$$missing (run as root or install them; tests that need them skip)"; fi; \
 	fi
 
+# protoc with the plugins of the venv: messages, gRPC stubs and typed .pyi for both
+# (protoc-gen-mypy and protoc-gen-mypy_grpc come with mypy-protobuf).
+PROTOC = PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m grpc_tools.protoc -Iprotos
+PROTOC_OUTS = --python_out=$(1) --mypy_out=$(1) --grpc_python_out=$(1) --mypy_grpc_out=$(1)
+
 # Regenerate the committed protobuf code (and its .pyi stubs) from protos/.
 proto: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m grpc_tools.protoc -Iprotos \
-	  --python_out=$(PROTO_OUT) --mypy_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
-	  $(addprefix protos/,$(PROTO_SRC))
+	$(PROTOC) $(call PROTOC_OUTS,$(PROTO_OUT)) $(addprefix protos/,$(PROTO_SRC))
 	@find $(PROTO_OUT)/heron/v1 -type d -exec touch {}/__init__.py \;
+
+# The committed code is what protos/ generates now (fails, listing the files, when not).
+proto-check: $(STAMP)
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PROTOC) $(call PROTOC_OUTS,$$tmp) $(addprefix protos/,$(PROTO_SRC)) && \
+	diff -rq -x __init__.py -x __pycache__ "$$tmp/heron/v1" $(PROTO_OUT)/heron/v1 \
+	  || { echo "generated code is stale: run make proto"; exit 1; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check services operator tests bench

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,23 +16,25 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_generated_code_is_not_stale(tmp_path: Path) -> None:
+    """Messages, gRPC stubs and both kinds of .pyi, as `make proto` writes them (the mypy
+    plugins are the venv's, beside this interpreter)."""
     protos = sorted(str(p.relative_to(REPO / "protos")) for p in (REPO / "protos").rglob("*.proto"))
+    outs = ("python_out", "grpc_python_out", "mypy_out", "mypy_grpc_out")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "grpc_tools.protoc",
-            "-Iprotos",
-            f"--python_out={tmp_path}",
-            *protos,
-        ],
+        [sys.executable, "-m", "grpc_tools.protoc", "-Iprotos"]
+        + [f"--{out}={tmp_path}" for out in outs]
+        + protos,
         cwd=REPO,
         check=True,
+        env=env,
     )
-    for generated in tmp_path.rglob("*_pb2.py"):
-        committed = REPO / "services" / generated.relative_to(tmp_path)
+    generated = [*tmp_path.rglob("*_pb2*.py"), *tmp_path.rglob("*_pb2*.pyi")]
+    assert any(p.name == "control_pb2_grpc.pyi" for p in generated)
+    for path in generated:
+        committed = REPO / "services" / path.relative_to(tmp_path)
         assert committed.exists(), f"{committed} is missing: run `make proto`"
-        assert filecmp.cmp(generated, committed, shallow=False), (
+        assert filecmp.cmp(path, committed, shallow=False), (
             f"{committed} is stale: run `make proto` and commit the result"
         )
 
