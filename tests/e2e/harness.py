@@ -65,8 +65,13 @@ class Output:
 def heron_run(
     config: Path, run_dir: Path, *extra: str, prefix: tuple[str, ...] = ()
 ) -> subprocess.Popen[str]:
-    """`heron run` in a session of its own; `prefix` wraps it (`unshare -m sh -c ...`)."""
+    """`heron run` in a session of its own; `prefix` wraps it (`unshare -m sh -c ...`). Its
+    gRPC API gets a free port unless `extra` names one: runs never fight over :50051."""
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # its own redis-server
+    if "--grpc-listen" not in extra:
+        extra = (*extra, "--grpc-listen", "127.0.0.1:0")
+    if "--detector-listen" not in extra:
+        extra = (*extra, "--detector-listen", "127.0.0.1:0")
     return subprocess.Popen(
         [
             *prefix,

@@ -111,7 +111,10 @@ def test_a_stage_that_fails_ends_the_run_with_its_last_lines(
     config = write_app(tmp_path, model_dir, clip.path.as_uri())
     lines: list[str] = []
     result = run_pipeline(
-        RunRequest(config, tmp_path / "run", RunOptions(in_process=True)), out=lines.append
+        RunRequest(
+            config, tmp_path / "run", RunOptions(in_process=True, grpc_listen="127.0.0.1:0")
+        ),
+        out=lines.append,
     )
     assert calls.is_set()
     assert result.exit_code == 1

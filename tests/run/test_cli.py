@@ -50,6 +50,9 @@ def test_a_bad_pipeline_fails_before_anything_starts(
         (["--backend", "tensorrt"], "onnxruntime"),
         (["--threads", "-1"], "greater than or equal to 0"),
         (["--max-fast-crashes", "0"], "greater than or equal to 1"),
+        (["--grpc-listen", "50051"], "grpc_listen"),
+        (["--grpc-listen", "localhost:99999"], "out of range"),
+        (["--detector-listen", "nowhere"], "detector_listen"),
     ],
 )
 def test_bad_options_are_refused(
@@ -74,6 +77,7 @@ def test_the_options_take_their_defaults_from_the_models(runner: CliRunner) -> N
         (RunOptions, "backend"),
         (RunOptions, "intra_op_threads"),
         (RunOptions, "encoder_preset"),
+        (RunOptions, "grpc_listen"),
         (RestartPolicy, "max_fast_crashes"),
     ]
     for model, name in options:

@@ -13,6 +13,9 @@ from heron.run.plan import has_main, plan_run
 from heron.run.runner import _describe as describe
 
 URL = "redis://127.0.0.1:6399/0"
+# The control service (the gRPC API) is planned last whenever it is installed.
+CONTROL = ["control"] if has_main("heron.control") else []
+needs_control = pytest.mark.skipif(not CONTROL, reason="heron.control is not installed")
 
 
 def write_pipeline(folder: Path, source: str, *, extra: str = "", sink: str = "fake") -> Path:
@@ -47,7 +50,7 @@ def test_files_without_loop_run_lossless_without_the_muxer(tmp_path: Path, clip:
     config = write_pipeline(tmp_path, f"{{type: uri, enable: true, uri: '{clip.as_uri()}'}}")
     plan = plan_run(config, tmp_path / "run", RunOptions(), URL)
     assert plan.topology == "lossless"
-    assert [s.child.name for s in plan.services] == ["ingest", "inference"]
+    assert [s.child.name for s in plan.services] == ["ingest", "inference", *CONTROL]
     ingest, inference = (
         settings(tmp_path / "run", "ingest"),
         settings(tmp_path / "run", "inference"),
@@ -72,7 +75,9 @@ def test_live_sources_go_through_the_muxer(
     config = write_pipeline(tmp_path, source.replace("CLIP", clip.as_uri()), extra=extra)
     plan = plan_run(config, tmp_path / "run", RunOptions(), URL)
     assert plan.topology == "live"
-    assert [s.child.name for s in plan.services] == ["ingest", "streammux", "inference"]
+    assert [s.child.name for s in plan.services] == [
+        "ingest", "streammux", "inference", *CONTROL,
+    ]  # fmt: skip
     assert settings(tmp_path / "run", "ingest")["backpressure"] == "latest_frame_wins"
     assert settings(tmp_path / "run", "inference").get("input", "batches") == "batches"
 
@@ -230,3 +235,37 @@ def test_the_configs_warnings_reach_the_plan(tmp_path: Path, clip: Path) -> None
     assert f"warning: {config}:5: [source0.bogus-key] unknown key 'bogus-key'; it is ignored" in (
         shown
     )
+
+
+@needs_control
+@pytest.mark.parametrize("listen", ["127.0.0.1:6123", "0.0.0.0:0"])
+def test_the_control_service_listens_where_asked(tmp_path: Path, clip: Path, listen: str) -> None:
+    config = write_pipeline(tmp_path, f"{{type: uri, enable: true, uri: '{clip.as_uri()}'}}")
+    plan = plan_run(config, tmp_path / "run", RunOptions(grpc_listen=listen), URL)
+    written = settings(tmp_path / "run", "control")
+    host, _, port = written["grpc"]["listen"].rpartition(":")  # type: ignore[index]
+    assert written["stage"] == plan.final_stage == "inference"
+    if listen.endswith(":0"):  # a free port, chosen before the start so it can be printed
+        assert host == "0.0.0.0" and int(port) > 0
+    else:
+        assert f"{host}:{port}" == listen
+    control = plan.services[-1]
+    assert control.child.argv[1:4] == ["-m", "heron.control", "-c"]
+    shown: list[str] = []
+    describe(plan, tmp_path / "run", shown.append)
+    assert f"gRPC: 127.0.0.1:50052 (Detector), {host}:{port} (Detections)" in shown
+
+
+@needs_control
+def test_the_inference_service_serves_the_detector_where_asked(tmp_path: Path, clip: Path) -> None:
+    config = write_pipeline(tmp_path, f"{{type: uri, enable: true, uri: '{clip.as_uri()}'}}")
+    options = RunOptions(grpc_listen="127.0.0.1:6123", detector_listen="127.0.0.1:0")
+    plan = plan_run(config, tmp_path / "run", options, URL)
+    written = settings(tmp_path / "run", "inference")
+    host, _, port = written["grpc"]["listen"].rpartition(":")  # type: ignore[index]
+    assert host == "127.0.0.1" and int(port) > 0  # chosen before the start, to be printed
+    shown: list[str] = []
+    describe(plan, tmp_path / "run", shown.append)
+    assert f"gRPC: {host}:{port} (Detector), 127.0.0.1:6123 (Detections)" in shown
+    plan_run(config, tmp_path / "off", RunOptions(detector_listen=None), URL)
+    assert "grpc" not in settings(tmp_path / "off", "inference")

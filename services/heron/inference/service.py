@@ -9,6 +9,10 @@ dead-letter stream with the reason: pixels it cannot read, a stream the pipeline
 does not fit the muxer (bad_batch, the whole batch); none of them touches any stream's state.
 While the backend is unavailable (Triton restarting) the
 work is held, unacknowledged, and retried with backoff: nothing acknowledged lacks metadata.
+
+With `grpc` set, the service also serves the Detector gRPC service (`detector_server`): images
+a client sends go through the same preprocessing, model and postprocessing; the bus loop and
+the gRPC calls take turns on the backend (`SharedBackend`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import logging
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -33,6 +37,7 @@ from heron.core.bus.admission import (
     RefusedError,
 )
 from heron.core.config.pipeline_file import load_pipeline
+from heron.core.grpc.settings import GrpcServerSettings
 from heron.core.plan.settings.inference import InferenceSettings
 from heron.core.runtime import (
     CheckResult,
@@ -63,8 +68,12 @@ from heron.inference.pipeline import (
 )
 from heron.inference.pixels import Image, PixelReader
 from heron.inference.preprocess import Preprocessor, PreprocessSpec
+from heron.inference.shared_backend import SharedBackend
 from heron.v1.detection_pb2 import DetectedObject, FrameMetadata, StageTimestamp
 from heron.v1.frame_pb2 import FrameRef
+
+if TYPE_CHECKING:
+    from heron.inference.detector_server import DetectorServer
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +145,7 @@ class InferenceService(Service[InferenceSettings]):
         self.orders: dict[str, FrameOrder] = {}  # per stream: where its frame numbers are
         self.bus = s.bus(registry, self.ctx.transport)
         self.backend: Backend = build_backend(s.backend, self.detector.nvinfer)
+        self.shared = SharedBackend(self.backend)
         info = self.backend.model_info()
         self.preprocess = Preprocessor(
             PreprocessSpec.from_nvinfer(self.detector.nvinfer.property, info.input_shape)
@@ -167,6 +177,7 @@ class InferenceService(Service[InferenceSettings]):
         )
         self.ctx.readiness.add(BackendCheck(self.backend, info.name))
         self.model_loaded.set(f"{info.name} version {info.version}")
+        self.api: DetectorServer | None = None if s.grpc is None else self._start_api(s.grpc)
         log.info(
             "serving",
             extra={"model": info.name, "version": info.version, "inputs": str(self.input.streams)},
@@ -186,10 +197,45 @@ class InferenceService(Service[InferenceSettings]):
             self._count(done)
 
     def close(self) -> None:
+        api = getattr(self, "api", None)
+        if api is not None:  # first: its in-flight calls still use the backend
+            api.stop()
         for name in ("backend", "pixels", "bus"):
             part = getattr(self, name, None)
             if part is not None:
                 part.close()
+
+    def _start_api(self, settings: GrpcServerSettings) -> DetectorServer:
+        """The Detector gRPC service over this service's model, started."""
+        from heron.inference.detector_server import DetectorServer
+        from heron.inference.grpc_api import InferenceDetectorServicer
+        from heron.inference.image_detector import ImageDetector
+        from heron.inference.model_card import model_card
+
+        s = self.settings
+        detector = ImageDetector(
+            self.preprocess, self.shared, self.head, self.detector.batch_size, self.ctx.metrics
+        )
+        card = model_card(
+            self.backend.model_info(),
+            self.preprocess.spec,
+            self.detector.nvinfer,
+            settings=s.backend,
+            backend=self.backend,
+            batch_size=detector.batch_size,
+        )
+        servicer = InferenceDetectorServicer(
+            detector,
+            card,
+            max_images=s.detect_max_images,
+            max_image_pixels=s.detect_max_image_pixels,
+        )
+        api = DetectorServer(settings, servicer, self.shared, self.backend.ready)
+        try:
+            api.start()
+        except (OSError, ValueError) as e:  # a taken port, a missing or bad TLS file
+            raise FatalError(f"grpc: {e}") from e
+        return api
 
     # --- one unit of work ---------------------------------------------------------------
 
@@ -297,7 +343,7 @@ class InferenceService(Service[InferenceSettings]):
                 batch, placements = self.preprocess(images)
             try:
                 with self.ctx.metrics.track("inference.infer", label, frames=len(chunk)):
-                    outputs = self.backend.infer(batch)
+                    outputs = self.shared.infer(batch)
             except BackendError as e:
                 log.error("inference failed for %d frames: %s", len(chunk), e)
                 for j in chunk:

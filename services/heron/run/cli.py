@@ -85,6 +85,20 @@ def run(
     encoder_preset: Annotated[
         str | None, typer.Option(help=field_help(RunOptions, "encoder_preset"))
     ] = None,
+    grpc_listen: Annotated[
+        str | None,
+        typer.Option(
+            "--grpc-listen", metavar="HOST:PORT", help=field_help(RunOptions, "grpc_listen")
+        ),
+    ] = None,
+    detector_listen: Annotated[
+        str | None,
+        typer.Option(
+            "--detector-listen",
+            metavar="HOST:PORT",
+            help=field_help(RunOptions, "detector_listen"),
+        ),
+    ] = None,
     duration: Annotated[
         float | None,
         typer.Option(
@@ -121,6 +135,8 @@ def run(
                 triton_model=triton_model,
                 intra_op_threads=threads,
                 encoder_preset=encoder_preset,
+                grpc_listen=grpc_listen,
+                detector_listen=detector_listen,
                 in_process=in_process or None,
             )
         )

@@ -17,6 +17,7 @@ from pathlib import Path
 from heron.core.config.diagnostics import Diagnostic
 from heron.core.config.models import Pipeline
 from heron.core.config.pipeline_file import load_pipeline
+from heron.core.grpc.settings import GrpcServerSettings, split_listen
 from heron.core.plan.frame_rate import probe_frame_rate
 from heron.core.plan.model import (
     PipelinePlan,
@@ -26,12 +27,14 @@ from heron.core.plan.model import (
     decided,
 )
 from heron.core.plan.planner import has_main, plan_loaded
+from heron.core.plan.settings.control import ControlSettings
+from heron.core.plan.settings.inference import InferenceSettings
 from heron.run.options import RunOptions
 from heron.run.redis_local import free_port
 from heron.run.supervisor import ChildSpec
 
 # has_main: what `heron run` starts is what is installed here; its callers ask it here too.
-__all__ = ["RunPlan", "ServicePlan", "has_main", "plan_run"]
+__all__ = ["RunPlan", "ServicePlan", "grpc_apis", "has_main", "plan_run"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,10 @@ def _service(
         "metrics": {"host": "127.0.0.1", "port": port},
         "log": {**ours.get("log", {}), "format": "json"},  # the supervisor reads JSON lines
     }
+    if isinstance(planned.settings, ControlSettings | InferenceSettings):
+        listen = _free_if_zero(planned.settings.grpc)
+        if listen is not None:
+            ours["grpc"] = {**ours.get("grpc", {}), "listen": listen}
     settings = type(planned.settings).model_validate(ours)
     path = run_dir / f"{name}.json"
     path.write_text(json.dumps(decided(settings), indent=2) + "\n", encoding="utf-8")
@@ -114,6 +121,26 @@ def _service(
         log_file=run_dir / f"{name}.log",
     )
     return ServicePlan(child, path, port, settings, planned.module)
+
+
+def _free_if_zero(settings: GrpcServerSettings | None) -> str | None:
+    """Port 0 asks for a free port: chosen here, so the run can print where to connect."""
+    if settings is None:
+        return None
+    host, port = split_listen(settings.listen)
+    return settings.listen if port else f"{host}:{free_port()}"
+
+
+def grpc_apis(plan: RunPlan) -> list[str]:
+    """Where the run's gRPC APIs listen, as `HOST:PORT (Service)`."""
+    apis = []
+    for service in plan.services:
+        settings = service.settings
+        if isinstance(settings, ControlSettings):
+            apis.append(f"{settings.grpc.listen} (Detections)")
+        elif isinstance(settings, InferenceSettings) and settings.grpc is not None:
+            apis.append(f"{settings.grpc.listen} (Detector)")
+    return apis
 
 
 def _args(service: str, config: Path) -> list[str]:

@@ -30,7 +30,7 @@ from heron.core.config.pipeline_file import warning_line
 from heron.core.runtime import redact_url
 from heron.run.options import RunOptions
 from heron.run.perf import PerfMeter, PerfPrinter
-from heron.run.plan import RunPlan, plan_run
+from heron.run.plan import RunPlan, grpc_apis, plan_run
 from heron.run.progress import BusWatcher, FrameSeen
 from heron.run.redis_local import LocalRedis, RedisUnavailableError
 from heron.run.shm import unlink_leftovers
@@ -201,6 +201,9 @@ def _describe(plan: RunPlan, run_dir: Path, out: Callable[[str], None]) -> None:
     out(f"services: {names} (settings and logs in {run_dir})")
     for name in plan.skipped:
         out(f"warning: the config enables the {name} but heron.{name} is not installed: skipped")
+    apis = grpc_apis(plan)
+    if apis:
+        out(f"gRPC: {', '.join(apis)}")
 
 
 @dataclass(kw_only=True)

@@ -69,6 +69,10 @@ def service_class(module: str) -> ServiceFactory:
         from heron.overlay.service import OverlayService
 
         return OverlayService
+    if module == "heron.control":
+        from heron.control.service import ControlService
+
+        return ControlService
     raise ValueError(f"no in-process runner for {module!r}")
 
 

@@ -10,6 +10,7 @@ from heron.core.media_uri import MediaTarget
 from heron.core.plan.model import PipelinePlan
 from heron.core.plan.options import PlanOptions
 from heron.core.plan.planner import Installed, plan_pipeline
+from heron.core.plan.settings.control import ControlSettings
 from heron.core.plan.settings.inference import (
     InferenceSettings,
     OnnxRuntimeSettings,
@@ -30,7 +31,7 @@ def everything(_module: str) -> bool:
 
 
 def nothing_optional(module: str) -> bool:
-    return module not in ("heron.tracker", "heron.overlay")
+    return module not in ("heron.tracker", "heron.overlay", "heron.control")
 
 
 def no_rate(_target: MediaTarget) -> float | None:
@@ -55,18 +56,21 @@ SETTINGS_CLASSES: dict[str, type[ServiceSettings]] = {
     "inference": InferenceSettings,
     "tracker": TrackerSettings,
     "overlay": OverlaySettings,
+    "control": ControlSettings,
 }
 
 
 @pytest.mark.parametrize(
     ("source", "extra", "topology", "names"),
     [
-        (FILE_SOURCE, "", "lossless", ["ingest", "inference"]),
-        (LIVE_SOURCE, "", "live", ["ingest", "streammux", "inference"]),
-        (FILE_SOURCE, "tests: {file_loop: true}\n", "live", ["ingest", "streammux", "inference"]),
-        (FILE_SOURCE, TRACKER + OSD, "lossless", ["ingest", "inference", "tracker", "overlay"]),
+        (FILE_SOURCE, "", "lossless", ["ingest", "inference", "control"]),
+        (LIVE_SOURCE, "", "live", ["ingest", "streammux", "inference", "control"]),
+        (FILE_SOURCE, "tests: {file_loop: true}\n", "live",
+         ["ingest", "streammux", "inference", "control"]),
+        (FILE_SOURCE, TRACKER + OSD, "lossless",
+         ["ingest", "inference", "tracker", "overlay", "control"]),
         (LIVE_SOURCE, TRACKER + OSD, "live",
-         ["ingest", "streammux", "inference", "tracker", "overlay"]),
+         ["ingest", "streammux", "inference", "tracker", "overlay", "control"]),
     ],
     ids=["file", "live source", "file-loop", "file, tracker, osd", "live, tracker, osd"],
 )  # fmt: skip
@@ -82,7 +86,10 @@ def test_round_trip_keeps_every_service_typed(
     for service in back.services:
         assert type(service.settings) is SETTINGS_CLASSES[service.service]
         assert service.module == f"heron.{service.service}"
-        assert service.settings.pipeline_config == tmp_path / "pipeline.yaml"
+        if isinstance(service.settings, ControlSettings):  # it reads the bus, not the config
+            assert service.settings.stage == planned.final_stage
+        else:
+            assert service.settings.pipeline_config == tmp_path / "pipeline.yaml"
 
 
 def test_lossless_ingest_waits_for_inference_and_the_overlay(tmp_path: Path) -> None:
@@ -105,7 +112,7 @@ def test_lossless_ingest_waits_for_inference_and_the_overlay(tmp_path: Path) -> 
 def test_live_ingest_drops_and_the_muxer_batches(tmp_path: Path) -> None:
     planned = plan(tmp_path, LIVE_SOURCE, extra=OSD, options=PlanOptions(ring_batches=7))
 
-    ingest, muxer, inference, _overlay = (s.settings for s in planned.services)
+    ingest, muxer, inference, _overlay, _control = (s.settings for s in planned.services)
     assert isinstance(ingest, IngestSettings) and isinstance(muxer, StreammuxSettings)
     assert ingest.backpressure is Backpressure.LATEST_FRAME_WINS and ingest.downstream is None
     assert muxer.ring_batches == 7
@@ -115,7 +122,7 @@ def test_live_ingest_drops_and_the_muxer_batches(tmp_path: Path) -> None:
 def test_every_consumer_reclaims_its_own_pending_input_at_once(tmp_path: Path) -> None:
     planned = plan(tmp_path, extra=TRACKER + OSD)
 
-    for service in planned.services[1:]:
+    for service in planned.services[1:-1]:  # not ingest, nor control (it reads no group)
         settings = service.settings
         assert isinstance(settings, InferenceSettings | TrackerSettings | OverlaySettings)
         assert settings.consumer_name == f"{service.service}-0"
@@ -134,7 +141,24 @@ def test_services_not_installed_are_skipped(tmp_path: Path) -> None:
 
 
 def test_a_fake_sink_alone_needs_no_overlay(tmp_path: Path) -> None:
-    assert [s.service for s in plan(tmp_path).services] == ["ingest", "inference"]
+    assert [s.service for s in plan(tmp_path).services] == ["ingest", "inference", "control"]
+
+
+@pytest.mark.parametrize(("extra", "stage"), [("", "inference"), (TRACKER, "tracker")])
+def test_the_control_service_follows_the_last_stage(tmp_path: Path, extra: str, stage: str) -> None:
+    options = PlanOptions(grpc_listen="0.0.0.0:6000", pipeline="lobby")
+    control = plan(tmp_path, extra=extra, options=options).service("control")
+
+    assert control is not None and isinstance(control.settings, ControlSettings)
+    assert (control.settings.stage, control.settings.grpc.listen) == (stage, "0.0.0.0:6000")
+    assert control.settings.pipeline == "lobby"
+    assert PlanOptions().grpc_listen == "127.0.0.1:50051"
+
+
+@pytest.mark.parametrize("listen", ["50051", "localhost:", "host:70000", ":50051"])
+def test_a_bad_grpc_listen_is_refused(listen: str) -> None:
+    with pytest.raises(ValueError, match="grpc_listen"):
+        PlanOptions(grpc_listen=listen)
 
 
 def test_the_overlay_gets_the_options_and_the_files_rate(tmp_path: Path) -> None:
@@ -143,7 +167,9 @@ def test_the_overlay_gets_the_options_and_the_files_rate(tmp_path: Path) -> None
 
     planned = plan_pipeline(config, options, installed=everything, frame_rate=lambda _: 25.0)
 
-    overlay = planned.services[-1].settings
+    planned_overlay = planned.service("overlay")
+    assert planned_overlay is not None
+    overlay = planned_overlay.settings
     assert isinstance(overlay, OverlaySettings)
     assert (overlay.fps, overlay.encoder_preset, overlay.input_stage) == (
         25.0, "superfast", "inference",
@@ -154,8 +180,9 @@ def test_the_overlay_gets_the_options_and_the_files_rate(tmp_path: Path) -> None
 
 
 def test_an_unknown_rate_leaves_the_overlays_default(tmp_path: Path) -> None:
-    overlay = plan(tmp_path, extra=OSD).services[-1]
+    overlay = plan(tmp_path, extra=OSD).service("overlay")
 
+    assert overlay is not None
     assert "fps" not in overlay.model_dump()["settings"]
     assert isinstance(overlay.settings, OverlaySettings) and overlay.settings.fps == 30.0
 

@@ -19,7 +19,7 @@ from heron.core.bus.errors import (
 )
 from heron.core.bus.memory import MemoryBus, MemoryStreams, MemoryTransport
 from heron.core.bus.metrics import BusMetrics, default_metrics
-from heron.core.bus.protocols import Bus, Consumer, Publisher, Transport
+from heron.core.bus.protocols import Bus, Consumer, Publisher, Tail, Transport
 from heron.core.bus.publisher import RedisPublisher
 from heron.core.bus.settings import (
     BackoffSettings,
@@ -27,6 +27,7 @@ from heron.core.bus.settings import (
     ConsumerSettings,
     RetentionSettings,
 )
+from heron.core.bus.tail import Cursor, TailEntry, TailRead, Window
 
 __all__ = [
     "BackoffSettings",
@@ -38,6 +39,7 @@ __all__ = [
     "BusUnavailableError",
     "Consumer",
     "ConsumerSettings",
+    "Cursor",
     "DeadLetterReason",
     "Delivery",
     "MemoryBus",
@@ -51,8 +53,12 @@ __all__ = [
     "ReplyError",
     "RetentionSettings",
     "StreamTypeError",
+    "Tail",
+    "TailEntry",
+    "TailRead",
     "Transport",
     "UndecodableMessageError",
+    "Window",
     "default_consumer_name",
     "default_metrics",
 ]

@@ -22,6 +22,7 @@ from heron.core.bus.errors import UndecodableMessageError
 from heron.core.bus.metrics import BusMetrics, default_metrics
 from heron.core.bus.publisher import RedisPublisher
 from heron.core.bus.settings import BusSettings
+from heron.core.bus.tail import RedisTail
 from heron.core.streams import StreamName
 
 
@@ -80,6 +81,9 @@ class RedisBus:
             settings=self.settings,
             metrics=self.metrics,
         )
+
+    def tail(self, stream: StreamName, message_class: type[M]) -> RedisTail[M]:
+        return RedisTail(self.client, stream, message_class)
 
     def outstanding(self, key: str, group: str, count_up_to: int) -> int:
         return groups.group_outstanding(self.client, key, group, count_up_to)

@@ -34,6 +34,7 @@ from heron.core.bus.errors import BackpressureError
 from heron.core.bus.metrics import BusMetrics, default_metrics
 from heron.core.bus.publisher import check_message_class
 from heron.core.bus.settings import BusSettings
+from heron.core.bus.tail import Cursor, TailRead, Window, numbered
 from heron.core.streams import Retention, StreamName
 from heron.v1.bus_pb2 import DeadLetter
 
@@ -62,6 +63,7 @@ class _Stream:
     ids: list[EntryId] = field(default_factory=list)
     entries: list[tuple[bytes, int]] = field(default_factory=list)  # payload, published ns
     added: int = 0
+    last: EntryId = (0, 0)  # the newest id ever given, as XINFO's last-generated-id
     groups: dict[str, _Group] = field(default_factory=dict)
 
     def after(self, entry_id: EntryId) -> int:
@@ -168,6 +170,7 @@ class MemoryPublisher(Generic[M]):
         stream.ids += ids
         stream.entries += [(p, now_ns) for p in payloads]
         stream.added += len(payloads)
+        stream.last = ids[-1]
         self._published.inc(len(payloads))
         self._streams.changed.notify_all()
         return [_text(i) for i in ids]
@@ -190,7 +193,10 @@ class MemoryPublisher(Generic[M]):
         with self._streams.changed:
             stream = self._streams.stream(self.key)
             while len(ids) < len(payloads):
-                self._trimmed.inc(self._trim_acked(stream))
+                # As on Redis: acknowledged entries stay until room is needed, so a reader in
+                # no group (a gRPC subscriber, heron.core.bus.tail) can still resume over them.
+                if len(stream.ids) + len(payloads) - len(ids) > limit:
+                    self._trimmed.inc(self._trim_acked(stream))
                 room = limit - len(stream.ids)
                 if room > 0:
                     ids += self._append(stream, payloads[len(ids) : len(ids) + room])
@@ -338,6 +344,61 @@ class MemoryConsumer(Generic[M]):
         return out
 
 
+class MemoryTail(Generic[M]):
+    """`Tail` of a `MemoryStreams` stream: the same windows and numbers as on Redis."""
+
+    def __init__(self, streams: MemoryStreams, stream: StreamName, message_class: type[M]) -> None:
+        check_message_class(stream, message_class)
+        self.stream = stream
+        self.message_class = message_class
+        self._streams = streams
+
+    @property
+    def key(self) -> str:
+        return self.stream.key
+
+    def window(self) -> Window:
+        with self._streams.changed:
+            return self._window()
+
+    def read(self, after: Cursor, count: int, block_ms: int = 0) -> TailRead[M]:
+        deadline = time.monotonic() + block_ms / 1000
+        with self._streams.changed:
+            while True:
+                window = self._window()
+                start, missed = window.place(after)
+                raw = self._after(start, count)
+                left = deadline - time.monotonic()
+                if raw or missed or left <= 0:
+                    break
+                self._streams.changed.wait(left)
+        return TailRead(start, numbered(start, raw, self._decode), missed, window.newest)
+
+    def _window(self) -> Window:
+        stream = self._streams.get(self.key)
+        if stream is None:
+            return Window(0, 0, None, "0-0")
+        first = _text(stream.ids[0]) if stream.ids else None
+        return Window(stream.added, len(stream.ids), first, _text(stream.last))
+
+    def _after(self, start: Cursor, count: int) -> list[tuple[str, tuple[bytes, int]]]:
+        stream = self._streams.get(self.key)
+        if stream is None:
+            return []
+        i = stream.after(start.key)
+        return [
+            (_text(k), e)
+            for k, e in zip(stream.ids[i : i + count], stream.entries[i : i + count], strict=True)
+        ]
+
+    def _decode(self, entry: tuple[bytes, int]) -> tuple[M | None, int | None, str]:
+        payload, published_ns = entry
+        try:
+            return self.message_class.FromString(payload), published_ns, ""
+        except DecodeError as e:
+            return None, published_ns, f"bad_protobuf: {e}"
+
+
 class MemoryBus:
     """`Bus` on a process's `MemoryStreams`: what a stage gets under `heron run --in-process`."""
 
@@ -367,6 +428,9 @@ class MemoryBus:
             settings=self.settings,
             metrics=self.metrics,
         )
+
+    def tail(self, stream: StreamName, message_class: type[M]) -> MemoryTail[M]:
+        return MemoryTail(self.streams, stream, message_class)
 
     def outstanding(self, key: str, group: str, count_up_to: int) -> int:
         with self.streams.changed:

@@ -16,11 +16,11 @@ from prometheus_client import CollectorRegistry
 
 from heron.core.bus.consumer import Delivery
 from heron.core.bus.settings import BusSettings
+from heron.core.bus.tail import Cursor, TailRead, Window
 from heron.core.streams import StreamName
 
 M = TypeVar("M", bound=Message)
 M_contra = TypeVar("M_contra", bound=Message, contravariant=True)
-M_co = TypeVar("M_co", bound=Message, covariant=True)
 
 
 class Publisher(Protocol[M_contra]):
@@ -76,6 +76,23 @@ class Consumer(Protocol[M]):
     ) -> str: ...
 
 
+class Tail(Protocol[M]):
+    """Reads one stream from a position, without a consumer group (heron.core.bus.tail): the
+    reader holds nothing back, and is told how many entries a trim took from under it."""
+
+    @property
+    def key(self) -> str: ...
+
+    def window(self) -> Window:
+        """What the stream holds now: its history's count and the ids at both ends."""
+        ...
+
+    def read(self, after: Cursor, count: int, block_ms: int = 0) -> TailRead[M]:
+        """Up to `count` entries after `after` (waiting up to `block_ms` for the first), or
+        where a trim moved it, with the count missed."""
+        ...
+
+
 class Bus(Protocol):
     """Makes a service's publishers and consumers, and answers what a group has left to do."""
 
@@ -87,6 +104,10 @@ class Bus(Protocol):
     def consumer(
         self, stream: StreamName, message_class: type[M], group: str, name: str | None = None
     ) -> Consumer[M]: ...
+
+    def tail(self, stream: StreamName, message_class: type[M]) -> Tail[M]:
+        """A reader of `stream` from positions it chooses, in no consumer group."""
+        ...
 
     def outstanding(self, key: str, group: str, count_up_to: int) -> int:
         """Entries `group` has not finished on `key` (undelivered plus pending); every entry

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, field_serializer
 
 from heron.core.config.diagnostics import Diagnostic
+from heron.core.plan.settings.control import ControlSettings
 from heron.core.plan.settings.inference import InferenceSettings
 from heron.core.plan.settings.ingest import IngestSettings
 from heron.core.plan.settings.overlay import OverlaySettings
@@ -26,7 +27,12 @@ Topology = Literal["lossless", "live"]
 Stage = Literal["inference", "tracker"]  # the stages that publish detections' metadata
 
 PlannedSettings = (
-    IngestSettings | StreammuxSettings | InferenceSettings | TrackerSettings | OverlaySettings
+    IngestSettings
+    | StreammuxSettings
+    | InferenceSettings
+    | TrackerSettings
+    | OverlaySettings
+    | ControlSettings
 )
 
 
@@ -79,8 +85,19 @@ class PlannedOverlay(_Planned):
     settings: OverlaySettings
 
 
+class PlannedControl(_Planned):
+    service: Literal["control"] = "control"
+    module: Literal["heron.control"] = "heron.control"
+    settings: ControlSettings
+
+
 PlannedService = Annotated[
-    PlannedIngest | PlannedStreammux | PlannedInference | PlannedTracker | PlannedOverlay,
+    PlannedIngest
+    | PlannedStreammux
+    | PlannedInference
+    | PlannedTracker
+    | PlannedOverlay
+    | PlannedControl,
     Field(discriminator="service"),
 ]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from heron.core import streams
+from heron.core.grpc.settings import split_listen
 
 
 class PlanOptions(BaseModel):
@@ -39,3 +40,21 @@ class PlanOptions(BaseModel):
     max_lag: int = Field(8, ge=1, description="Lossless: frames inference may have in hand.")
     ring_batches: int = Field(32, ge=1, description="Live: muxer ring size in batches.")
     log_level: str = Field("INFO", description="Services' log level.")
+    grpc_listen: str = Field(
+        "127.0.0.1:50051",
+        description="HOST:PORT the control service's gRPC API (Detections) listens on; "
+        "port 0: a free one, printed at start.",
+    )
+
+    detector_listen: str | None = Field(
+        "127.0.0.1:50052",
+        description="HOST:PORT the inference service's Detector gRPC API listens on; port 0: "
+        "a free one, printed at start; None: no Detector API.",
+    )
+
+    @field_validator("grpc_listen", "detector_listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_listen(value)
+        return value

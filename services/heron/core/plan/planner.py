@@ -16,6 +16,8 @@ Two shapes, chosen from the sources (or forced with `streammux`):
 
 Then the tracker (when `[tracker] enable=1`) and the overlay (when an OSD, tiler or non-fake
 sink is enabled), each when its package is installed (`python -m heron.<service>` exists).
+Last, the control service (the gRPC API: Detections.Subscribe follows the last stage's
+metadata) whenever it is installed: it holds no consumer group, so it never slows the chain.
 
 Planning reads the config, the files it names and (through `frame_rate`) a file source's
 header; it writes nothing, opens no port and starts nothing: a runner does that with the plan.
@@ -37,6 +39,7 @@ from heron.core.outputs import OutputKind, check_output
 from heron.core.plan.frame_rate import probe_frame_rate
 from heron.core.plan.model import (
     PipelinePlan,
+    PlannedControl,
     PlannedInference,
     PlannedIngest,
     PlannedOverlay,
@@ -47,6 +50,7 @@ from heron.core.plan.model import (
     Topology,
 )
 from heron.core.plan.options import PlanOptions
+from heron.core.plan.settings.control import ControlSettings
 from heron.core.plan.settings.inference import InferenceSettings
 from heron.core.plan.settings.ingest import IngestSettings
 from heron.core.plan.settings.overlay import OverlaySettings
@@ -147,6 +151,9 @@ def plan_loaded(
             services.append(PlannedOverlay(settings=OverlaySettings.model_validate(overlay)))
         else:
             skipped.append("overlay")
+    if installed("heron.control"):
+        control = _control(options, final)
+        services.append(PlannedControl(settings=ControlSettings.model_validate(control)))
     return PipelinePlan(
         config=config,
         topology=topology,
@@ -226,7 +233,18 @@ def _inference(options: PlanOptions, topology: Topology, stream_ids: list[str]) 
             settings["backend"]["url"] = options.triton_url
     else:
         settings["backend"] = {"kind": "onnxruntime", "intra_op_threads": options.intra_op_threads}
+    if options.detector_listen is not None:
+        settings["grpc"] = {"listen": options.detector_listen}
     return settings
+
+
+def _control(options: PlanOptions, final: Stage) -> dict[str, Any]:
+    return {
+        "pipeline": options.pipeline,
+        "log": {"level": options.log_level},
+        "stage": final,
+        "grpc": {"listen": options.grpc_listen},
+    }
 
 
 def _overlay(options: PlanOptions, final: Stage, fps: float | None) -> dict[str, Any]:

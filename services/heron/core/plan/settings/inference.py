@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from heron.core.bus.admission import AdmissionSettings
+from heron.core.grpc.settings import GrpcServerSettings
 from heron.core.runtime import BusConsumerSettings
 
 
@@ -102,6 +103,21 @@ class InferenceSettings(BusConsumerSettings):
         default_factory=AdmissionSettings,
         description="When a frame number is from the future (dead-lettered) or its stream moved "
         "(followed after admission.resync_after agreeing frames).",
+    )
+    grpc: GrpcServerSettings | None = Field(
+        None,
+        description="The Detector gRPC service (Detect, DetectStream, GetModel) on this address; "
+        "None (the default): no gRPC server, the service only reads and writes the bus. "
+        "`heron run` sets it.",
+    )
+    detect_max_images: int = Field(
+        64, ge=1, le=4096, description="Most images one Detect request may carry."
+    )
+    detect_max_image_pixels: int = Field(
+        4096 * 4096,
+        ge=1,
+        description="Most pixels (width x height) one Detect image may have, read from its "
+        "header before it is decoded.",
     )
 
     @model_validator(mode="after")

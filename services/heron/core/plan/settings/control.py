@@ -1,0 +1,73 @@
+"""Settings of the control service (`python -m heron.control -c settings.yaml`): the gRPC API
+of a running pipeline (docs/grpc.md).
+
+It follows the metadata stream of the pipeline's last stage (`stage`) for Detections.Subscribe.
+Environment variables: `HERON_STAGE`, `HERON_GRPC__LISTEN=0.0.0.0:50051`,
+`HERON_GRPC__TOKEN`, `HERON_SUBSCRIBE__MAX_BEHIND`, ...
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from heron.core import streams
+from heron.core.grpc.settings import GrpcServerSettings
+from heron.core.runtime import BusClientSettings
+
+
+class SubscribeSettings(BaseModel):
+    """How Detections.Subscribe follows the stream for each subscriber."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    read_count: int = Field(64, ge=1, le=10_000, description="Entries per read of the stream.")
+    block_ms: int = Field(
+        500,
+        ge=1,
+        le=5000,
+        description="Longest wait of one read when nothing is new; a stop, a cancelled call or "
+        "a deadline is noticed within it.",
+    )
+    max_behind: int = Field(
+        100_000,
+        ge=1,
+        description="A subscriber further behind the stream's newest frame than this many "
+        "frames (a slow client, or one resuming from an old position) skips to the newest and "
+        "is told with a Gap, as when the stream was trimmed past it. The default is the "
+        "metadata streams' own bound (retention.keep_unread_max_len): resuming works across "
+        "the whole retention window; lower it for subscribers that want recent frames only.",
+    )
+    max_subscribers: int = Field(
+        64,
+        ge=1,
+        le=1024,
+        description="Subscriptions served at once (each holds a server thread); past it, "
+        "RESOURCE_EXHAUSTED.",
+    )
+
+
+class ControlSettings(BusClientSettings):
+    """The control service: which stage's detections it serves, and its gRPC server."""
+
+    service_name: str = "control"
+    stage: str = Field(
+        "tracker",
+        description="The pipeline's last stage (inference or tracker): whose metadata stream "
+        "Subscribe follows.",
+    )
+    grpc: GrpcServerSettings = Field(
+        default_factory=GrpcServerSettings, description="The gRPC server (listen, TLS, token)."
+    )
+    subscribe: SubscribeSettings = Field(default_factory=SubscribeSettings)
+    health_interval_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How often Redis is pinged for the health of heron.v1.Detections.",
+    )
+
+    @field_validator("stage")
+    @classmethod
+    def _stage_id(cls, value: str) -> str:
+        streams.metadata(value)  # raises ValueError naming what a stage id may hold
+        return value
