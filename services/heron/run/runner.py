@@ -284,7 +284,12 @@ class _Loop:
                 f"{redis.workdir / 'redis.log'}"
             )
         self.out(f"redis-server died (exit {code}); starting it again with its data")
-        redis.restart()
+        try:
+            redis.restart()
+        except RedisUnavailableError as e:
+            # Killed again while it reloaded, say: the next pass tries once more, and the
+            # restarts count toward max_redis_restarts like any other.
+            self.out(f"redis-server did not come back: {e}")
 
     def _poll(self) -> list[FrameSeen] | RunResult:
         """Frames seen since the last poll; a failed result once Redis stayed away too long."""
