@@ -18,9 +18,9 @@ from heron.cli.main import app
 from heron.core.grpc import TlsSettings
 from typer.testing import CliRunner, Result
 
-from tests.control.client_certs import make_pki
 from tests.control.client_fakes import MODEL, Fakes, position, serving
 from tests.control.test_client import PNG
+from tests.core.grpc.certs import make_certs
 from tests.support.redis_server import free_port
 
 ENV = {"COLUMNS": "300", "HERON_TOKEN": ""}
@@ -301,8 +301,8 @@ def test_the_token_from_the_option_or_the_environment(fakes: Fakes) -> None:
 
 
 def test_tls_and_mutual_tls_options(fakes: Fakes, tmp_path: Path) -> None:
-    pki = make_pki(tmp_path)
-    tls = TlsSettings(cert_file=pki.server_cert, key_file=pki.server_key, client_ca_file=pki.ca)
+    pki = make_certs(tmp_path)
+    tls = TlsSettings(cert_file=pki.server.cert, key_file=pki.server.key, client_ca_file=pki.ca)
     with serving(fakes, tls=tls) as running:
         server = f"127.0.0.1:{running.port}"
         ok = heron(
@@ -312,9 +312,9 @@ def test_tls_and_mutual_tls_options(fakes: Fakes, tmp_path: Path) -> None:
             "--tls-ca",
             str(pki.ca),
             "--tls-cert",
-            str(pki.client_cert),
+            str(pki.client.cert),
             "--tls-key",
-            str(pki.client_key),
+            str(pki.client.key),
         )
         no_cert = heron("model", "--server", server, "--tls-ca", str(pki.ca))
     assert ok.exit_code == 0, ok.output
@@ -324,8 +324,8 @@ def test_tls_and_mutual_tls_options(fakes: Fakes, tmp_path: Path) -> None:
 
 def test_a_refused_handshake_is_one_line_on_stderr(fakes: Fakes, tmp_path: Path) -> None:
     """In a process of its own: gRPC's C core logs a failed handshake to stderr itself."""
-    pki = make_pki(tmp_path)
-    tls = TlsSettings(cert_file=pki.server_cert, key_file=pki.server_key)
+    pki = make_certs(tmp_path)
+    tls = TlsSettings(cert_file=pki.server.cert, key_file=pki.server.key)
     env = {k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"}
     with serving(fakes, tls=tls) as running:
         server = f"127.0.0.1:{running.port}"

@@ -32,8 +32,8 @@ from heron.core.grpc.settings import GrpcServerSettings
 from heron.v1 import control_pb2, frame_pb2
 from pydantic import ValidationError
 
-from tests.control.client_certs import Pki, make_pki
 from tests.control.client_fakes import MODEL, Fakes, serving, start
+from tests.core.grpc.certs import Certs, make_certs
 from tests.support.redis_server import free_port
 
 # The smallest valid PNG: 1x1, grey.
@@ -55,8 +55,8 @@ def client(fakes: Fakes) -> Iterator[Client]:
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("pki"))
 
 
 # -- Pipeline ------------------------------------------------------------------------------
@@ -250,8 +250,10 @@ def test_the_token_is_never_shown() -> None:
 # -- TLS -----------------------------------------------------------------------------------
 
 
-def test_tls_accepts_a_client_that_trusts_the_ca_and_refuses_others(fakes: Fakes, pki: Pki) -> None:
-    tls = TlsSettings(cert_file=pki.server_cert, key_file=pki.server_key)
+def test_tls_accepts_a_client_that_trusts_the_ca_and_refuses_others(
+    fakes: Fakes, pki: Certs
+) -> None:
+    tls = TlsSettings(cert_file=pki.server.cert, key_file=pki.server.key)
     with serving(fakes, tls=tls) as server:
         target = f"127.0.0.1:{server.port}"
         trusted = ClientSettings(target=target, tls=ClientTls(ca_file=pki.ca))
@@ -266,8 +268,8 @@ def test_tls_accepts_a_client_that_trusts_the_ca_and_refuses_others(fakes: Fakes
     assert str(plaintext.value).startswith(f"cannot reach the Heron server at {target}")
 
 
-def test_mutual_tls_needs_a_client_certificate_the_ca_signed(fakes: Fakes, pki: Pki) -> None:
-    tls = TlsSettings(cert_file=pki.server_cert, key_file=pki.server_key, client_ca_file=pki.ca)
+def test_mutual_tls_needs_a_client_certificate_the_ca_signed(fakes: Fakes, pki: Certs) -> None:
+    tls = TlsSettings(cert_file=pki.server.cert, key_file=pki.server.key, client_ca_file=pki.ca)
     with serving(fakes, tls=tls) as server:
         target = f"127.0.0.1:{server.port}"
 
@@ -276,9 +278,9 @@ def test_mutual_tls_needs_a_client_certificate_the_ca_signed(fakes: Fakes, pki: 
                 target=target, tls=ClientTls(ca_file=pki.ca, cert_file=cert, key_file=key)
             )
 
-        with Client(settings(pki.client_cert, pki.client_key)) as client:
+        with Client(settings(pki.client.cert, pki.client.key)) as client:
             assert client.get_model().name == MODEL.name
-        for cert, key in ((None, None), (pki.rogue_cert, pki.rogue_key)):
+        for cert, key in ((None, None), (pki.rogue_client.cert, pki.rogue_client.key)):
             with Client(settings(cert, key)) as client, pytest.raises(ServerUnavailableError):
                 client.get_model()
 

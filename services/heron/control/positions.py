@@ -8,7 +8,7 @@ subscriber lost when the stream was trimmed past its position. Clients treat it 
 from __future__ import annotations
 
 from heron.core.bus import Cursor
-from heron.core.bus.tail import parse_id
+from heron.core.bus.ids import parse_id
 
 EXAMPLE = "1733590000000-0:42"
 

@@ -22,7 +22,8 @@ from heron.core.bus import (
     Tail,
     Window,
 )
-from heron.core.bus.tail import START, TailEntry, id_before
+from heron.core.bus.ids import id_before
+from heron.core.bus.tail import START, TailEntry
 from heron.v1.detection_pb2 import FrameMetadata
 from heron.v1.frame_pb2 import FrameRef
 from prometheus_client import CollectorRegistry

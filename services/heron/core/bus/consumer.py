@@ -12,9 +12,10 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import redis
 
@@ -22,7 +23,7 @@ from heron.core import streams
 from heron.core.bus import codec, replies
 from heron.core.bus.codec import M
 from heron.core.bus.connection import Reconnector
-from heron.core.bus.deadletter import Refusal, Rejected, send_refusal, to_dead_letter
+from heron.core.bus.deadletter import Rejected, dead_letter, reason_text, to_dead_letter
 from heron.core.bus.errors import (
     BackpressureError,
     DeadLetterReason,
@@ -59,7 +60,68 @@ def check_name(kind: str, value: str) -> str:
     return value
 
 
-class RedisConsumer(Generic[M]):
+class _LetterBox(Protocol):
+    """The dead-letter stream's publisher, on either transport."""
+
+    def publish(self, message: DeadLetter) -> str: ...
+
+    def publish_many(self, messages: Sequence[DeadLetter]) -> list[str]: ...
+
+
+class DeadLettering(ABC, Generic[M]):
+    """What both transports' consumers share: their stream's key and `reject`, which
+    dead-letters a delivery, then acknowledges it with the consumer's own `ack`."""
+
+    stream: StreamName
+    group: str
+    _dead_letters: _LetterBox
+    _metrics: BusMetrics
+
+    @property
+    def key(self) -> str:
+        return self.stream.key
+
+    @abstractmethod
+    def ack(self, deliveries: Iterable[Delivery[M]]) -> int: ...
+
+    def reject(
+        self,
+        delivery: Delivery[M],
+        reason: str,
+        detail: str = "",
+        *,
+        payload: bytes | None = None,
+        type_name: str | None = None,
+        ack: bool = True,
+    ) -> str:
+        """Dead-letter a delivery the stage cannot use, then acknowledge it; returns the
+        DeadLetter's reason text (`reason`, then `detail`, unless `detail` starts with it).
+
+        `payload` and `type_name` default to the delivery's message and the stream's type; a
+        stage that refuses one part of a message (a frame of a muxer batch) names that part.
+        `ack=False` leaves the acknowledgement to the caller, for a delivery that still has
+        other parts to dead-letter. Raises BackpressureError when the dead-letter stream is
+        full: nothing was acknowledged, so the caller can try again.
+        """
+        text = reason_text(reason, detail)
+        letter = dead_letter(
+            stream=self.key,
+            message_id=delivery.id,
+            group=self.group,
+            type_name=self.stream.message_type if type_name is None else type_name,
+            reason=text,
+            payload=delivery.message.SerializeToString() if payload is None else payload,
+            deliveries=delivery.deliveries,
+        )
+        self._dead_letters.publish(letter)
+        if ack:
+            self.ack([delivery])
+        self._metrics.dead_lettered.labels(stream=self.key, group=self.group, reason=reason).inc()
+        log.warning("dead-lettered %s of %r: %s", delivery.id, self.key, text)
+        return text
+
+
+class RedisConsumer(DeadLettering[M]):
     """Reads `message_class` messages from `stream` as member `name` of `group`.
 
     One consumer per thread: it keeps a reclaim cursor. `name` must be unique within the
@@ -105,10 +167,6 @@ class RedisConsumer(Generic[M]):
         self._acked = self._metrics.acked.labels(**labels)
         self._latency = self._metrics.delivery_latency.labels(**labels)
 
-    @property
-    def key(self) -> str:
-        return self.stream.key
-
     def ensure_group(self) -> bool:
         """Create the group (and the stream) unless it exists; True when it was created."""
         created = self._reconnector.call(self._create_group)
@@ -149,44 +207,6 @@ class RedisConsumer(Generic[M]):
         )
         self._acked.inc(acked)
         return acked
-
-    def reject(
-        self,
-        delivery: Delivery[M],
-        reason: str,
-        detail: str = "",
-        *,
-        payload: bytes | None = None,
-        type_name: str | None = None,
-        ack: bool = True,
-    ) -> str:
-        """Dead-letter a delivery the stage cannot use, then acknowledge it; returns the
-        DeadLetter's reason text (`reason`, then `detail`, unless `detail` starts with it).
-
-        `payload` and `type_name` default to the delivery's message and the stream's type; a
-        stage that refuses one part of a message (a frame of a muxer batch) names that part.
-        `ack=False` leaves the acknowledgement to the caller, for a delivery that still has
-        other parts to dead-letter. Raises BackpressureError when the dead-letter stream is
-        full: nothing was acknowledged, so the caller can try again.
-        """
-        refusal = Refusal(
-            message_id=delivery.id,
-            deliveries=delivery.deliveries,
-            reason=reason,
-            detail=detail,
-            payload=delivery.message.SerializeToString() if payload is None else payload,
-            type_name=self.stream.message_type if type_name is None else type_name,
-        )
-        text = send_refusal(
-            refusal,
-            stream=self.key,
-            group=self.group,
-            publish=self._dead_letters.publish,
-            metrics=self._metrics,
-        )
-        if ack:
-            self.ack([delivery])
-        return text
 
     def _call(self, op: Callable[[], T]) -> T:
         """`op` with reconnects; recreates the group if Redis lost it, then tries once more."""

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from heron.core.bus.codec import PB_FIELD
 from heron.core.bus.errors import DeadLetterReason
-from heron.core.bus.metrics import BusMetrics
 from heron.core.bus.replies import RawEntry
 from heron.v1.bus_pb2 import DeadLetter
-
-log = logging.getLogger("heron.core.bus.consumer")
 
 
 @dataclass(frozen=True)
@@ -70,41 +65,3 @@ def reason_text(reason: str, detail: str) -> str:
     if not detail:
         return reason
     return detail if detail.startswith(reason) else f"{reason}: {detail}"
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """What a stage refuses (`Consumer.reject`'s arguments), for either transport's consumer."""
-
-    message_id: str
-    deliveries: int
-    reason: str
-    detail: str
-    payload: bytes
-    type_name: str
-
-
-def send_refusal(
-    refusal: Refusal,
-    *,
-    stream: str,
-    group: str,
-    publish: Callable[[DeadLetter], object],
-    metrics: BusMetrics,
-) -> str:
-    """Dead-letter one refused delivery (not yet acknowledged); returns the reason text."""
-    text = reason_text(refusal.reason, refusal.detail)
-    publish(
-        dead_letter(
-            stream=stream,
-            message_id=refusal.message_id,
-            group=group,
-            type_name=refusal.type_name,
-            reason=text,
-            payload=refusal.payload,
-            deliveries=refusal.deliveries,
-        )
-    )
-    metrics.dead_lettered.labels(stream=stream, group=group, reason=refusal.reason).inc()
-    log.warning("dead-lettered %s of %r: %s", refusal.message_id, stream, text)
-    return text

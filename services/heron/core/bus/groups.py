@@ -10,6 +10,8 @@ from typing import Any
 
 import redis
 
+from heron.core.bus.ids import parse_id
+
 
 def group_outstanding(client: redis.Redis, key: str, group: str, count_up_to: int) -> int:
     """Entries `group` has not finished on `key`: undelivered plus pending. Before the group
@@ -36,19 +38,14 @@ def groups_caught_up(client: redis.Redis, key: str) -> dict[str, bool]:
     except redis.ResponseError:  # no such key yet
         return {}
     newest = client.xrevrange(key, count=1)
-    last = _id(text(newest[0][0])) if newest else None
+    last = parse_id(text(newest[0][0])) if newest else None
     caught_up: dict[str, bool] = {}
     for raw in groups:
         info = {text(k): v for k, v in raw.items()}
-        delivered = _id(text(info["last-delivered-id"]))
+        delivered = parse_id(text(info["last-delivered-id"]))
         idle = int(info["pending"]) == 0
         caught_up[text(info["name"])] = idle and (last is None or delivered >= last)
     return caught_up
-
-
-def _id(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def entries_added(client: redis.Redis, key: str) -> int:

@@ -28,9 +28,9 @@ from prometheus_client import CollectorRegistry
 
 from heron.core import streams as stream_names
 from heron.core.bus.codec import M
-from heron.core.bus.consumer import Delivery, check_name
-from heron.core.bus.deadletter import Refusal, send_refusal
+from heron.core.bus.consumer import DeadLettering, Delivery, check_name
 from heron.core.bus.errors import BackpressureError
+from heron.core.bus.ids import EntryId, id_text, parse_id
 from heron.core.bus.metrics import BusMetrics, default_metrics
 from heron.core.bus.publisher import check_message_class
 from heron.core.bus.settings import BusSettings
@@ -39,17 +39,6 @@ from heron.core.streams import Retention, StreamName
 from heron.v1.bus_pb2 import DeadLetter
 
 log = logging.getLogger(__name__)
-
-EntryId = tuple[int, int]  # (milliseconds, sequence), ordered as Redis orders ids
-
-
-def _text(entry_id: EntryId) -> str:
-    return f"{entry_id[0]}-{entry_id[1]}"
-
-
-def _parse(entry_id: str) -> EntryId:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 @dataclass
@@ -80,7 +69,7 @@ class _Stream:
         floor: EntryId | None = None
         for group in self.groups.values():
             if group.pending:
-                need = _parse(next(iter(group.pending)))
+                need = parse_id(next(iter(group.pending)))
             else:
                 need = (group.last_delivered[0], group.last_delivered[1] + 1)
             floor = need if floor is None or need < floor else floor
@@ -173,7 +162,7 @@ class MemoryPublisher(Generic[M]):
         stream.last = ids[-1]
         self._published.inc(len(payloads))
         self._streams.changed.notify_all()
-        return [_text(i) for i in ids]
+        return [id_text(i) for i in ids]
 
     def _append_drop_oldest(self, payloads: list[bytes]) -> list[str]:
         with self._streams.changed:
@@ -221,7 +210,7 @@ class MemoryPublisher(Generic[M]):
         return done
 
 
-class MemoryConsumer(Generic[M]):
+class MemoryConsumer(DeadLettering[M]):
     """`Consumer` on a `MemoryStreams` stream: new entries in order, pending until acked."""
 
     def __init__(
@@ -251,10 +240,6 @@ class MemoryConsumer(Generic[M]):
         self._acked = metrics.acked.labels(**labels)
         self._latency = metrics.delivery_latency.labels(**labels)
 
-    @property
-    def key(self) -> str:
-        return self.stream.key
-
     def ensure_group(self) -> bool:
         with self._streams.changed:
             return self._ensure_group(self._streams.stream(self.key))
@@ -281,7 +266,7 @@ class MemoryConsumer(Generic[M]):
                     break
                 self._streams.changed.wait(left)
             for entry_id, _ in taken:
-                group.pending[_text(entry_id)] = self.name
+                group.pending[id_text(entry_id)] = self.name
             if taken:
                 group.last_delivered = taken[-1][0]
         return self._deliveries(taken)
@@ -297,35 +282,6 @@ class MemoryConsumer(Generic[M]):
         self._acked.inc(acked)
         return acked
 
-    def reject(
-        self,
-        delivery: Delivery[M],
-        reason: str,
-        detail: str = "",
-        *,
-        payload: bytes | None = None,
-        type_name: str | None = None,
-        ack: bool = True,
-    ) -> str:
-        refusal = Refusal(
-            message_id=delivery.id,
-            deliveries=delivery.deliveries,
-            reason=reason,
-            detail=detail,
-            payload=delivery.message.SerializeToString() if payload is None else payload,
-            type_name=self.stream.message_type if type_name is None else type_name,
-        )
-        text = send_refusal(
-            refusal,
-            stream=self.key,
-            group=self.group,
-            publish=self._dead_letters.publish,
-            metrics=self._metrics,
-        )
-        if ack:
-            self.ack([delivery])
-        return text
-
     def _ensure_group(self, stream: _Stream) -> bool:
         if self.group in stream.groups:
             return False
@@ -338,7 +294,7 @@ class MemoryConsumer(Generic[M]):
         out: list[Delivery[M]] = []
         for entry_id, (payload, published_ns) in taken:
             message = self.message_class.FromString(payload)
-            out.append(Delivery(_text(entry_id), message, 1, published_ns))
+            out.append(Delivery(id_text(entry_id), message, 1, published_ns))
             self._latency.observe(max(0.0, (now_ns - published_ns) / 1e9))
         self._consumed.inc(len(out))
         return out
@@ -378,8 +334,8 @@ class MemoryTail(Generic[M]):
         stream = self._streams.get(self.key)
         if stream is None:
             return Window(0, 0, None, "0-0")
-        first = _text(stream.ids[0]) if stream.ids else None
-        return Window(stream.added, len(stream.ids), first, _text(stream.last))
+        first = id_text(stream.ids[0]) if stream.ids else None
+        return Window(stream.added, len(stream.ids), first, id_text(stream.last))
 
     def _after(self, start: Cursor, count: int) -> list[tuple[str, tuple[bytes, int]]]:
         stream = self._streams.get(self.key)
@@ -387,7 +343,7 @@ class MemoryTail(Generic[M]):
             return []
         i = stream.after(start.key)
         return [
-            (_text(k), e)
+            (id_text(k), e)
             for k, e in zip(stream.ids[i : i + count], stream.entries[i : i + count], strict=True)
         ]
 
@@ -466,7 +422,7 @@ class MemoryBus:
     def newest_id(self, key: str) -> str | None:
         with self.streams.changed:
             stream = self.streams.get(key)
-            return _text(stream.ids[-1]) if stream is not None and stream.ids else None
+            return id_text(stream.ids[-1]) if stream is not None and stream.ids else None
 
     def newest(self, stream: StreamName, message_class: type[M]) -> M | None:
         with self.streams.changed:
