@@ -83,3 +83,62 @@ def dead_letter(stream: StreamName | str) -> StreamName:
     """Where undeliverable messages of `stream` go (DeadLetter), with the reason."""
     key = stream.key if isinstance(stream, StreamName) else stream
     return StreamName(f"{key}:dead", "heron.v1.DeadLetter", Retention.KEEP_UNREAD)
+
+
+# --- run-time control (protos/heron/v1/commands.proto) -------------------------------------
+# Small streams read from the newest entry or tailed live, never through consumer groups:
+# drop-oldest keeps each bounded (retention.drop_oldest_max_len entries).
+
+
+def commands(pipeline: str = DEFAULT_PIPELINE) -> StreamName:
+    """Run-time changes (Command) from the control service to the stage that owns them."""
+    return StreamName(
+        f"{PREFIX}:commands:{_check_id('pipeline', pipeline)}",
+        "heron.v1.Command",
+        Retention.DROP_OLDEST,
+    )
+
+
+def replies(pipeline: str = DEFAULT_PIPELINE) -> StreamName:
+    """Answers (CommandReply) of the stages that applied, or refused, a Command."""
+    return StreamName(
+        f"{PREFIX}:replies:{_check_id('pipeline', pipeline)}",
+        "heron.v1.CommandReply",
+        Retention.DROP_OLDEST,
+    )
+
+
+def source_changes(pipeline: str = DEFAULT_PIPELINE) -> StreamName:
+    """Ingest's run-time changes to the config's sources (SourceChanges); the newest holds all."""
+    return StreamName(
+        f"{PREFIX}:sources:{_check_id('pipeline', pipeline)}",
+        "heron.v1.SourceChanges",
+        Retention.DROP_OLDEST,
+    )
+
+
+def parameters(pipeline: str = DEFAULT_PIPELINE) -> StreamName:
+    """Inference's run-time parameters (Parameters); the newest holds all."""
+    return StreamName(
+        f"{PREFIX}:parameters:{_check_id('pipeline', pipeline)}",
+        "heron.v1.Parameters",
+        Retention.DROP_OLDEST,
+    )
+
+
+def source_status(pipeline: str = DEFAULT_PIPELINE) -> StreamName:
+    """What ingest runs (SourcesReport), every report interval and at each change."""
+    return StreamName(
+        f"{PREFIX}:status:{_check_id('pipeline', pipeline)}:sources",
+        "heron.v1.SourcesReport",
+        Retention.DROP_OLDEST,
+    )
+
+
+def service_status(pipeline: str = DEFAULT_PIPELINE) -> StreamName:
+    """Every service's heartbeat (ServiceStatus): serving or not, and why."""
+    return StreamName(
+        f"{PREFIX}:status:{_check_id('pipeline', pipeline)}:services",
+        "heron.v1.ServiceStatus",
+        Retention.DROP_OLDEST,
+    )

@@ -27,15 +27,15 @@ from heron.v1 import detection_pb2 as heron_dot_v1_dot_detection__pb2
 from heron.v1 import stream_pb2 as heron_dot_v1_dot_stream__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16heron/v1/control.proto\x12\x08heron.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18heron/v1/detection.proto\x1a\x15heron/v1/stream.proto\"\xdb\x01\n\x0cSourceStatus\x12$\n\x06source\x18\x01 \x01(\x0b\x32\x14.heron.v1.SourceSpec\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.heron.v1.SourceState\x12\x12\n\nlast_error\x18\x03 \x01(\t\x12\x0b\n\x03\x66ps\x18\x04 \x01(\x01\x12\x0e\n\x06\x66rames\x18\x05 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x06 \x01(\x04\x12\x12\n\nreconnects\x18\x07 \x01(\r\x12)\n\x05since\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"8\n\x10\x41\x64\x64SourceRequest\x12$\n\x06source\x18\x01 \x01(\x0b\x32\x14.heron.v1.SourceSpec\"(\n\x13RemoveSourceRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\"&\n\x14RemoveSourceResponse\x12\x0e\n\x06\x66rames\x18\x01 \x01(\x04\"%\n\x10GetSourceRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\"\x14\n\x12ListSourcesRequest\">\n\x13ListSourcesResponse\x12\'\n\x07sources\x18\x01 \x03(\x0b\x32\x16.heron.v1.SourceStatus\"{\n\rServiceStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x0f\n\x07serving\x18\x03 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x12\n\nmodel_name\x18\x05 \x01(\t\x12\x15\n\rmodel_version\x18\x06 \x01(\t\",\n\nStreamRate\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x0b\n\x03\x66ps\x18\x02 \x01(\x01\"\xc5\x01\n\x0ePipelineStatus\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x08services\x18\x03 \x03(\x0b\x32\x17.heron.v1.ServiceStatus\x12\'\n\x07sources\x18\x04 \x03(\x0b\x32\x16.heron.v1.SourceStatus\x12#\n\x05rates\x18\x05 \x03(\x0b\x32\x14.heron.v1.StreamRate\"\x12\n\x10GetStatusRequest\".\n\x12WatchStatusRequest\x12\x18\n\x10interval_seconds\x18\x01 \x01(\x01\"A\n\x0e\x43lassThreshold\x12\x10\n\x08\x63lass_id\x18\x01 \x01(\r\x12\x1d\n\x15pre_cluster_threshold\x18\x02 \x01(\x02\"h\n\x14SetParametersRequest\x12,\n\nthresholds\x18\x01 \x03(\x0b\x32\x18.heron.v1.ClassThreshold\x12\x15\n\x08interval\x18\x02 \x01(\rH\x00\x88\x01\x01\x42\x0b\n\t_interval\"\x17\n\x15SetParametersResponse\"s\n\x10SubscribeRequest\x12\x12\n\nstream_ids\x18\x01 \x03(\t\x12\x0f\n\x07\x63lasses\x18\x02 \x03(\t\x12\x16\n\x0emin_confidence\x18\x03 \x01(\x02\x12\r\n\x05\x61\x66ter\x18\x04 \x01(\t\x12\x13\n\x0b\x66rom_oldest\x18\x05 \x01(\x08\"8\n\x03Gap\x12\r\n\x05\x61\x66ter\x18\x01 \x01(\t\x12\x12\n\nresumed_at\x18\x02 \x01(\t\x12\x0e\n\x06missed\x18\x03 \x01(\x04\"s\n\x0e\x44\x65tectionEvent\x12\x10\n\x08position\x18\x01 \x01(\t\x12(\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x17.heron.v1.FrameMetadataH\x00\x12\x1c\n\x03gap\x18\x03 \x01(\x0b\x32\r.heron.v1.GapH\x00\x42\x07\n\x05\x65vent*\xc9\x01\n\x0bSourceState\x12\x1c\n\x18SOURCE_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SOURCE_STATE_CONNECTING\x10\x01\x12\x18\n\x14SOURCE_STATE_PLAYING\x10\x02\x12\x1d\n\x19SOURCE_STATE_RECONNECTING\x10\x03\x12\x14\n\x10SOURCE_STATE_EOS\x10\x04\x12\x16\n\x12SOURCE_STATE_ERROR\x10\x05\x12\x18\n\x14SOURCE_STATE_REMOVED\x10\x06\x32\x85\x04\n\x08Pipeline\x12?\n\tAddSource\x12\x1a.heron.v1.AddSourceRequest\x1a\x16.heron.v1.SourceStatus\x12M\n\x0cRemoveSource\x12\x1d.heron.v1.RemoveSourceRequest\x1a\x1e.heron.v1.RemoveSourceResponse\x12?\n\tGetSource\x12\x1a.heron.v1.GetSourceRequest\x1a\x16.heron.v1.SourceStatus\x12J\n\x0bListSources\x12\x1c.heron.v1.ListSourcesRequest\x1a\x1d.heron.v1.ListSourcesResponse\x12\x41\n\tGetStatus\x12\x1a.heron.v1.GetStatusRequest\x1a\x18.heron.v1.PipelineStatus\x12G\n\x0bWatchStatus\x12\x1c.heron.v1.WatchStatusRequest\x1a\x18.heron.v1.PipelineStatus0\x01\x12P\n\rSetParameters\x12\x1e.heron.v1.SetParametersRequest\x1a\x1f.heron.v1.SetParametersResponse2Q\n\nDetections\x12\x43\n\tSubscribe\x12\x1a.heron.v1.SubscribeRequest\x1a\x18.heron.v1.DetectionEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16heron/v1/control.proto\x12\x08heron.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18heron/v1/detection.proto\x1a\x15heron/v1/stream.proto\"\xdb\x01\n\x0cSourceStatus\x12$\n\x06source\x18\x01 \x01(\x0b\x32\x14.heron.v1.SourceSpec\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.heron.v1.SourceState\x12\x12\n\nlast_error\x18\x03 \x01(\t\x12\x0b\n\x03\x66ps\x18\x04 \x01(\x01\x12\x0e\n\x06\x66rames\x18\x05 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x06 \x01(\x04\x12\x12\n\nreconnects\x18\x07 \x01(\r\x12)\n\x05since\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"8\n\x10\x41\x64\x64SourceRequest\x12$\n\x06source\x18\x01 \x01(\x0b\x32\x14.heron.v1.SourceSpec\"(\n\x13RemoveSourceRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\"&\n\x14RemoveSourceResponse\x12\x0e\n\x06\x66rames\x18\x01 \x01(\x04\"%\n\x10GetSourceRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\"\x14\n\x12ListSourcesRequest\">\n\x13ListSourcesResponse\x12\'\n\x07sources\x18\x01 \x03(\x0b\x32\x16.heron.v1.SourceStatus\"\xa5\x01\n\rServiceStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x0f\n\x07serving\x18\x03 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x12\n\nmodel_name\x18\x05 \x01(\t\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\",\n\nStreamRate\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x0b\n\x03\x66ps\x18\x02 \x01(\x01\"\xc5\x01\n\x0ePipelineStatus\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x08services\x18\x03 \x03(\x0b\x32\x17.heron.v1.ServiceStatus\x12\'\n\x07sources\x18\x04 \x03(\x0b\x32\x16.heron.v1.SourceStatus\x12#\n\x05rates\x18\x05 \x03(\x0b\x32\x14.heron.v1.StreamRate\"\x12\n\x10GetStatusRequest\".\n\x12WatchStatusRequest\x12\x18\n\x10interval_seconds\x18\x01 \x01(\x01\"A\n\x0e\x43lassThreshold\x12\x10\n\x08\x63lass_id\x18\x01 \x01(\r\x12\x1d\n\x15pre_cluster_threshold\x18\x02 \x01(\x02\"h\n\x14SetParametersRequest\x12,\n\nthresholds\x18\x01 \x03(\x0b\x32\x18.heron.v1.ClassThreshold\x12\x15\n\x08interval\x18\x02 \x01(\rH\x00\x88\x01\x01\x42\x0b\n\t_interval\"\x17\n\x15SetParametersResponse\"s\n\x10SubscribeRequest\x12\x12\n\nstream_ids\x18\x01 \x03(\t\x12\x0f\n\x07\x63lasses\x18\x02 \x03(\t\x12\x16\n\x0emin_confidence\x18\x03 \x01(\x02\x12\r\n\x05\x61\x66ter\x18\x04 \x01(\t\x12\x13\n\x0b\x66rom_oldest\x18\x05 \x01(\x08\"8\n\x03Gap\x12\r\n\x05\x61\x66ter\x18\x01 \x01(\t\x12\x12\n\nresumed_at\x18\x02 \x01(\t\x12\x0e\n\x06missed\x18\x03 \x01(\x04\"s\n\x0e\x44\x65tectionEvent\x12\x10\n\x08position\x18\x01 \x01(\t\x12(\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x17.heron.v1.FrameMetadataH\x00\x12\x1c\n\x03gap\x18\x03 \x01(\x0b\x32\r.heron.v1.GapH\x00\x42\x07\n\x05\x65vent*\xc9\x01\n\x0bSourceState\x12\x1c\n\x18SOURCE_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SOURCE_STATE_CONNECTING\x10\x01\x12\x18\n\x14SOURCE_STATE_PLAYING\x10\x02\x12\x1d\n\x19SOURCE_STATE_RECONNECTING\x10\x03\x12\x14\n\x10SOURCE_STATE_EOS\x10\x04\x12\x16\n\x12SOURCE_STATE_ERROR\x10\x05\x12\x18\n\x14SOURCE_STATE_REMOVED\x10\x06\x32\x85\x04\n\x08Pipeline\x12?\n\tAddSource\x12\x1a.heron.v1.AddSourceRequest\x1a\x16.heron.v1.SourceStatus\x12M\n\x0cRemoveSource\x12\x1d.heron.v1.RemoveSourceRequest\x1a\x1e.heron.v1.RemoveSourceResponse\x12?\n\tGetSource\x12\x1a.heron.v1.GetSourceRequest\x1a\x16.heron.v1.SourceStatus\x12J\n\x0bListSources\x12\x1c.heron.v1.ListSourcesRequest\x1a\x1d.heron.v1.ListSourcesResponse\x12\x41\n\tGetStatus\x12\x1a.heron.v1.GetStatusRequest\x1a\x18.heron.v1.PipelineStatus\x12G\n\x0bWatchStatus\x12\x1c.heron.v1.WatchStatusRequest\x1a\x18.heron.v1.PipelineStatus0\x01\x12P\n\rSetParameters\x12\x1e.heron.v1.SetParametersRequest\x1a\x1f.heron.v1.SetParametersResponse2Q\n\nDetections\x12\x43\n\tSubscribe\x12\x1a.heron.v1.SubscribeRequest\x1a\x18.heron.v1.DetectionEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'heron.v1.control_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SOURCESTATE']._serialized_start=1535
-  _globals['_SOURCESTATE']._serialized_end=1736
+  _globals['_SOURCESTATE']._serialized_start=1578
+  _globals['_SOURCESTATE']._serialized_end=1779
   _globals['_SOURCESTATUS']._serialized_start=119
   _globals['_SOURCESTATUS']._serialized_end=338
   _globals['_ADDSOURCEREQUEST']._serialized_start=340
@@ -50,30 +50,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTSOURCESREQUEST']._serialized_end=539
   _globals['_LISTSOURCESRESPONSE']._serialized_start=541
   _globals['_LISTSOURCESRESPONSE']._serialized_end=603
-  _globals['_SERVICESTATUS']._serialized_start=605
-  _globals['_SERVICESTATUS']._serialized_end=728
-  _globals['_STREAMRATE']._serialized_start=730
-  _globals['_STREAMRATE']._serialized_end=774
-  _globals['_PIPELINESTATUS']._serialized_start=777
-  _globals['_PIPELINESTATUS']._serialized_end=974
-  _globals['_GETSTATUSREQUEST']._serialized_start=976
-  _globals['_GETSTATUSREQUEST']._serialized_end=994
-  _globals['_WATCHSTATUSREQUEST']._serialized_start=996
-  _globals['_WATCHSTATUSREQUEST']._serialized_end=1042
-  _globals['_CLASSTHRESHOLD']._serialized_start=1044
-  _globals['_CLASSTHRESHOLD']._serialized_end=1109
-  _globals['_SETPARAMETERSREQUEST']._serialized_start=1111
-  _globals['_SETPARAMETERSREQUEST']._serialized_end=1215
-  _globals['_SETPARAMETERSRESPONSE']._serialized_start=1217
-  _globals['_SETPARAMETERSRESPONSE']._serialized_end=1240
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=1242
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=1357
-  _globals['_GAP']._serialized_start=1359
-  _globals['_GAP']._serialized_end=1415
-  _globals['_DETECTIONEVENT']._serialized_start=1417
-  _globals['_DETECTIONEVENT']._serialized_end=1532
-  _globals['_PIPELINE']._serialized_start=1739
-  _globals['_PIPELINE']._serialized_end=2256
-  _globals['_DETECTIONS']._serialized_start=2258
-  _globals['_DETECTIONS']._serialized_end=2339
+  _globals['_SERVICESTATUS']._serialized_start=606
+  _globals['_SERVICESTATUS']._serialized_end=771
+  _globals['_STREAMRATE']._serialized_start=773
+  _globals['_STREAMRATE']._serialized_end=817
+  _globals['_PIPELINESTATUS']._serialized_start=820
+  _globals['_PIPELINESTATUS']._serialized_end=1017
+  _globals['_GETSTATUSREQUEST']._serialized_start=1019
+  _globals['_GETSTATUSREQUEST']._serialized_end=1037
+  _globals['_WATCHSTATUSREQUEST']._serialized_start=1039
+  _globals['_WATCHSTATUSREQUEST']._serialized_end=1085
+  _globals['_CLASSTHRESHOLD']._serialized_start=1087
+  _globals['_CLASSTHRESHOLD']._serialized_end=1152
+  _globals['_SETPARAMETERSREQUEST']._serialized_start=1154
+  _globals['_SETPARAMETERSREQUEST']._serialized_end=1258
+  _globals['_SETPARAMETERSRESPONSE']._serialized_start=1260
+  _globals['_SETPARAMETERSRESPONSE']._serialized_end=1283
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=1285
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1400
+  _globals['_GAP']._serialized_start=1402
+  _globals['_GAP']._serialized_end=1458
+  _globals['_DETECTIONEVENT']._serialized_start=1460
+  _globals['_DETECTIONEVENT']._serialized_end=1575
+  _globals['_PIPELINE']._serialized_start=1782
+  _globals['_PIPELINE']._serialized_end=2299
+  _globals['_DETECTIONS']._serialized_start=2301
+  _globals['_DETECTIONS']._serialized_end=2382
 # @@protoc_insertion_point(module_scope)

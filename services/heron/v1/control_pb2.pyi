@@ -233,6 +233,7 @@ class ServiceStatus(_message.Message):
     DETAIL_FIELD_NUMBER: _builtins.int
     MODEL_NAME_FIELD_NUMBER: _builtins.int
     MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"ingest", "inference", ..."""
     instance: _builtins.str
@@ -243,6 +244,10 @@ class ServiceStatus(_message.Message):
     model_name: _builtins.str
     """inference: the model it serves"""
     model_version: _builtins.str
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """when it said so (heartbeats: every status interval)"""
+
     def __init__(
         self,
         *,
@@ -252,10 +257,11 @@ class ServiceStatus(_message.Message):
         detail: _builtins.str = ...,
         model_name: _builtins.str = ...,
         model_version: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "instance", b"instance", "model_name", b"model_name", "model_version", b"model_version", "name", b"name", "serving", b"serving"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "instance", b"instance", "model_name", b"model_name", "model_version", b"model_version", "name", b"name", "serving", b"serving", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -2,7 +2,8 @@
 
 Three checks, each refusing with a reason that starts the dead letter's `reason` text:
 
-- `unknown_stream`: the frame names a stream the pipeline config does not have (`KnownStreams`).
+- `unknown_stream`: the frame names a stream that is not the pipeline's: not in the config, nor
+  added at run time (`KnownStreams`).
 - `bad_batch`: a muxer batch that is empty, holds more frames than the muxer's batch, or is not
   at the muxer's size (`BatchShape`).
 - `future_frame`: a frame number too far ahead of the stream's last in-order frame
@@ -19,7 +20,9 @@ See docs/bus.md, "Admission at a stage's entry".
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -78,29 +81,59 @@ class RefusedError(ValueError):
 # --- which streams ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class KnownStreams:
-    """The streams a stage serves; frames of any other stream are refused."""
+    """The streams a stage serves: the config's, and those ingest adds at run time. Frames of
+    any other stream are refused.
 
-    ids: frozenset[str]
+    `added` tells the run-time ones (heron.core.commands.added_streams); it is asked when a
+    frame names a stream not known yet, at most every `refresh_s`, so a stream of garbage ids
+    costs one look per interval, not one per frame. A stream once known stays known: frames a
+    removed source published before it went are still served.
+    """
+
+    def __init__(
+        self,
+        ids: Iterable[str],
+        added: Callable[[], Iterable[str]] | None = None,
+        *,
+        refresh_s: float = 0.2,
+    ) -> None:
+        self._ids = frozenset(ids)
+        self._added = added
+        self._refresh_s = refresh_s
+        self._looked_at = -math.inf
 
     @classmethod
-    def of(cls, pipeline: Pipeline) -> KnownStreams:
-        return cls(frozenset(pipeline.stream_ids))
+    def of(
+        cls, pipeline: Pipeline, added: Callable[[], Iterable[str]] | None = None
+    ) -> KnownStreams:
+        return cls(pipeline.stream_ids, added)
 
     @classmethod
     def named(cls, ids: Iterable[str]) -> KnownStreams:
-        return cls(frozenset(ids))
+        return cls(ids)
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return self._ids
 
     def check(self, stream_id: str) -> None:
-        if stream_id in self.ids:
+        if stream_id in self._ids or self._look_again(stream_id):
             return
-        known = sorted(self.ids)
+        known = sorted(self._ids)
         listed = ", ".join(known[:8]) + (f", ... ({len(known)} in all)" if len(known) > 8 else "")
         raise RefusedError(
             AdmissionReason.UNKNOWN_STREAM,
             f"stream {stream_id!r} is not one of the pipeline's streams ({listed or 'none'})",
         )
+
+    def _look_again(self, stream_id: str) -> bool:
+        now = time.monotonic()
+        if self._added is None or now - self._looked_at < self._refresh_s:
+            return False
+        self._looked_at = now
+        self._ids = self._ids | frozenset(self._added())
+        return stream_id in self._ids
 
 
 # --- muxer batches -----------------------------------------------------------------------------
@@ -117,7 +150,8 @@ class BatchShape:
     @classmethod
     def of(cls, pipeline: Pipeline) -> BatchShape:
         mux = pipeline.streammux
-        # The muxer's batch-size, else one slot per configured stream (heron.streammux).
+        # The muxer's batch-size, else one slot per configured stream (heron.streammux); sources
+        # added at run time do not change it, as they do not change the muxer's.
         frames = mux.batch_size or max(pipeline.stream_count, 1)
         return cls(mux.width, mux.height, frames)
 

@@ -37,6 +37,13 @@ class BusClientSettings(ServiceSettings):
     backoff: BackoffSettings = Field(
         default_factory=BackoffSettings, description="Retries while Redis is away."
     )
+    status_interval_s: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="How often the service publishes its heartbeat (serving or not, and why) "
+        "for the control service's GetStatus; 0 = never.",
+    )
 
     @field_validator("pipeline")
     @classmethod

@@ -27,7 +27,8 @@ from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 
-from heron.core.bus import RedisTransport, Transport
+from heron.core.bus import BackoffSettings, RedisTransport, Transport
+from heron.core.runtime.bus_settings import BusClientSettings, BusConsumerSettings
 from heron.core.runtime.endpoint import HealthServer
 from heron.core.runtime.health import Heartbeat, Readiness, RedisCheck
 from heron.core.runtime.logs import configure_logging
@@ -42,6 +43,7 @@ from heron.core.runtime.shutdown import (
     FatalError,
     Shutdown,
 )
+from heron.core.runtime.status import StatusFields, StatusReporter, instance_name
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -60,6 +62,8 @@ class ServiceContext(Generic[S]):
     # What carries the service's messages: Redis streams, or queues when its runner hosts
     # every stage in one process. Services pass it to `settings.bus(...)`.
     transport: Transport = field(default_factory=RedisTransport)
+    # What the service adds to its heartbeats (heron.core.runtime.status), such as its model.
+    status: StatusFields = field(default_factory=StatusFields)
 
     @property
     def stopping(self) -> bool:
@@ -177,11 +181,13 @@ def serve(service_cls: Callable[[ServiceContext[S]], Service[S]], ctx: ServiceCo
     """Start the service, step it until a stop is requested, drain and close it; the exit
     code. `run_service` calls it for a process; `heron run --in-process`, for each thread."""
     service: Service[S] | None = None
+    reporter: StatusReporter | None = None
     try:
         service = service_cls(ctx)
         service.start()
         if not ctx.stopping:
             ctx.metrics.set_up(True)
+            reporter = _start_reporter(ctx)
             log.info("running")
         while not ctx.stopping:
             ctx.heartbeat.beat()
@@ -191,6 +197,7 @@ def serve(service_cls: Callable[[ServiceContext[S]], Service[S]], ctx: ServiceCo
     except FatalError as e:  # said in one line: a traceback adds nothing to "disk is full"
         ctx.metrics.set_up(False)
         log.error("fatal: %s", e)
+        _stop_reporter(reporter)
         _close(service)
         ctx.shutdown.finished()
         return EXIT_FATAL
@@ -199,13 +206,44 @@ def serve(service_cls: Callable[[ServiceContext[S]], Service[S]], ctx: ServiceCo
     except Exception:
         ctx.metrics.set_up(False)
         log.exception("service failed")
+        _stop_reporter(reporter)
         _close(service)
         ctx.shutdown.finished()
         return EXIT_FAILED
+    _stop_reporter(reporter)
     ok = _close(service)
     ctx.shutdown.finished()
     log.info("stopped", extra={"reason": ctx.shutdown.reason})
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _start_reporter(ctx: ServiceContext[S]) -> StatusReporter | None:
+    """Heartbeats for a service on the bus (status_interval_s > 0); its bus is its own, with
+    metrics apart from the service's (two buses cannot share one registry's metric names)."""
+    settings = ctx.settings
+    if not isinstance(settings, BusClientSettings) or settings.status_interval_s <= 0:
+        return None
+    member = settings.member if isinstance(settings, BusConsumerSettings) else None
+    # A heartbeat that cannot go out within its interval is stale anyway: never wait longer
+    # (a service stopping while Redis is away must not hang on its last heartbeat).
+    patience = BackoffSettings(max_s=1.0, give_up_after_s=max(settings.status_interval_s, 0.5))
+    bus_settings = settings.bus_settings().model_copy(update={"backoff": patience})
+    reporter = StatusReporter(
+        ctx.transport.bus(bus_settings, CollectorRegistry()),
+        settings.pipeline,
+        service=settings.service_name,
+        instance=instance_name(member),
+        readiness=ctx.readiness,
+        fields=ctx.status,
+        interval_s=settings.status_interval_s,
+    )
+    reporter.start()
+    return reporter
+
+
+def _stop_reporter(reporter: StatusReporter | None) -> None:
+    if reporter is not None:
+        reporter.stop()
 
 
 def _close(service: Service[S] | None) -> bool:
