@@ -73,13 +73,15 @@ class FpsMeter:
         self._lock = threading.Lock()
         self._count = 0
         self._since = time.monotonic()
+        self._rate = 0.0
 
     def tick(self) -> None:
         with self._lock:
             self._count += 1
             elapsed = time.monotonic() - self._since
             if elapsed >= self._window_s:
-                self._gauge.set(self._count / elapsed)
+                self._rate = self._count / elapsed
+                self._gauge.set(self._rate)
                 self._count = 0
                 self._since = time.monotonic()
 
@@ -87,5 +89,16 @@ class FpsMeter:
         """The stream stopped delivering (reconnecting, ended): report 0, not a stale rate."""
         with self._lock:
             self._gauge.set(0)
+            self._rate = 0.0
             self._count = 0
             self._since = time.monotonic()
+
+    def current(self) -> float:
+        """Frames per second over the last window. A stream that went quiet without an idle()
+        (ingest waiting for consumers, a stalled read) fades: the next frame has not come, so
+        the rate is at most one more frame than counted over the time since the window began."""
+        with self._lock:
+            elapsed = time.monotonic() - self._since
+            if elapsed <= self._window_s:
+                return self._rate
+            return min(self._rate, (self._count + 1) / elapsed)

@@ -2,28 +2,42 @@
 
 `python -m heron.ingest -c pipeline.txt` (see __main__). Readiness: Redis answers and every
 source's worker has started. SIGTERM stops the workers (each finishes the frame in hand), then
-their rings are unlinked.
+their rings are unlinked. While it runs, AddSource/RemoveSource commands change its sources
+(heron.ingest.control); the changes are kept on the bus and re-applied at start.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import redis
+
 from heron.core import streams
-from heron.core.bus import Bus, Publisher
+from heron.core.bus import Bus, BusError, Publisher
+from heron.core.commands import CommandFollower
 from heron.core.config.pipeline_file import load_pipeline
 from heron.core.plan.settings.ingest import Backpressure, IngestSettings
 from heron.core.plan.sources import PlannedSource, describe, plan_sources
 from heron.core.runtime import FlagCheck, Service, ServiceContext
+from heron.core.runtime.status import instance_name
 from heron.ingest.backpressure import DownstreamLag, LagGate
+from heron.ingest.changes import SourceChangeLog, apply_changes
+from heron.ingest.control import ControlOutputs, SourceControl
 from heron.ingest.decoders import decoder_for
 from heron.ingest.decoding import Decoder
+from heron.ingest.flush import RingCloser
 from heron.ingest.metrics import IngestMetrics
+from heron.ingest.report import SourcesReporter
 from heron.ingest.sources import source_for
 from heron.ingest.store import pixel_store
 from heron.ingest.worker import StreamWorker, WorkerOutputs
+from heron.ingest.workers import WorkerSet
+from heron.v1.commands_pb2 import SourceChanges, SourcesReport
 from heron.v1.frame_pb2 import FrameRef
 from heron.v1.stream_pb2 import StreamEvent
 
@@ -42,26 +56,83 @@ class IngestService(Service[IngestSettings]):
     def __init__(self, ctx: ServiceContext[IngestSettings], pipeline: Path | None = None) -> None:
         super().__init__(ctx)
         self.pipeline_path = pipeline or self.settings.pipeline_config
-        self.workers: list[StreamWorker] = []
+        self.worker_set = WorkerSet()  # the command thread adds and removes; step() watches
         self.bus: Bus | None = None
         self.downstream: DownstreamLag | None = None  # every_frame's later pixel reader
-        self._stop = threading.Event()
+        self.instance = instance_name(None)
+        self.report: SourcesReporter | None = None
+        self._commands: CommandFollower | None = None
+        self._closer: RingCloser | None = None
+
+    @property
+    def workers(self) -> list[StreamWorker]:
+        """The current sources' workers (removed ones are gone), in the order added."""
+        return self.worker_set.snapshot()
 
     def start(self) -> None:
-        planned = plan(self.pipeline_path)
-        self.bus = self.settings.bus(self.ctx.metrics.registry, self.ctx.transport)
+        config = plan(self.pipeline_path)
+        self.bus = bus = self.settings.bus(self.ctx.metrics.registry, self.ctx.transport)
         self.ctx.check_bus()
         started = self.ctx.readiness.add(FlagCheck("sources started"))
-        metrics = IngestMetrics(self.ctx.metrics.registry)
-        events = self.bus.publisher(streams.events(self.settings.pipeline), StreamEvent)
-        decoder = decoder_for(self.settings.decoder)
-        self.downstream = self._downstream(self.bus, planned)
+        planned, changes = apply_changes(config, self._newest_changes(bus))
+        events = bus.publisher(streams.events(self.settings.pipeline), StreamEvent)
+        make = functools.partial(
+            self._worker,
+            bus,
+            decoder=decoder_for(self.settings.decoder),
+            metrics=IngestMetrics(self.ctx.metrics.registry),
+            events=events,
+        )
+        self.downstream = self._downstream(bus, planned)
         for item in planned:
-            worker = self._worker(self.bus, item, decoder, metrics, events)
-            self.workers.append(worker)
+            worker = make(item)
+            self.worker_set.add(worker)
             log.info("starting %s", describe(item))
             worker.start()
-        started.set(f"{len(self.workers)} source(s) started")
+        self._follow_commands(bus, make, changes, events)
+        started.set(f"{len(planned)} source(s) started")
+
+    def _newest_changes(self, bus: Bus) -> SourceChanges | None:
+        """The run-time changes an earlier ingest made, waiting out a Redis that is still
+        starting (as publishing would) up to redis_give_up_after_s."""
+        deadline = time.monotonic() + self.settings.redis_give_up_after_s
+        while True:
+            try:
+                return bus.newest(streams.source_changes(self.settings.pipeline), SourceChanges)
+            except (BusError, redis.RedisError) as e:
+                if time.monotonic() > deadline or self.ctx.wait(0.5):
+                    raise
+                log.warning("reading the run-time source changes: %s; retrying", e)
+
+    def _follow_commands(
+        self,
+        bus: Bus,
+        make: Callable[[PlannedSource], StreamWorker],
+        changes: SourceChangeLog,
+        events: Publisher[StreamEvent],
+    ) -> None:
+        pipeline = self.settings.pipeline
+        self.report = SourcesReporter(
+            bus.publisher(streams.source_status(pipeline), SourcesReport),
+            self.instance,
+            self.worker_set.statuses,
+            self.settings.report_interval_s,
+        )
+        self._closer = RingCloser(bus, self.settings.flush_timeout_s)
+        control = SourceControl(
+            pipeline=pipeline,
+            workers=self.worker_set,
+            make_worker=make,
+            changes=changes,
+            out=ControlOutputs(
+                events, bus.publisher(streams.source_changes(pipeline), SourceChanges), self.report
+            ),
+            closer=self._closer,
+        )
+        self._commands = CommandFollower(
+            bus, pipeline, service="ingest", instance=self.instance, handle=control.handle
+        )
+        self._commands.start()
 
     def _worker(
         self,
@@ -73,6 +144,7 @@ class IngestService(Service[IngestSettings]):
     ) -> StreamWorker:
         settings = self.settings
         stream = streams.frames(item.spec.stream_id)
+        stop = threading.Event()  # this worker's own; shutdown sets every worker's
         gate = None
         if settings.backpressure is Backpressure.EVERY_FRAME:
             gate = LagGate(
@@ -80,9 +152,11 @@ class IngestService(Service[IngestSettings]):
                 stream.key,
                 settings.consumer_group,
                 settings.max_lag,
-                stop=self._stop,
+                stop=stop,
                 downstream=self.downstream,
             )
+            if self.downstream is not None and stream.key not in self.downstream.frame_keys:
+                self.downstream.frame_keys.append(stream.key)  # a source added at run time
         outputs = WorkerOutputs(
             frames=bus.publisher(stream, FrameRef),
             events=events,
@@ -103,7 +177,12 @@ class IngestService(Service[IngestSettings]):
             threads=settings.decode_threads,
         )
         return StreamWorker(
-            source, outputs, settings.reconnect, max_attempts=item.max_attempts, stop=self._stop
+            source,
+            outputs,
+            settings.reconnect,
+            max_attempts=item.max_attempts,
+            stop=stop,
+            read_timeout_s=item.read_timeout_s or settings.reconnect.read_timeout_s,
         )
 
     def _downstream(self, bus: Bus, planned: list[PlannedSource]) -> DownstreamLag | None:
@@ -116,33 +195,47 @@ class IngestService(Service[IngestSettings]):
         return DownstreamLag(bus, frame_keys, meta.key, down.group, down.max_lag)
 
     def step(self) -> None:
-        crashed = next((w for w in self.workers if w.crash is not None), None)
+        crashed = next((w for w in self.worker_set.snapshot() if w.crash is not None), None)
         if crashed is not None:
             # Source failures end one stream; anything else (Redis gone for good, a bug) ends
             # the process so its supervisor restarts it with every stream.
             raise IngestCrashError(
                 f"stream {crashed.stream_id} crashed: {crashed.crash!r}"
             ) from crashed.crash
-        if self.settings.exit_when_done and all(w.finished for w in self.workers):
+        # A removed source counts as ended: removing the last one ends such a run.
+        if self.settings.exit_when_done and self.worker_set.all_finished():
             self.ctx.stop("every source has ended")
             return
-        self.ctx.wait(0.2)
+        if self.report is not None:
+            self.report.publish_if_due()
+        self.ctx.wait(min(0.2, self.settings.report_interval_s))
 
     def drain(self) -> None:
-        self._stop.set()
-        for worker in self.workers:
+        self._stop_commands()
+        self.worker_set.stop_all()
+        workers = self.worker_set.snapshot()
+        for worker in workers:
             # A live read blocks at most its read timeout; the grace period bounds the rest.
             worker.join(timeout=self.settings.shutdown_grace_s)
-        ended = sum(w.machine.finished for w in self.workers)
-        log.info("stopped %d stream(s), %d had ended", len(self.workers), ended)
+        ended = sum(w.machine.finished for w in workers)
+        log.info("stopped %d stream(s), %d had ended", len(workers), ended)
 
     def close(self) -> None:
-        self._stop.set()
-        for worker in self.workers:
+        self._stop_commands()
+        self.worker_set.stop_all()
+        if self._closer is not None:  # removed sources' rings still waiting for readers
+            self._closer.close_all(timeout_s=1.0)
+        for worker in self.worker_set.snapshot():
             if not worker.is_alive():
                 worker.out.store.close()
         if self.bus is not None:
             self.bus.close()
+
+    def _stop_commands(self) -> None:
+        """First of all: no source comes or goes while the rest stops. A removal in progress
+        waits for its worker's read timeout at most; the grace period bounds it."""
+        if self._commands is not None:
+            self._commands.stop(timeout_s=self.settings.shutdown_grace_s)
 
 
 def plan(path: Path | None) -> list[PlannedSource]:

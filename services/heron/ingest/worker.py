@@ -57,19 +57,29 @@ class StreamWorker(threading.Thread):
         *,
         max_attempts: int = -1,
         stop: threading.Event | None = None,
+        read_timeout_s: float = 10.0,
     ) -> None:
         self.spec = source.spec
         super().__init__(name=f"ingest-{self.spec.stream_id}", daemon=True)
         self.source = source
         self.out = outputs
         self.max_attempts = max_attempts
+        # This worker's own: RemoveSource stops one stream; the service stops each at shutdown.
         self.stop_event = stop if stop is not None else threading.Event()
+        self.read_timeout_s = read_timeout_s  # the longest one read blocks: bounds a stop's wait
         self.machine = StreamStateMachine(self.spec.stream_id)
         self._backoff = ExponentialWithJitterBackoff(cap=reconnect.max_s, base=reconnect.initial_s)
         self._fps = FpsMeter(outputs.metrics.fps.labels(self.spec.stream_id))
         self.decoded = 0  # frames out of the decoder, over every pass and connection
         self.published = 0  # frame references published; the next frame_number
+        # Frames decoded and kept (not a drop-frame-interval skip) that never got published:
+        # only a stop while waiting for backpressure room loses one. Ingest drops nothing else
+        # at publish: latest_frame_wins trims happen on the bus afterwards (counted there).
+        self.dropped = 0
+        self.reconnects = 0
         self.failure: str | None = None
+        self.last_reason: str | None = None  # why it last reconnected, for status reports
+        self.since = time.time()  # when it entered its current state (wall clock)
         self.crash: BaseException | None = None  # not a source problem: a bug or a dead bus
         self.done = threading.Event()
         self._set_state_metric(StreamState.CONNECTING)
@@ -83,6 +93,11 @@ class StreamWorker(threading.Thread):
         """The stream ended (EOS or error) or its thread has returned (stopped)."""
         return self.machine.finished or self.done.is_set()
 
+    @property
+    def fps(self) -> float:
+        """Frames published per second, recently."""
+        return self._fps.current()
+
     def stop(self) -> None:
         self.stop_event.set()
 
@@ -94,6 +109,7 @@ class StreamWorker(threading.Thread):
             self.crash = e
             self._fail(f"{type(e).__name__}: {e}")
         finally:
+            self._fps.idle()  # stopped or ended: no stale rate
             self.done.set()
 
     def _run(self) -> None:
@@ -139,6 +155,7 @@ class StreamWorker(threading.Thread):
             if waited:
                 self.out.metrics.backpressure_wait.labels(self.stream_id).inc(waited)
             if self.stop_event.is_set():
+                self.dropped += 1
                 return
         started = time.perf_counter()
         ref = self._ref(frame)
@@ -175,6 +192,8 @@ class StreamWorker(threading.Thread):
             self._fail(f"gave up after {self.max_attempts} reconnect attempts: {reason}")
             return False
         delay = float(self._backoff.compute(attempt - 1))
+        self.reconnects += 1
+        self.last_reason = reason
         self._to(StreamState.RECONNECTING)
         self.out.metrics.reconnects.labels(self.stream_id).inc()
         self.out.metrics.errors.labels(self.stream_id, "false").inc()
@@ -204,7 +223,8 @@ class StreamWorker(threading.Thread):
             self._emit(events.error(self.stream_id, message, fatal=True))
 
     def _to(self, state: StreamState) -> None:
-        self.machine.to(state)
+        if self.machine.to(state) is not state:  # another reconnect attempt is no new state
+            self.since = time.time()
         self._set_state_metric(state)
 
     def _set_state_metric(self, state: StreamState) -> None:

@@ -62,6 +62,14 @@ def plan_sources(pipeline: Pipeline, *, check_exists: bool = True) -> list[Plann
     return planned
 
 
+def plan_source(spec: SourceSpec, group: str, *, check_exists: bool = True) -> PlannedSource:
+    """One stream from its spec alone (a source added at run time); raises UriError. Its URI is
+    checked as a config source's is; it has no reconnect limits of its own (retried forever,
+    the service's stall timeout)."""
+    target = parse_uri(spec.uri, check_exists=check_exists)
+    return PlannedSource(spec, target, group, None, -1)
+
+
 def _uri_of(source: object) -> str:
     if isinstance(source, CameraSource):
         return source.device

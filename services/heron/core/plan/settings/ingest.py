@@ -115,6 +115,18 @@ class IngestSettings(BusClientSettings):
     exit_when_done: bool = Field(
         False, description="Stop the service once every source has ended (batch jobs, tests)."
     )
+    report_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often ingest publishes its SourcesReport (every source's state) for "
+        "the control service; also right after every AddSource/RemoveSource.",
+    )
+    flush_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="After RemoveSource: longest wait for the frame stream's consumer groups to "
+        "finish the removed source's frames before its shared-memory ring is unlinked.",
+    )
 
     @model_validator(mode="after")
     def _bounds_fit(self) -> IngestSettings:
