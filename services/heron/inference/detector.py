@@ -3,13 +3,18 @@
 Uses heron.postprocess (the module training's evaluation uses too): grid decode with the bbox
 coding, per-class `[class-attrs-N]` thresholds and `cluster-mode`, boxes mapped back to each
 original frame, then `filter-out-class-ids`.
+
+Per-class pre-cluster thresholds may be overridden at run time (SetParameters, see
+heron.inference.parameters): the overrides sit on top of the config's `[class-attrs-N]` and
+survive the head's lazy set-up from the first output.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,8 +113,24 @@ def cluster_params(config: NvInferConfig, num_classes: int) -> list[ClusterParam
     return params
 
 
+def with_thresholds(
+    params: Sequence[ClusterParams], thresholds: Mapping[int, float]
+) -> list[ClusterParams]:
+    """`params` with the pre-cluster thresholds of `thresholds` (class id → threshold) in
+    place of the config's; ids past the model's classes are left out (callers validate)."""
+    return [
+        p.model_copy(update={"pre_cluster_threshold": thresholds[k]}) if k in thresholds else p
+        for k, p in enumerate(params)
+    ]
+
+
 class DetectorHead:
-    """Turns one batch of outputs into per-frame DetectedObject lists."""
+    """Turns one batch of outputs into per-frame DetectedObject lists.
+
+    The bus loop and the Detector API's threads share one head, and a SetParameters command
+    changes its thresholds from a third: the per-class parameters are one list, swapped whole
+    under a lock, so a batch is decoded with the old set or the new one, never a mix.
+    """
 
     def __init__(
         self,
@@ -128,20 +149,50 @@ class DetectorHead:
         self._params: list[ClusterParams] | None = None
         self._coding: BBoxCoding | None = None
         self._scale, self._offset = bbox_scale, bbox_offset
+        self._lock = threading.Lock()
+        self._thresholds: dict[int, float] = {}  # run-time pre-cluster-threshold overrides
+
+    @property
+    def num_classes(self) -> int:
+        """The classes the model detects: its coverage channels once an output was seen, else
+        the config's num-detected-classes, which `_setup` holds the model to. (Not the labels:
+        a labels file may name more or fewer classes than the model has.)"""
+        with self._lock:
+            if self._params is not None:
+                return len(self._params)
+        declared = self.config.property.num_detected_classes
+        return declared if declared is not None else len(self.labels)
+
+    @property
+    def thresholds(self) -> dict[int, float]:
+        """The run-time pre-cluster-threshold overrides in force (class id → threshold)."""
+        with self._lock:
+            return dict(self._thresholds)
+
+    def set_thresholds(self, thresholds: Mapping[int, float]) -> None:
+        """Replace the run-time overrides with `thresholds` (an empty mapping: the config's
+        thresholds again). Decoding started before keeps the old set; the next uses these."""
+        with self._lock:
+            self._thresholds = dict(thresholds)
+            if self._params is not None:  # built already: rebuild from the config, then override
+                base = cluster_params(self.config, len(self._params))
+                self._params = with_thresholds(base, self._thresholds)
 
     def _setup(self, cov: FloatArray) -> tuple[list[ClusterParams], BBoxCoding]:
         """Parameters fixed by the first output seen (its class count and grid)."""
-        if self._params is None or self._coding is None:
-            classes = cov.shape[1]
-            expected = self.config.property.num_detected_classes
-            if expected is not None and expected != classes:
-                raise ModelMismatchError(
-                    f"num-detected-classes is {expected} but {self.outputs.coverage!r} has "
-                    f"{classes} channels"
-                )
-            self._params = cluster_params(self.config, classes)
-            self._coding = bbox_coding(self.info, cov.shape[2:4], self._scale, self._offset)
-        return self._params, self._coding
+        with self._lock:
+            if self._params is None or self._coding is None:
+                classes = cov.shape[1]
+                expected = self.config.property.num_detected_classes
+                if expected is not None and expected != classes:
+                    raise ModelMismatchError(
+                        f"num-detected-classes is {expected} but {self.outputs.coverage!r} has "
+                        f"{classes} channels"
+                    )
+                params = cluster_params(self.config, classes)
+                self._params = with_thresholds(params, self._thresholds)
+                self._coding = bbox_coding(self.info, cov.shape[2:4], self._scale, self._offset)
+            return self._params, self._coding
 
     def detections(
         self, outputs: dict[str, FloatArray], frames: Sequence[FrameGeometry]

@@ -3,7 +3,7 @@ input may hold (the sources' streams, the muxer's batch)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,8 +49,11 @@ class InputLimits:
     batch: BatchShape  # the muxer's output size and most frames per batch
 
 
-def input_limits(pipeline: Pipeline) -> InputLimits:
-    return InputLimits(KnownStreams.of(pipeline), BatchShape.of(pipeline))
+def input_limits(
+    pipeline: Pipeline, added: Callable[[], Iterable[str]] | None = None
+) -> InputLimits:
+    """`added` tells the streams added at run time (heron.core.commands.added_streams)."""
+    return InputLimits(KnownStreams.of(pipeline, added), BatchShape.of(pipeline))
 
 
 def primary_detector(

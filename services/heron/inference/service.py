@@ -13,6 +13,10 @@ work is held, unacknowledged, and retried with backoff: nothing acknowledged lac
 With `grpc` set, the service also serves the Detector gRPC service (`detector_server`): images
 a client sends go through the same preprocessing, model and postprocessing; the bus loop and
 the gRPC calls take turns on the backend (`SharedBackend`).
+
+SetParameters commands (per-class pre-cluster thresholds, the interval) arrive on the bus while
+the service runs; `RuntimeParameters` applies them to the shared head and the interval gate
+between batches, and the newest stored set is applied again at start.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from heron.core.bus.admission import (
     Order,
     RefusedError,
 )
+from heron.core.commands import CommandFollower, added_streams
 from heron.core.config.pipeline_file import load_pipeline
 from heron.core.grpc.settings import GrpcServerSettings
 from heron.core.plan.settings.inference import InferenceSettings
@@ -49,6 +54,7 @@ from heron.core.runtime import (
     Work,
     run_service,
 )
+from heron.core.runtime.status import instance_name
 from heron.inference.backends import Backend, build_backend
 from heron.inference.detector import DetectorHead
 from heron.inference.errors import (
@@ -60,6 +66,7 @@ from heron.inference.errors import (
 from heron.inference.geometry import Placement, frame_geometry
 from heron.inference.inputs import BatchInput, FrameInput, Input, Taken
 from heron.inference.interval import IntervalGate
+from heron.inference.parameters import RuntimeParameters, updates_counter
 from heron.inference.pipeline import (
     PrimaryDetector,
     input_limits,
@@ -69,6 +76,7 @@ from heron.inference.pipeline import (
 from heron.inference.pixels import Image, PixelReader
 from heron.inference.preprocess import Preprocessor, PreprocessSpec
 from heron.inference.shared_backend import SharedBackend
+from heron.v1.commands_pb2 import Parameters
 from heron.v1.detection_pb2 import DetectedObject, FrameMetadata, StageTimestamp
 from heron.v1.frame_pb2 import FrameRef
 
@@ -140,7 +148,8 @@ class InferenceService(Service[InferenceSettings]):
             require_model(s.backend, self.detector)
         except ModelMismatchError as e:  # the config is wrong for this backend: no restart mends it
             raise FatalError(str(e)) from e
-        self.limits = input_limits(pipeline)
+        # The config's streams, and those ingest adds at run time (asked when a frame names one).
+        self.limits = input_limits(pipeline, added=lambda: added_streams(self.bus, s.pipeline))
         self.admission_metrics = AdmissionMetrics(registry, STAGE)
         self.orders: dict[str, FrameOrder] = {}  # per stream: where its frame numbers are
         self.bus = s.bus(registry, self.ctx.transport)
@@ -154,6 +163,7 @@ class InferenceService(Service[InferenceSettings]):
             self.detector.nvinfer, info, bbox_scale=s.bbox_scale, bbox_offset=s.bbox_offset
         )
         self.gate = IntervalGate(self.detector.interval)
+        self.parameters = self._restore_parameters(info.name)
         self.pixels = PixelReader()
         self.input: Input = (
             BatchInput(self.bus, s.pipeline, s.group, s.member, self.limits.batch)
@@ -177,7 +187,16 @@ class InferenceService(Service[InferenceSettings]):
         )
         self.ctx.readiness.add(BackendCheck(self.backend, info.name))
         self.model_loaded.set(f"{info.name} version {info.version}")
+        self.ctx.status.model_name, self.ctx.status.model_version = info.name, info.version
         self.api: DetectorServer | None = None if s.grpc is None else self._start_api(s.grpc)
+        self.commands = CommandFollower(
+            self.bus,
+            s.pipeline,
+            service=STAGE,
+            instance=instance_name(s.member),
+            handle=self.parameters.handle,
+        )
+        self.commands.start()
         log.info(
             "serving",
             extra={"model": info.name, "version": info.version, "inputs": str(self.input.streams)},
@@ -192,11 +211,13 @@ class InferenceService(Service[InferenceSettings]):
 
     def drain(self) -> None:
         """One last try at held work; if the backend is still away it stays pending."""
+        self._stop_commands()  # stopping: a change taken now would reach no frame
         done = self.stage.drain()
         if done is not None:
             self._count(done)
 
     def close(self) -> None:
+        self._stop_commands()  # before the bus it reads is closed
         api = getattr(self, "api", None)
         if api is not None:  # first: its in-flight calls still use the backend
             api.stop()
@@ -204,6 +225,24 @@ class InferenceService(Service[InferenceSettings]):
             part = getattr(self, name, None)
             if part is not None:
                 part.close()
+
+    def _stop_commands(self) -> None:
+        commands: CommandFollower | None = getattr(self, "commands", None)
+        if commands is not None:
+            commands.stop()
+
+    def _restore_parameters(self, model: str) -> RuntimeParameters:
+        """Run-time parameters over the head and gate, with the stored set applied again."""
+        store = streams.parameters(self.settings.pipeline)
+        parameters = RuntimeParameters(
+            self.head,
+            self.gate,
+            self.bus.publisher(store, Parameters),
+            updates_counter(self.ctx.metrics.registry),
+            model,
+        )
+        parameters.restore(self.bus.newest(store, Parameters))
+        return parameters
 
     def _start_api(self, settings: GrpcServerSettings) -> DetectorServer:
         """The Detector gRPC service over this service's model, started."""

@@ -22,7 +22,14 @@ from prometheus_client import Counter, Gauge
 
 from heron.core import streams
 from heron.core.bus import Consumer, Delivery, Publisher
-from heron.core.bus.admission import AdmissionMetrics, Order, Placement, RefusedError
+from heron.core.bus.admission import (
+    AdmissionMetrics,
+    KnownStreams,
+    Order,
+    Placement,
+    RefusedError,
+)
+from heron.core.commands import added_streams
 from heron.core.config.pipeline_file import load_pipeline
 from heron.core.detections import Detections
 from heron.core.plan.settings.tracker import TrackerSettings
@@ -58,7 +65,8 @@ class TrackerService(Service[TrackerSettings]):
         for warning in setup.spec.warnings:
             log.warning("%s", warning)
         self.spec = setup.spec
-        self.known = setup.streams
+        # The config's streams, and those ingest adds at run time (asked when a frame names one).
+        self.known = KnownStreams(setup.streams.ids, lambda: added_streams(self.bus, s.pipeline))
         self.streams = Streams(setup.spec, setup.reset_mode, s.admission)
         self.read_count = s.read_count if setup.batch_process else 1
         size = (setup.spec.width, setup.spec.height)
