@@ -79,3 +79,36 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# --- container images (docs/images.md) ----------------------------------------------------
+# One image per role: images/<name>/Dockerfile → $(REGISTRY)/heron-<name>:$(TAG), built from the
+# repository root with BuildKit (docker buildx); installs nothing here. `make images` loads them
+# into the local Docker, `make push-images` pushes them. Several platforms, built and pushed at
+# once: make images IMAGES="ingest control" PLATFORMS=linux/amd64,linux/arm64 IMAGE_OUTPUT=--push
+IMAGES ?= ingest streammux inference tracker overlay control engine training
+REGISTRY ?= ghcr.io/heron-project
+HERON_VERSION = $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
+TAG ?= $(HERON_VERSION)
+DOCKER ?= docker
+PLATFORMS ?=
+IMAGE_OUTPUT ?= --load
+# More buildx flags, e.g. --build-arg PYTHON_IMAGE=python:3.11.7-slim-bookworm@sha256:<digest>
+IMAGE_FLAGS ?=
+IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# The engine and training images take the Makefile's pins (their Dockerfiles' defaults match).
+IMAGE_ARGS_engine = --build-arg TORCH_PINS="$(TORCH_PINS)"
+IMAGE_ARGS_training = --build-arg TORCH_PINS="$(TORCH_PINS)" --build-arg WEIGHTS_PKG=$(WEIGHTS_PKG)
+
+.PHONY: images push-images $(addprefix image-,$(IMAGES)) $(addprefix push-image-,$(IMAGES))
+
+images: $(addprefix image-,$(IMAGES))
+
+$(addprefix image-,$(IMAGES)): image-%:
+	$(DOCKER) buildx build -f images/$*/Dockerfile -t $(REGISTRY)/heron-$*:$(TAG) \
+	  --build-arg VERSION=$(HERON_VERSION) --build-arg REVISION=$(IMAGE_REVISION) \
+	  $(IMAGE_ARGS_$*) $(if $(PLATFORMS),--platform $(PLATFORMS)) $(IMAGE_OUTPUT) $(IMAGE_FLAGS) .
+
+push-images: $(addprefix push-image-,$(IMAGES))
+
+$(addprefix push-image-,$(IMAGES)): push-image-%:
+	$(DOCKER) push $(REGISTRY)/heron-$*:$(TAG)

@@ -1,0 +1,1 @@
+"""The container images (images/<name>/Dockerfile), checked without a Docker daemon."""
