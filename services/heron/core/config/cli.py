@@ -174,14 +174,26 @@ def _check_tao(path: Path, diags: Diagnostics) -> tuple[str, list[Diagnostic]]:
 class PlanFormat(StrEnum):
     JSON = "json"
     YAML = "yaml"
+    HELM = "helm"  # the chart's values: heron.core.plan.deploy
 
 
 @app.command()
 def plan(
-    config: Annotated[Path, typer.Argument(help="deepstream-app .txt or pipeline YAML.")],
+    configs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="CONFIG...",
+            help="deepstream-app .txt or pipeline YAML; several only with --format helm.",
+        ),
+    ],
     *,
     output_format: Annotated[
-        PlanFormat, typer.Option("--format", help="How the plan is printed.")
+        PlanFormat,
+        typer.Option(
+            "--format",
+            help="How the plan is printed; helm: the values the Helm chart deploys "
+            "(docs/deploy.md), one pipeline per config.",
+        ),
     ] = PlanFormat.JSON,
     pipeline: Annotated[
         str | None, typer.Option(help=field_help(PlanOptions, "pipeline"), show_default=False)
@@ -216,7 +228,9 @@ def plan(
     with its settings (docs/run.md, "The plan").
 
     Nothing is written or started. The config's warnings go to stderr (and into the plan);
-    a config that cannot run is refused with exit 1, naming file and line.
+    a config that cannot run is refused with exit 1, naming file and line. `--format helm`
+    prints the chart's values instead: each config with the text files it names, and its plan
+    made for a pod; a model named by a relative path is refused (docs/deploy.md).
     """
     # Imported here so `heron --help` does not pay for the services' settings models.
     from pydantic import ValidationError
@@ -237,6 +251,12 @@ def plan(
         )
     except ValidationError as e:
         raise fail(str(e)) from None
+    if output_format is PlanFormat.HELM:
+        _print_helm_values(configs, options, pipeline)
+        return
+    if len(configs) != 1:
+        raise fail(f"--format {output_format.value} prints one plan: give one config")
+    config = configs[0]
     try:
         planned = plan_pipeline(config, options)
     except ConfigError as e:
@@ -252,6 +272,24 @@ def plan(
         typer.echo(yaml.safe_dump(data, sort_keys=False, width=100).rstrip("\n"))
     else:
         typer.echo(planned.model_dump_json(indent=2))
+
+
+def _print_helm_values(configs: list[Path], options: PlanOptions, name: str | None) -> None:
+    """`--format helm`: the chart's `pipelines`, one entry per config (docs/deploy.md)."""
+    from heron.core.plan.deploy import dump_values, helm_values
+
+    try:
+        values, made = helm_values(configs, options, name=name)
+    except ConfigError as e:
+        for diagnostic in e.diagnostics:
+            typer.echo(str(diagnostic), err=True)
+        raise typer.Exit(1) from None
+    except (ValueError, OSError) as e:  # names, clashes, a source, the backend's options
+        raise fail(str(e)) from None
+    for one in made:
+        for warning in one.plan.warnings:
+            typer.echo(str(warning), err=True)
+    typer.echo(dump_values(values), nl=False)
 
 
 def main() -> None:  # pragma: no cover - `python -m heron.core.config.cli`
