@@ -17,8 +17,12 @@ subscriber threads, each on its own channel. Two phases for each N:
 Subscribers never hold the stream back and the bench raises max_behind so none skips: every
 frame is delivered to every subscriber (a Gap would be reported). Client threads share this
 process (and the GIL) and the machine's cores with the server and Redis; the CPU columns say
-how busy the server process and this client process were (100 % = one core) over each N.
-Prints a table, writes --out (JSON).
+how busy the server process and this client process were (100 % = one core) over each N,
+"server us/msg" the server's CPU time over every frame it delivered in both phases, and the
+load column the 1-minute load average before and after it (others' work on the machine shows
+there, and so do the bench's own threads). --fanout-entries sets the server's
+subscribe.fanout_entries (0: each subscription reads the stream itself, as before the shared
+reader); by default the server's own default. Prints a table, writes --out (JSON).
 """
 
 from __future__ import annotations
@@ -108,14 +112,19 @@ class Subscriber:
             self.last_throughput_ns = now
 
 
-def start_control(redis: LocalRedis, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_control(
+    redis: LocalRedis, folder: Path, fanout_entries: int | None
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
+    subscribe: dict[str, int] = {"max_behind": 10_000_000, "max_subscribers": 128}
+    if fanout_entries is not None:
+        subscribe["fanout_entries"] = fanout_entries
     settings = {
         "pipeline": PIPELINE,
         "stage": "tracker",
         "metrics": {"host": "127.0.0.1", "port": free_port()},
         "grpc": {"listen": f"127.0.0.1:{port}", "grace_s": 0},
-        "subscribe": {"max_behind": 10_000_000, "max_subscribers": 128},
+        "subscribe": subscribe,
         "log": {"level": "WARNING"},
     }
     path = folder / "control.json"
@@ -202,6 +211,7 @@ def measure(target: str, bus: RedisBus, n: int, args: argparse.Namespace) -> dic
         "latency_p95_ms": float(np.percentile(latencies, 95)),
         "gaps": sum(s.gaps for s in subscribers),
         "errors": errors,
+        "delivered": sum(sum(s.counts.values()) for s in subscribers),  # every phase's frames
     }
 
 
@@ -212,13 +222,19 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="Latency phase frames/s.")
     parser.add_argument("--seconds", type=float, default=5.0, help="Latency phase length.")
     parser.add_argument("--objects", type=int, default=5, help="Objects per frame.")
+    parser.add_argument(
+        "--fanout-entries",
+        type=int,
+        default=None,
+        help="The server's subscribe.fanout_entries (0: no shared reader); default: its own.",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "grpc.json")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="heron-bench-grpc-") as tmp:
         redis = LocalRedis(Path(tmp) / "redis", persist=False)
         redis.start()
-        control, target = start_control(redis, Path(tmp))
+        control, target = start_control(redis, Path(tmp), args.fanout_entries)
         bus = RedisBus.from_url(redis.url, registry=CollectorRegistry())
         try:
             print(HEADER, flush=True)
@@ -226,11 +242,16 @@ def main() -> None:
             for n in args.subscribers:
                 # A fresh stream for each N: the same backlog-free start.
                 bus.client.delete(streams.metadata("tracker", PIPELINE).key)
+                load_before = os.getloadavg()[0]
                 before = (_cpu(server), _cpu(client), time.monotonic())
                 rows.append(measure(target, bus, n, args))
                 wall = time.monotonic() - before[2]
                 rows[-1]["server_cpu_percent"] = 100 * (_cpu(server) - before[0]) / wall
+                rows[-1]["server_cpu_us_per_message"] = (
+                    1e6 * (_cpu(server) - before[0]) / rows[-1]["delivered"]
+                )
                 rows[-1]["client_cpu_percent"] = 100 * (_cpu(client) - before[1]) / wall
+                rows[-1]["load_1min"] = [load_before, os.getloadavg()[0]]
                 print_row(rows[-1])
         finally:
             bus.close()
@@ -248,6 +269,7 @@ def main() -> None:
         },
         "message_bytes": size,
         "messages": args.messages,
+        "fanout_entries": args.fanout_entries,  # None: the server's default
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -257,7 +279,8 @@ def main() -> None:
 
 HEADER = (
     f"{'subscribers':>11} {'msgs/s total':>13} {'msgs/s each':>12} {'p50 ms':>8} "
-    f"{'p95 ms':>8} {'gaps':>5} {'server CPU':>11} {'client CPU':>11}"
+    f"{'p95 ms':>8} {'gaps':>5} {'server CPU':>11} {'client CPU':>11} {'server us/msg':>14} "
+    f"{'load':>11}"
 )
 
 
@@ -271,7 +294,9 @@ def print_row(row: dict[str, Any]) -> None:
         f"{row['subscribers']:>11} {row['throughput_messages_per_s']:>13,.0f} "
         f"{row['per_subscriber_messages_per_s']:>12,.0f} {row['latency_p50_ms']:>8.2f} "
         f"{row['latency_p95_ms']:>8.2f} {row['gaps']:>5} "
-        f"{row['server_cpu_percent']:>10.0f}% {row['client_cpu_percent']:>10.0f}%",
+        f"{row['server_cpu_percent']:>10.0f}% {row['client_cpu_percent']:>10.0f}% "
+        f"{row['server_cpu_us_per_message']:>14.0f} "
+        f"{row['load_1min'][0]:>5.1f}-{row['load_1min'][1]:<5.1f}",
         flush=True,
     )
 

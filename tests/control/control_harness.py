@@ -4,8 +4,9 @@ publisher of the last stage's metadata as the tracker would write it."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -120,6 +121,14 @@ def refusal(port: int, request: SubscribeRequest, timeout: float = 30.0) -> grpc
     raise AssertionError(f"expected an error, got an event: {event}")
 
 
+def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Poll `condition` until it holds (AssertionError after `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
 def take(events: Iterator[DetectionEvent], count: int) -> list[DetectionEvent]:
     return [next(events) for _ in range(count)]
 
@@ -128,4 +137,13 @@ def frame_numbers(events: Sequence[DetectionEvent]) -> list[int]:
     return [e.frame.frame.frame_number for e in events if e.WhichOneof("event") == "frame"]
 
 
-__all__ = ["Control", "Metadata", "control", "frame", "grpc", "subscription", "take"]
+__all__ = [
+    "Control",
+    "Metadata",
+    "control",
+    "frame",
+    "grpc",
+    "subscription",
+    "take",
+    "wait_until",
+]

@@ -9,9 +9,14 @@ from collections.abc import Iterator
 import pytest
 import redis
 from heron.control.client import Client, InvalidRequestError, Subscription
+from heron.core import streams
+from heron.core.bus import RedisBus
 from heron.v1 import control_pb2
+from heron.v1.commands_pb2 import SourcesReport
+from heron.v1.stream_pb2 import SourceSpec
+from prometheus_client import CollectorRegistry
 
-from tests.control.control_harness import Control, Metadata, frame, new_pipeline
+from tests.control.control_harness import Control, Metadata, frame, new_pipeline, wait_until
 
 
 @pytest.fixture
@@ -114,6 +119,8 @@ def test_heron_watch_and_status_against_the_control_service(
     env = {"COLUMNS": "300", "HERON_TOKEN": ""}
     try:
         metadata.publisher.publish_many([frame("cam-0", n, [("Mask", 0.9)]) for n in range(3)])
+        publish_status(redis_url, pipeline)
+        wait_until(lambda: bool(server.service.board.services()))
         watched = runner.invoke(
             app, ["watch", "--server", target, "--after", "0-0:0", "--limit", "3"], env=env
         )
@@ -128,5 +135,36 @@ def test_heron_watch_and_status_against_the_control_service(
     assert "resume with --after " in watched.stderr
     assert bad.exit_code == 1
     assert bad.stderr.startswith("error: invalid request: after: expected a position")
-    assert status.exit_code == 1
-    assert "does not serve heron.v1.Pipeline/GetStatus" in status.stderr
+    assert status.exit_code == 0, status.output
+    lines = status.stdout.splitlines()
+    assert lines[0].startswith(f"pipeline {pipeline} at ")
+    assert lines[1:5] == [
+        "services:",
+        "  inference inference-0 serving model=facemask:3",
+        "sources:",
+        "  cam-0 playing fps=25.0 frames=100 dropped=0 reconnects=0 uri=rtsp://cam/0",
+    ]
+
+
+def publish_status(redis_url: str, pipeline: str) -> None:
+    """A heartbeat of an inference instance and a sources report, as the stages send them."""
+    bus = RedisBus.from_url(redis_url, registry=CollectorRegistry())
+    heartbeat = control_pb2.ServiceStatus(
+        name="inference",
+        instance="inference-0",
+        serving=True,
+        model_name="facemask",
+        model_version="3",
+    )
+    heartbeat.time.GetCurrentTime()
+    bus.publisher(streams.service_status(pipeline), control_pb2.ServiceStatus).publish(heartbeat)
+    report = SourcesReport(instance="ingest-0")
+    report.time.GetCurrentTime()
+    report.sources.add(
+        source=SourceSpec(stream_id="cam-0", uri="rtsp://cam/0"),
+        state=control_pb2.SOURCE_STATE_PLAYING,
+        fps=25.0,
+        frames=100,
+    )
+    bus.publisher(streams.source_status(pipeline), SourcesReport).publish(report)
+    bus.close()

@@ -217,3 +217,25 @@ def test_stopping_the_service_ends_subscriptions_with_unavailable(
         assert "after" in (e.value.details() or "") and position
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("fanout_entries", [4096, 0])
+def test_a_subscriber_behind_at_a_stop_still_gets_what_the_stream_held(
+    redis_url: str, pipeline: str, metadata: Metadata, fanout_entries: int
+) -> None:
+    """`heron run` stops the control service right after the last frame left the last stage:
+    a subscriber not there yet must still receive it before its call ends."""
+    server = Control(redis_url, pipeline, subscribe={"fanout_entries": fanout_entries})
+    try:
+        metadata.publish(range(300))
+        with subscription(server.port, SubscribeRequest(from_oldest=True)) as events:
+            first = take(events, 1)
+            server.ctx.stop("test")
+            rest = []
+            with pytest.raises(grpc.RpcError) as e:
+                while True:
+                    rest.append(next(events))
+        assert frame_numbers(first + rest) == list(range(300))
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        server.stop()

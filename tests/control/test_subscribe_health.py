@@ -1,6 +1,6 @@
-"""Health of heron.v1.Detections follows Redis: NOT_SERVING while the test's redis-server is
-stopped, SERVING once it is back; a subscription open through the outage ends UNAVAILABLE and
-resumes from its position."""
+"""Health of heron.v1.Detections and heron.v1.Pipeline follows Redis: NOT_SERVING while the
+test's redis-server is stopped, SERVING once it is back; a subscription open through the
+outage ends UNAVAILABLE and resumes from its position."""
 
 from __future__ import annotations
 
@@ -22,22 +22,25 @@ from tests.control.control_harness import (
 )
 from tests.support.redis_server import RedisServer
 
-DETECTIONS = "heron.v1.Detections"
+SERVICES = ("heron.v1.Detections", "heron.v1.Pipeline")
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-def wait_status(port: int, wanted: int, timeout_s: float = 10.0) -> float:
-    """Seconds until Detections' health is `wanted`."""
+def wait_status(
+    port: int, wanted: int, timeout_s: float = 10.0, services: tuple[str, ...] = SERVICES
+) -> float:
+    """Seconds until the health of every one of `services` is `wanted`."""
     started = time.monotonic()
     with open_channel(f"127.0.0.1:{port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        request = health_pb2.HealthCheckRequest(service=DETECTIONS)
-        while time.monotonic() - started < timeout_s:
-            if health.Check(request, timeout=5).status == wanted:
-                return time.monotonic() - started
-            time.sleep(0.05)
-    raise AssertionError(f"{DETECTIONS} did not become {wanted} in {timeout_s} s")
+        for service in services:
+            request = health_pb2.HealthCheckRequest(service=service)
+            while health.Check(request, timeout=5).status != wanted:
+                if time.monotonic() - started > timeout_s:
+                    raise AssertionError(f"{service} did not become {wanted} in {timeout_s} s")
+                time.sleep(0.05)
+    return time.monotonic() - started
 
 
 def test_health_follows_redis(redis_server: RedisServer) -> None:

@@ -16,7 +16,7 @@ from heron.v1.control_pb2_grpc import DetectionsStub
 from tests.e2e.conftest import Clip, write_app
 from tests.e2e.harness import Output, heron_run
 
-GRPC_LINE = re.compile(r"^gRPC: .*?(127\.0\.0\.1:\d+) \(Detections\)")
+GRPC_LINE = re.compile(r"^gRPC: .*?(127\.0\.0\.1:\d+) \(Pipeline, Detections\)")
 
 
 @pytest.mark.slow

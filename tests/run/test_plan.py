@@ -253,7 +253,7 @@ def test_the_control_service_listens_where_asked(tmp_path: Path, clip: Path, lis
     assert control.child.argv[1:4] == ["-m", "heron.control", "-c"]
     shown: list[str] = []
     describe(plan, tmp_path / "run", shown.append)
-    assert f"gRPC: 127.0.0.1:50052 (Detector), {host}:{port} (Detections)" in shown
+    assert f"gRPC: 127.0.0.1:50052 (Detector), {host}:{port} (Pipeline, Detections)" in shown
 
 
 @needs_control
@@ -266,6 +266,6 @@ def test_the_inference_service_serves_the_detector_where_asked(tmp_path: Path, c
     assert host == "127.0.0.1" and int(port) > 0  # chosen before the start, to be printed
     shown: list[str] = []
     describe(plan, tmp_path / "run", shown.append)
-    assert f"gRPC: {host}:{port} (Detector), 127.0.0.1:6123 (Detections)" in shown
+    assert f"gRPC: {host}:{port} (Detector), 127.0.0.1:6123 (Pipeline, Detections)" in shown
     plan_run(config, tmp_path / "off", RunOptions(detector_listen=None), URL)
     assert "grpc" not in settings(tmp_path / "off", "inference")

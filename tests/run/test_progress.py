@@ -149,11 +149,28 @@ def test_a_stream_the_pipeline_does_not_have_is_not_counted_and_holds_nothing_op
     meta = bus.publisher(streams.metadata("tracker", pipeline), FrameMetadata)
     events = bus.publisher(streams.events(pipeline), StreamEvent)
     meta.publish_many([frame("source-0", 0), frame("cam-9", 0), frame("source-1", 0)])
-    events.publish(StreamEvent(stream_id="cam-9", started=StreamEvent.Started()))
     seen = watcher.poll(block_ms=100)
     assert sorted(f.stream for f in seen) == ["source-0", "source-1"]
     assert set(watcher.progress) == {"source-0", "source-1"} and watcher.strays == {"cam-9"}
     events.publish_many([eos("source-0", 1), eos("source-1", 1)])
+    watcher.poll(block_ms=0)
+    assert watcher.last_stage_done
+
+
+def test_a_source_added_at_run_time_is_counted_and_holds_the_run_until_it_ends(
+    bus: RedisBus, watcher: BusWatcher, pipeline: str
+) -> None:
+    meta = bus.publisher(streams.metadata("tracker", pipeline), FrameMetadata)
+    events = bus.publisher(streams.events(pipeline), StreamEvent)
+    events.publish(StreamEvent(stream_id="cam-9", started=StreamEvent.Started()))
+    meta.publish_many([frame("source-0", 0), frame("cam-9", 0), frame("source-1", 0)])
+    seen = watcher.poll(block_ms=100)
+    assert sorted(f.stream for f in seen) == ["cam-9", "source-0", "source-1"]
+    assert watcher.strays == set()
+    events.publish_many([eos("source-0", 1), eos("source-1", 1)])
+    watcher.poll(block_ms=0)
+    assert not watcher.last_stage_done  # cam-9 has not ended
+    events.publish(eos("cam-9", 1))
     watcher.poll(block_ms=0)
     assert watcher.last_stage_done
 

@@ -1,13 +1,10 @@
 """The control service: the gRPC API of a running pipeline (docs/grpc.md).
 
 `start()` builds the bus (no consumer group: subscribers read the last stage's metadata stream
-from their own positions) and starts the kit's gRPC server with Detections; `step()` keeps
-the health of heron.v1.Detections in line with Redis (NOT_SERVING while it does not answer a
-PING); `drain()` stops the server: open subscriptions end with UNAVAILABLE and a client
-resumes from its last position elsewhere or later.
-
-The Pipeline service (sources and parameters at run time) is not served yet: reflection and
-health list only what answers.
+from their own positions), starts the status board (heartbeats and rates) and the kit's gRPC
+server with Pipeline and Detections; `step()` keeps the health of both in line with Redis
+(NOT_SERVING while it does not answer a PING); `drain()` stops the server: open subscriptions
+end with UNAVAILABLE and a client resumes from its last position elsewhere or later.
 """
 
 from __future__ import annotations
@@ -18,7 +15,11 @@ import sys
 from heron.control.detections import SERVICE as DETECTIONS
 from heron.control.detections import DetectionsServicer
 from heron.control.metrics import SubscribeMetrics
+from heron.control.pipeline import SERVICE as PIPELINE
+from heron.control.pipeline import PipelineServicer
+from heron.control.status_board import BoardSettings, StatusBoard
 from heron.core import streams
+from heron.core.commands import CommandSender
 from heron.core.grpc.server import RunningServer, ServiceBinding, start_server
 from heron.core.plan.settings.control import ControlSettings
 from heron.core.runtime import FatalError, FlagCheck, Service, run_service
@@ -44,19 +45,43 @@ class ControlService(Service[ControlSettings]):
             SubscribeMetrics(self.ctx.metrics.registry),
             self.ctx.shutdown.requested,
         )
-        binding = ServiceBinding(
-            DETECTIONS,
-            lambda server: control_pb2_grpc.add_DetectionsServicer_to_server(servicer, server),
-        )
+        pipeline = self._pipeline()
+        bindings = [
+            ServiceBinding(
+                PIPELINE,
+                lambda server: control_pb2_grpc.add_PipelineServicer_to_server(pipeline, server),
+            ),
+            ServiceBinding(
+                DETECTIONS,
+                lambda server: control_pb2_grpc.add_DetectionsServicer_to_server(servicer, server),
+            ),
+        ]
         try:
             self.server: RunningServer | None = start_server(
-                s.grpc, [binding], max_workers=s.subscribe.max_subscribers + SPARE_WORKERS
+                s.grpc, bindings, max_workers=s.subscribe.max_subscribers + SPARE_WORKERS
             )
         except (OSError, ValueError) as e:  # a taken port, a missing certificate: say it once
             raise FatalError(f"gRPC server: {e}") from None
         self.serving: bool | None = None
         serving.set(f"listening on port {self.server.port}")
         log.info("serving detections of %s", stream.key, extra={"grpc_port": self.server.port})
+
+    def _pipeline(self) -> PipelineServicer:
+        s = self.settings
+        api = s.pipeline_api
+        self.board = StatusBoard(
+            self.bus,
+            BoardSettings(
+                stage=s.stage,
+                pipeline=s.pipeline,
+                stale_s=api.heartbeat_stale_s,
+                forget_s=api.heartbeat_forget_s,
+                rate_window_s=api.rate_window_s,
+            ),
+        )
+        self.board.start()
+        sender = CommandSender(self.bus, s.pipeline)
+        return PipelineServicer(sender, self.board, api, self.ctx.shutdown.requested)
 
     @property
     def port(self) -> int:
@@ -67,11 +92,13 @@ class ControlService(Service[ControlSettings]):
     def step(self) -> None:
         ok = self.redis is None or self.redis.check().ok
         if ok != self.serving and self.server is not None:
-            self.server.set_serving(DETECTIONS, ok)
+            for name in (PIPELINE, DETECTIONS):
+                self.server.set_serving(name, ok)
             if self.serving is not None or not ok:
                 log.log(
                     logging.INFO if ok else logging.WARNING,
-                    "%s is %s",
+                    "%s and %s are %s",
+                    PIPELINE,
                     DETECTIONS,
                     "SERVING: Redis answers again" if ok else "NOT_SERVING: Redis does not answer",
                 )
@@ -83,6 +110,9 @@ class ControlService(Service[ControlSettings]):
 
     def close(self) -> None:
         self._stop_server()
+        board = getattr(self, "board", None)
+        if board is not None:
+            board.stop()
         bus = getattr(self, "bus", None)
         if bus is not None:
             bus.close()

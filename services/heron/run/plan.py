@@ -137,7 +137,7 @@ def grpc_apis(plan: RunPlan) -> list[str]:
     for service in plan.services:
         settings = service.settings
         if isinstance(settings, ControlSettings):
-            apis.append(f"{settings.grpc.listen} (Detections)")
+            apis.append(f"{settings.grpc.listen} (Pipeline, Detections)")
         elif isinstance(settings, InferenceSettings) and settings.grpc is not None:
             apis.append(f"{settings.grpc.listen} (Detector)")
     return apis

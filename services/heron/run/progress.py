@@ -113,6 +113,11 @@ class BusWatcher:
         return p
 
     def _event(self, event: StreamEvent) -> None:
+        if event.WhichOneof("event") == "started" and event.stream_id not in self.progress:
+            # A source added at run time (heron.v1.Pipeline/AddSource): ingest says it started.
+            self.progress[event.stream_id] = StreamProgress()
+            self.strays.discard(event.stream_id)
+            log.info("%s: added at run time", event.stream_id)
         p = self._stream(event.stream_id)
         if p is None:
             return

@@ -138,7 +138,9 @@ def _describe(
         return AlreadyExistsError, f"already exists: {details}"
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
         within = f" within {call.deadline_s:g} s" if call.deadline_s is not None else ""
-        return DeadlineExceededError, f"{server} did not answer {call.method}{within}"
+        # gRPC's own expiry says only "Deadline Exceeded"; a server's says what was done.
+        said = f": {details}" if details and details != "Deadline Exceeded" else ""
+        return DeadlineExceededError, f"{server} did not answer {call.method}{within}{said}"
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
         hint = ""
         if "larger than max" in lowered:

@@ -42,7 +42,7 @@ class PlanOptions(BaseModel):
     log_level: str = Field("INFO", description="Services' log level.")
     grpc_listen: str = Field(
         "127.0.0.1:50051",
-        description="HOST:PORT the control service's gRPC API (Detections) listens on; "
+        description="HOST:PORT the control service's gRPC API (Pipeline, Detections) listens on; "
         "port 0: a free one, printed at start.",
     )
 

@@ -44,6 +44,49 @@ class SubscribeSettings(BaseModel):
         description="Subscriptions served at once (each holds a server thread); past it, "
         "RESOURCE_EXHAUSTED.",
     )
+    fanout_entries: int = Field(
+        4096,
+        ge=0,
+        le=1_000_000,
+        description="The newest frames one shared reader of the stream keeps, decoded, for "
+        "every subscription to take from: the stream is read and decoded once, not once per "
+        "subscriber. A subscription further behind (resuming from an old position, "
+        "from_oldest, a slow client) reads the stream itself until it is back among them. "
+        "0: every subscription reads the stream itself.",
+    )
+
+
+class PipelineApiSettings(BaseModel):
+    """How the Pipeline service reaches the stages and judges what they report."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Longest wait for the stage that applies AddSource, RemoveSource or "
+        "SetParameters (or the call's deadline, when sooner); past it, UNAVAILABLE and "
+        "nothing changed.",
+    )
+    report_stale_s: float = Field(
+        10.0,
+        gt=0,
+        description="Ingest's newest sources report older than this: ListSources and "
+        "GetSource answer UNAVAILABLE (ingest is not running).",
+    )
+    heartbeat_stale_s: float = Field(
+        10.0,
+        gt=0,
+        description="A service whose newest heartbeat is older than this shows as not "
+        "serving in GetStatus (several of its status_interval_s).",
+    )
+    heartbeat_forget_s: float = Field(
+        60.0, gt=0, description="... older than this: left out of GetStatus."
+    )
+    rate_window_s: float = Field(
+        5.0, gt=0, le=300, description="GetStatus's fps per stream: frames over this window."
+    )
 
 
 class ControlSettings(BusClientSettings):
@@ -59,11 +102,13 @@ class ControlSettings(BusClientSettings):
         default_factory=GrpcServerSettings, description="The gRPC server (listen, TLS, token)."
     )
     subscribe: SubscribeSettings = Field(default_factory=SubscribeSettings)
+    pipeline_api: PipelineApiSettings = Field(default_factory=PipelineApiSettings)
     health_interval_s: float = Field(
         1.0,
         gt=0,
         le=60,
-        description="How often Redis is pinged for the health of heron.v1.Detections.",
+        description="How often Redis is pinged for the health of heron.v1.Pipeline and "
+        "heron.v1.Detections.",
     )
 
     @field_validator("stage")
