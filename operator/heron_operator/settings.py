@@ -1,0 +1,139 @@
+"""The operator's settings, from `HERON_OPERATOR_*` environment variables (docs/operator.md).
+
+Lists are JSON (`HERON_OPERATOR_NAMESPACES='["vision"]'`) or comma-separated
+(`HERON_OPERATOR_NAMESPACES=vision,lab`).
+"""
+
+from __future__ import annotations
+
+import re
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "HERON_OPERATOR_"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def _package_version() -> str:
+    try:
+        return version("heron")
+    except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+        return "latest"
+
+
+class OperatorSettings(BaseSettings):
+    """What the operator watches, which images its Jobs run, how replicas elect a leader."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, validate_default=True
+    )
+
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Namespaces to serve (exact names); empty: every namespace (cluster-wide).",
+    )
+    image_registry: str = Field(
+        "ghcr.io/heron-project", description="Registry of Heron's images: <registry>/heron-<role>."
+    )
+    image_tag: str = Field(
+        default_factory=_package_version,
+        description="Tag of Heron's images (the chart's appVersion).",
+    )
+    engine_image: str | None = Field(
+        None, description="Image of the engine Jobs; default <registry>/heron-engine:<tag>."
+    )
+    image_pull_policy: str = Field("IfNotPresent", description="Pull policy of the Jobs' images.")
+    image_pull_secrets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Secrets the Jobs' pods pull images with."
+    )
+    run_as_user: int = Field(10001, ge=1, description="UID the Jobs run as (the images' user).")
+    run_as_group: int = Field(10001, ge=1, description="GID the Jobs run as.")
+    fs_group: int = Field(10001, ge=1, description="Group that owns the model volume's files.")
+    peering_name: str = Field(
+        "heron-operator",
+        description="kopf peering object (KopfPeering, or ClusterKopfPeering when cluster-wide) "
+        "the replicas share; one replica acts, the others wait.",
+    )
+    standalone: bool = Field(False, description="Run without peering (a single replica only).")
+    priority: int | None = Field(
+        None,
+        description="Peering priority; default: the start time, negated, so the oldest replica "
+        "leads and a new one never takes over from a live leader.",
+    )
+    peering_lifetime_s: int = Field(
+        60,
+        ge=5,
+        description="A replica that stops refreshing its peering entry for this long "
+        "counts as dead and the next one takes over.",
+    )
+    gate_timeout_s: int = Field(
+        3600, ge=60, description="activeDeadlineSeconds of a gate (calibration) Job."
+    )
+    build_timeout_s: int = Field(
+        3600, ge=60, description="activeDeadlineSeconds of a plan build Job."
+    )
+    backoff_limit: int = Field(1, ge=0, le=6, description="Retries of a failed Job pod.")
+    job_ttl_s: int = Field(
+        86400, ge=0, description="ttlSecondsAfterFinished: finished Jobs are removed after this."
+    )
+    job_cpu: str = Field("2", description="CPU request of a Job's container.")
+    job_memory: str = Field("4Gi", description="Memory request and limit of a Job's container.")
+    resync_s: float = Field(
+        60.0,
+        gt=0,
+        description="An unfinished EngineBuild is checked again this often (new GPU nodes, "
+        "missed Job events).",
+    )
+    retry_s: float = Field(10.0, gt=0, description="Delay before a failed handler is retried.")
+    api_server: str | None = Field(
+        None,
+        description="API server URL to use without credentials (`kubectl proxy`, tests); "
+        "default: the pod's service account, else the kubeconfig.",
+    )
+    watch_timeout_s: int = Field(
+        300, ge=1, description="Server-side timeout of a watch; kopf reconnects after it."
+    )
+    health_port: int | None = Field(
+        None, ge=1, le=65535, description="Port of kopf's liveness endpoint /healthz; none: off."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest level logged."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("namespaces", "image_pull_secrets", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @field_validator("namespaces")
+    @classmethod
+    def _exact_names(cls, names: list[str]) -> list[str]:
+        # kopf's namespace globs need the namespace list watched; the operator runs with
+        # scanning off (no RBAC on namespaces), so only exact names are served.
+        bad = [n for n in names if not _DNS_LABEL.match(n)]
+        if bad:
+            raise ValueError(f"expected exact namespace names (DNS labels), got {bad}")
+        return names
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+    @property
+    def engine_job_image(self) -> str:
+        return self.engine_image or f"{self.image_registry}/heron-engine:{self.image_tag}"
