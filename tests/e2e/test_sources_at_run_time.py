@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from heron.control.client import Client, ServerUnavailableError
+from heron.client import Client, ServerUnavailableError
 from heron.v1 import control_pb2 as pb
 
 from tests.e2e.harness import Output, heron_run

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from heron.control import cli as control_cli
+from heron.cli import client as client_cli
 from heron.core.config import cli as config_cli
 from heron.engine import cli as engine_cli
 from heron.run import cli as run_cli
@@ -26,14 +26,14 @@ app = typer.Typer(
 app.add_typer(config_cli.app, name="config", help="Load and check pipeline/model/spec files.")
 app.add_typer(data_cli.app, name="data", help="Convert, check and split data sets (KITTI).")
 app.add_typer(
-    control_cli.streams_app,
+    client_cli.streams_app,
     name="streams",
     help="Add, list and remove a running pipeline's sources.",
 )
 # The workflow's verbs sit at the top level, as TAO's commands do: train / evaluate / infer /
 # export / prune, then calibrate / build-engine; run / demo start the streaming pipeline;
 # watch / status / detect / model talk to it over gRPC.
-for area in (training_cli, prune_cli, engine_cli, run_cli, control_cli):
+for area in (training_cli, prune_cli, engine_cli, run_cli, client_cli):
     app.registered_commands.extend(area.app.registered_commands)
 
 

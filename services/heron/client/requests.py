@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 
-from heron.control.client.images import ChannelOrder, ImageError, ImageInput, to_images
+from heron.client.images import ChannelOrder, ImageError, ImageInput, to_images
 from heron.v1 import control_pb2, detector_pb2, stream_pb2
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from heron.control.client import Client, InvalidRequestError, Subscription
+from heron.client import Client, InvalidRequestError, Subscription
 from heron.core import streams
 from heron.core.bus import RedisBus
 from heron.v1 import control_pb2

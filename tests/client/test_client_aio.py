@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from heron.control.client import (
+from heron.client import (
     AsyncClient,
     AsyncSubscription,
     ClientSettings,
@@ -18,7 +18,7 @@ from heron.control.client import (
 )
 from heron.v1 import control_pb2
 
-from tests.control.client_fakes import MODEL, Fakes, position, serving, start
+from tests.client.client_fakes import MODEL, Fakes, position, serving, start
 from tests.support.redis_server import free_port
 
 

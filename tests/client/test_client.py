@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from heron.control.client import (
+from heron.client import (
     AlreadyExistsError,
     Client,
     ClientSettings,
@@ -32,7 +32,7 @@ from heron.core.grpc.settings import GrpcServerSettings
 from heron.v1 import control_pb2, frame_pb2
 from pydantic import ValidationError
 
-from tests.control.client_fakes import MODEL, Fakes, serving, start
+from tests.client.client_fakes import MODEL, Fakes, serving, start
 from tests.core.grpc.certs import Certs, make_certs
 from tests.support.redis_server import free_port
 

@@ -26,7 +26,7 @@ from heron.core.options import field_default
 if TYPE_CHECKING:
     from google.protobuf.timestamp_pb2 import Timestamp
 
-    from heron.control.client import Client, Subscription
+    from heron.client import Client, Subscription
     from heron.v1 import control_pb2, detection_pb2, detector_pb2
 
 # Where the control service (Pipeline, Detections) listens unless told otherwise: a gRPC
@@ -44,7 +44,7 @@ def _check_server(value: str) -> str:
     # C core logs a failed TLS handshake (and more) at INFO on stderr, which would bury the
     # command's one-line error. Only its errors, unless the user asked for more.
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    from heron.control.client.target import check_target  # with the command, not --help
+    from heron.client.target import check_target  # with the command, not --help
 
     try:
         return check_target(value)
@@ -132,7 +132,7 @@ class _Connection:
     token: str | None
 
     def client(self) -> Client:
-        from heron.control.client import Client, ClientSettings, ClientTls
+        from heron.client import Client, ClientSettings, ClientTls
 
         if (self.tls_cert is None) != (self.tls_key is None):
             raise typer.BadParameter(
@@ -148,7 +148,7 @@ class _Connection:
 @contextmanager
 def _calls(connection: _Connection) -> Iterator[Client]:
     """The client; a failed call ends the command with its one-line error and exit 1."""
-    from heron.control.client import HeronClientError
+    from heron.client import HeronClientError
 
     try:
         with connection.client() as client:
@@ -223,7 +223,7 @@ def watch(
 
 def _follow(subscription: Subscription, limit: int | None) -> None:
     """Print the events until `limit` frames; a failure says where to resume from."""
-    from heron.control.client import HeronClientError
+    from heron.client import HeronClientError
 
     frames = 0
     try:
@@ -434,8 +434,8 @@ def detect(
 ) -> None:
     """Objects in images, from the inference service's Detector."""
     connection = _Connection(server, tls_ca, tls_cert, tls_key, token)
-    from heron.control.client import ImageError
-    from heron.control.client.images import to_images
+    from heron.client import ImageError
+    from heron.client.images import to_images
 
     try:
         messages = to_images(images)

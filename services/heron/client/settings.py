@@ -6,7 +6,7 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from heron.control.client.target import check_target
+from heron.client.target import check_target
 from heron.core.grpc.channel import ClientTls
 
 TOKEN_ENV = "HERON_TOKEN"

@@ -15,15 +15,15 @@ from typing import Any, TypeVar, cast
 
 import grpc
 
-from heron.control.client import requests
-from heron.control.client.errors import (
+from heron.client import requests
+from heron.client.errors import (
     CallContext,
     ServerUnavailableError,
     from_rpc_error,
 )
-from heron.control.client.images import ChannelOrder, ImageInput
-from heron.control.client.resume import Resume
-from heron.control.client.settings import ClientSettings
+from heron.client.images import ChannelOrder, ImageInput
+from heron.client.resume import Resume
+from heron.client.settings import ClientSettings
 from heron.core.grpc.channel import open_channel
 from heron.v1 import control_pb2, control_pb2_grpc, detector_pb2, detector_pb2_grpc, stream_pb2
 

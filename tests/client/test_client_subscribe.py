@@ -9,10 +9,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from heron.control.client import Client, ClientSettings, ServerUnavailableError, Subscription
+from heron.client import Client, ClientSettings, ServerUnavailableError, Subscription
 from heron.v1 import control_pb2
 
-from tests.control.client_fakes import Fakes, position, serving, start
+from tests.client.client_fakes import Fakes, position, serving, start
 from tests.support.redis_server import free_port
 
 

@@ -14,8 +14,8 @@ import pytest
 from heron.cli.main import app
 from typer.testing import CliRunner
 
-from tests.control.client_fakes import Fakes, serving
-from tests.control.test_client import PNG
+from tests.client.client_fakes import Fakes, serving
+from tests.client.test_client import PNG
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 HEADING = "## Client and CLI"

@@ -1,19 +1,19 @@
 """Heron's gRPC client: `Client` (blocking) and `AsyncClient` (asyncio) for the control
 service (Pipeline, Detections) and the inference service (Detector). See docs/grpc.md.
 
-    from heron.control.client import Client
+    from heron.client import Client
 
     with Client("127.0.0.1:50051") as client:
         for event in client.subscribe(classes=["Mask"]):
             ...
 
-Failed calls raise a `HeronClientError` subclass (heron.control.client.errors).
+Failed calls raise a `HeronClientError` subclass (heron.client.errors).
 """
 
 from __future__ import annotations
 
-from heron.control.client.aio import AsyncClient, AsyncSubscription
-from heron.control.client.errors import (
+from heron.client.aio import AsyncClient, AsyncSubscription
+from heron.client.errors import (
     AlreadyExistsError,
     DeadlineExceededError,
     HeronClientError,
@@ -26,9 +26,9 @@ from heron.control.client.errors import (
     UnauthenticatedError,
     UnimplementedError,
 )
-from heron.control.client.images import ImageError, ImageInput
-from heron.control.client.settings import TOKEN_ENV, ClientSettings
-from heron.control.client.sync import Client, ReconnectHook, Subscription
+from heron.client.images import ImageError, ImageInput
+from heron.client.settings import TOKEN_ENV, ClientSettings
+from heron.client.sync import Client, ReconnectHook, Subscription
 from heron.core.grpc.channel import ClientTls
 
 __all__ = [

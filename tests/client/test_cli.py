@@ -18,8 +18,8 @@ from heron.cli.main import app
 from heron.core.grpc import TlsSettings
 from typer.testing import CliRunner, Result
 
-from tests.control.client_fakes import MODEL, Fakes, position, serving
-from tests.control.test_client import PNG
+from tests.client.client_fakes import MODEL, Fakes, position, serving
+from tests.client.test_client import PNG
 from tests.core.grpc.certs import make_certs
 from tests.support.redis_server import free_port
 
