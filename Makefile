@@ -85,7 +85,7 @@ clean:
 # repository root with BuildKit (docker buildx); installs nothing here. `make images` loads them
 # into the local Docker, `make push-images` pushes them. Several platforms, built and pushed at
 # once: make images IMAGES="ingest control" PLATFORMS=linux/amd64,linux/arm64 IMAGE_OUTPUT=--push
-IMAGES ?= ingest streammux inference tracker overlay control engine training
+IMAGES ?= ingest streammux inference tracker overlay control operator engine training
 REGISTRY ?= ghcr.io/heron-project
 HERON_VERSION = $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
 TAG ?= $(HERON_VERSION)

@@ -4,8 +4,9 @@ No Docker daemon runs where the tests do, so nothing here builds an image. Each 
 parsed — dockerfile-parse splits it into instructions, `parse_dockerfile` refuses what that
 library lets through (unknown instructions, a continuation at the end, anything but ARG before
 the first FROM, a base whose ARG has no default) — and held against what it must agree with:
-the service packages, pyproject.toml's extras, the Makefile's pins and targets, the chart's UID,
-scripts/install-gstreamer.sh and the ports in the code's defaults.
+the service packages (and the operator's, operator/heron_operator), pyproject.toml's extras,
+the Makefile's pins and targets, the chart's UID, scripts/install-gstreamer.sh and the ports in
+the code's defaults.
 """
 
 from __future__ import annotations
@@ -32,21 +33,30 @@ from heron.core.config.sinks import RtspSink
 from heron.core.grpc.settings import split_listen
 from heron.core.plan.options import PlanOptions
 from heron.core.runtime.settings import MetricsSettings
+from heron_operator.settings import OperatorSettings
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES_DIR = REPO / "images"
 SERVICES_DIR = REPO / "services" / "heron"
+OPERATOR_DIR = REPO / "operator"  # top-level packages beside heron (pyproject's packages.find)
 
 UID = GID = 10001  # the chart's podSecurity.runAsUser/runAsGroup/fsGroup
 SOURCE = "https://github.com/heron-project/heron"
-# Packages with a __main__ that get no image, and why. Every other one is a service or a Job.
+# Modules with a __main__ that get no image, and why. Every other one is a service, a Job or
+# the operator.
 NOT_IMAGES = {
-    "run": "`heron run`, the local supervisor: in Kubernetes the chart starts the services",
+    "heron.run": "`heron run`, the local supervisor: in Kubernetes the chart starts the services",
 }
+# The module an image runs (`python3 -m`), where it is not `heron.<name>`, and the source folder
+# that module must come from.
+MODULE_OF = {"operator": "heron_operator"}
+SOURCE_OF = {"operator": OPERATOR_DIR}
 # The extra an image installs, where it is not the image's own name (None: the core only).
 EXTRA_OF: dict[str, str | None] = {"training": "train", "streammux": None}
 # Kubernetes Jobs: no metrics server, nothing to expose.
 JOBS = {"engine", "training"}
+# Not a pipeline service: no metrics server on metrics.port; it serves only kopf's /healthz.
+OPERATOR = "operator"
 BUILD_TOOLS = {
     "gcc", "g++", "cc", "clang", "make", "cmake", "ninja-build", "meson", "build-essential",
     "pkg-config", "pkgconf", "libc6-dev", "autoconf", "automake", "libtool",
@@ -301,6 +311,21 @@ def makefile_variable(name: str) -> str:
     return match.group(1).strip()
 
 
+def entrypoint_module(name: str) -> str:
+    return MODULE_OF.get(name, f"heron.{name}")
+
+
+def source_dir(name: str) -> Path:
+    return SOURCE_OF.get(name, SERVICES_DIR.parent)
+
+
+def runnable_modules() -> set[str]:
+    """`python -m` modules of the project: heron.<x> under services/, and any top-level package
+    under operator/ (heron_operator), that have a __main__."""
+    services = {f"heron.{p.parent.name}" for p in SERVICES_DIR.glob("*/__main__.py")}
+    return services | {p.parent.name for p in OPERATOR_DIR.glob("*/__main__.py")}
+
+
 def expected_extras(name: str) -> set[str]:
     extra = EXTRA_OF.get(name, name)
     return set() if extra is None else {extra}
@@ -310,6 +335,11 @@ def expected_ports(name: str) -> set[int]:
     """From the code's defaults: metrics for every service, then each one's own server."""
     if name in JOBS:
         return set()
+    if name == OPERATOR:
+        # kopf's /healthz: off by default (health_port None), on at the chart's healthPort.
+        health = OperatorSettings.model_fields["health_port"]
+        assert health.default is None, "the operator's code now has a health port default"
+        return {int(chart_values()["operator"]["healthPort"])}
     ports = {int(MetricsSettings.model_fields["port"].default)}
     if name == "control":  # heron.v1 Pipeline and Detections
         ports.add(split_listen(str(PlanOptions.model_fields["grpc_listen"].default))[1])
@@ -328,10 +358,16 @@ def test_there_are_images() -> None:
 
 
 def test_every_service_has_an_image() -> None:
-    """A new `python -m heron.<x>` service cannot be forgotten: it needs an image or a reason."""
-    runnable = {p.parent.name for p in SERVICES_DIR.glob("*/__main__.py")}
+    """A new `python -m heron.<x>` service (or operator/<pkg>) cannot be forgotten: it needs an
+    image or a reason."""
+    runnable = runnable_modules()
+    assert "heron_operator" in runnable, "operator/heron_operator has no __main__"
     assert set(NOT_IMAGES) <= runnable, "NOT_IMAGES names a package that has no __main__ now"
-    assert set(IMAGES) == runnable - set(NOT_IMAGES)
+    assert set(MODULE_OF) <= set(IMAGES), "MODULE_OF names an image that has no Dockerfile"
+    assert set(SOURCE_OF) <= set(MODULE_OF), "SOURCE_OF names an image with a heron.<x> module"
+    modules = [entrypoint_module(n) for n in IMAGES]
+    assert len(set(modules)) == len(modules), f"two images run the same module: {modules}"
+    assert set(modules) == runnable - set(NOT_IMAGES)
 
 
 @pytest.mark.parametrize("name", IMAGES)
@@ -415,10 +451,13 @@ def test_engine_tensorrt_is_the_chart_tritons() -> None:
 @pytest.mark.parametrize("name", IMAGES)
 def test_entrypoint_runs_the_service_module(name: str) -> None:
     (entrypoint,) = dockerfile(name).final.values("ENTRYPOINT")
-    module = f"heron.{name}"
+    module = entrypoint_module(name)
     assert exec_form(entrypoint) == ["python3", "-m", module]
-    assert importlib.util.find_spec(module) is not None
+    spec = importlib.util.find_spec(module)
+    assert spec is not None
     assert importlib.util.find_spec(f"{module}.__main__") is not None, f"{module} has no __main__"
+    assert spec.origin is not None
+    assert Path(spec.origin).resolve().is_relative_to(source_dir(name)), (module, spec.origin)
     assert not dockerfile(name).final.values("CMD"), "arguments come from the pod spec"
 
 
@@ -433,8 +472,10 @@ def test_build_time_imports_exist(name: str) -> None:
                     checked += [alias.name for alias in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.module:
                     checked.append(node.module)
-    ours = [m for m in checked if m.split(".")[0] == "heron"]
-    assert any(m.startswith(f"heron.{name}.") for m in ours), f"no heron.{name} import: {checked}"
+    project = {"heron"} | {p.parent.name for p in OPERATOR_DIR.glob("*/__init__.py")}
+    ours = [m for m in checked if m.split(".")[0] in project]
+    module = entrypoint_module(name)
+    assert any(m.startswith(f"{module}.") for m in ours), f"no {module} import: {checked}"
     for module in ours:
         assert importlib.util.find_spec(module) is not None, module
 
