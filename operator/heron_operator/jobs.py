@@ -19,11 +19,7 @@ from typing import Any, Literal
 from heron_operator import gpus
 from heron_operator.job_report import TERMINATION_LOG
 from heron_operator.settings import OperatorSettings
-from heron_operator.spec import (
-    CALIBRATION_IMAGES_ANNOTATION,
-    EVAL_DATA_ANNOTATION,
-    EngineBuildSpec,
-)
+from heron_operator.spec import EngineBuildSpec
 
 Role = Literal["gate", "gpu", "rtx"]
 
@@ -79,18 +75,13 @@ class ModelFiles:
     artifacts_claim: str | None = None  # a second claim, at ARTIFACTS_MOUNT
 
 
-def volume_path(path: str) -> str:
-    """A path the spec gives, in the container: relative ones are inside the claim."""
-    return path if path.startswith("/") else posixpath.join(MODELS_MOUNT, path)
-
-
 def files_from_spec(spec: EngineBuildSpec, build: str, generation: int) -> ModelFiles:
-    """`model.onnx` (+ `calibrationCache`) on the model volume; INT8 is calibrated and gated
-    by the gate Job into `<the ONNX's folder>/heron-int8/<build>-g<generation>/`."""
-    onnx = volume_path(spec.model.onnx or "")
+    """`model.onnx` (+ `calibrationCache`), absolute paths on the model volume (the spec
+    checks that); INT8 is calibrated and gated by the gate Job into
+    `<the ONNX's folder>/heron-int8/<build>-g<generation>/`."""
+    onnx = spec.model.onnx or ""
     work = posixpath.join(posixpath.dirname(onnx), INT8_WORK, f"{build}-g{generation}")
-    cache = volume_path(spec.model.calibration_cache) if spec.model.calibration_cache else None
-    return ModelFiles(onnx, cache, posixpath.join(work, QDQ_FILE), work)
+    return ModelFiles(onnx, spec.model.calibration_cache, posixpath.join(work, QDQ_FILE), work)
 
 
 def files_from_training_run(spec: EngineBuildSpec, artifacts: dict[str, Any]) -> ModelFiles:
@@ -129,19 +120,20 @@ def _wrapped(kind: Literal["build", "gate"], extra: list[str], command: list[str
 
 
 def gate_command(
-    spec: EngineBuildSpec, files: ModelFiles, annotations: dict[str, str]
+    spec: EngineBuildSpec, files: ModelFiles, *, images: str, eval_data: str
 ) -> list[str]:
     """`heron calibrate` with the accuracy gate (docs/engine.md): INT8 Q/DQ models and a
-    calibration cache into the work folder, exit 1 when INT8 loses more than maxApDrop."""
+    calibration cache into the work folder, exit 1 when INT8 loses more than maxApDrop.
+    `images` and `eval_data` are the spec's accuracyGate.calibrationImages and evalData."""
     work = files.work or posixpath.dirname(files.onnx)
     report = posixpath.join(work, "gate.json")
     points = f"{spec.accuracy_gate.max_ap_drop * 100:g}"  # the CLI's unit: mAP points
     command = [
         "heron", "calibrate",
         "--model", files.onnx,
-        "--images", volume_path(annotations[CALIBRATION_IMAGES_ANNOTATION]),
+        "--images", images,
         "--output", work,
-        "--eval-data", volume_path(annotations[EVAL_DATA_ANNOTATION]),
+        "--eval-data", eval_data,
         "--max-ap-drop", points,
         "--json", report,
     ]  # fmt: skip

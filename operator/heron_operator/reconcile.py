@@ -31,9 +31,7 @@ from heron_operator.settings import OperatorSettings
 from heron_operator.spec import (
     BUILDING,
     BUILT,
-    CALIBRATION_IMAGES_ANNOTATION,
     ENGINE_BUILDS,
-    EVAL_DATA_ANNOTATION,
     FAILED,
     GATED,
     GATING,
@@ -338,22 +336,26 @@ def _gate(step: _Step, decision: Decision) -> Decision | None:
         return _gate_verdict(
             step, decision, float(drop), passed, _drop_message(float(drop), limit, where)
         )
-    annotations: dict[str, str] = step.build["metadata"].get("annotations") or {}
-    needed = [
-        a for a in (CALIBRATION_IMAGES_ANNOTATION, EVAL_DATA_ANNOTATION) if not annotations.get(a)
-    ]
-    if needed:
+    # The CRD requires both for INT8 from an ONNX file (CEL); an API server that did not run
+    # the rule still gets a reason rather than a gate Job that cannot start.
+    images, eval_data = spec.accuracy_gate.calibration_images, spec.accuracy_gate.eval_data
+    if images is None or eval_data is None:
+        needed = [
+            f"accuracyGate.{name}"
+            for name, value in (("calibrationImages", images), ("evalData", eval_data))
+            if value is None
+        ]
         return _failed(
             status, generation, "MissingGateData",
-            f"INT8 needs the annotations {', '.join(needed)}: the calibration images and the "
-            "KITTI folder the accuracy gate scores on (paths on the model volume)",
+            f"INT8 from model.onnx needs {' and '.join(needed)}: the calibration images and "
+            "the KITTI folder the accuracy gate scores on (absolute paths on the model volume)",
             condition=GATED,
         )  # fmt: skip
     target = jobs.JobTarget("gate", "", jobs.job_name(step.name, generation, "gate"))
     job = step.seen.jobs.get(target.name)
     if job is None or jobs.phase(job) not in TERMINAL:
         if job is None:
-            command = jobs.gate_command(spec, step.files, annotations)
+            command = jobs.gate_command(spec, step.files, images=images, eval_data=eval_data)
             decision.create.append(step.manifest(target, command))
         running = cond.Condition(
             GATED, "Unknown", "GateRunning", f"calibrating and scoring INT8 (Job {target.name})"

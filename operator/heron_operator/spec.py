@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from heron_operator.kube import Resource
@@ -26,12 +26,24 @@ TERMINAL = (SUCCEEDED, FAILED)
 # status.conditions[].type
 GATED, BUILT, READY = "Gated", "Built", "Ready"
 
-# Paths the model volume gives, for INT8: the calibration images and the KITTI folder the gate
-# scores on (the EngineBuild schema has no field for them yet).
-CALIBRATION_IMAGES_ANNOTATION = "heron.dev/calibration-images"
-EVAL_DATA_ANNOTATION = "heron.dev/eval-data"
+# As the CRD (charts/heron/crds/enginebuilds.heron.dev.yaml) has them: a path on the model
+# volume is absolute (pattern '^/.*$', 2..4096 characters); a Triton model name matches
+# modelName's pattern, at most 63 characters.
+PATH_MAX = 4096
+MODEL_NAME_PATTERN = r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$"
+MODEL_NAME_MAX = 63
+_VOLUME_PATH = re.compile(r"/.+")
 
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,126}$")
+
+def _absolute(value: str) -> str:
+    if not _VOLUME_PATH.fullmatch(value):
+        raise ValueError(
+            f"expected an absolute path on the model volume (/models/...), got {value!r}"
+        )
+    return value
+
+
+VolumePath = Annotated[str, Field(max_length=PATH_MAX), AfterValidator(_absolute)]
 
 
 class _Spec(BaseModel):
@@ -41,16 +53,18 @@ class _Spec(BaseModel):
 
 
 class ModelSource(_Spec):
-    onnx: str | None = Field(
-        None, description="FP32 ONNX on the model volume (relative to the claim, or absolute)."
+    onnx: VolumePath | None = Field(None, description="The FP32 ONNX on the model volume.")
+    calibration_cache: VolumePath | None = Field(
+        None, description="Its TensorRT calibration cache, on the model volume."
     )
-    calibration_cache: str | None = Field(None, description="A TensorRT calibration cache.")
-    from_training_run: str | None = Field(None, description="A TrainingRun whose ONNX to build.")
+    from_training_run: str | None = Field(
+        None, min_length=1, description="A TrainingRun whose ONNX to build."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSource:
-        if not self.onnx and not self.from_training_run:
-            raise ValueError("expected model.onnx or model.fromTrainingRun")
+        if (self.onnx is None) == (self.from_training_run is None):
+            raise ValueError("expected exactly one of model.onnx and model.fromTrainingRun")
         return self
 
 
@@ -73,6 +87,12 @@ class AccuracyGate(_Spec):
         ge=0,
         le=1,
         description="Largest INT8 mAP loss allowed, as a fraction (0.02 = 2 points).",
+    )
+    calibration_images: VolumePath | None = Field(
+        None, description="INT8 from model.onnx: the images it is calibrated on (--images)."
+    )
+    eval_data: VolumePath | None = Field(
+        None, description="INT8 from model.onnx: the KITTI folder the gate scores on (--eval-data)."
     )
 
 
@@ -107,8 +127,9 @@ class EngineBuildSpec(_Spec):
     @field_validator("model_name")
     @classmethod
     def _triton_name(cls, value: str) -> str:
-        if not _MODEL_NAME.match(value):
+        if len(value) > MODEL_NAME_MAX or not re.fullmatch(MODEL_NAME_PATTERN, value):
             raise ValueError(
-                f"expected a Triton model name (letters, digits, '_', '.', '-'), got {value!r}"
+                f"expected a model name of at most {MODEL_NAME_MAX} lower-case letters, digits, "
+                f"'-' and '_', starting and ending with a letter or digit, got {value!r}"
             )
         return value

@@ -109,7 +109,10 @@ CEL_RULES: dict[str, dict[str, list[str]]] = {
     },
     "EngineBuild": {
         "spec": [
-            "self.precision != 'INT8' || !has(self.model.onnx) || has(self.model.calibrationCache)"
+            "self.precision != 'INT8' || !has(self.model.onnx) || has(self.model.calibrationCache)",
+            "self.precision != 'INT8' || !has(self.model.onnx) ||"
+            " has(self.accuracyGate.calibrationImages)",
+            "self.precision != 'INT8' || !has(self.model.onnx) || has(self.accuracyGate.evalData)",
         ],
         "spec.model": [
             "has(self.onnx) != has(self.fromTrainingRun)",
@@ -136,6 +139,9 @@ INVALID_FIXTURES = {
     ),
     "enginebuild-int8-without-cache.yaml": (
         "spec.model.calibrationCache: INT8 from an onnx file needs model.calibrationCache"
+    ),
+    "enginebuild-int8-without-eval-data.yaml": (
+        "spec.accuracyGate.evalData: INT8 from an onnx file needs accuracyGate.evalData"
     ),
     "enginebuild-batch-order.yaml": "spec.batch: must be min <= opt <= max",
     "enginebuild-precision.yaml": "spec.precision: 'INT4' is not one of ['FP32', 'FP16', 'INT8']",
@@ -500,6 +506,11 @@ STATUS_PHASES = {
 }
 
 
+# The kinds whose CRD still leaves status.kopf open. EngineBuild, the one kind the operator
+# handles, has none: kopf's progress and diff-base are annotations (heron_operator.run).
+KOPF_STATUS = {"TrainingRun", "EngineRollout"}
+
+
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_status_has_phase_generation_and_api_conventions_conditions(
     crds: Objects, kind: str
@@ -522,8 +533,13 @@ def test_status_has_phase_generation_and_api_conventions_conditions(
     assert item["properties"]["status"]["enum"] == ["True", "False", "Unknown"]
     assert item["properties"]["lastTransitionTime"]["format"] == "date-time"
     assert item["properties"]["reason"]["minLength"] == 1
-    # kopf keeps its own progress under status.kopf: preserved, not pruned.
-    assert status["kopf"]["x-kubernetes-preserve-unknown-fields"] is True
+    if kind in KOPF_STATUS:
+        # Left open for kopf's bookkeeping: preserved, not pruned.
+        assert status["kopf"]["x-kubernetes-preserve-unknown-fields"] is True
+    else:
+        # The operator keeps kopf's state in heron.dev/* annotations (run.py): kopf writes
+        # nothing into the status, which is the operator's alone.
+        assert "kopf" not in status
 
 
 def test_engine_build_has_the_shape_the_operator_codes_against(crds: Objects) -> None:
@@ -549,8 +565,15 @@ def test_engine_build_has_the_shape_the_operator_codes_against(crds: Objects) ->
     for bound in ("min", "opt", "max"):
         batch = props["batch"]["properties"][bound]
         assert (batch["type"], batch["minimum"], batch["maximum"]) == ("integer", 1, 64)
-    gate = props["accuracyGate"]["properties"]["maxApDrop"]
-    assert (gate["minimum"], gate["maximum"], gate["default"]) == (0, 1, 0.02)
+    gate = props["accuracyGate"]["properties"]
+    assert sorted(gate) == ["calibrationImages", "evalData", "maxApDrop"]
+    assert (gate["maxApDrop"]["minimum"], gate["maxApDrop"]["maximum"]) == (0, 1)
+    assert gate["maxApDrop"]["default"] == 0.02
+    # Paths on the model volume, as model.onnx and model.calibrationCache are.
+    for path in ("calibrationImages", "evalData"):
+        assert {k: v for k, v in gate[path].items() if k != "description"} == {
+            k: v for k, v in props["model"]["properties"]["onnx"].items() if k != "description"
+        }
     assert props["gpuProducts"]["items"]["type"] == "string"
     assert props["rtx"]["properties"]["enabled"] == {"type": "boolean", "default": True}
     assert sorted(props["modelRepository"]["properties"]) == ["claimName", "subPath"]
@@ -564,7 +587,6 @@ def test_engine_build_has_the_shape_the_operator_codes_against(crds: Objects) ->
             "gate",
             "builds",
             "version",
-            "kopf",
         ]
     )
     assert sorted(status["gate"]["properties"]) == ["apDrop", "message", "passed"]
@@ -778,6 +800,18 @@ SCHEMA_REFUSALS: list[tuple[str, str, Any, str]] = [
         "model.onnx",
         "spec.model.onnx: 'model.onnx' does not match",
     ),
+    (
+        "EngineBuild",
+        "spec.accuracyGate.calibrationImages",
+        "calib",
+        "spec.accuracyGate.calibrationImages: 'calib' does not match",
+    ),
+    (
+        "EngineBuild",
+        "spec.accuracyGate.evalData",
+        "kitti/val",
+        "spec.accuracyGate.evalData: 'kitti/val' does not match",
+    ),
     ("EngineBuild", "spec.modelRepository", DELETE, "spec.modelRepository: required field is"),
     ("EngineBuild", "spec.rtx.enabled", "yes", "spec.rtx.enabled: expected boolean"),
     ("EngineBuild", "spec.gpuProducts", ["NVIDIA L4"], "spec.gpuProducts[0]: 'NVIDIA L4' does not"),
@@ -808,6 +842,10 @@ def test_the_schema_refuses_naming_the_field(
     errors = validate(obj, "1.33", crd_schemas=schemas)
     assert len(errors) == 1 and errors[0].startswith(error), errors
 
+
+# An INT8 EngineBuild of an ONNX file: its calibration cache and its accuracy gate's data.
+ONNX_AND_CACHE = {"onnx": "/models/m.onnx", "calibrationCache": "/models/c.bin"}
+GATE_DATA = {"calibrationImages": "/models/calib", "evalData": "/models/kitti-val"}
 
 # Changes to an example only a CEL rule refuses: (kind, changes, the error or None for valid).
 CEL_CASES: list[tuple[str, dict[str, Any], str | None]] = [
@@ -858,18 +896,34 @@ CEL_CASES: list[tuple[str, dict[str, Any], str | None]] = [
     ),
     (
         "EngineBuild",
-        {"spec.model": {"onnx": "/models/facemask/model.onnx"}},
+        {"spec.model": {"onnx": "/models/facemask/model.onnx"}, "spec.accuracyGate": GATE_DATA},
         "spec.model.calibrationCache: INT8 from an onnx file needs model.calibrationCache",
     ),
     (
         "EngineBuild",
         {"spec.model": {"onnx": "/models/m.onnx"}, "spec.precision": "FP16"},
+        None,  # FP16: no calibration cache, no gate
+    ),
+    (
+        "EngineBuild",
+        {"spec.model": ONNX_AND_CACHE, "spec.accuracyGate": GATE_DATA},
         None,
     ),
     (
         "EngineBuild",
-        {"spec.model": {"onnx": "/models/m.onnx", "calibrationCache": "/models/c.bin"}},
-        None,
+        {"spec.model": ONNX_AND_CACHE, "spec.accuracyGate.evalData": "/models/kitti-val"},
+        "spec.accuracyGate.calibrationImages: INT8 from an onnx file needs"
+        " accuracyGate.calibrationImages",
+    ),
+    (
+        "EngineBuild",
+        {"spec.model": ONNX_AND_CACHE, "spec.accuracyGate.calibrationImages": "/models/calib"},
+        "spec.accuracyGate.evalData: INT8 from an onnx file needs accuracyGate.evalData",
+    ),
+    (
+        "EngineBuild",
+        {"spec.model": ONNX_AND_CACHE, "spec.precision": "FP32"},
+        None,  # only INT8 is gated
     ),
     (
         "EngineBuild",

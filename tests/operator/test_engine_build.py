@@ -33,11 +33,16 @@ needs_rtx = pytest.mark.skipif(
 pytestmark = pytest.mark.usefixtures("running_operator")
 
 
+# accuracyGate of an INT8 build from an ONNX file: the calibration images and the KITTI folder
+# of the model volume (tests/operator/conftest.py's `models`).
+GATE_DATA = {"calibrationImages": "/models/data/calib", "evalData": "/models/data/val"}
+
+
 def engine_build(name: str, **spec: Any) -> Json:
     body: Json = {
         "apiVersion": "heron.dev/v1alpha1",
         "kind": "EngineBuild",
-        "metadata": {"name": name, "annotations": spec.pop("annotations", {})},
+        "metadata": {"name": name},
         "spec": {
             "model": {"onnx": "/models/detector/model.onnx"},
             "modelName": "detector",
@@ -145,10 +150,9 @@ def test_int8_is_gated_then_built_from_the_gated_model(
         "TensorRT Q/DQ (S8S8)": 0.5,
         "ONNX Runtime CPU (U8S8)": 1.2,
     }
-    annotations = {"heron.dev/calibration-images": "data/calib", "heron.dev/eval-data": "data/val"}
     cache = "/models/detector/calibration.bin"  # TAO's, say: what the CRD asks INT8 files for
     create(kube, namespace, engine_build(
-        "detector-int8", precision="INT8", gpuProducts=["NVIDIA L4"], annotations=annotations,
+        "detector-int8", precision="INT8", gpuProducts=["NVIDIA L4"], accuracyGate=GATE_DATA,
         model={"onnx": "/models/detector/model.onnx", "calibrationCache": cache},
     ))  # fmt: skip
     done = wait_for(lambda: phase_is(kube, namespace, "detector-int8", "Succeeded", "Failed"),
@@ -161,7 +165,11 @@ def test_int8_is_gated_then_built_from_the_gated_model(
     assert sorted(b["product"] for b in status["builds"]) == ["NVIDIA-L4", "TensorRT-RTX"]
     runs = {r.role: r for r in agent.runs if r.namespace == namespace}
     work = "/models/detector/heron-int8/detector-int8-g1"
-    assert runs["gate"].command[runs["gate"].command.index("--max-ap-drop") + 1] == "2"
+    gate = runs["gate"].command
+    assert gate[gate.index("--max-ap-drop") + 1] == "2"
+    # The gate's data: spec.accuracyGate's paths, as they are (absolute, on the model volume).
+    assert gate[gate.index("--images") + 1] == "/models/data/calib"
+    assert gate[gate.index("--eval-data") + 1] == "/models/data/val"
     assert (
         runs["rtx"].command[runs["rtx"].command.index("--onnx") + 1]
         == f"{work}/model.int8.qdq.onnx"
@@ -185,8 +193,11 @@ def test_a_failed_accuracy_gate_stops_the_build(
     script = agent.script(namespace)
     script.gate_drops = {"TensorRT Q/DQ (S8S8)": 3.1, "ONNX Runtime CPU (U8S8)": 0.9}
     script.gate_calibrates = False
-    annotations = {"heron.dev/calibration-images": "data/calib", "heron.dev/eval-data": "data/val"}
-    create(kube, namespace, engine_build("gated", precision="INT8", annotations=annotations))
+    create(kube, namespace, engine_build(
+        "gated", precision="INT8", accuracyGate=GATE_DATA,
+        model={"onnx": "/models/detector/model.onnx",
+               "calibrationCache": "/models/detector/calibration.bin"},
+    ))  # fmt: skip
     done = wait_for(lambda: phase_is(kube, namespace, "gated", "Failed", "Succeeded"),
                     "the gate to refuse", timeout=30)  # fmt: skip
     status = done["status"]
@@ -202,6 +213,39 @@ def test_a_failed_accuracy_gate_stops_the_build(
     assert "builds" not in status or status["builds"] == []
     warnings = [e for e in kube.list(EVENTS.format(ns=namespace)) if e["type"] == "Warning"]
     assert any(e["reason"] == "GateFailed" for e in warnings)
+
+
+def test_int8_from_a_file_without_the_gates_data_fails_naming_the_fields(
+    kube: KubeClient, namespace: str
+) -> None:
+    """The CRD's CEL rule refuses it; an object the rule did not see gets a reason, no Job."""
+    create(kube, namespace, engine_build(
+        "no-gate-data", precision="INT8",
+        accuracyGate={"calibrationImages": "/models/data/calib"},
+        model={"onnx": "/models/detector/model.onnx",
+               "calibrationCache": "/models/detector/calibration.bin"},
+    ))  # fmt: skip
+    done = wait_for(lambda: phase_is(kube, namespace, "no-gate-data", "Failed", "Succeeded"),
+                    "MissingGateData")  # fmt: skip
+    gated = condition(done, "Gated")
+    assert (gated["status"], gated["reason"]) == ("False", "MissingGateData")
+    assert gated["message"].startswith("INT8 from model.onnx needs accuracyGate.evalData:")
+    assert jobs_of(kube, namespace) == {}
+
+
+def test_a_spec_the_crd_refuses_fails_as_invalid(kube: KubeClient, namespace: str) -> None:
+    """What the CRD's schema refuses, the operator refuses too (should an object get past
+    it): a relative ONNX path, an upper-case model name."""
+    create(kube, namespace, engine_build(
+        "invalid", model={"onnx": "detector/model.onnx"}, modelName="Detector",
+    ))  # fmt: skip
+    done = wait_for(lambda: phase_is(kube, namespace, "invalid", "Failed", "Succeeded"),
+                    "InvalidSpec")  # fmt: skip
+    built = condition(done, "Built")
+    assert (built["status"], built["reason"]) == ("False", "InvalidSpec")
+    assert "spec.model.onnx: Value error, expected an absolute path" in built["message"]
+    assert "spec.modelName: Value error, expected a model name" in built["message"]
+    assert jobs_of(kube, namespace) == {}
 
 
 def test_a_training_runs_model_is_built_once_it_has_succeeded(
