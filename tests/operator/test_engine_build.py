@@ -152,7 +152,7 @@ def test_int8_is_gated_then_built_from_the_gated_model(
     }
     cache = "/models/detector/calibration.bin"  # TAO's, say: what the CRD asks INT8 files for
     create(kube, namespace, engine_build(
-        "detector-int8", precision="INT8", gpuProducts=["NVIDIA L4"], accuracyGate=GATE_DATA,
+        "detector-int8", precision="INT8", gpuProducts=["NVIDIA-L4"], accuracyGate=GATE_DATA,
         model={"onnx": "/models/detector/model.onnx", "calibrationCache": cache},
     ))  # fmt: skip
     done = wait_for(lambda: phase_is(kube, namespace, "detector-int8", "Succeeded", "Failed"),
@@ -161,7 +161,7 @@ def test_int8_is_gated_then_built_from_the_gated_model(
     assert status["phase"] == "Succeeded", status
     assert status["gate"]["passed"] is True and status["gate"]["apDrop"] == pytest.approx(0.012)
     assert condition(done, "Gated")["reason"] == "GatePassed"
-    # Only the product asked for ("NVIDIA L4" is the label value NVIDIA-L4), plus RTX for SM 8.9.
+    # Only the product asked for (as its node label spells it), plus RTX for SM 8.9.
     assert sorted(b["product"] for b in status["builds"]) == ["NVIDIA-L4", "TensorRT-RTX"]
     runs = {r.role: r for r in agent.runs if r.namespace == namespace}
     work = "/models/detector/heron-int8/detector-int8-g1"
