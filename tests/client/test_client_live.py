@@ -9,14 +9,19 @@ from collections.abc import Iterator
 import pytest
 import redis
 from heron.client import Client, InvalidRequestError, Subscription
-from heron.core import streams
 from heron.core.bus import RedisBus
 from heron.v1 import control_pb2
-from heron.v1.commands_pb2 import SourcesReport
-from heron.v1.stream_pb2 import SourceSpec
 from prometheus_client import CollectorRegistry
 
-from tests.control.control_harness import Control, Metadata, frame, new_pipeline, wait_until
+from tests.control.control_harness import (
+    Control,
+    Metadata,
+    frame,
+    heartbeat,
+    new_pipeline,
+    sources_report,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -149,22 +154,6 @@ def test_heron_watch_and_status_against_the_control_service(
 def publish_status(redis_url: str, pipeline: str) -> None:
     """A heartbeat of an inference instance and a sources report, as the stages send them."""
     bus = RedisBus.from_url(redis_url, registry=CollectorRegistry())
-    heartbeat = control_pb2.ServiceStatus(
-        name="inference",
-        instance="inference-0",
-        serving=True,
-        model_name="facemask",
-        model_version="3",
-    )
-    heartbeat.time.GetCurrentTime()
-    bus.publisher(streams.service_status(pipeline), control_pb2.ServiceStatus).publish(heartbeat)
-    report = SourcesReport(instance="ingest-0")
-    report.time.GetCurrentTime()
-    report.sources.add(
-        source=SourceSpec(stream_id="cam-0", uri="rtsp://cam/0"),
-        state=control_pb2.SOURCE_STATE_PLAYING,
-        fps=25.0,
-        frames=100,
-    )
-    bus.publisher(streams.source_status(pipeline), SourcesReport).publish(report)
+    heartbeat(bus, pipeline, "inference", "inference-0", model_name="facemask", model_version="3")
+    sources_report(bus, pipeline)
     bus.close()

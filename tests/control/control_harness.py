@@ -13,14 +13,21 @@ from typing import Any
 import grpc
 from heron.control.service import ControlService
 from heron.core import streams
-from heron.core.bus import RedisBus
+from heron.core.bus import Bus, RedisBus
 from heron.core.grpc import open_channel
 from heron.core.plan.settings.control import ControlSettings
 from heron.core.runtime import build_context
-from heron.v1.control_pb2 import DetectionEvent, SubscribeRequest
+from heron.v1.commands_pb2 import SourcesReport
+from heron.v1.control_pb2 import (
+    SOURCE_STATE_PLAYING,
+    DetectionEvent,
+    ServiceStatus,
+    SubscribeRequest,
+)
 from heron.v1.control_pb2_grpc import DetectionsStub
 from heron.v1.detection_pb2 import DetectedObject, FrameMetadata
 from heron.v1.frame_pb2 import FrameRef
+from heron.v1.stream_pb2 import SourceSpec
 from prometheus_client import CollectorRegistry
 
 STAGE = "tracker"
@@ -121,6 +128,41 @@ def refusal(port: int, request: SubscribeRequest, timeout: float = 30.0) -> grpc
     raise AssertionError(f"expected an error, got an event: {event}")
 
 
+def heartbeat(
+    bus: Bus,
+    pipeline: str,
+    name: str,
+    instance: str,
+    *,
+    age_s: float = 0,
+    model_name: str = "",
+    model_version: str = "",
+) -> None:
+    """A serving service's heartbeat, sent `age_s` ago, as heron.core.runtime.status sends it."""
+    status = ServiceStatus(
+        name=name,
+        instance=instance,
+        serving=True,
+        model_name=model_name,
+        model_version=model_version,
+    )
+    status.time.FromNanoseconds(int((time.time() - age_s) * 1e9))
+    bus.publisher(streams.service_status(pipeline), ServiceStatus).publish(status)
+
+
+def sources_report(bus: Bus, pipeline: str, *, age_s: float = 0) -> None:
+    """Ingest's report of one playing camera, cam-0, sent `age_s` ago."""
+    sent = SourcesReport(instance="ingest-0")
+    sent.time.FromNanoseconds(int((time.time() - age_s) * 1e9))
+    sent.sources.add(
+        source=SourceSpec(stream_id="cam-0", uri="rtsp://cam/0"),
+        state=SOURCE_STATE_PLAYING,
+        fps=25.0,
+        frames=100,
+    )
+    bus.publisher(streams.source_status(pipeline), SourcesReport).publish(sent)
+
+
 def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
     """Poll `condition` until it holds (AssertionError after `timeout_s`)."""
     deadline = time.monotonic() + timeout_s
@@ -143,6 +185,8 @@ __all__ = [
     "control",
     "frame",
     "grpc",
+    "heartbeat",
+    "sources_report",
     "subscription",
     "take",
     "wait_until",

@@ -11,17 +11,24 @@ from contextlib import contextmanager
 
 import grpc
 import pytest
-from heron.core import streams
 from heron.core.bus import RedisBus
 from heron.core.commands import CommandFollower, ReplyCode, reply
 from heron.core.grpc import open_channel
 from heron.v1 import control_pb2 as pb
-from heron.v1.commands_pb2 import Command, CommandReply, SourcesReport
+from heron.v1.commands_pb2 import Command, CommandReply
 from heron.v1.control_pb2_grpc import PipelineStub
 from heron.v1.stream_pb2 import SourceSpec
 from prometheus_client import CollectorRegistry
 
-from tests.control.control_harness import Control, Metadata, control, new_pipeline, wait_until
+from tests.control.control_harness import (
+    Control,
+    Metadata,
+    control,
+    heartbeat,
+    new_pipeline,
+    sources_report,
+    wait_until,
+)
 
 Handler = Callable[[Command], CommandReply | None]
 
@@ -91,24 +98,6 @@ def inference(command: Command) -> CommandReply | None:
         if item.class_id >= 2:
             return reply(ReplyCode.INVALID_ARGUMENT, f"thresholds[{i}].class_id: 2 classes")
     return reply(ReplyCode.OK)
-
-
-def heartbeat(bus: RedisBus, pipeline: str, name: str, instance: str, age_s: float = 0) -> None:
-    status = pb.ServiceStatus(name=name, instance=instance, serving=True, model_name="m")
-    status.time.FromNanoseconds(int((time.time() - age_s) * 1e9))
-    bus.publisher(streams.service_status(pipeline), pb.ServiceStatus).publish(status)
-
-
-def report(bus: RedisBus, pipeline: str, age_s: float = 0) -> None:
-    sent = SourcesReport(instance="ingest-0")
-    sent.time.FromNanoseconds(int((time.time() - age_s) * 1e9))
-    sent.sources.add(
-        source=SourceSpec(stream_id="cam-0", uri="rtsp://cam/0"),
-        state=pb.SOURCE_STATE_PLAYING,
-        fps=25.0,
-        frames=100,
-    )
-    bus.publisher(streams.source_status(pipeline), SourcesReport).publish(sent)
 
 
 def error(call: Callable[[], object]) -> grpc.RpcError:
@@ -198,11 +187,11 @@ def test_sources_come_from_ingests_newest_report(
     stub: PipelineStub, bus: RedisBus, pipeline: str
 ) -> None:
     missing = error(lambda: stub.ListSources(pb.ListSourcesRequest()))
-    report(bus, pipeline)
+    sources_report(bus, pipeline)
     listed = stub.ListSources(pb.ListSourcesRequest()).sources
     got = stub.GetSource(pb.GetSourceRequest(stream_id="cam-0"))
     unknown = error(lambda: stub.GetSource(pb.GetSourceRequest(stream_id="cam-9")))
-    report(bus, pipeline, age_s=30)
+    sources_report(bus, pipeline, age_s=30)
     stale = error(lambda: stub.ListSources(pb.ListSourcesRequest()))
     assert missing.code() == grpc.StatusCode.UNAVAILABLE
     assert "no ingest has reported sources" in (missing.details() or "")
@@ -221,9 +210,10 @@ def test_sources_come_from_ingests_newest_report(
 def test_status_shows_services_models_sources_and_rates(
     server: Control, stub: PipelineStub, bus: RedisBus, pipeline: str, redis_url: str
 ) -> None:
-    heartbeat(bus, pipeline, "inference", "inference-0")
-    heartbeat(bus, pipeline, "tracker", "tracker-0", age_s=5)  # silent past heartbeat_stale_s
-    report(bus, pipeline)
+    heartbeat(bus, pipeline, "inference", "inference-0", model_name="m")
+    # Silent past heartbeat_stale_s:
+    heartbeat(bus, pipeline, "tracker", "tracker-0", age_s=5, model_name="m")
+    sources_report(bus, pipeline)
     wait_until(lambda: len(server.service.board.services()) == 2)
     metadata = Metadata(redis_url, pipeline)
     metadata.publish(range(10), "cam-0")
@@ -258,8 +248,8 @@ def test_watch_status_streams_at_the_interval_asked(stub: PipelineStub) -> None:
 def test_set_parameters_waits_for_every_serving_inference_instance(
     server: Control, stub: PipelineStub, bus: RedisBus, pipeline: str
 ) -> None:
-    heartbeat(bus, pipeline, "inference", "inference-0")
-    heartbeat(bus, pipeline, "inference", "inference-1")
+    heartbeat(bus, pipeline, "inference", "inference-0", model_name="m")
+    heartbeat(bus, pipeline, "inference", "inference-1", model_name="m")
     wait_until(lambda: len(server.service.board.serving("inference")) == 2)
     request = pb.SetParametersRequest(
         thresholds=[pb.ClassThreshold(class_id=1, pre_cluster_threshold=0.6)], interval=2
@@ -269,7 +259,8 @@ def test_set_parameters_waits_for_every_serving_inference_instance(
         stage(bus, pipeline, "inference", "inference-1", inference),
     ):
         stub.SetParameters(request)
-    heartbeat(bus, pipeline, "inference", "inference-1")  # alive, but deaf to commands
+    # Alive, but deaf to commands:
+    heartbeat(bus, pipeline, "inference", "inference-1", model_name="m")
     with stage(bus, pipeline, "inference", "inference-0", inference):
         partly = error(lambda: stub.SetParameters(request))
     assert partly.code() == grpc.StatusCode.DEADLINE_EXCEEDED

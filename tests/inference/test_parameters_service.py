@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry
 from tests.inference.conftest import NET_H, NET_W, write_nvinfer, write_pipeline
 from tests.inference.detector import build_detector, export_detector
 from tests.inference.harness import SOURCE_H, SOURCE_W, frame_image
+from tests.inference.test_parameters import request
 from tests.support.inprocess import no_forced_exit
 
 PIPELINE = "default"
@@ -143,15 +144,6 @@ def start(pipeline: Path) -> Iterator[Callable[..., Running]]:
 
 def classes(metas: list[FrameMetadata]) -> list[dict[int, int]]:
     return [dict(collections.Counter(o.class_id for o in m.objects)) for m in metas]
-
-
-def request(*thresholds: tuple[int, float], interval: int | None = None) -> SetParametersRequest:
-    message = SetParametersRequest(
-        thresholds=[ClassThreshold(class_id=k, pre_cluster_threshold=v) for k, v in thresholds]
-    )
-    if interval is not None:
-        message.interval = interval
-    return message
 
 
 def test_thresholds_change_the_next_frames_objects(start: Callable[..., Running]) -> None:

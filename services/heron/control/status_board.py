@@ -73,7 +73,7 @@ class _Follower(threading.Thread, Generic[M]):
                 log.debug("reading %s: %s", self._tail.key, e)
                 self._halt.wait(RETRY_S)
                 continue
-            cursor = read.entries[-1].cursor if read.entries else read.start
+            cursor = read.end
             for entry in read.entries:
                 if entry.message is not None:
                     self._take(entry.message)

@@ -89,7 +89,7 @@ class CommandSender:
         got: list[CommandReply] = []
         while (left := deadline - time.monotonic()) > 0:
             read = self._replies.read(cursor, READ_COUNT, block_ms=max(1, int(left * 1000)))
-            cursor = read.entries[-1].cursor if read.entries else read.start
+            cursor = read.end
             got += [
                 e.message
                 for e in read.entries
@@ -137,7 +137,7 @@ class CommandFollower(threading.Thread):
         read = self._commands.read(self._cursor, READ_COUNT, block_ms=block_ms)
         answered = 0
         for entry in read.entries:
-            self._cursor = entry.cursor
+            self._cursor = entry.cursor  # taken: never applied twice, even if its reply fails
             command = entry.message
             if command is None:
                 log.warning("skipping an undecodable command: %s", entry.problem)
@@ -146,8 +146,7 @@ class CommandFollower(threading.Thread):
             elif (answer := self._answer(command)) is not None:
                 self._replies.publish(answer)
                 answered += 1
-        if not read.entries:
-            self._cursor = read.start
+        self._cursor = read.end
         return answered
 
     def _answer(self, command: Command) -> CommandReply | None:

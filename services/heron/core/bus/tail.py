@@ -66,6 +66,12 @@ class TailRead(Generic[M]):
     missed: int  # entries after the cursor asked for that the stream no longer held
     newest: Cursor  # the stream's newest entry when read (how far behind a reader is)
 
+    @property
+    def end(self) -> Cursor:
+        """Where the next read goes on from: after the last entry read, or where this read
+        started (past what was missed) when it found none."""
+        return self.entries[-1].cursor if self.entries else self.start
+
 
 @dataclass(frozen=True)
 class Window:
