@@ -189,6 +189,10 @@ class FakePipeline(control_pb2_grpc.PipelineServicer):
     def __init__(self) -> None:
         self.sources: dict[str, control_pb2.SourceStatus] = {}
         self.parameters: list[control_pb2.SetParametersRequest] = []
+        self.versions: list[control_pb2.SetModelVersionsRequest] = []
+        self.routing = control_pb2.ModelVersions(
+            model_name="facemask", config_version="3", default_version="3", loaded=["3"]
+        )
 
     def AddSource(  # noqa: N802
         self, request: control_pb2.AddSourceRequest, context: grpc.ServicerContext
@@ -273,6 +277,30 @@ class FakePipeline(control_pb2_grpc.PipelineServicer):
     ) -> control_pb2.SetParametersResponse:
         self.parameters.append(request)
         return control_pb2.SetParametersResponse()
+
+    def SetModelVersions(  # noqa: N802
+        self, request: control_pb2.SetModelVersionsRequest, context: grpc.ServicerContext
+    ) -> control_pb2.ModelVersions:
+        """Knows versions 3 (the config's) and 4 of `facemask`."""
+        named = {request.default_version or "3", *request.stream_versions.values()}
+        if named - {"3", "4"}:
+            raise NotFoundError(f"version {max(named - {'3', '4'})}: no such version")
+        self.versions.append(request)
+        self.routing = control_pb2.ModelVersions(
+            model_name="facemask",
+            config_version="3",
+            default_version=request.default_version,
+            stream_versions=request.stream_versions,
+            loaded=sorted(named | {"3"}),
+            requested_by=request.requested_by,
+        )
+        self.routing.time.FromSeconds(1_765_000_000)
+        return self.routing
+
+    def GetModelVersions(  # noqa: N802
+        self, request: control_pb2.GetModelVersionsRequest, context: grpc.ServicerContext
+    ) -> control_pb2.ModelVersions:
+        return self.routing
 
 
 @dataclass

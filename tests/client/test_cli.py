@@ -1,6 +1,6 @@
-"""`heron watch / status / detect / model / streams` against a real gRPC server serving fakes:
-their output, exit codes (0 done, 1 the server failed or refused, 2 a usage error naming the
-option), and one clear line when the server is absent."""
+"""`heron watch / status / detect / model / streams / models` against a real gRPC server serving
+fakes: their output, exit codes (0 done, 1 the server failed or refused, 2 a usage error naming
+the option), and one clear line when the server is absent."""
 
 from __future__ import annotations
 
@@ -209,6 +209,44 @@ def test_a_command_at_the_wrong_service_says_so(fakes: Fakes) -> None:
     )
 
 
+# -- models ---------------------------------------------------------------------------------
+
+
+def test_models_set_routes_streams_and_get_reads_the_routing(server: str, fakes: Fakes) -> None:
+    before = heron("models", "get", "--server", server)
+    assert before.exit_code == 0, before.output
+    assert before.stdout.splitlines() == [
+        "model facemask: config version 3",
+        "default 3",
+        "loaded 3",
+    ]
+    canary = heron(
+        "models", "set", "--stream", "cam-1=4", "--stream", " cam-2 = 4", "--server", server
+    )
+    assert canary.exit_code == 0, canary.output
+    assert canary.stdout.splitlines() == [
+        "model facemask: config version 3",
+        "default 3",
+        "  cam-1=4",
+        "  cam-2=4",
+        "loaded 3, 4",
+        "set by heron models set at 2025-12-06T05:46:40.000Z",
+    ]
+    (sent,) = fakes.pipeline.versions
+    assert (sent.default_version, dict(sent.stream_versions)) == ("", {"cam-1": "4", "cam-2": "4"})
+    promoted = heron("models", "set", "--default", "4", "--requested-by", "me", "--server", server)
+    assert promoted.exit_code == 0, promoted.output
+    got = heron("models", "get", "--json", "--server", server)
+    assert json.loads(got.stdout)["default_version"] == "4"
+    assert json.loads(got.stdout)["requested_by"] == "me"
+
+
+def test_models_set_of_a_version_the_server_lacks_exits_1(server: str) -> None:
+    result = heron("models", "set", "--default", "9", "--server", server)
+    assert result.exit_code == 1
+    assert result.stderr == "error: not found: version 9: no such version\n"
+
+
 # -- detect, model -------------------------------------------------------------------------
 
 
@@ -271,6 +309,8 @@ def test_model(server: str) -> None:
         ["streams", "ls"],
         ["streams", "add", "rtsp://x"],
         ["streams", "rm", "cam-1"],
+        ["models", "get"],
+        ["models", "set", "--default", "2"],
         ["detect", "IMAGE"],
     ],
     ids=" ".join,
@@ -349,6 +389,8 @@ COMMANDS = [
     ["streams", "ls"],
     ["streams", "add", "rtsp://x"],
     ["streams", "rm", "cam-1"],
+    ["models", "get"],
+    ["models", "set", "--stream", "cam-1=2"],
     ["detect", "IMAGE"],
 ]
 
@@ -404,6 +446,12 @@ def test_a_bad_min_confidence_exits_2(args: list[str], tmp_path: Path) -> None:
         (["detect"], "IMAGE"),
         (["detect", "/nowhere/face.png"], "IMAGE"),
         (["detect", "NOT_AN_IMAGE"], "IMAGE"),
+        (["models", "set", "--stream", "cam-1"], "expected ID=VERSION"),
+        (["models", "set", "--stream", "cam-1:2"], "--stream"),
+        (["models", "set", "--stream", "=2"], "got '=2'"),
+        (["models", "set", "--stream", "cam-1="], "got 'cam-1='"),
+        (["models", "set", "--stream", "a=1", "--stream", "a=2"], "stream 'a' is given twice"),
+        (["models", "set", "--timeout", "0"], "--timeout"),
     ],
 )
 def test_other_malformed_input_exits_2(args: list[str], named: str, tmp_path: Path) -> None:
@@ -421,6 +469,6 @@ def test_help_lists_the_commands_and_loads_no_grpc() -> None:
     ).stdout.strip()
     assert loaded == "False"
     result = heron("--help")
-    for command in ("watch", "status", "detect", "model", "streams"):
+    for command in ("watch", "status", "detect", "model", "streams", "models"):
         assert command in result.stdout
     assert "[default:" not in heron("watch", "--help").stdout

@@ -85,6 +85,17 @@ def test_pipeline_methods_round_trip(client: Client, fakes: Fakes) -> None:
     assert sent.interval == 2
 
 
+def test_model_versions_round_trip(client: Client, fakes: Fakes) -> None:
+    assert client.get_model_versions().default_version == "3"
+    routing = client.set_model_versions(stream_versions={"cam-1": "4"}, requested_by="canary")
+    assert (dict(routing.stream_versions), list(routing.loaded)) == ({"cam-1": "4"}, ["3", "4"])
+    (sent,) = fakes.pipeline.versions
+    assert (sent.default_version, sent.requested_by) == ("", "canary")
+    assert client.get_model_versions() == routing
+    with pytest.raises(NotFoundError, match="version 9: no such version"):
+        client.set_model_versions(default_version="9")
+
+
 def test_set_parameters_without_interval_leaves_it_unset(client: Client, fakes: Fakes) -> None:
     client.set_parameters(thresholds={0: 0.5})
     assert not fakes.pipeline.parameters[0].HasField("interval")

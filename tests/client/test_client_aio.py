@@ -82,6 +82,9 @@ def test_every_method() -> None:
                 assert (await client.get_status()).pipeline == "face-mask"
                 assert len([s async for s in client.watch_status(interval_s=0.01)]) == 3
                 await client.set_parameters(thresholds={0: 0.3}, interval=1)
+                routing = await client.set_model_versions(default_version="4")
+                assert list(routing.loaded) == ["3", "4"]
+                assert (await client.get_model_versions()).default_version == "4"
                 assert (await client.remove_source("source-0")).frames == 250
                 with pytest.raises(NotFoundError, match="not found: no stream 'cam-9'"):
                     await client.remove_source("cam-9")

@@ -1,6 +1,6 @@
 """Every example of the docs' "Client and CLI" section runs, against a server of fakes: the
 Python snippets as written, each `$ heron ...` command with exit code 0 (and the output the
-page shows for the `streams` commands)."""
+page shows for the `streams` and `models` commands)."""
 
 from __future__ import annotations
 
@@ -97,5 +97,5 @@ def test_console_commands_run(target: str) -> None:
             args += ["--limit", "1"]  # stands in for the Ctrl-C the page shows
         result = runner.invoke(app, args, env={"COLUMNS": "300", "HERON_TOKEN": ""})
         assert result.exit_code == 0, f"{command}: {result.output}"
-        if args[0] == "streams":
+        if args[0] in ("streams", "models"):
             assert result.stdout.splitlines() == shown, command

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import grpc
 import pytest
+from heron.core import streams
 from heron.core.bus import RedisBus
 from heron.core.commands import CommandFollower, ReplyCode, reply
 from heron.core.grpc import open_channel
@@ -47,7 +48,12 @@ def bus(redis_url: str) -> Iterator[RedisBus]:
 
 @pytest.fixture
 def server(redis_url: str, pipeline: str) -> Iterator[Control]:
-    api = {"command_timeout_s": 1.0, "report_stale_s": 2.0, "heartbeat_stale_s": 1.0}
+    api = {
+        "command_timeout_s": 1.0,
+        "model_load_timeout_s": 2.0,
+        "report_stale_s": 2.0,
+        "heartbeat_stale_s": 1.0,
+    }
     with control(redis_url, pipeline, pipeline_api=api) as running:
         yield running
 
@@ -302,3 +308,109 @@ def test_set_parameters_without_inference_is_unavailable(stub: PipelineStub) -> 
     refused = error(lambda: stub.SetParameters(request))
     assert refused.code() == grpc.StatusCode.UNAVAILABLE
     assert "no inference service answered in time" in (refused.details() or "")
+
+
+# --- model versions -------------------------------------------------------------------------
+
+
+def versions_stage(command: Command) -> CommandReply | None:
+    """Knows versions 1 and 2 of model `m`; routes as asked."""
+    if command.WhichOneof("command") != "set_model_versions":
+        return None
+    asked = command.set_model_versions
+    named = {asked.default_version or "1", *asked.stream_versions.values()}
+    if named - {"1", "2"}:
+        return reply(ReplyCode.NOT_FOUND, f"version {max(named)}: /repo/m/9/model.onnx")
+    answer = reply(ReplyCode.OK)
+    answer.model_versions.CopyFrom(
+        pb.ModelVersions(
+            model_name="m",
+            config_version="1",
+            default_version=asked.default_version,
+            stream_versions=asked.stream_versions,
+            loaded=sorted(named | {"1"}),
+            requested_by=asked.requested_by,
+        )
+    )
+    return answer
+
+
+def test_set_model_versions_returns_the_routing_every_instance_applied(
+    server: Control, stub: PipelineStub, bus: RedisBus, pipeline: str
+) -> None:
+    heartbeat(bus, pipeline, "inference", "inference-0", model_name="m", model_version="1")
+    heartbeat(bus, pipeline, "inference", "inference-1", model_name="m", model_version="1")
+    wait_until(lambda: len(server.service.board.serving("inference")) == 2)
+    request = pb.SetModelVersionsRequest(stream_versions={"cam-0": "2"}, requested_by="canary")
+    with (
+        stage(bus, pipeline, "inference", "inference-0", versions_stage),
+        stage(bus, pipeline, "inference", "inference-1", versions_stage),
+    ):
+        routing = stub.SetModelVersions(request)
+        missing = error(
+            lambda: stub.SetModelVersions(pb.SetModelVersionsRequest(default_version="9"))
+        )
+    assert (dict(routing.stream_versions), list(routing.loaded)) == ({"cam-0": "2"}, ["1", "2"])
+    assert (missing.code(), missing.details()) == (
+        grpc.StatusCode.NOT_FOUND,
+        "version 9: /repo/m/9/model.onnx",
+    )
+    # Alive, but deaf to commands:
+    heartbeat(bus, pipeline, "inference", "inference-1", model_name="m", model_version="1")
+    with stage(bus, pipeline, "inference", "inference-0", versions_stage):
+        partly = error(lambda: stub.SetModelVersions(request))
+    assert partly.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert partly.details() == (
+        "applied by inference-0; no answer from inference-1 in time "
+        "(an instance applies the stored model versions when it restarts)"
+    )
+
+
+def test_a_malformed_routing_is_refused_before_any_stage_hears_of_it(
+    stub: PipelineStub, bus: RedisBus, pipeline: str
+) -> None:
+    heard: list[Command] = []
+
+    def listening(command: Command) -> CommandReply | None:
+        heard.append(command)
+        return None
+
+    with stage(bus, pipeline, "inference", "inference-0", listening):
+        refused = error(
+            lambda: stub.SetModelVersions(pb.SetModelVersionsRequest(stream_versions={"cam-0": ""}))
+        )
+    assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (refused.details() or "").startswith(
+        "stream_versions['cam-0']: expected a version, got an empty one"
+    )
+    assert heard == []
+
+
+def test_set_model_versions_without_inference_is_unavailable(stub: PipelineStub) -> None:
+    refused = error(lambda: stub.SetModelVersions(pb.SetModelVersionsRequest(default_version="2")))
+    assert refused.code() == grpc.StatusCode.UNAVAILABLE
+    assert "no inference service answered in time" in (refused.details() or "")
+
+
+def test_get_model_versions_reads_the_stored_routing_else_a_heartbeat(
+    server: Control, stub: PipelineStub, bus: RedisBus, pipeline: str
+) -> None:
+    nothing = error(lambda: stub.GetModelVersions(pb.GetModelVersionsRequest()))
+    assert nothing.code() == grpc.StatusCode.UNAVAILABLE
+    assert "no model versions were set" in (nothing.details() or "")
+
+    heartbeat(bus, pipeline, "inference", "inference-0", model_name="m", model_version="1")
+    wait_until(lambda: bool(server.service.board.serving("inference")))
+    never_set = stub.GetModelVersions(pb.GetModelVersionsRequest())
+    assert (never_set.model_name, never_set.config_version, never_set.default_version) == (
+        "m",
+        "1",
+        "1",
+    )
+    assert list(never_set.loaded) == ["1"]
+
+    stored = pb.ModelVersions(
+        model_name="m", config_version="1", default_version="2", loaded=["1", "2"]
+    )
+    bus.publisher(streams.model_versions(pipeline), pb.ModelVersions).publish(stored)
+    assert stub.GetModelVersions(pb.GetModelVersionsRequest()) == stored

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,31 @@ def write_pipeline(
         f"  config_file: {nvinfer}\n"
     )
     return path
+
+
+def constant_detector(path: Path, coverage: tuple[float, ...]) -> Path:
+    """The test detector answering coverage `coverage[k]` for class k in every cell, whatever
+    the frame, with a 14x14 box around each cell's centre (no two overlap)."""
+    import torch
+
+    model = build_detector(len(coverage))
+    with torch.no_grad():
+        model.cov.weight.zero_()
+        model.bbox.weight.zero_()
+        model.cov.bias.copy_(torch.tensor([math.log(c / (1 - c)) for c in coverage]))
+        model.bbox.bias.fill_(0.2)
+    return export_detector(model, path, NET_H, NET_W)
+
+
+@pytest.fixture(scope="session")
+def version_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """ONNX files by version: 1 finds class 0, 2 finds class 1, 3 has three classes."""
+    folder = tmp_path_factory.mktemp("versions")
+    return {
+        "1": constant_detector(folder / "v1.onnx", (0.7, 0.35)),
+        "2": constant_detector(folder / "v2.onnx", (0.35, 0.7)),
+        "3": constant_detector(folder / "v3.onnx", (0.7, 0.35, 0.35)),
+    }
 
 
 @pytest.fixture

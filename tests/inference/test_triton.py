@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 import pytest
 from heron.core import streams
+from heron.core.commands import ReplyCode
 from heron.core.plan.settings.inference import TritonSettings
 from heron.inference.backends.onnx_runtime import OnnxRuntimeBackend
 from heron.inference.backends.triton_grpc import TritonBackend
 from heron.inference.errors import BackendError, BackendUnavailableError
+from heron.inference.version_sources import TritonVersions, VersionError
 from heron.v1.frame_pb2 import FrameBatch
 
 from tests.inference.conftest import NET_H, NET_W, ExportedDetector, write_nvinfer, write_pipeline
@@ -106,6 +108,19 @@ def test_wrong_input_is_a_backend_error_not_a_retry(triton: TritonServer) -> Non
             backend.infer(np.zeros((1, 3, NET_H, NET_W + 16), np.float32))
     finally:
         backend.close()
+
+
+def test_versions_need_a_triton_in_explicit_model_control(triton: TritonServer) -> None:
+    """This server runs in Triton's default mode (none): it loads no model on request.
+    tests/inference/test_triton_versions.py runs versions on one in explicit mode."""
+    source = TritonVersions(settings(triton))
+    with pytest.raises(VersionError) as caught:
+        source.prepare({"1", "2"})
+    assert caught.value.code == ReplyCode.FAILED_PRECONDITION
+    assert str(caught.value).startswith(
+        f"Triton at {triton.grpc_url} does not let clients load models: run it with "
+        "--model-control-mode=explicit"
+    )
 
 
 def test_no_server_is_unavailable_after_the_ready_timeout() -> None:

@@ -68,10 +68,18 @@ def find_triton() -> TritonInstall:
 
 
 class TritonServer:
-    """One tritonserver process over `repository`; ports stay fixed across restarts."""
+    """One tritonserver process over `repository`; ports stay fixed across restarts.
+    `extra_args` go on its command line, e.g. `--model-control-mode=explicit`."""
 
-    def __init__(self, repository: Path, workdir: Path, install: TritonInstall | None = None):
+    def __init__(
+        self,
+        repository: Path,
+        workdir: Path,
+        install: TritonInstall | None = None,
+        extra_args: Sequence[str] = (),
+    ):
         self.install = install or find_triton()
+        self.extra_args = list(extra_args)
         self.repository = repository
         self.workdir = workdir
         self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
@@ -120,6 +128,7 @@ class TritonServer:
                     "--allow-metrics=false",
                     "--exit-timeout-secs=5",
                     f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+                    *self.extra_args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -1,5 +1,5 @@
-"""`heron watch`, `heron status`, `heron detect`, `heron model` and `heron streams ...`: the
-gRPC API from the command line (mounted by heron.cli.main).
+"""`heron watch`, `heron status`, `heron detect`, `heron model`, `heron streams ...` and
+`heron models ...`: the gRPC API from the command line (mounted by heron.cli.main).
 
 Only typer and the standard library load here; grpc and the client load inside the commands so
 `heron --help` stays fast. Exit codes: 0 done, 1 the server failed or refused the call (one
@@ -37,6 +37,7 @@ INFERENCE_SERVER = "127.0.0.1:50052"
 
 app = typer.Typer(no_args_is_help=True)
 streams_app = typer.Typer(no_args_is_help=True)
+models_app = typer.Typer(no_args_is_help=True)
 
 
 def _check_server(value: str) -> str:
@@ -493,3 +494,114 @@ def _as_dict(message: Any) -> dict[str, Any]:
     return MessageToDict(
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
+
+
+# -- models ------------------------------------------------------------------------------
+
+
+@models_app.command("get")
+def models_get(
+    *,
+    as_json: AsJson = False,
+    server: ControlServer = CONTROL_SERVER,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    token: Token = None,
+) -> None:
+    """Which version of the model each stream runs, and the versions loaded."""
+    connection = _Connection(server, tls_ca, tls_cert, tls_key, token)
+    with _calls(connection) as client:
+        versions = client.get_model_versions()
+    _print_versions(versions, as_json)
+
+
+@models_app.command("set")
+def models_set(
+    *,
+    default: Annotated[
+        str,
+        typer.Option(
+            "--default",
+            help="The version every stream not given with --stream runs (default: the "
+            "config's model).",
+            show_default=False,
+        ),
+    ] = "",
+    stream: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--stream",
+            metavar="ID=VERSION",
+            help="A stream that runs another version than the default, e.g. source-0=2 "
+            "(repeat for several).",
+        ),
+    ] = None,
+    requested_by: Annotated[
+        str,
+        typer.Option(
+            "--requested-by",
+            help="Who asks, for the logs and the stored record.",
+            show_default=False,
+        ),
+    ] = "",
+    timeout: Annotated[
+        float,
+        typer.Option(min=1.0, help="Seconds to wait for every inference instance to load them."),
+    ] = 120.0,
+    as_json: AsJson = False,
+    server: ControlServer = CONTROL_SERVER,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    token: Token = None,
+) -> None:
+    """Route streams to versions of the model: a canary, a promotion, a rollback.
+
+    The versions are loaded beside the serving one, then every stream switches between
+    batches. It replaces the routing in force: streams not given run the default."""
+    streams = _stream_versions(stream or [])
+    connection = _Connection(server, tls_ca, tls_cert, tls_key, token)
+    with _calls(connection) as client:
+        versions = client.set_model_versions(
+            default_version=default,
+            stream_versions=streams,
+            requested_by=requested_by or "heron models set",
+            deadline_s=timeout,
+        )
+    _print_versions(versions, as_json)
+
+
+def _stream_versions(given: list[str]) -> dict[str, str]:
+    """`ID=VERSION` options as a mapping; a usage error names the one that is malformed."""
+    found: dict[str, str] = {}
+    for item in given:
+        stream_id, sep, version = item.partition("=")
+        stream_id, version = stream_id.strip(), version.strip()
+        if not sep or not stream_id or not version:
+            raise typer.BadParameter(
+                f"expected ID=VERSION (a stream id, '=', a version, e.g. source-0=2), got {item!r}",
+                param_hint="'--stream'",
+            )
+        if stream_id in found:
+            raise typer.BadParameter(
+                f"stream {stream_id!r} is given twice ({found[stream_id]} and {version})",
+                param_hint="'--stream'",
+            )
+        found[stream_id] = version
+    return found
+
+
+def _print_versions(versions: control_pb2.ModelVersions, as_json: bool) -> None:
+    if as_json:
+        _out(json.dumps(_as_dict(versions), indent=2))
+        return
+    default = versions.default_version or versions.config_version
+    _out(f"model {versions.model_name or '-'}: config version {versions.config_version or '-'}")
+    _out(f"default {default or '-'}")
+    for stream_id, version in sorted(versions.stream_versions.items()):
+        _out(f"  {stream_id}={version}")
+    _out(f"loaded {', '.join(versions.loaded) or '-'}")
+    if versions.requested_by or versions.HasField("time"):
+        when = _time(versions.time) if versions.HasField("time") else "-"
+        _out(f"set by {versions.requested_by or '-'} at {when}")

@@ -30,6 +30,11 @@ app.add_typer(
     name="streams",
     help="Add, list and remove a running pipeline's sources.",
 )
+app.add_typer(
+    client_cli.models_app,
+    name="models",
+    help="Which version of the model each stream runs: get it, set it (canary, rollout).",
+)
 # The workflow's verbs sit at the top level, as TAO's commands do: train / evaluate / infer /
 # export / prune, then calibrate / build-engine; run / demo start the streaming pipeline;
 # watch / status / detect / model talk to it over gRPC.

@@ -7,6 +7,10 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Ma
 from heron.client.images import ChannelOrder, ImageError, ImageInput, to_images
 from heron.v1 import control_pb2, detector_pb2, stream_pb2
 
+# SetModelVersions' deadline: loading a model takes longer than a unary call's usual 10 s. The
+# control service waits at most its pipeline_api.model_load_timeout_s (default 120 s) anyway.
+MODEL_LOAD_DEADLINE_S = 120.0
+
 
 def subscribe_request(
     *,
@@ -51,6 +55,16 @@ def set_parameters_request(
     if interval is not None:
         request.interval = interval
     return request
+
+
+def set_model_versions_request(
+    default_version: str, stream_versions: Mapping[str, str], requested_by: str
+) -> control_pb2.SetModelVersionsRequest:
+    return control_pb2.SetModelVersionsRequest(
+        default_version=default_version,
+        stream_versions=dict(stream_versions),
+        requested_by=requested_by,
+    )
 
 
 def detect_request(

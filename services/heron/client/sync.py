@@ -120,6 +120,40 @@ class Client:
             control_pb2.SetParametersResponse,
         )
 
+    def set_model_versions(
+        self,
+        *,
+        default_version: str = "",
+        stream_versions: Mapping[str, str] | None = None,
+        requested_by: str = "",
+        deadline_s: float | None = requests.MODEL_LOAD_DEADLINE_S,
+    ) -> control_pb2.ModelVersions:
+        """Route streams to versions of the model: `stream_versions` (stream id -> version)
+        run their version, every other stream `default_version` ("" = the config's). Replaces
+        the routing in force; returns it once every inference instance has loaded and switched
+        to it. Loading takes time: the deadline is `deadline_s`, 120 s (None: the settings'
+        `deadline_s`)."""
+        request = requests.set_model_versions_request(
+            default_version, stream_versions or {}, requested_by
+        )
+        return self._unary(
+            "Pipeline/SetModelVersions",
+            self._pipeline.SetModelVersions,
+            request,
+            control_pb2.ModelVersions,
+            deadline_s,
+        )
+
+    def get_model_versions(self) -> control_pb2.ModelVersions:
+        """The routing in force: which version each stream runs and which are loaded."""
+        request = control_pb2.GetModelVersionsRequest()
+        return self._unary(
+            "Pipeline/GetModelVersions",
+            self._pipeline.GetModelVersions,
+            request,
+            control_pb2.ModelVersions,
+        )
+
     # -- Detections ----------------------------------------------------------------------
 
     def subscribe(

@@ -1,13 +1,16 @@
-"""heron.v1.Pipeline: sources and parameters of the running pipeline, and its status.
+"""heron.v1.Pipeline: sources, parameters and model versions of the running pipeline, and its
+status.
 
 Changes travel as Commands over the bus to the stage that owns them (heron.core.commands):
-AddSource and RemoveSource to ingest, SetParameters to every inference instance. A call
+AddSource and RemoveSource to ingest, SetParameters and SetModelVersions to every inference
+instance. A call
 returns what the stage answered: its refusal with the same code and field, or UNAVAILABLE
 when no stage answered within `command_timeout_s` (or the call's deadline, if sooner) — then
 nothing was changed, since a stage never applies a command its caller has given up on.
 
-Reads (GetSource, ListSources, GetStatus, WatchStatus) come from what the stages report: the
-StatusBoard's heartbeats and rates and ingest's newest SourcesReport.
+Reads (GetSource, ListSources, GetStatus, WatchStatus, GetModelVersions) come from what the
+stages report: the StatusBoard's heartbeats and rates, ingest's newest SourcesReport and
+inference's newest stored ModelVersions.
 """
 
 from __future__ import annotations
@@ -22,18 +25,22 @@ import grpc
 from heron.control.status_board import StatusBoard
 from heron.core.commands import CommandSender, ReplyCode
 from heron.core.grpc import InvalidArgumentError, NotFoundError, UnavailableError
+from heron.core.model_versions import VersionRequestError, check_request
 from heron.core.plan.settings.control import PipelineApiSettings
 from heron.v1 import control_pb2_grpc
 from heron.v1.commands_pb2 import Command, CommandReply, SourcesReport
 from heron.v1.control_pb2 import (
     AddSourceRequest,
+    GetModelVersionsRequest,
     GetSourceRequest,
     GetStatusRequest,
     ListSourcesRequest,
     ListSourcesResponse,
+    ModelVersions,
     PipelineStatus,
     RemoveSourceRequest,
     RemoveSourceResponse,
+    SetModelVersionsRequest,
     SetParametersRequest,
     SetParametersResponse,
     SourceStatus,
@@ -85,26 +92,49 @@ class PipelineServicer(control_pb2_grpc.PipelineServicer):
         self, request: SetParametersRequest, context: grpc.ServicerContext
     ) -> SetParametersResponse:
         _check_parameters(request)
-        expected = set(self._board.serving("inference"))
-        replies = self._sender.send(
-            Command(set_parameters=request),
-            self._timeout(context),
-            enough=_all_of(expected),
-        )
-        if not replies:
-            raise UnavailableError(_nobody("inference"))
-        for answer in replies:
-            _raise_refusal(answer, context)
-        missing = expected - {r.instance for r in replies}
-        if missing:
-            applied = ", ".join(sorted(r.instance for r in replies))
-            context.abort(
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"applied by {applied}; no answer from {', '.join(sorted(missing))} in time "
-                "(an instance applies the stored parameters when it restarts)",
-            )
+        command = Command(set_parameters=request)
+        replies = self._every_inference(command, "parameters", self._timeout(context), context)
         log.info("parameters set on %d inference instance(s)", len(replies))
         return SetParametersResponse()
+
+    def SetModelVersions(  # noqa: N802
+        self, request: SetModelVersionsRequest, context: grpc.ServicerContext
+    ) -> ModelVersions:
+        try:
+            check_request(request)
+        except VersionRequestError as e:
+            raise InvalidArgumentError(e.field, str(e).removeprefix(f"{e.field}: ")) from None
+        command = Command(set_model_versions=request)
+        timeout = self._timeout(context, self._settings.model_load_timeout_s)
+        replies = self._every_inference(command, "model versions", timeout, context)
+        log.info(
+            "model versions set on %d inference instance(s) by %s",
+            len(replies),
+            request.requested_by or "-",
+        )
+        return replies[0].model_versions
+
+    def GetModelVersions(  # noqa: N802
+        self, request: GetModelVersionsRequest, context: grpc.ServicerContext
+    ) -> ModelVersions:
+        stored = self._board.model_versions()
+        if stored is not None:
+            return stored
+        # Never set: every instance runs the config's model, as its heartbeat says.
+        for service in self._board.services():
+            if service.name == "inference" and service.serving and service.model_name:
+                version = service.model_version
+                return ModelVersions(
+                    model_name=service.model_name,
+                    config_version=version,
+                    default_version=version,
+                    loaded=[version],
+                    time=service.time,
+                )
+        raise UnavailableError(
+            f"no model versions were set in pipeline {self._board.settings.pipeline!r} and no "
+            "inference service serves it now (is the pipeline running?)"
+        )
 
     # --- reads --------------------------------------------------------------------------
 
@@ -156,6 +186,27 @@ class PipelineServicer(control_pb2_grpc.PipelineServicer):
 
     # --- helpers ------------------------------------------------------------------------
 
+    def _every_inference(
+        self, command: Command, what: str, timeout: float, context: grpc.ServicerContext
+    ) -> list[CommandReply]:
+        """Send a command every serving inference instance applies; their replies once all
+        have applied it, or the error that stands for the first refusal or the silence."""
+        expected = set(self._board.serving("inference"))
+        replies = self._sender.send(command, timeout, enough=_all_of(expected))
+        if not replies:
+            raise UnavailableError(_nobody("inference"))
+        for answer in replies:
+            _raise_refusal(answer, context)
+        missing = expected - {r.instance for r in replies}
+        if missing:
+            applied = ", ".join(sorted(r.instance for r in replies))
+            context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"applied by {applied}; no answer from {', '.join(sorted(missing))} in time "
+                f"(an instance applies the stored {what} when it restarts)",
+            )
+        return replies
+
     def _one(self, command: Command, stage: str, context: grpc.ServicerContext) -> CommandReply:
         """Send a command one stage answers; its reply, or the error it stands for."""
         replies = self._sender.send(command, self._timeout(context))
@@ -164,8 +215,8 @@ class PipelineServicer(control_pb2_grpc.PipelineServicer):
         _raise_refusal(replies[0], context)
         return replies[0]
 
-    def _timeout(self, context: grpc.ServicerContext) -> float:
-        timeout = self._settings.command_timeout_s
+    def _timeout(self, context: grpc.ServicerContext, limit: float | None = None) -> float:
+        timeout = self._settings.command_timeout_s if limit is None else limit
         remaining = context.time_remaining()
         if remaining is not None:  # answer before the caller's deadline, not after it
             timeout = min(timeout, max(remaining - 0.05, 0.01))

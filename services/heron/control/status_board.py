@@ -3,8 +3,9 @@
 Two followers keep it current: one reads every service's heartbeats
 (streams.service_status), the other counts the last stage's frames per stream
 (streams.metadata) over a sliding window. Sources come from ingest's newest SourcesReport,
-read when asked. A service whose heartbeat is older than `stale_s` is shown as not serving,
-with how long it has been silent; after `forget_s` it is left out.
+and the model versions from inference's newest stored ModelVersions, read when asked. A
+service whose heartbeat is older than `stale_s` is shown as not serving, with how long it has
+been silent; after `forget_s` it is left out.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from google.protobuf.message import Message
 from heron.core import streams
 from heron.core.bus import Bus, BusError, Cursor, Tail
 from heron.v1.commands_pb2 import SourcesReport
-from heron.v1.control_pb2 import ServiceStatus, StreamRate
+from heron.v1.control_pb2 import ModelVersions, ServiceStatus, StreamRate
 from heron.v1.detection_pb2 import FrameMetadata
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,10 @@ class StatusBoard:
     def sources(self) -> SourcesReport | None:
         """Ingest's newest report (None when no ingest has reported)."""
         return self._bus.newest(streams.source_status(self.settings.pipeline), SourcesReport)
+
+    def model_versions(self) -> ModelVersions | None:
+        """Inference's newest stored routing of streams to versions (None: never set)."""
+        return self._bus.newest(streams.model_versions(self.settings.pipeline), ModelVersions)
 
     # --- what the followers feed ---------------------------------------------------------
 

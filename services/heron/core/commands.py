@@ -88,7 +88,9 @@ class CommandSender:
         deadline = time.monotonic() + timeout_s
         got: list[CommandReply] = []
         while (left := deadline - time.monotonic()) > 0:
-            read = self._replies.read(cursor, READ_COUNT, block_ms=max(1, int(left * 1000)))
+            # Short reads: a long wait (a model loading) must not outlast the socket timeout.
+            block_ms = max(1, min(int(left * 1000), READ_BLOCK_MS))
+            read = self._replies.read(cursor, READ_COUNT, block_ms=block_ms)
             cursor = read.end
             got += [
                 e.message

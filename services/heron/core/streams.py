@@ -126,6 +126,15 @@ def parameters(pipeline: str = DEFAULT_PIPELINE) -> StreamName:
     )
 
 
+def model_versions(pipeline: str = DEFAULT_PIPELINE) -> StreamName:
+    """Inference's routing of streams to model versions (ModelVersions); the newest is in force."""
+    return StreamName(
+        f"{PREFIX}:model-versions:{_check_id('pipeline', pipeline)}",
+        "heron.v1.ModelVersions",
+        Retention.DROP_OLDEST,
+    )
+
+
 def source_status(pipeline: str = DEFAULT_PIPELINE) -> StreamName:
     """What ingest runs (SourcesReport), every report interval and at each change."""
     return StreamName(

@@ -2,10 +2,10 @@
 
 The control service sends SetParameters as a `Command` on streams.commands(pipeline); every
 inference instance checks it against its own model, applies all of it or none of it to the
-DetectorHead and the IntervalGate, stores the full effective set (a `Parameters`) on
-streams.parameters(pipeline) and answers. A restarted instance applies the newest stored set
-again, through the same checks, before it serves. See docs/inference.md, "Changing parameters
-at run time".
+heads (every loaded model version's: heron.inference.model_versions) and the IntervalGate,
+stores the full effective set (a `Parameters`) on streams.parameters(pipeline) and answers. A
+restarted instance applies the newest stored set again, through the same checks, before it
+serves. See docs/inference.md, "Changing parameters at run time".
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import math
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter
 
 from heron.core.bus import BusError, Publisher
 from heron.core.commands import ReplyCode, reply
-from heron.inference.detector import DetectorHead
 from heron.inference.interval import IntervalGate
 from heron.v1.commands_pb2 import Command, CommandReply, Parameters
 from heron.v1.control_pb2 import ClassThreshold, SetParametersRequest
@@ -119,6 +119,16 @@ def _interval(value: int) -> int:
     return value
 
 
+class Thresholds(Protocol):
+    """What run-time thresholds are set on: a DetectorHead, or every loaded version's head
+    (RuntimeModelVersions)."""
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def set_thresholds(self, thresholds: Mapping[int, float]) -> None: ...
+
+
 def updates_counter(registry: CollectorRegistry) -> Counter:
     return Counter(
         "heron_inference_parameter_updates_total",
@@ -130,11 +140,11 @@ def updates_counter(registry: CollectorRegistry) -> Counter:
 
 
 class RuntimeParameters:
-    """Applies SetParameters commands to one instance's head and gate, and keeps them."""
+    """Applies SetParameters commands to one instance's heads and gate, and keeps them."""
 
     def __init__(
         self,
-        head: DetectorHead,
+        head: Thresholds,
         gate: IntervalGate,
         store: Publisher[Parameters],
         updates: Counter,

@@ -15,8 +15,10 @@ a client sends go through the same preprocessing, model and postprocessing; the 
 the gRPC calls take turns on the backend (`SharedBackend`).
 
 SetParameters commands (per-class pre-cluster thresholds, the interval) arrive on the bus while
-the service runs; `RuntimeParameters` applies them to the shared head and the interval gate
-between batches, and the newest stored set is applied again at start.
+the service runs; `RuntimeParameters` applies them to the heads and the interval gate between
+batches, and the newest stored set is applied again at start. SetModelVersions commands load
+other versions of the model and route streams to them (`RuntimeModelVersions`): each batch is
+split by the version its frames' streams run, and each frame's metadata names that version.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from prometheus_client import Counter
+from prometheus_client import CollectorRegistry, Counter
 
 from heron.core import streams
 from heron.core.bus import Delivery, Publisher
@@ -55,7 +58,7 @@ from heron.core.runtime import (
     run_service,
 )
 from heron.core.runtime.status import instance_name
-from heron.inference.backends import Backend, build_backend
+from heron.inference.backends import Backend, ModelInfo, build_backend
 from heron.inference.detector import DetectorHead
 from heron.inference.errors import (
     BackendError,
@@ -66,6 +69,8 @@ from heron.inference.errors import (
 from heron.inference.geometry import Placement, frame_geometry
 from heron.inference.inputs import BatchInput, FrameInput, Input, Taken
 from heron.inference.interval import IntervalGate
+from heron.inference.model_versions import RuntimeModelVersions, Version
+from heron.inference.model_versions import updates_counter as version_updates_counter
 from heron.inference.parameters import RuntimeParameters, updates_counter
 from heron.inference.pipeline import (
     PrimaryDetector,
@@ -76,7 +81,9 @@ from heron.inference.pipeline import (
 from heron.inference.pixels import Image, PixelReader
 from heron.inference.preprocess import Preprocessor, PreprocessSpec
 from heron.inference.shared_backend import SharedBackend
-from heron.v1.commands_pb2 import Parameters
+from heron.inference.version_sources import version_source
+from heron.v1.commands_pb2 import Command, CommandReply, Parameters
+from heron.v1.control_pb2 import ModelVersions
 from heron.v1.detection_pb2 import DetectedObject, FrameMetadata, StageTimestamp
 from heron.v1.frame_pb2 import FrameRef
 
@@ -98,12 +105,14 @@ class FrameJob:
     muxer: Placement  # where the source sits in `image`: the muxer's scaling, or the identity
     infer: bool
     objects: list[DetectedObject] = field(default_factory=list)
+    version: str = ""  # the model version the frame's stream ran (set at inference)
 
 
 @dataclass
 class InferenceWork(Work[FrameMetadata]):
     taken: list[Taken] = field(default_factory=list)  # the same as `inputs`, with the frames
     jobs: list[FrameJob] = field(default_factory=list)
+    failed: list[FrameJob] = field(default_factory=list)  # inference failed: dead-lettered
     started: Timestamp = field(default_factory=Timestamp)
 
 
@@ -119,6 +128,48 @@ class BackendCheck:
     def check(self) -> CheckResult:
         ok = self.backend.ready()
         return CheckResult(ok, f"{self.model}: {'ready' if ok else 'not ready'}")
+
+
+class StreamCounters:
+    """Per stream and model version: what a canary's gates compare between versions."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["stream", "version"]
+        self.frames = Counter(
+            "heron_inference_stream_frames_total",
+            "Frames given metadata (inferred or passed through), by stream and model version.",
+            labels,
+            registry=registry,
+        )
+        self.inferred = Counter(
+            "heron_inference_stream_inferred_total",
+            "Frames inferred, by stream and model version.",
+            labels,
+            registry=registry,
+        )
+        self.objects = Counter(
+            "heron_inference_stream_objects_total",
+            "Objects detected in the frames inferred, by stream and model version.",
+            labels,
+            registry=registry,
+        )
+        self.failures = Counter(
+            "heron_inference_stream_failures_total",
+            "Frames whose inference failed (dead-lettered inference_failed), by stream and "
+            "model version.",
+            labels,
+            registry=registry,
+        )
+
+    def count(self, work: InferenceWork) -> None:
+        for j in work.jobs:
+            labels = (j.ref.stream_id, j.version)
+            self.frames.labels(*labels).inc()
+            if j.infer:
+                self.inferred.labels(*labels).inc()
+                self.objects.labels(*labels).inc(len(j.objects))
+        for j in work.failed:
+            self.failures.labels(j.ref.stream_id, j.version).inc()
 
 
 class InferenceService(Service[InferenceSettings]):
@@ -138,6 +189,7 @@ class InferenceService(Service[InferenceSettings]):
             "Inference calls that found the backend unavailable (retried).",
             registry=registry,
         )
+        self.stream_counters = StreamCounters(registry)
         pipeline, findings = load_pipeline(s.pipeline_config)
         for warning in findings.warnings:  # e.g. a [primary-gie] key Heron cannot honour
             log.warning("config: %s", warning)
@@ -163,7 +215,10 @@ class InferenceService(Service[InferenceSettings]):
             self.detector.nvinfer, info, bbox_scale=s.bbox_scale, bbox_offset=s.bbox_offset
         )
         self.gate = IntervalGate(self.detector.interval)
+        self.versions = self._model_versions(info)
         self.parameters = self._restore_parameters(info.name)
+        # After the parameters: the versions it loads get the thresholds in force.
+        self.versions.restore(self.bus.newest(streams.model_versions(s.pipeline), ModelVersions))
         self.pixels = PixelReader()
         self.input: Input = (
             BatchInput(self.bus, s.pipeline, s.group, s.member, self.limits.batch)
@@ -187,14 +242,15 @@ class InferenceService(Service[InferenceSettings]):
         )
         self.ctx.readiness.add(BackendCheck(self.backend, info.name))
         self.model_loaded.set(f"{info.name} version {info.version}")
-        self.ctx.status.model_name, self.ctx.status.model_version = info.name, info.version
+        self.ctx.status.model_name = info.name
+        self.ctx.status.model_version = self.versions.routing.default
         self.api: DetectorServer | None = None if s.grpc is None else self._start_api(s.grpc)
         self.commands = CommandFollower(
             self.bus,
             s.pipeline,
             service=STAGE,
             instance=instance_name(s.member),
-            handle=self.parameters.handle,
+            handle=self._command,
         )
         self.commands.start()
         log.info(
@@ -221,6 +277,9 @@ class InferenceService(Service[InferenceSettings]):
         api = getattr(self, "api", None)
         if api is not None:  # first: its in-flight calls still use the backend
             api.stop()
+        versions: RuntimeModelVersions | None = getattr(self, "versions", None)
+        if versions is not None:
+            versions.close()
         for name in ("backend", "pixels", "bus"):
             part = getattr(self, name, None)
             if part is not None:
@@ -231,11 +290,40 @@ class InferenceService(Service[InferenceSettings]):
         if commands is not None:
             commands.stop()
 
+    def _command(self, command: Command) -> CommandReply | None:
+        """A command for inference: parameters or model versions (None: another stage's)."""
+        for handle in (self.parameters.handle, self.versions.handle):
+            answer = handle(command)
+            if answer is not None:
+                return answer
+        return None
+
+    def _model_versions(self, info: ModelInfo) -> RuntimeModelVersions:
+        """The config's model as the first version, and where the others come from."""
+        s = self.settings
+        config = Version(info.version, self.shared, self.head)
+        source = version_source(s.backend, self.detector.nvinfer, info.name, info.version)
+        return RuntimeModelVersions(
+            config,
+            info,
+            source=source,
+            make_head=lambda found: DetectorHead(
+                self.detector.nvinfer, found, bbox_scale=s.bbox_scale, bbox_offset=s.bbox_offset
+            ),
+            store=self.bus.publisher(streams.model_versions(s.pipeline), ModelVersions),
+            updates=version_updates_counter(self.ctx.metrics.registry),
+            on_default=self._heartbeat_version,
+        )
+
+    def _heartbeat_version(self, version: str) -> None:
+        self.ctx.status.model_version = version  # heartbeats name the default version
+
     def _restore_parameters(self, model: str) -> RuntimeParameters:
-        """Run-time parameters over the head and gate, with the stored set applied again."""
+        """Run-time parameters over every version's head and the gate, with the stored set
+        applied again."""
         store = streams.parameters(self.settings.pipeline)
         parameters = RuntimeParameters(
-            self.head,
+            self.versions,
             self.gate,
             self.bus.publisher(store, Parameters),
             updates_counter(self.ctx.metrics.registry),
@@ -371,10 +459,20 @@ class InferenceService(Service[InferenceSettings]):
     def _infer(self, work: InferenceWork) -> None:
         # A retry after an outage starts over: forget failures recorded by the last attempt.
         work.rejected = [r for r in work.rejected if r.reason != INFERENCE_FAILED]
-        jobs = [j for j in work.jobs if j.infer]
+        work.failed = []
+        # One routing for the whole unit: a change lands between units, never inside one.
+        with self.versions.use() as routing:
+            for j in work.jobs:
+                j.version = routing.version_of(j.ref.stream_id)
+            for version, jobs in _by_version(j for j in work.jobs if j.infer):
+                self._infer_chunks(work, routing.versions[version], jobs)
+        failed = {id(j) for j in work.failed}
+        work.jobs = [j for j in work.jobs if id(j) not in failed]
+
+    def _infer_chunks(self, work: InferenceWork, version: Version, jobs: list[FrameJob]) -> None:
+        """Infer `jobs` (frames of streams that run `version`) in chunks of `batch-size`."""
         size = max(self.detector.batch_size, 1)
         label = self.settings.pipeline
-        failed: set[int] = set()
         for i in range(0, len(jobs), size):
             chunk = jobs[i : i + size]
             images = [j.image for j in chunk if j.image is not None]
@@ -382,33 +480,34 @@ class InferenceService(Service[InferenceSettings]):
                 batch, placements = self.preprocess(images)
             try:
                 with self.ctx.metrics.track("inference.infer", label, frames=len(chunk)):
-                    outputs = self.shared.infer(batch)
+                    outputs = version.backend.infer(batch)
             except BackendError as e:
-                log.error("inference failed for %d frames: %s", len(chunk), e)
+                log.error(
+                    "inference failed for %d frames (version %s): %s", len(chunk), version.name, e
+                )
                 for j in chunk:
                     self._bad(
                         work, j.taken, j.delivery, j.ref, reason=INFERENCE_FAILED, detail=str(e)
                     )
-                failed.update(id(j) for j in chunk)
+                work.failed += chunk
                 continue
             with self.ctx.metrics.track("inference.postprocess", label, frames=len(chunk)):
                 geometry = [
                     frame_geometry(j.muxer, p) for j, p in zip(chunk, placements, strict=True)
                 ]
-                for j, found in zip(chunk, self.head.detections(outputs, geometry), strict=True):
-                    j.objects = self.head.objects(found)
-        work.jobs = [j for j in work.jobs if id(j) not in failed]
+                found = version.head.detections(outputs, geometry)
+                for j, detections in zip(chunk, found, strict=True):
+                    j.objects = version.head.objects(detections)
 
     def _metadata(self, work: InferenceWork) -> list[FrameMetadata]:
-        info = self.backend.model_info()
         ended = Timestamp()
         ended.GetCurrentTime()
         return [
             FrameMetadata(
                 frame=j.ref,
                 objects=j.objects,
-                model_name=info.name,
-                model_version=info.version,
+                model_name=self.versions.model_name,
+                model_version=j.version,
                 stages=[StageTimestamp(stage=STAGE, start=work.started, end=ended)],
                 inferred=j.infer,
             )
@@ -420,6 +519,15 @@ class InferenceService(Service[InferenceSettings]):
         self.frames_total.labels("inferred").inc(len(work.jobs) - passed)
         self.frames_total.labels("passed_through").inc(passed)
         self.frames_total.labels("dead_lettered").inc(work.dead_lettered)
+        self.stream_counters.count(work)
+
+
+def _by_version(jobs: Iterable[FrameJob]) -> list[tuple[str, list[FrameJob]]]:
+    """`jobs` grouped by the version their stream runs, in the order versions first appear."""
+    groups: dict[str, list[FrameJob]] = {}
+    for j in jobs:
+        groups.setdefault(j.version, []).append(j)
+    return list(groups.items())
 
 
 def main(argv: list[str] | None = None) -> int:

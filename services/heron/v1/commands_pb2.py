@@ -27,7 +27,7 @@ from heron.v1 import control_pb2 as heron_dot_v1_dot_control__pb2
 from heron.v1 import stream_pb2 as heron_dot_v1_dot_stream__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17heron/v1/commands.proto\x12\x08heron.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16heron/v1/control.proto\x1a\x15heron/v1/stream.proto\"\xd4\x01\n\x07\x43ommand\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12+\n\x07\x65xpires\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\nadd_source\x18\x03 \x01(\x0b\x32\x14.heron.v1.SourceSpecH\x00\x12\x17\n\rremove_source\x18\x04 \x01(\tH\x00\x12\x38\n\x0eset_parameters\x18\x05 \x01(\x0b\x32\x1e.heron.v1.SetParametersRequestH\x00\x42\t\n\x07\x63ommand\"\x8c\x01\n\x0c\x43ommandReply\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x10\n\x08instance\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\x05\x12\x0f\n\x07message\x18\x05 \x01(\t\x12&\n\x06source\x18\x06 \x01(\x0b\x32\x16.heron.v1.SourceStatus\"o\n\rSourceChanges\x12#\n\x05\x61\x64\x64\x65\x64\x18\x01 \x03(\x0b\x32\x14.heron.v1.SourceSpec\x12\x0f\n\x07removed\x18\x02 \x03(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x88\x01\n\nParameters\x12,\n\nthresholds\x18\x01 \x03(\x0b\x32\x18.heron.v1.ClassThreshold\x12\x15\n\x08interval\x18\x02 \x01(\rH\x00\x88\x01\x01\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0b\n\t_interval\"t\n\rSourcesReport\x12\x10\n\x08instance\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x07sources\x18\x03 \x03(\x0b\x32\x16.heron.v1.SourceStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17heron/v1/commands.proto\x12\x08heron.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16heron/v1/control.proto\x1a\x15heron/v1/stream.proto\"\x95\x02\n\x07\x43ommand\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12+\n\x07\x65xpires\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\nadd_source\x18\x03 \x01(\x0b\x32\x14.heron.v1.SourceSpecH\x00\x12\x17\n\rremove_source\x18\x04 \x01(\tH\x00\x12\x38\n\x0eset_parameters\x18\x05 \x01(\x0b\x32\x1e.heron.v1.SetParametersRequestH\x00\x12?\n\x12set_model_versions\x18\x06 \x01(\x0b\x32!.heron.v1.SetModelVersionsRequestH\x00\x42\t\n\x07\x63ommand\"\xbd\x01\n\x0c\x43ommandReply\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x10\n\x08instance\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\x05\x12\x0f\n\x07message\x18\x05 \x01(\t\x12&\n\x06source\x18\x06 \x01(\x0b\x32\x16.heron.v1.SourceStatus\x12/\n\x0emodel_versions\x18\x07 \x01(\x0b\x32\x17.heron.v1.ModelVersions\"o\n\rSourceChanges\x12#\n\x05\x61\x64\x64\x65\x64\x18\x01 \x03(\x0b\x32\x14.heron.v1.SourceSpec\x12\x0f\n\x07removed\x18\x02 \x03(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x88\x01\n\nParameters\x12,\n\nthresholds\x18\x01 \x03(\x0b\x32\x18.heron.v1.ClassThreshold\x12\x15\n\x08interval\x18\x02 \x01(\rH\x00\x88\x01\x01\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0b\n\t_interval\"t\n\rSourcesReport\x12\x10\n\x08instance\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x07sources\x18\x03 \x03(\x0b\x32\x16.heron.v1.SourceStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,13 +35,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'heron.v1.commands_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_COMMAND']._serialized_start=118
-  _globals['_COMMAND']._serialized_end=330
-  _globals['_COMMANDREPLY']._serialized_start=333
-  _globals['_COMMANDREPLY']._serialized_end=473
-  _globals['_SOURCECHANGES']._serialized_start=475
-  _globals['_SOURCECHANGES']._serialized_end=586
-  _globals['_PARAMETERS']._serialized_start=589
-  _globals['_PARAMETERS']._serialized_end=725
-  _globals['_SOURCESREPORT']._serialized_start=727
-  _globals['_SOURCESREPORT']._serialized_end=843
+  _globals['_COMMAND']._serialized_end=395
+  _globals['_COMMANDREPLY']._serialized_start=398
+  _globals['_COMMANDREPLY']._serialized_end=587
+  _globals['_SOURCECHANGES']._serialized_start=589
+  _globals['_SOURCECHANGES']._serialized_end=700
+  _globals['_PARAMETERS']._serialized_start=703
+  _globals['_PARAMETERS']._serialized_end=839
+  _globals['_SOURCESREPORT']._serialized_start=841
+  _globals['_SOURCESREPORT']._serialized_end=957
 # @@protoc_insertion_point(module_scope)

@@ -3,13 +3,14 @@
 isort:skip_file
 Run-time changes to a running pipeline, carried over the bus.
 
-The control service (heron.v1.Pipeline) turns AddSource, RemoveSource and SetParameters into a
-Command on streams.commands(pipeline); the stage that owns the change applies it (ingest:
-sources; inference: parameters) and answers with a CommandReply on streams.replies(pipeline).
-What was applied is also kept where a restarted stage finds it again: ingest's SourceChanges
-on streams.source_changes(pipeline), inference's Parameters on streams.parameters(pipeline).
-Stages report what they run on streams.source_status / streams.service_status. See
-docs/grpc.md, "How run-time changes travel".
+The control service (heron.v1.Pipeline) turns AddSource, RemoveSource, SetParameters and
+SetModelVersions into a Command on streams.commands(pipeline); the stage that owns the change
+applies it (ingest: sources; inference: parameters and model versions) and answers with a
+CommandReply on streams.replies(pipeline). What was applied is also kept where a restarted
+stage finds it again: ingest's SourceChanges on streams.source_changes(pipeline), inference's
+Parameters on streams.parameters(pipeline) and its ModelVersions (control.proto) on
+streams.model_versions(pipeline). Stages report what they run on streams.source_status /
+streams.service_status. See docs/grpc.md, "How run-time changes travel".
 """
 
 from collections import abc as _abc
@@ -39,6 +40,7 @@ class Command(_message.Message):
     ADD_SOURCE_FIELD_NUMBER: _builtins.int
     REMOVE_SOURCE_FIELD_NUMBER: _builtins.int
     SET_PARAMETERS_FIELD_NUMBER: _builtins.int
+    SET_MODEL_VERSIONS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """unique per call; the reply carries it back"""
     remove_source: _builtins.str
@@ -53,6 +55,10 @@ class Command(_message.Message):
 
     @_builtins.property
     def set_parameters(self) -> _control_pb2.SetParametersRequest: ...
+    @_builtins.property
+    def set_model_versions(self) -> _control_pb2.SetModelVersionsRequest:
+        """every inference instance applies it"""
+
     def __init__(
         self,
         *,
@@ -61,12 +67,13 @@ class Command(_message.Message):
         add_source: _stream_pb2.SourceSpec | None = ...,
         remove_source: _builtins.str = ...,
         set_parameters: _control_pb2.SetParametersRequest | None = ...,
+        set_model_versions: _control_pb2.SetModelVersionsRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["add_source", b"add_source", "command", b"command", "expires", b"expires", "remove_source", b"remove_source", "set_parameters", b"set_parameters"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["add_source", b"add_source", "command", b"command", "expires", b"expires", "remove_source", b"remove_source", "set_model_versions", b"set_model_versions", "set_parameters", b"set_parameters"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["add_source", b"add_source", "command", b"command", "expires", b"expires", "remove_source", b"remove_source", "request_id", b"request_id", "set_parameters", b"set_parameters"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["add_source", b"add_source", "command", b"command", "expires", b"expires", "remove_source", b"remove_source", "request_id", b"request_id", "set_model_versions", b"set_model_versions", "set_parameters", b"set_parameters"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["add_source", "remove_source", "set_parameters"]  # noqa: Y015
+    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["add_source", "remove_source", "set_parameters", "set_model_versions"]  # noqa: Y015
     _WhichOneofArgType_command: _TypeAlias = _typing.Literal["command", b"command"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_command) -> _WhichOneofReturnType_command | None: ...
 
@@ -82,6 +89,7 @@ class CommandReply(_message.Message):
     CODE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
+    MODEL_VERSIONS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     service: _builtins.str
     """"ingest", "inference" """
@@ -95,6 +103,10 @@ class CommandReply(_message.Message):
     def source(self) -> _control_pb2.SourceStatus:
         """add_source/remove_source: the source afterwards"""
 
+    @_builtins.property
+    def model_versions(self) -> _control_pb2.ModelVersions:
+        """set_model_versions: the routing in force after it"""
+
     def __init__(
         self,
         *,
@@ -104,10 +116,11 @@ class CommandReply(_message.Message):
         code: _builtins.int = ...,
         message: _builtins.str = ...,
         source: _control_pb2.SourceStatus | None = ...,
+        model_versions: _control_pb2.ModelVersions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model_versions", b"model_versions", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "instance", b"instance", "message", b"message", "request_id", b"request_id", "service", b"service", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "instance", b"instance", "message", b"message", "model_versions", b"model_versions", "request_id", b"request_id", "service", b"service", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

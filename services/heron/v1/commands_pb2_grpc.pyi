@@ -3,13 +3,14 @@
 isort:skip_file
 Run-time changes to a running pipeline, carried over the bus.
 
-The control service (heron.v1.Pipeline) turns AddSource, RemoveSource and SetParameters into a
-Command on streams.commands(pipeline); the stage that owns the change applies it (ingest:
-sources; inference: parameters) and answers with a CommandReply on streams.replies(pipeline).
-What was applied is also kept where a restarted stage finds it again: ingest's SourceChanges
-on streams.source_changes(pipeline), inference's Parameters on streams.parameters(pipeline).
-Stages report what they run on streams.source_status / streams.service_status. See
-docs/grpc.md, "How run-time changes travel".
+The control service (heron.v1.Pipeline) turns AddSource, RemoveSource, SetParameters and
+SetModelVersions into a Command on streams.commands(pipeline); the stage that owns the change
+applies it (ingest: sources; inference: parameters and model versions) and answers with a
+CommandReply on streams.replies(pipeline). What was applied is also kept where a restarted
+stage finds it again: ingest's SourceChanges on streams.source_changes(pipeline), inference's
+Parameters on streams.parameters(pipeline) and its ModelVersions (control.proto) on
+streams.model_versions(pipeline). Stages report what they run on streams.source_status /
+streams.service_status. See docs/grpc.md, "How run-time changes travel".
 """
 
 from collections import abc as _abc

@@ -69,6 +69,16 @@ class PipelineStub:
                 request_serializer=heron_dot_v1_dot_control__pb2.SetParametersRequest.SerializeToString,
                 response_deserializer=heron_dot_v1_dot_control__pb2.SetParametersResponse.FromString,
                 _registered_method=True)
+        self.SetModelVersions = channel.unary_unary(
+                '/heron.v1.Pipeline/SetModelVersions',
+                request_serializer=heron_dot_v1_dot_control__pb2.SetModelVersionsRequest.SerializeToString,
+                response_deserializer=heron_dot_v1_dot_control__pb2.ModelVersions.FromString,
+                _registered_method=True)
+        self.GetModelVersions = channel.unary_unary(
+                '/heron.v1.Pipeline/GetModelVersions',
+                request_serializer=heron_dot_v1_dot_control__pb2.GetModelVersionsRequest.SerializeToString,
+                response_deserializer=heron_dot_v1_dot_control__pb2.ModelVersions.FromString,
+                _registered_method=True)
 
 
 class PipelineServicer:
@@ -116,6 +126,20 @@ class PipelineServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetModelVersions(self, request, context):
+        """Load the versions named, switch the streams to them between batches, unload the rest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetModelVersions(self, request, context):
+        """The newest routing stored; before any, the config's model as a serving instance reports it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PipelineServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -153,6 +177,16 @@ def add_PipelineServicer_to_server(servicer, server):
                     servicer.SetParameters,
                     request_deserializer=heron_dot_v1_dot_control__pb2.SetParametersRequest.FromString,
                     response_serializer=heron_dot_v1_dot_control__pb2.SetParametersResponse.SerializeToString,
+            ),
+            'SetModelVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetModelVersions,
+                    request_deserializer=heron_dot_v1_dot_control__pb2.SetModelVersionsRequest.FromString,
+                    response_serializer=heron_dot_v1_dot_control__pb2.ModelVersions.SerializeToString,
+            ),
+            'GetModelVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModelVersions,
+                    request_deserializer=heron_dot_v1_dot_control__pb2.GetModelVersionsRequest.FromString,
+                    response_serializer=heron_dot_v1_dot_control__pb2.ModelVersions.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -344,6 +378,60 @@ class Pipeline:
             '/heron.v1.Pipeline/SetParameters',
             heron_dot_v1_dot_control__pb2.SetParametersRequest.SerializeToString,
             heron_dot_v1_dot_control__pb2.SetParametersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetModelVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/heron.v1.Pipeline/SetModelVersions',
+            heron_dot_v1_dot_control__pb2.SetModelVersionsRequest.SerializeToString,
+            heron_dot_v1_dot_control__pb2.ModelVersions.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetModelVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/heron.v1.Pipeline/GetModelVersions',
+            heron_dot_v1_dot_control__pb2.GetModelVersionsRequest.SerializeToString,
+            heron_dot_v1_dot_control__pb2.ModelVersions.FromString,
             options,
             channel_credentials,
             insecure,

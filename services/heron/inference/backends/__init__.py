@@ -6,6 +6,9 @@ costs nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from heron.core.config.nvinfer_models import NvInferConfig
 from heron.core.plan.settings.inference import (
     BackendSettings,
@@ -16,7 +19,9 @@ from heron.core.plan.settings.inference import (
 from heron.inference.backends.base import Backend, ModelInfo
 from heron.inference.errors import ModelMismatchError
 
-__all__ = ["Backend", "ModelInfo", "build_backend"]
+__all__ = ["Backend", "ModelInfo", "RepositoryPlace", "build_backend", "onnx_model_file"]
+
+MODEL_FILE = "model.onnx"  # a version's file in a Triton-layout repository
 
 
 def build_backend(settings: BackendSettings, nvinfer: NvInferConfig) -> Backend:
@@ -25,22 +30,19 @@ def build_backend(settings: BackendSettings, nvinfer: NvInferConfig) -> Backend:
         from heron.inference.backends.onnx_runtime import OnnxRuntimeBackend
         from heron.inference.backends.ort_precision import model_for_mode
 
-        path = settings.model_file or nvinfer.property.onnx_file
-        if path is None:
-            raise ModelMismatchError(
-                "backend onnxruntime needs a model: set backend.model_file or the nvinfer "
-                "config's onnx-file"
-            )
-        if not path.is_file():
-            raise ModelMismatchError(f"ONNX model {path} does not exist")
+        path = onnx_model_file(settings, nvinfer)
         # network-mode: the INT8 model quantised with int8-calib-file, or the file as it is.
         model, precision = model_for_mode(path, nvinfer.property, settings.int8_cache_dir)
+        # A file in a model repository is named as the repository names it (model, version).
+        place = RepositoryPlace.of(settings, path)
         return OnnxRuntimeBackend(
             model,
             settings.intra_op_threads,
             settings.inter_op_threads,
             spin_wait=settings.spin_wait,
             precision=precision,
+            name=None if place is None or place.version is None else place.model,
+            version=None if place is None else place.version,
         )
     if isinstance(settings, TritonSettings):
         from heron.inference.backends.triton_grpc import TritonBackend
@@ -65,3 +67,43 @@ def build_backend(settings: BackendSettings, nvinfer: NvInferConfig) -> Backend:
         )
         return TorchBackend.from_file(settings, info)
     raise TypeError(f"unknown backend settings {type(settings).__name__}")  # pragma: no cover
+
+
+def onnx_model_file(settings: OnnxRuntimeSettings, nvinfer: NvInferConfig) -> Path:
+    """The ONNX file the config names (backend.model_file, else the nvinfer onnx-file)."""
+    path = settings.model_file or nvinfer.property.onnx_file
+    if path is None:
+        raise ModelMismatchError(
+            "backend onnxruntime needs a model: set backend.model_file or the nvinfer "
+            "config's onnx-file"
+        )
+    if not path.is_file():
+        raise ModelMismatchError(f"ONNX model {path} does not exist")
+    return path
+
+
+@dataclass(frozen=True)
+class RepositoryPlace:
+    """Where the model's versions live: `<repository>/<model>/<version>/model.onnx`, and
+    the version the config's own file is (None: the file lies outside the repository)."""
+
+    repository: Path
+    model: str
+    version: str | None
+
+    def version_file(self, version: str) -> Path:
+        return self.repository / self.model / version / MODEL_FILE
+
+    @classmethod
+    def of(cls, settings: OnnxRuntimeSettings, config_file: Path) -> RepositoryPlace | None:
+        """The settings' repository, else the one `config_file` sits in (Triton's layout
+        with a numbered version folder); None when there is neither."""
+        folder = config_file.parent
+        if settings.model_repository is not None and settings.repository_model is not None:
+            model_dir = settings.model_repository / settings.repository_model
+            inside = folder.parent.resolve() == model_dir.resolve()
+            version = folder.name if inside else None
+            return cls(settings.model_repository, settings.repository_model, version)
+        if config_file.name == MODEL_FILE and folder.name.isdigit():
+            return cls(folder.parent.parent, folder.parent.name, folder.name)
+        return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,10 @@ class OnnxRuntimeBackend:
         *,
         spin_wait: bool = True,
         precision: str = "fp32",
+        name: str | None = None,
+        version: str | None = None,
     ):
+        """`name`/`version` replace what the file says (a model repository's folder names)."""
         import onnxruntime as ort
 
         if not model_file.is_file():
@@ -53,7 +57,8 @@ class OnnxRuntimeBackend:
             raise ModelMismatchError(f"ONNX model {model_file}: cannot load: {e}") from e
         self._path = model_file
         self.precision = precision  # what network-mode became on this CPU (for logs)
-        self._info = self._read_info()
+        info = self._read_info()
+        self._info = replace(info, name=name or info.name, version=version or info.version)
 
     def _read_info(self) -> ModelInfo:
         inputs = self._session.get_inputs()

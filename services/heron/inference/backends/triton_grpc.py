@@ -45,6 +45,10 @@ class TritonBackend:
         self._info: ModelInfo | None = None
         self._region: _InputRegion | None = None
         self._probe: Any = None
+        # The version requests go to: the settings' or, when they leave it empty, the one
+        # Triton serves at the first connection, kept after that so that loading another
+        # version (SetModelVersions) never moves this backend's traffic to it.
+        self.version = settings.model_version
 
     # --- connection ---------------------------------------------------------------------
 
@@ -60,7 +64,7 @@ class TritonBackend:
                 self._client = grpcclient.InferenceServerClient(s.url)
             try:
                 if self._client.is_server_ready() and self._client.is_model_ready(
-                    s.model_name, s.model_version
+                    s.model_name, self.version
                 ):
                     break
                 last = f"server or model {s.model_name!r} not ready"
@@ -72,6 +76,7 @@ class TritonBackend:
             time.sleep(0.2)
         if self._info is None:
             self._info = self._read_info()
+            self.version = self._info.version
         if s.shared_memory:
             self._region = _InputRegion.for_model(self._client, self._info)
         return self._info
@@ -121,7 +126,7 @@ class TritonBackend:
             return bool(
                 self._probe.is_server_ready(client_timeout=PROBE_TIMEOUT_S)
                 and self._probe.is_model_ready(
-                    s.model_name, s.model_version, client_timeout=PROBE_TIMEOUT_S
+                    s.model_name, self.version, client_timeout=PROBE_TIMEOUT_S
                 )
             )
         except Exception:  # unreachable or any other failure is "not ready"
@@ -185,7 +190,7 @@ class TritonBackend:
         result = self._client.infer(
             self.settings.model_name,
             [tensor],
-            model_version=self.settings.model_version,
+            model_version=self.version,
             outputs=outputs,
             client_timeout=self.settings.request_timeout_s,
         )
@@ -193,9 +198,7 @@ class TritonBackend:
 
     def _model_ready(self) -> bool:
         try:
-            return bool(
-                self._client.is_model_ready(self.settings.model_name, self.settings.model_version)
-            )
+            return bool(self._client.is_model_ready(self.settings.model_name, self.version))
         except Exception:  # unreachable counts as not ready
             return False
 

@@ -69,6 +69,15 @@ class PipelineApiSettings(BaseModel):
         "SetParameters (or the call's deadline, when sooner); past it, UNAVAILABLE and "
         "nothing changed.",
     )
+    model_load_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        le=600,
+        description="Longest wait for every inference instance to load the versions "
+        "SetModelVersions names and switch to them (or the call's deadline, when sooner); past "
+        "it, UNAVAILABLE, and an instance still loading drops what it loaded and changes "
+        "nothing.",
+    )
     report_stale_s: float = Field(
         10.0,
         gt=0,

@@ -41,6 +41,28 @@ class OnnxRuntimeSettings(_Strict):
         description="network-mode=1: where the model quantised with int8-calib-file is kept; "
         "default: next to the ONNX file, else ~/.cache/heron/int8.",
     )
+    model_repository: Path | None = Field(
+        None,
+        description="Triton-layout repository of the model's versions, "
+        "<model_repository>/<repository_model>/<version>/model.onnx, for SetModelVersions; "
+        "default: the repository the ONNX file sits in when its path has that layout.",
+    )
+    repository_model: str | None = Field(
+        None,
+        min_length=1,
+        description="The model's folder in model_repository (set both or neither).",
+    )
+
+    @model_validator(mode="after")
+    def _repository_needs_model(self) -> OnnxRuntimeSettings:
+        if (self.model_repository is None) != (self.repository_model is None):
+            raise ValueError(
+                "model_repository and repository_model go together: the versions are "
+                f"<model_repository>/<repository_model>/<version>/model.onnx (got "
+                f"model_repository={self.model_repository}, "
+                f"repository_model={self.repository_model!r})"
+            )
+        return self
 
 
 class TritonSettings(_Strict):
@@ -49,7 +71,11 @@ class TritonSettings(_Strict):
     kind: Literal["triton"] = "triton"
     url: str = Field("127.0.0.1:8001", description="host:port of Triton's gRPC endpoint.")
     model_name: str = Field(min_length=1, description="Model name in Triton's repository.")
-    model_version: str = Field("", description="Version to use; empty = Triton's choice.")
+    model_version: str = Field(
+        "",
+        description="The config's version; empty = the newest one Triton serves when the "
+        "service starts (kept until it restarts; SetModelVersions routes streams to others).",
+    )
     shared_memory: bool = Field(
         False, description="Send inputs through system shared memory (same host as Triton)."
     )
