@@ -21,7 +21,7 @@ from heron_operator.job_report import TERMINATION_LOG
 from heron_operator.settings import OperatorSettings
 from heron_operator.spec import EngineBuildSpec
 
-Role = Literal["gate", "gpu", "rtx"]
+Role = Literal["gate", "gpu", "rtx", "onnx"]
 
 MODELS_MOUNT = "/models"
 BUILD_LABEL = "heron.dev/engine-build"
@@ -31,6 +31,9 @@ PRODUCT_ANNOTATION = "heron.dev/gpu-product"
 GPU_RESOURCE = "nvidia.com/gpu"
 RTX_PRODUCT = "TensorRT-RTX"  # status.builds[].product of the CPU-built TensorRT-RTX plan
 RTX_MODEL_SUFFIX = "_rtx"  # TensorRT-RTX plans need the RTX runtime: a model of their own
+ONNX_PRODUCT = "ONNX Runtime"  # status.builds[].product of the model published for ONNX Runtime
+ONNX_MODEL_SUFFIX = "_onnx"  # as `heron build-engine` names its onnxruntime model
+CPU_INT8_FILE = "model.int8.u8s8.onnx"  # what `heron calibrate` writes for ONNX Runtime
 INT8_WORK = "heron-int8"  # beside the ONNX: <dir>/heron-int8/<build>-g<generation>/
 QDQ_FILE = "model.int8.qdq.onnx"  # what `heron calibrate` writes for TensorRT
 ARTIFACTS_MOUNT = "/artifacts"  # a TrainingRun's claim, when it is not the repository's
@@ -54,10 +57,14 @@ def job_name(build: str, generation: int, role: Role, product: str = "") -> str:
     return f"{stem}-{digest}"
 
 
-def targets(build: str, generation: int, products: list[str], rtx: bool) -> list[JobTarget]:
+def targets(
+    build: str, generation: int, products: list[str], *, rtx: bool, onnx: bool
+) -> list[JobTarget]:
     found = [JobTarget("gpu", p, job_name(build, generation, "gpu", p)) for p in products]
     if rtx:
         found.append(JobTarget("rtx", RTX_PRODUCT, job_name(build, generation, "rtx")))
+    if onnx:
+        found.append(JobTarget("onnx", ONNX_PRODUCT, job_name(build, generation, "onnx")))
     return found
 
 
@@ -152,6 +159,8 @@ def build_command(
 
     INT8: TensorRT takes the FP32 ONNX with the calibration cache when there is one (TAO's and
     DeepStream's way), else the Q/DQ model; TensorRT-RTX always the Q/DQ model."""
+    if target.role == "onnx":
+        return _wrapped("build", [], onnx_command(spec, files, version))
     rtx = target.role == "rtx"
     onnx, cache = files.onnx, None
     if spec.precision == "INT8":
@@ -176,6 +185,24 @@ def build_command(
     if rtx and rtx_targets:
         command += ["--targets", ",".join(rtx_targets)]
     return _wrapped("build", [], command)
+
+
+def onnx_command(spec: EngineBuildSpec, files: ModelFiles, version: int) -> list[str]:
+    """`heron publish-onnx`: the model as version `version` of `<modelName>_onnx`. INT8 is the
+    U8S8 model `heron calibrate` wrote beside the Q/DQ one (ONNX Runtime on CPUs runs uint8
+    activations); FP32 and FP16 the FP32 ONNX (ONNX Runtime on CPUs has no FP16 kernels to gain
+    from)."""
+    onnx = files.onnx
+    if spec.precision == "INT8" and files.qdq:
+        onnx = posixpath.join(posixpath.dirname(files.qdq), CPU_INT8_FILE)
+    return [
+        "heron", "publish-onnx",
+        "--onnx", onnx,
+        "--output", repository(spec),
+        "--model-name", spec.model_name + ONNX_MODEL_SUFFIX,
+        "--version", str(version),
+        "--max-batch", str(spec.batch.max),
+    ]  # fmt: skip
 
 
 # --- manifests -----------------------------------------------------------------------------

@@ -238,7 +238,7 @@ def decide(
         return files
     wanted = [gpus.label_value(p) for p in spec.gpu_products] or list(seen.products)
     missing = [p for p in wanted if p not in seen.products]
-    if missing or not (wanted or spec.rtx.enabled):
+    if missing or not (wanted or spec.rtx.enabled or spec.onnx_runtime.enabled):
         have = ", ".join(seen.products) or "none"
         message = (
             f"no node has GPU product {', '.join(missing)}" if missing else "no GPU node"
@@ -402,7 +402,9 @@ def _builds(step: _Step, decision: Decision, wanted: list[str]) -> Decision:
     rtx_targets = gpus.rtx_targets(step.seen.products[p] for p in wanted)
     before = {b["product"]: b for b in status.get("builds") or []}
     entries = []
-    for target in jobs.targets(step.name, generation, wanted, spec.rtx.enabled):
+    for target in jobs.targets(
+        step.name, generation, wanted, rtx=spec.rtx.enabled, onnx=spec.onnx_runtime.enabled
+    ):
         entry = dict(before.get(target.product) or {
             "product": target.product, "job": target.name, "phase": PENDING, "version": version,
         })  # fmt: skip
@@ -433,10 +435,10 @@ def _builds(step: _Step, decision: Decision, wanted: list[str]) -> Decision:
         result.events, result.create = decision.events, decision.create
         return result
     if len(done) == len(entries):
-        models = spec.model_name + (
-            f" and {spec.model_name}{jobs.RTX_MODEL_SUFFIX}" if spec.rtx.enabled else ""
-        )
-        message = f"{len(done)} plans built: version {version} of {models}"
+        models = [spec.model_name] if wanted else []
+        models += [spec.model_name + jobs.RTX_MODEL_SUFFIX] if spec.rtx.enabled else []
+        models += [spec.model_name + jobs.ONNX_MODEL_SUFFIX] if spec.onnx_runtime.enabled else []
+        message = f"{len(done)} plans built: version {version} of {' and '.join(models)}"
         built = cond.Condition(BUILT, "True", "Built", message)
         ready = cond.Condition(READY, "True", "Built", message)
         decision.status = _with(decision.status, generation, SUCCEEDED, built, ready=ready)

@@ -100,6 +100,12 @@ class Rtx(_Spec):
     enabled: bool = True
 
 
+class OnnxRuntime(_Spec):
+    """Also publish the model for ONNX Runtime (CPU pipelines; Triton's onnxruntime backend)."""
+
+    enabled: bool = False
+
+
 class ModelRepository(_Spec):
     claim_name: str = Field(min_length=1)
     sub_path: str = Field("", description="The Triton repository's folder inside the claim.")
@@ -121,6 +127,7 @@ class EngineBuildSpec(_Spec):
     accuracy_gate: AccuracyGate = Field(default_factory=AccuracyGate)
     gpu_products: list[str] = Field(default_factory=list)
     rtx: Rtx = Field(default_factory=Rtx)
+    onnx_runtime: OnnxRuntime = Field(default_factory=OnnxRuntime)
     model_repository: ModelRepository
     image: str | None = None
 

@@ -555,6 +555,7 @@ def test_engine_build_has_the_shape_the_operator_codes_against(crds: Objects) ->
             "accuracyGate",
             "gpuProducts",
             "rtx",
+            "onnxRuntime",
             "modelRepository",
             "image",
         ]
@@ -576,6 +577,7 @@ def test_engine_build_has_the_shape_the_operator_codes_against(crds: Objects) ->
         }
     assert props["gpuProducts"]["items"]["type"] == "string"
     assert props["rtx"]["properties"]["enabled"] == {"type": "boolean", "default": True}
+    assert props["onnxRuntime"]["properties"]["enabled"] == {"type": "boolean", "default": False}
     assert sorted(props["modelRepository"]["properties"]) == ["claimName", "subPath"]
     status = root["properties"]["status"]["properties"]
     assert sorted(status) == sorted(

@@ -202,3 +202,39 @@ def test_the_engine_commands_take_their_defaults_from_the_options_models() -> No
     calibrate = runner.invoke(app, ["calibrate", "--help"], env=wide).output
     for name in ("batches", "batch_size", "percentile", "keep_fp_max"):
         assert f"(default: {field_default(CalibrationOptions, name)})" in calibrate, name
+
+
+def test_publish_onnx_adds_a_version_onnx_runtime_and_triton_load(
+    detector_onnx: Path, tmp_path: Path
+) -> None:
+    args = ["publish-onnx", "--onnx", str(detector_onnx), "-o", str(tmp_path)]
+    args += ["--model-name", "det_onnx", "--version", "1733600000", "--max-batch", "8"]
+    result = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    published = tmp_path / "det_onnx/1733600000/model.onnx"
+    assert published.read_bytes() == detector_onnx.read_bytes()
+    assert f"→ {published}" in result.output  # the line the operator's Job report reads
+    config = (tmp_path / "det_onnx/config.pbtxt").read_text()
+    assert 'platform: "onnxruntime_onnx"' in config
+    assert "max_batch_size: 8" in config
+    again = runner.invoke(app, [*args[:-4]])  # no --version: the next one
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "det_onnx/1733600001/model.onnx").is_file()  # the next version
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("missing.onnx", "is not a file"),
+        ("not-onnx.txt", "not-onnx.txt"),
+    ],
+)
+def test_publish_onnx_refuses_what_is_not_an_onnx_file(
+    given: str, message: str, tmp_path: Path
+) -> None:
+    (tmp_path / "not-onnx.txt").write_text("hello\n")
+    args = ["publish-onnx", "--onnx", str(tmp_path / given), "-o", str(tmp_path / "repo")]
+    result = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code != 0
+    assert message in result.output
+    assert not (tmp_path / "repo").exists() or not any((tmp_path / "repo").iterdir())

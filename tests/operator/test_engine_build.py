@@ -187,6 +187,45 @@ def test_int8_is_gated_then_built_from_the_gated_model(
     assert '"precision": "int8"' in plan.with_suffix(".plan.json").read_text()
 
 
+@pytest.mark.parametrize("precision", ["FP32", "INT8"])
+def test_the_model_for_onnx_runtime_is_published_as_the_same_version(
+    kube: KubeClient, namespace: str, models: Path, agent: NodeAgent, precision: str
+) -> None:
+    """onnxRuntime: a Job on any node publishes the model CPU pipelines load (FP32: the ONNX as
+    it is; INT8: the U8S8 model the gate calibrated) as the build's version of `<name>_onnx`."""
+    name = f"detector-ort-{precision.lower()}"
+    gate = {"accuracyGate": GATE_DATA} if precision == "INT8" else {}
+    create(kube, namespace, engine_build(
+        name, precision=precision, gpuProducts=["NVIDIA-L4"], rtx={"enabled": False},
+        onnxRuntime={"enabled": True}, **gate,
+    ))  # fmt: skip
+    done = wait_for(lambda: phase_is(kube, namespace, name, "Succeeded", "Failed"),
+                    "the build to finish", timeout=40)  # fmt: skip
+    status = done["status"]
+    assert status["phase"] == "Succeeded", status
+    version = status["version"]
+    builds = {b["product"]: b for b in status["builds"]}
+    assert sorted(builds) == ["NVIDIA-L4", "ONNX Runtime"]
+    assert builds["ONNX Runtime"]["plan"] == f"detector_onnx/{version}/model.onnx"
+    assert "of detector and detector_onnx" in status["message"]
+    job = next(
+        j for j in jobs_of(kube, namespace).values()
+        if j["metadata"]["labels"]["heron.dev/role"] == "onnx"
+        and j["metadata"]["labels"]["heron.dev/engine-build"] == name
+    )  # fmt: skip
+    pod = job["spec"]["template"]["spec"]
+    assert "nodeSelector" not in pod
+    assert GPU_RESOURCE not in pod["containers"][0]["resources"]["limits"]
+    published = models / "triton" / builds["ONNX Runtime"]["plan"]
+    if precision == "FP32":
+        source = models / "detector" / "model.onnx"
+    else:
+        source = models / f"detector/heron-int8/{name}-g1/model.int8.u8s8.onnx"
+    assert published.read_bytes() == source.read_bytes()
+    config = (models / "triton/detector_onnx/config.pbtxt").read_text()
+    assert 'platform: "onnxruntime_onnx"' in config and "max_batch_size: 4" in config
+
+
 def test_a_failed_accuracy_gate_stops_the_build(
     kube: KubeClient, namespace: str, agent: NodeAgent
 ) -> None:

@@ -1,4 +1,5 @@
-"""`heron calibrate` and `heron build-engine` (mounted at the top level, as TAO's commands are).
+"""`heron calibrate`, `heron build-engine` and `heron publish-onnx` (mounted at the top level, as
+TAO's commands are).
 
 Only typer, rich and the options models load here; onnx, onnxruntime and TensorRT load inside
 the commands. Each option's default is its model's (heron.core.options).
@@ -203,3 +204,33 @@ def build_engine(
         f"built {meta.precision} {meta.flavour} {meta.trt_version} plan "
         f"({meta.plan_bytes / 1e6:.1f} MB, {meta.build_seconds:.2f} s) → {published['plan']}"
     )
+
+
+@app.command("publish-onnx")
+def publish_onnx(
+    *,
+    onnx: Annotated[
+        Path, typer.Option(help="The ONNX to publish (FP32, or the INT8 U8S8 model of calibrate).")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Triton model repository.")],
+    model_name: Annotated[
+        str, typer.Option(help="Model name in the repository.")
+    ] = "detector_onnx",
+    version: Annotated[int | None, typer.Option(min=1, help="Default: the next version.")] = None,
+    max_batch: Annotated[
+        int, typer.Option(min=1, help="max_batch_size of the config (the ONNX's batch axis).")
+    ] = BuildOptions.model_fields["max_batch"].default,
+) -> None:
+    """Publish an ONNX model, as it is, for ONNX Runtime: `<output>/<name>/<version>/model.onnx`
+    with its config.pbtxt (Triton's onnxruntime backend on CPU nodes; Heron's inference on CPU)."""
+    from heron.engine.errors import EngineError
+    from heron.engine.pipeline import publish_for_onnx_runtime
+
+    check_outputs((output, OutputKind.PARENT_FOLDER, "--output"), inputs=(onnx,))
+    if not onnx.is_file():
+        raise fail(f"--onnx: {onnx} is not a file")
+    try:
+        published = publish_for_onnx_runtime(onnx, output, model_name, version, max_batch)
+    except EngineError as e:
+        raise fail(str(e)) from None
+    _console().print(f"published {onnx.name} for ONNX Runtime → {published}")

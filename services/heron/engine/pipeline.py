@@ -93,3 +93,18 @@ def build_and_publish(
                 python=python,
             )
     return out
+
+
+def publish_for_onnx_runtime(
+    onnx: Path, repository: Path, name: str, version: int | None, max_batch: int
+) -> Path:
+    """`onnx` as version `version` (default: the next) of the model `name`: model.onnx with an
+    `onnxruntime_onnx` config.pbtxt, which Triton serves on CPU nodes and Heron's ONNX Runtime
+    inference loads by version (docs/inference.md, "Model versions at run time")."""
+    from heron.engine import triton_repo
+
+    info = read_model_info(onnx)
+    base = triton_repo.base_config(name, info, max_batch)
+    version = version or triton_repo.next_version(repository / name)
+    triton_repo.publish_onnx(repository, name, onnx, base=base, version=version, python=False)
+    return repository / name / str(version) / "model.onnx"
