@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from heron.core.outputs import atomic_file, staged_folder
 from heron.training.options import TrainOptions
@@ -25,6 +25,8 @@ from heron.training.options import TrainOptions
 if TYPE_CHECKING:
     from heron.training.dataset import LabelledImage
     from heron.training.export import ExportReport
+    from heron.training.int8 import Int8Result
+    from heron.training.prune.pruner import PruneOptions, PruneReport
     from heron.training.settings import TrainingSettings
     from heron.training.train import TrainResult
     from heron.training.validation import ValidationResult
@@ -34,6 +36,14 @@ SPEC_COPY = "experiment_spec"
 ONNX_FILE = "model.onnx"
 REPORT_FILE = "report.json"
 KITTI_FOLDER = "kitti"
+PRUNED_MODEL = "pruned/model.pt"  # heron prune's output, inside the results folder
+RETRAIN_FOLDER = "retrain"  # the retrain's own results folder (checkpoints, metrics, model.pt)
+
+# The Job's steps, in order; `on_step` hears each as it starts (the Kubernetes Job prints
+# `heron-step: <step>`, which the operator shows as a TrainingRun's status.step).
+Step = Literal["Train", "Prune", "Retrain", "Evaluate", "Export", "Calibrate"]
+STEPS: tuple[Step, ...] = get_args(Step)
+CalibrationMethod = Literal["entropy", "percentile", "minmax"]
 
 
 class TrainingError(Exception):
@@ -238,6 +248,66 @@ class VocData:
 
 
 @dataclass(frozen=True)
+class PruneStep:
+    """Prune the trained model (`heron prune`, docs/pruning.md), then retrain the pruned network.
+
+    `options` are heron prune's own (`heron.training.prune.pruner.PruneOptions`, TAO's defaults,
+    checked when made). The retrain reads `retrain_spec` (its recipe and its dataset_config),
+    else the training spec; either way it starts from the pruned checkpoint (`load_graph` with
+    `pretrained_model_file` set to it, whatever the spec names there).
+    """
+
+    options: PruneOptions
+    retrain_spec: Path | None = None
+
+
+@dataclass(frozen=True)
+class CalibrationStep:
+    """INT8 calibration of the exported model (`heron calibrate`, docs/engine.md) and the AP of
+    its INT8 models on the validation images. A field left None is heron calibrate's default."""
+
+    images: Path | None = None  # the calibration images; None: the training images
+    batches: int | None = None
+    batch_size: int | None = None
+    method: CalibrationMethod | None = None
+    percentile: float | None = None  # only with method "percentile"
+
+    def __post_init__(self) -> None:
+        # Checked here, before hours of training, with the bounds of heron calibrate's options.
+        if self.batches is not None and self.batches < 1:
+            raise ValueError(f"CalibrationStep.batches: expected 1 or more, got {self.batches}")
+        if self.batch_size is not None and not 1 <= self.batch_size <= 256:
+            raise ValueError(
+                f"CalibrationStep.batch_size: expected 1..256 images, got {self.batch_size}"
+            )
+        if self.method is not None and self.method not in get_args(CalibrationMethod):
+            raise ValueError(
+                f"CalibrationStep.method: expected one of {get_args(CalibrationMethod)}, "
+                f"got {self.method!r}"
+            )
+        if self.percentile is not None:
+            if self.method != "percentile":
+                raise ValueError(
+                    "CalibrationStep.percentile: only read with method 'percentile', "
+                    f"got method {self.method or 'entropy (the default)'}"
+                )
+            if not 50.0 < self.percentile <= 100.0:
+                raise ValueError(
+                    f"CalibrationStep.percentile: expected (50, 100], got {self.percentile}"
+                )
+
+    def arguments(self) -> list[str]:
+        """heron calibrate's options for the fields given (images aside)."""
+        given = (
+            ("--batches", self.batches),
+            ("--batch-size", self.batch_size),
+            ("--method", self.method),
+            ("--percentile", self.percentile),
+        )
+        return [arg for flag, value in given if value is not None for arg in (flag, str(value))]
+
+
+@dataclass(frozen=True)
 class JobRequest:
     """One training Job: train, score on the validation images, export ONNX, into `results`.
 
@@ -257,6 +327,8 @@ class JobRequest:
     epochs: int | None = None
     # Instead of a number of epochs: one epoch, timed, then as many in all as fit in budget_s.
     budget_s: float | None = None
+    prune: PruneStep | None = None  # after training: prune, then retrain (epochs apply to both)
+    calibration: CalibrationStep | None = None  # after export: INT8 calibration and its AP
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.epochs < 0:
@@ -266,6 +338,16 @@ class JobRequest:
                 raise ValueError("JobRequest: expected epochs or budget_s, got both")
             if self.budget_s <= 0:
                 raise ValueError(f"JobRequest.budget_s: expected seconds > 0, got {self.budget_s}")
+        if self.prune is not None and (self.budget_s is not None or self.epochs == 0):
+            raise ValueError(
+                "JobRequest.prune: expected a trained model to prune, with epochs (not a "
+                "time budget, which covers one training only) other than 0"
+            )
+        if self.calibration is not None and self.calibration.images is None and self.epochs == 0:
+            raise ValueError(
+                "JobRequest.calibration.images: a Job of no epochs reads no training images "
+                "to calibrate on; name the calibration images"
+            )
 
     def settings(self) -> TrainingSettings:
         """What this Job trains with: the spec's settings with this request's cuts.
@@ -309,45 +391,156 @@ def _short_run(settings: TrainingSettings, epochs: int) -> TrainingSettings:
 
 @dataclass(frozen=True)
 class JobResult:
-    train: TrainResult
+    train: TrainResult  # the final model's training: the retrain when the Job pruned
     validation: ValidationResult | None  # None without validation images
     export: ExportReport
+    pruning: PruneReport | None = None  # with JobRequest.prune
+    int8: Int8Result | None = None  # with JobRequest.calibration
 
 
-def run_job(request: JobRequest, *, say: Callable[[str], None] = log.info) -> JobResult | None:
-    """The Kubernetes training job: train → evaluate on the validation data → export ONNX.
+def run_job(
+    request: JobRequest,
+    *,
+    say: Callable[[str], None] = log.info,
+    on_step: Callable[[Step], None] | None = None,
+) -> JobResult | None:
+    """The Kubernetes training job: train → (prune → retrain) → evaluate on the validation data
+    → export ONNX → (calibrate INT8 and score it).
 
     Everything lands in `request.results` (a PVC in the cluster): checkpoints, metrics.jsonl,
-    curves, model.pt, model.onnx and report.json. Ranks other than 0 return None after
-    training. `say` hears the Job's steps (conversion, split, the budget's epochs). Every
-    failure the user can fix is a TrainingError naming the file or field.
+    curves, model.pt, model.onnx, int8/ and report.json. Ranks other than 0 return None after
+    training. `say` hears the Job's steps (conversion, split, the budget's epochs); `on_step`
+    each step of STEPS as it starts. Every failure the user can fix is a TrainingError naming
+    the file or field.
     """
+    step = on_step or (lambda _: None)
     results = request.results
+    step("Train")
+    _check_before_training(request)
     settings, train_items, val_items = _job_data(request, say)
     _copy_spec(request.spec, results)
     trained = _train(request, settings, train_items, val_items, say)
     if int(os.environ.get("RANK", "0")) != 0:
-        return None  # rank 0 evaluates and exports
+        return None  # rank 0 prunes, evaluates and exports
+    pruning = None
+    if request.prune is not None:
+        step("Prune")
+        pruning = _prune(trained.final_model, results / PRUNED_MODEL, request.prune.options)
+        step("Retrain")
+        trained, train_items, val_items = _retrain(request, request.prune, train_items, val_items)
+    step("Evaluate")
     validation = _score(trained.final_model, val_items, results) if val_items else None
-    check = [item.image for item in val_items[:8]]
-    onnx = results / ONNX_FILE
-    with _readable_errors(), atomic_file(onnx) as tmp:
-        from heron.training.export import export_onnx
+    step("Export")
+    exported = _export(trained.final_model, results / ONNX_FILE, val_items)
+    int8 = None
+    if request.calibration is not None:
+        from heron.training.int8 import calibrate_and_score
 
-        exported = replace(export_onnx(trained.final_model, tmp, check), onnx=onnx)
-    report = {
+        step("Calibrate")
+        int8 = calibrate_and_score(
+            exported.onnx, results, request.calibration,
+            train_items=train_items, val_items=val_items, fp32=validation,
+        )  # fmt: skip
+    result = JobResult(trained, validation, exported, pruning, int8)
+    _write_report(result, results)
+    return result
+
+
+def _check_before_training(request: JobRequest) -> None:
+    """What would fail after training, refused before it."""
+    if request.prune is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise TrainingError(
+            "prune: the prune and the retrain run in one process; start the Job without "
+            "torchrun (one GPU) to prune"
+        )
+    for path, what in (
+        (request.prune and request.prune.retrain_spec, "the retrain spec"),
+        (request.calibration and request.calibration.images, "the calibration images"),
+    ):
+        if path and not path.exists():
+            raise TrainingError(f"{path}: no such file or folder ({what})")
+
+
+def _prune(model: Path, output: Path, options: PruneOptions) -> PruneReport:
+    """`heron prune`'s library call: the trained model, narrowed, as a checkpoint."""
+    from heron.training.prune.pruner import prune_checkpoint
+
+    with _readable_errors():
+        report = prune_checkpoint(model, output, options)
+    before, after = report.before.parameters, report.after.parameters
+    log.info("pruned %s: %d → %d parameters (%s)", model, before, after, output)
+    return report
+
+
+def _retrain(
+    request: JobRequest,
+    prune: PruneStep,
+    train_items: list[LabelledImage],
+    val_items: list[LabelledImage],
+) -> tuple[TrainResult, list[LabelledImage], list[LabelledImage]]:
+    """Train the pruned network (TAO's retrain) into RESULTS/retrain: the retrain spec's
+    recipe and data, else the training spec's; the network is always the pruned checkpoint."""
+    from heron.training.train import train
+
+    folder, spec = request.results / RETRAIN_FOLDER, prune.retrain_spec
+    pruned = str(request.results / PRUNED_MODEL)
+    if spec is None:
+        settings = request.settings()
+    else:
+        if request.voc is not None:  # the VOC data stands in for every spec's dataset_config
+            settings = replace(request, spec=spec).settings()
+        else:
+            loaded, train_items, val_items = load_training_spec(spec)
+            settings = _cut_down(loaded, request)
+        named = settings.model.pretrained_model_file
+        if named not in ("", pruned):
+            log.warning("%s: retraining the pruned %s, not %s", spec, pruned, named)
+    model = replace(settings.model, pretrained_model_file=pruned, load_graph=True)
+    _copy_spec(spec or request.spec, folder)
+    with _readable_errors():
+        trained = train(
+            replace(settings, model=model), train_items, val_items, folder, request.options
+        )
+    return trained, train_items, val_items
+
+
+def _export(model: Path, onnx: Path, val_items: list[LabelledImage]) -> ExportReport:
+    """model.onnx, with a parity check on up to 8 validation images."""
+    from heron.training.export import export_onnx
+
+    check = [item.image for item in val_items[:8]]
+    with _readable_errors(), atomic_file(onnx) as tmp:
+        return replace(export_onnx(model, tmp, check), onnx=onnx)
+
+
+def _write_report(result: JobResult, results: Path) -> None:
+    """report.json: the run's numbers, and its files relative to the results folder (what a
+    TrainingRun's status.artifacts names)."""
+    trained, validation, int8 = result.train, result.validation, result.int8
+    report: dict[str, Any] = {
         "epochs": trained.epochs,
         "steps": trained.steps,
         "train_seconds": round(trained.wall_s, 1),
         "images_per_s": round(trained.images_per_s, 1),
         "ap": validation.ap if validation else None,
         "mAP": validation.mean_ap if validation else None,
-        "onnx": str(exported.onnx),
-        "onnx_max_abs_diff": exported.max_abs_diff,
+        "onnx": str(result.export.onnx),
+        "onnx_max_abs_diff": result.export.max_abs_diff,
+        "pruning": result.pruning.to_dict() if result.pruning else None,
+        "int8": int8.to_dict(results) if int8 else None,
+        "artifacts": {
+            "checkpoint": _relative(trained.final_model, results),
+            "onnx": _relative(result.export.onnx, results),
+            "calibrationCache": _relative(int8.cache, results) if int8 else None,
+            "report": REPORT_FILE,
+        },
     }
     with atomic_file(results / REPORT_FILE) as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
-    return JobResult(trained, validation, exported)
+
+
+def _relative(path: Path, folder: Path) -> str:
+    return path.relative_to(folder).as_posix()
 
 
 def _job_data(
@@ -437,25 +630,29 @@ def _untrained(settings: TrainingSettings, results: Path) -> TrainResult:
 
 
 def _score(model: Path, items: list[LabelledImage], results: Path) -> ValidationResult:
+    from heron.training.validation import write_pr_curves
+
+    validation = score_model(model, items)
+    with _readable_errors():
+        write_pr_curves(validation, results / "pr_curves.png")
+    return validation
+
+
+def score_model(model: Path, items: list[LabelledImage]) -> ValidationResult:
+    """AP of a checkpoint or ONNX file (FP32 or INT8) on labelled images, in network-input
+    pixels at the model's own input size, on the CPU: how the Job scores every model it makes."""
     import torch
 
     from heron.training.dataset import DetectionDataset, ImageCache
     from heron.training.predict import load_runner
-    from heron.training.validation import (
-        ground_truth,
-        predict_with_runner,
-        score,
-        write_pr_curves,
-    )
+    from heron.training.validation import ground_truth, predict_with_runner, score
 
     with _readable_errors():
         runner = load_runner(model, "cpu")
         s = runner.settings
         w, h = s.model.input_width, s.model.input_height
         cache = ImageCache.build(DetectionDataset(items, w, h), torch.device("cpu"))
-        validation = score(predict_with_runner(runner, cache), ground_truth(cache), s)
-        write_pr_curves(validation, results / "pr_curves.png")
-    return validation
+        return score(predict_with_runner(runner, cache), ground_truth(cache), s)
 
 
 def configure_logging(rich_logs: bool) -> None:
