@@ -2,6 +2,8 @@
 
     python3 -m heron_operator.job_report build -- heron build-engine ... -o /models/repo
     python3 -m heron_operator.job_report gate --report /models/x/gate.json -- heron calibrate ...
+    python3 -m heron_operator.job_report train --report /artifacts/r/report.json -- \
+        python3 -m heron.training ...
 
 The command's output goes on to the container's log; when it ends, one JSON object (this
 module's `JobReport`) is written to the termination-message file, and the exit status is the
@@ -29,6 +31,10 @@ TERMINATION_LOG = "/dev/termination-log"
 MESSAGE_LIMIT = 4096  # bytes the kubelet keeps of a termination message
 _TAIL_LINES = 20
 _PLAN_ARROW = " → "  # `heron build-engine` ends with "built ... plan (...) → <plan>"
+# `python -m heron.training` prints this line as each step starts (heron.training.__main__).
+STEP_PREFIX = "heron-step: "
+# What a training's report.json gives the TrainingRun's status (its own names).
+_TRAIN_KEYS = ("ap", "mAP", "int8", "artifacts")
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,8 @@ class JobReport:
     ap_drop: float | None = None  # the largest INT8 mAP loss, a fraction (0.02 = 2 points)
     passed: bool | None = None  # the gate's verdict
     message: str = ""
+    step: str | None = None  # training: the step running when the command ended
+    train: dict[str, Any] | None = None  # training: report.json's ap, mAP, int8, artifacts
 
     def to_message(self) -> str:
         body: dict[str, Any] = {"ok": self.ok, "exitCode": self.exit_code}
@@ -46,6 +54,10 @@ class JobReport:
             body["plan"] = self.plan
         if self.passed is not None or self.ap_drop is not None:
             body["gate"] = {"apDrop": self.ap_drop, "passed": self.passed}
+        if self.step is not None:
+            body["step"] = self.step
+        if self.train is not None:
+            body["train"] = _fitting(self.train)
         body["message"] = ""
         room = MESSAGE_LIMIT - len(json.dumps(body).encode()) - 16
         message = self.message.encode()[-room:].decode(errors="ignore") if room > 0 else ""
@@ -69,11 +81,28 @@ class JobReport:
             ap_drop=None if drop is None else float(drop),
             passed=gate.get("passed"),
             message=str(body.get("message") or ""),
+            step=body.get("step"),
+            train=body.get("train") if isinstance(body.get("train"), dict) else None,
         )
 
 
-def run(command: Sequence[str], tail: collections.deque[str]) -> int:
-    """Run `command`, passing its output through and keeping its last lines in `tail`."""
+def _fitting(train: dict[str, Any]) -> dict[str, Any]:
+    """`train` as it fits in a termination message: per-class APs go first when it is too
+    long (mAP, the INT8 drop and the artifacts stay)."""
+    if len(json.dumps(train).encode()) <= MESSAGE_LIMIT // 2:
+        return train
+    int8 = train.get("int8")
+    slim = {k: v for k, v in train.items() if k != "ap"}
+    if isinstance(int8, dict):
+        slim["int8"] = {k: v for k, v in int8.items() if k != "ap"}
+    return slim
+
+
+def run(
+    command: Sequence[str], tail: collections.deque[str], steps: list[str] | None = None
+) -> int:
+    """Run `command`, passing its output through and keeping its last lines in `tail` (and
+    the steps it marked, `heron-step: <step>`, in `steps`)."""
     env = {"COLUMNS": "4096", **os.environ}  # rich wraps at 80 columns without a terminal
     process = subprocess.Popen(
         list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
@@ -84,6 +113,8 @@ def run(command: Sequence[str], tail: collections.deque[str]) -> int:
         sys.stdout.write(line)
         sys.stdout.flush()
         tail.append(line.rstrip("\n"))
+        if steps is not None and line.startswith(STEP_PREFIX):
+            steps.append(line[len(STEP_PREFIX) :].strip())
     return process.wait()
 
 
@@ -119,6 +150,21 @@ def gate_report(code: int, tail: Sequence[str], report: Path) -> JobReport:
     )
 
 
+def train_report(code: int, tail: Sequence[str], report: Path, steps: Sequence[str]) -> JobReport:
+    """A training's numbers and files from its report.json (relative to the results folder),
+    read only when it succeeded: a failed run may have left an earlier run's there."""
+    step = steps[-1] if steps else None
+    if code != 0:
+        return JobReport(ok=False, exit_code=code, message=_last(tail), step=step)
+    try:
+        body = json.loads(report.read_text())
+    except (OSError, ValueError) as e:
+        message = f"{report}: cannot read the training's report ({e})"
+        return JobReport(ok=False, exit_code=code, message=message, step=step)
+    train = {key: body.get(key) for key in _TRAIN_KEYS}
+    return JobReport(ok=True, exit_code=code, message=_last(tail), step=step, train=train)
+
+
 def _last(tail: Sequence[str]) -> str:
     return "\n".join(tail).strip()
 
@@ -126,29 +172,33 @@ def _last(tail: Sequence[str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if "--" not in args:
-        print("usage: job_report build|gate [options] -- COMMAND...", file=sys.stderr)
+        print("usage: job_report build|gate|train [options] -- COMMAND...", file=sys.stderr)
         return 2
     split = args.index("--")
     parser = argparse.ArgumentParser(prog="python3 -m heron_operator.job_report")
-    parser.add_argument("kind", choices=("build", "gate"))
+    parser.add_argument("kind", choices=("build", "gate", "train"))
     parser.add_argument(
-        "--report", type=Path, help="gate: the JSON `heron calibrate --json` writes"
+        "--report",
+        type=Path,
+        help="gate: the JSON `heron calibrate --json` writes; train: the training's report.json",
     )
     parser.add_argument("--termination-log", type=Path, default=Path(TERMINATION_LOG))
     options = parser.parse_args(args[:split])
     command = args[split + 1 :]
-    if not command or (options.kind == "gate" and options.report is None):
-        parser.error("expected a command after --, and --report for a gate")
+    if not command or (options.kind in ("gate", "train") and options.report is None):
+        parser.error("expected a command after --, and --report for a gate or a training")
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+    steps: list[str] = []
     try:
-        code = run(command, tail)
+        code = run(command, tail, steps)
     except OSError as e:
         code, tail = 127, collections.deque([f"cannot run {command[0]}: {e}"])
-    report = (
-        gate_report(code, tail, options.report)
-        if options.kind == "gate"
-        else build_report(code, tail)
-    )
+    if options.kind == "gate":
+        report = gate_report(code, tail, options.report)
+    elif options.kind == "train":
+        report = train_report(code, tail, options.report, steps)
+    else:
+        report = build_report(code, tail)
     options.termination_log.write_text(report.to_message())
     return code
 

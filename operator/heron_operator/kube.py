@@ -162,6 +162,30 @@ class Kube:
             content_type="application/merge-patch+json",
         )
 
+    async def pod_log(
+        self, namespace: str, pod: str, *, container: str = "", tail_lines: int = 0
+    ) -> str:
+        """The log of a pod's container (`pods/log`), text; its last `tail_lines` lines."""
+        params = {"container": container} if container else {}
+        if tail_lines:
+            params["tailLines"] = str(tail_lines)
+        path = PODS.path(namespace, pod, "log")
+        for attempt in (1, 2):
+            session = self._open()
+            async with session.get(self._server + path, params=params) as response:
+                if response.status == 401 and attempt == 1:
+                    await self.close()  # log in again: the token may have been rotated
+                    continue
+                text = await response.text()
+                if response.status >= 400:
+                    try:
+                        payload = json.loads(text)
+                    except ValueError:
+                        payload = {"message": text[:500]}
+                    raise _error(response.status, payload if isinstance(payload, dict) else {})
+                return text
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def delete(self, resource: Resource, namespace: str | None, name: str) -> None:
         """Delete in the background (the Job's pods go with it); gone already is fine."""
         with contextlib.suppress(NotFoundError):

@@ -21,14 +21,14 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from heron_operator import engine_build
-from heron_operator.jobs import BUILD_LABEL
+from heron_operator import engine_build, engine_rollout, training_run
 from heron_operator.kube import JOBS, Kube
 from heron_operator.reconcile import Context
 from heron_operator.settings import OperatorSettings
 
 FINALIZER = "heron.dev/operator"
 ANNOTATIONS_PREFIX = "heron.dev"
+JOBS_SELECTOR = "app.kubernetes.io/managed-by=heron-operator"  # on every Job it creates
 
 
 def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
@@ -47,8 +47,8 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     k.scanning.disabled = True
     k.watching.server_timeout = settings.watch_timeout_s
     k.watching.client_timeout = settings.watch_timeout_s + 30
-    # Only the builds' Jobs are watched, selected by the API server.
-    k.watching.label_selectors[JOBS.group, JOBS.plural] = BUILD_LABEL
+    # Only the operator's own Jobs (builds', trainings') are watched, selected by the API server.
+    k.watching.label_selectors[JOBS.group, JOBS.plural] = JOBS_SELECTOR
     # A deleted build waits for its resync timer to stop before the finalizer goes: a step
     # takes milliseconds, so look again soon rather than after kopf's default minute.
     k.background.instant_exit_timeout = 5.0
@@ -89,6 +89,8 @@ async def operator(
     k = kopf_settings(settings)
     registry = kopf.OperatorRegistry()
     engine_build.register(registry, settings)
+    engine_rollout.register(registry, settings)
+    training_run.register(registry, settings)
 
     def login(**_: Any) -> kopf.ConnectionInfo:
         return connection(settings, k)

@@ -45,6 +45,9 @@ class OperatorSettings(BaseSettings):
     engine_image: str | None = Field(
         None, description="Image of the engine Jobs; default <registry>/heron-engine:<tag>."
     )
+    training_image: str | None = Field(
+        None, description="Image of the training Jobs; default <registry>/heron-training:<tag>."
+    )
     image_pull_policy: str = Field("IfNotPresent", description="Pull policy of the Jobs' images.")
     image_pull_secrets: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Secrets the Jobs' pods pull images with."
@@ -84,10 +87,47 @@ class OperatorSettings(BaseSettings):
     resync_s: float = Field(
         60.0,
         gt=0,
-        description="An unfinished EngineBuild is checked again this often (new GPU nodes, "
-        "missed Job events).",
+        description="An unfinished EngineBuild or TrainingRun is checked again this often (new "
+        "GPU nodes, missed Job events, a running training's step).",
     )
     retry_s: float = Field(10.0, gt=0, description="Delay before a failed handler is retried.")
+    rollout_poll_s: float = Field(
+        10.0, gt=0, description="An unfinished EngineRollout is stepped this often (gates, soak)."
+    )
+    pipeline_call_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Deadline of one call to a pipeline's gRPC API (SetModelVersions waits "
+        "until every inference instance has loaded the version).",
+    )
+    pipeline_answer_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="How long a rollout keeps asking pipelines that do not answer (restarting, "
+        "away) before it gives up: loading or promoting rolls back, a rollback fails.",
+    )
+    prometheus_url: str | None = Field(
+        None,
+        description="Prometheus's HTTP API (http://prometheus-operated.monitoring:9090) for the "
+        "rollout gates; none: the canary's gates are not measured and a soak cannot end in a "
+        "promotion by itself.",
+    )
+    prometheus_namespace_label: str = Field(
+        "namespace", description="The series label holding the pod's namespace; '' = none."
+    )
+    prometheus_pipeline_label: str = Field(
+        "heron_dev_pipeline",
+        description="The series label holding the pipeline's name (the chart's PodMonitor "
+        "copies the pod label heron.dev/pipeline into it).",
+    )
+    gate_window_s: float = Field(
+        120.0, ge=10, description="The gates read the canary's counts over this window."
+    )
+    gate_min_window_s: float = Field(
+        30.0,
+        ge=0,
+        description="The canary's first seconds are not judged (frames in flight at the switch).",
+    )
     api_server: str | None = Field(
         None,
         description="API server URL to use without credentials (`kubectl proxy`, tests); "
@@ -137,3 +177,7 @@ class OperatorSettings(BaseSettings):
     @property
     def engine_job_image(self) -> str:
         return self.engine_image or f"{self.image_registry}/heron-engine:{self.image_tag}"
+
+    @property
+    def training_job_image(self) -> str:
+        return self.training_image or f"{self.image_registry}/heron-training:{self.image_tag}"

@@ -581,6 +581,12 @@ def test_the_pod_monitor_scrapes_every_service(renders: Renders) -> None:
     assert {(e["path"], e["interval"], e["scrapeTimeout"]) for e in endpoints} == {
         ("/metrics", "15s", "10s")
     }
+    # The pipeline's name on every series: what an EngineRollout's gates select a pipeline by
+    # (heron_dev_pipeline, docs/operator.md "The gates").
+    assert monitor["spec"]["podTargetLabels"] == [
+        "app.kubernetes.io/component",
+        "heron.dev/pipeline",
+    ]
     # Every metrics port of the pipelines' pods is scraped: the names agree with theirs.
     seen = set()
     for workload in (o for o in objects if o["kind"] == "Deployment"):

@@ -77,7 +77,9 @@ NAMESPACED_RULES = [
         "verbs": ["create", "get", "list", "watch", "delete"],
     },
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
 NODE_RULES = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}]
@@ -459,8 +461,8 @@ PRINTER_COLUMNS = {
     "EngineRollout": [
         ("Build", "string", ".spec.engineBuild"),
         ("Phase", "string", ".status.phase"),
-        ("Stable", "integer", ".status.stableVersion"),
-        ("Canary", "integer", ".status.canaryVersion"),
+        ("Stable", "string", ".status.stableVersion"),
+        ("Canary", "string", ".status.canaryVersion"),
         ("Canary Streams", "integer", ".status.canaryStreams"),
         ("Age", "date", ".metadata.creationTimestamp"),
     ],
@@ -506,9 +508,9 @@ STATUS_PHASES = {
 }
 
 
-# The kinds whose CRD still leaves status.kopf open. EngineBuild, the one kind the operator
-# handles, has none: kopf's progress and diff-base are annotations (heron_operator.run).
-KOPF_STATUS = {"TrainingRun", "EngineRollout"}
+# The kinds whose CRD still leaves status.kopf open: none. The operator handles every kind, and
+# kopf's progress and diff-base are annotations (heron_operator.run).
+KOPF_STATUS: set[str] = set()
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
@@ -1181,24 +1183,32 @@ def test_the_operator_deployment(renders: Renders) -> None:
         "HERON_OPERATOR_RUN_AS_USER": "10001",
         "HERON_OPERATOR_RUN_AS_GROUP": "10001",
         "HERON_OPERATOR_FS_GROUP": "10001",
-    }  # no HERON_OPERATOR_TRITON_URL: no Triton in the chart, none given
+    }  # no HERON_OPERATOR_PROMETHEUS_URL: none given
     sa = find(objects, "ServiceAccount", OPERATOR)
     assert sa["automountServiceAccountToken"] is False
 
 
 def test_the_operator_reads_the_settings_the_chart_gives(renders: Renders) -> None:
-    """Every HERON_OPERATOR_* variable the chart sets that heron_operator.settings knows is
-    accepted by it (the others are for parts of the operator still to come)."""
+    """Every HERON_OPERATOR_* variable the chart sets is one heron_operator.settings reads, and
+    it accepts the chart's values (a variable it did not read would be a setting dropped)."""
     settings = pytest.importorskip("heron_operator.settings", reason="no heron_operator.settings")
     known = set(settings.OperatorSettings.model_fields)
     env = {k: v for k, v in env_of(operator_container(renders(**ON))).items() if isinstance(v, str)}
     prefix: str = settings.ENV_PREFIX
     given = {k.removeprefix(prefix).lower(): v for k, v in env.items() if k.startswith(prefix)}
-    read = settings.OperatorSettings(**{k: v for k, v in given.items() if k in known})
+    assert set(given) <= known, set(given) - known
+    read = settings.OperatorSettings(**given)
     assert read.namespaces == [NAMESPACE]
     assert read.standalone is False
     assert read.peering_name == PEERING
     assert read.engine_job_image == "ghcr.io/heron-project/heron-engine:0.1.0"
+    assert read.prometheus_url is None  # none given: the gates are not measured
+    url = "http://prometheus-operated.monitoring:9090"
+    env = env_of(operator_container(renders(**ON, **{"operator.prometheusUrl": url})))
+    assert (
+        settings.OperatorSettings(prometheus_url=env[prefix + "PROMETHEUS_URL"]).prometheus_url
+        == url
+    )
 
 
 def test_the_operator_pod_is_restricted(renders: Renders) -> None:
@@ -1266,9 +1276,10 @@ def test_settings_reach_the_operator(renders: Renders) -> None:
     assert env["HERON_OPERATOR_ENGINE_IMAGE"] == "registry.local/engine:1"
     assert env["HERON_OPERATOR_TRAINING_IMAGE"] == "ghcr.io/heron-project/heron-training:1.2.3"
     assert env["HERON_OPERATOR_IMAGE_PULL_SECRETS"] == '["registry"]'
-    assert env["HERON_OPERATOR_TRITON_URL"] == "heron-triton:8001"  # the chart's Triton
-    given = operator_container(renders(**ON, **{"operator.tritonUrl": "triton.ml:8001"}))
-    assert env_of(given)["HERON_OPERATOR_TRITON_URL"] == "triton.ml:8001"
+    assert "HERON_OPERATOR_PROMETHEUS_URL" not in env  # none given: gates not measured
+    url = "http://prometheus-operated.monitoring:9090"
+    given = operator_container(renders(**ON, **{"operator.prometheusUrl": url}))
+    assert env_of(given)["HERON_OPERATOR_PROMETHEUS_URL"] == url
     rules = find(objects, "ClusterRole", CLUSTER_NAME)["rules"]
     assert rules[-1]["resourceNames"] == ["vision-operator"]
 
@@ -1291,7 +1302,7 @@ def test_settings_reach_the_operator(renders: Renders) -> None:
             {"operator.leaderElection.lifetimeSeconds": "1"},
             "at '/operator/leaderElection/lifetimeSeconds'",
         ),
-        ({"operator.tritonUrl": "grpc://triton:8001"}, "at '/operator/tritonUrl'"),
+        ({"operator.prometheusUrl": "prometheus:9090"}, "at '/operator/prometheusUrl'"),
         ({"operator.unknown": "1"}, "additional properties 'unknown' not allowed"),
     ],
 )

@@ -419,6 +419,23 @@ def test_services_reach_their_pod(
     assert port["targetPort"] in named
 
 
+def test_an_engine_rollout_finds_the_pipelines_api_by_the_control_services_labels(
+    facemask: Objects,
+) -> None:
+    """An EngineRollout narrows its selector to `heron.dev/api=pipeline` and calls the port named
+    grpc (heron_operator.pipelines): only the control Service carries the label, and it has
+    the port."""
+    from heron_operator.pipelines import API_LABEL, API_VALUE, GRPC_PORT_NAME, PIPELINE_LABEL
+
+    (service,) = [
+        o for o in facemask if o["kind"] == "Service" and API_LABEL in o["metadata"]["labels"]
+    ]
+    assert service["metadata"]["name"] == "cams-heron-facemask-control"
+    labels = service["metadata"]["labels"]
+    assert (labels[API_LABEL], labels[PIPELINE_LABEL]) == (API_VALUE, "facemask")
+    assert GRPC_PORT_NAME in [p["name"] for p in service["spec"]["ports"]]
+
+
 def test_service_types_are_configurable(gpu: Objects) -> None:
     assert find(gpu, "Service", "cams-heron-facemask-rtsp")["spec"]["type"] == "LoadBalancer"
     assert find(gpu, "Service", "cams-heron-facemask-control")["spec"]["type"] == "ClusterIP"

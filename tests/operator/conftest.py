@@ -40,6 +40,7 @@ def declare_resources(emulator: KubeEmulator) -> None:
     peering resources."""
     emulator.add_resource("heron.dev/v1alpha1/enginebuilds", "EngineBuild")
     emulator.add_resource("heron.dev/v1alpha1/trainingruns", "TrainingRun")
+    emulator.add_resource("heron.dev/v1alpha1/enginerollouts", "EngineRollout")
     emulator.add_resource("kopf.dev/v1/kopfpeerings", "KopfPeering", status=False)
     emulator.add_resource(
         "kopf.dev/v1/clusterkopfpeerings", "ClusterKopfPeering", namespaced=False, status=False
@@ -187,6 +188,8 @@ def kube(cluster: EmulatorThread) -> KubeClient:
 @pytest.fixture(scope="module")
 def agent(cluster: EmulatorThread, models: Path) -> Iterator[NodeAgent]:
     with NodeAgent(cluster.url, models) as agent:
+        assert cluster.emulator is not None
+        cluster.emulator.log_source = agent.pod_log  # the kubelet's logs, served as pods/log
         yield agent
 
 

@@ -14,7 +14,14 @@ are the virtualenv's. What runs:
   tensorrt_rtx`, a real plan on the CPU);
 - the GPU Jobs: `job_report` for real, around `stand_in.py gpu` (no TensorRT here);
 - the gate Job: `job_report` for real, around `stand_in.py gate` (the real `heron calibrate`,
-  with scripted AP numbers).
+  with scripted AP numbers);
+- a TrainingRun's Job (labelled `heron.dev/training-run`): its real command, the real
+  `python -m heron.training`, with its volumes made local: claims from `claims` (name →
+  folder), the projected spec volume's ConfigMap keys and downward-API annotations written to
+  files, emptyDirs as temporary folders. A process here cannot see the container's file
+  tree, so quoted claim paths in those spec files (`"/data/split/*"`) are made local too. The
+  container's output is its pod's log, line by line as it comes (`pod_log`, which the emulator
+  serves as `pods/<name>/log`).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import aiohttp
 Json = dict[str, Any]
 STAND_IN = Path(__file__).with_name("stand_in.py")
 BUILD_LABEL = "heron.dev/engine-build"
+TRAINING_LABEL = "heron.dev/training-run"
 MODELS_MOUNT = "/models"
 
 
@@ -81,6 +89,8 @@ class NodeAgent:
         self.url, self.models = url, models
         self.scripts: dict[str, Script] = {}
         self.runs: list[Run] = []
+        self.claims: dict[str, Path] = {}  # PersistentVolumeClaim name -> local folder
+        self.logs: dict[tuple[str, str], str] = {}  # (namespace, pod) -> its log so far
         self.errors: list[str] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -108,20 +118,26 @@ class NodeAgent:
             self._task = asyncio.current_task()
             self._started.set()
             async with aiohttp.ClientSession(self.url) as session:
-                await self._watch(session)
+                await asyncio.gather(
+                    self._watch(session), self._watch(session, label=TRAINING_LABEL)
+                )
 
         with contextlib.suppress(asyncio.CancelledError):
             asyncio.run(main())
 
-    async def _watch(self, session: aiohttp.ClientSession) -> None:
+    def pod_log(self, namespace: str, pod: str) -> str | None:
+        """The pod's log so far (the emulator's `log_source`)."""
+        return self.logs.get((namespace, pod))
+
+    async def _watch(self, session: aiohttp.ClientSession, label: str = BUILD_LABEL) -> None:
         tasks: set[asyncio.Task[None]] = set()
-        async with session.get("/apis/batch/v1/jobs", params={"labelSelector": BUILD_LABEL}) as r:
+        async with session.get("/apis/batch/v1/jobs", params={"labelSelector": label}) as r:
             listing = await r.json()
         for job in listing["items"]:
             self._start(session, job, tasks)
         since = listing["metadata"]["resourceVersion"]
         while True:
-            params = {"watch": "true", "labelSelector": BUILD_LABEL, "resourceVersion": since,
+            params = {"watch": "true", "labelSelector": label, "resourceVersion": since,
                       "timeoutSeconds": "30"}  # fmt: skip
             async with session.get("/apis/batch/v1/jobs", params=params) as r:
                 async for line in r.content:
@@ -176,9 +192,12 @@ class NodeAgent:
         selector: dict[str, str] = pod_spec.get("nodeSelector") or {}
         async with session.get("/api/v1/nodes") as r:
             nodes = (await r.json())["items"]
+        wanted = _affinity_terms(pod_spec)
         for node in nodes:
             labels = node["metadata"].get("labels") or {}
-            if all(labels.get(k) == v for k, v in selector.items()):
+            if all(labels.get(k) == v for k, v in selector.items()) and all(
+                labels.get(t["key"]) in t.get("values", []) for t in wanted
+            ):
                 return str(node["metadata"]["name"])
         return None
 
@@ -209,7 +228,9 @@ class NodeAgent:
         await _patch(
             session, status, {"status": {"phase": "Running", "containerStatuses": [running]}}
         )
-        code, message = await self._execute(job, container)
+        code, message = await self._execute(
+            job, container, session=session, pod=created["metadata"]["name"]
+        )
         self.runs.append(Run(name, ns, meta["labels"].get("heron.dev/role", ""),
                              container["command"], code, message, node))  # fmt: skip
         terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
@@ -220,7 +241,9 @@ class NodeAgent:
         }})  # fmt: skip
         return code
 
-    async def _execute(self, job: Json, container: Json) -> tuple[int, str]:
+    async def _execute(
+        self, job: Json, container: Json, *, session: aiohttp.ClientSession, pod: str
+    ) -> tuple[int, str]:
         meta = job["metadata"]
         role = meta["labels"].get("heron.dev/role", "")
         product = (meta.get("annotations") or {}).get("heron.dev/gpu-product", "")
@@ -232,6 +255,9 @@ class NodeAgent:
                 container["terminationMessagePath"]: str(termination),
                 MODELS_MOUNT: str(self.models),
             }
+            if role == "train":  # its own volumes, not the model volume
+                del paths[MODELS_MOUNT]
+                paths.update(await self._volumes(session, job, container, Path(tmp)))
             command = [_map(arg, paths) for arg in container["command"] + container.get("args", [])]
             delay = 0.0
             if role in ("gpu", "gate"):  # job_report for real, around a stand-in
@@ -261,8 +287,8 @@ class NodeAgent:
                 *command, cwd=tmp, env=env,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             )  # fmt: skip
-            output, _ = await process.communicate()
-            code = process.returncode or 0
+            output = await self._follow(process, (meta["namespace"], pod))
+            code = await process.wait()
             message = termination.read_text()
             if (
                 not message
@@ -270,7 +296,65 @@ class NodeAgent:
                 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError"
             ):
                 message = output.decode(errors="replace")[-2048:]
+            if role == "train":  # local paths back to the container's
+                for container_path, local in paths.items():
+                    message = message.replace(local, container_path)
             return code, message.replace(str(self.models), MODELS_MOUNT)
+
+    async def _follow(self, process: asyncio.subprocess.Process, key: tuple[str, str]) -> bytes:
+        """The process's output, kept line by line as the pod's log while it runs."""
+        assert process.stdout is not None
+        output = bytearray()
+        self.logs[key] = ""
+        async for line in process.stdout:
+            output += line
+            self.logs[key] += line.decode(errors="replace")
+        return bytes(output)
+
+    async def _volumes(
+        self, session: aiohttp.ClientSession, job: Json, container: Json, tmp: Path
+    ) -> dict[str, str]:
+        """Container mount path -> local folder, for every volume the container mounts."""
+        template = job["spec"]["template"]
+        volumes = {v["name"]: v for v in template["spec"].get("volumes") or []}
+        paths, claims, projected = {}, {}, []
+        for mount in container.get("volumeMounts") or []:
+            volume = volumes[mount["name"]]
+            local = tmp / "volumes" / mount["name"]
+            if "persistentVolumeClaim" in volume:
+                local = self.claims[volume["persistentVolumeClaim"]["claimName"]]
+            elif "projected" in volume:
+                await self._project(session, job, volume["projected"], local)
+                projected.append(local)
+            local = local / mount.get("subPath", "")
+            local.mkdir(parents=True, exist_ok=True)
+            paths[mount["mountPath"]] = str(local)
+            if "persistentVolumeClaim" in volume:
+                claims[mount["mountPath"]] = str(local)
+        for file in (f for folder in projected for f in folder.iterdir()):
+            text = file.read_text()
+            for container_path, local_path in claims.items():
+                text = text.replace(f'"{container_path}/', f'"{local_path}/')
+            file.write_text(text)
+        return paths
+
+    async def _project(
+        self, session: aiohttp.ClientSession, job: Json, projected: Json, folder: Path
+    ) -> None:
+        """A projected volume's files: ConfigMap keys, and downward-API pod annotations."""
+        folder.mkdir(parents=True, exist_ok=True)
+        annotations = job["spec"]["template"]["metadata"].get("annotations") or {}
+        for source in projected["sources"]:
+            if "configMap" in source:
+                ref = source["configMap"]
+                path = f"/api/v1/namespaces/{job['metadata']['namespace']}/configmaps/{ref['name']}"
+                async with session.get(path) as r:
+                    data = (await r.json()).get("data") or {}
+                for item in ref["items"]:
+                    (folder / item["path"]).write_text(data[item["key"]])
+            for item in (source.get("downwardAPI") or {}).get("items") or []:
+                key = item["fieldRef"]["fieldPath"].split("['", 1)[1].rstrip("']")
+                (folder / item["path"]).write_text(annotations[key])
 
     async def _compute_capability(self, product: str) -> str:
         async with aiohttp.ClientSession(self.url) as session, session.get("/api/v1/nodes") as r:
@@ -281,6 +365,14 @@ class NodeAgent:
                 major = labels.get("nvidia.com/gpu.compute.major", "8")
                 return f"{major}.{labels.get('nvidia.com/gpu.compute.minor', '6')}"
         return "8.6"
+
+
+def _affinity_terms(pod_spec: Json) -> list[Json]:
+    """The `In` expressions of the pod's required node affinity (its first term)."""
+    affinity = (pod_spec.get("affinity") or {}).get("nodeAffinity") or {}
+    required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
+    terms = required.get("nodeSelectorTerms") or [{}]
+    return [e for e in terms[0].get("matchExpressions") or [] if e.get("operator") == "In"]
 
 
 def _map(value: str, paths: dict[str, str]) -> str:

@@ -291,8 +291,11 @@ def test_a_training_runs_model_is_built_once_it_has_succeeded(
     kube: KubeClient, namespace: str, agent: NodeAgent
 ) -> None:
     runs = f"/apis/heron.dev/v1alpha1/namespaces/{namespace}/trainingruns"
-    kube.create(runs, {"metadata": {"name": "facemask"}, "spec": {}})
-    kube.patch(f"{runs}/facemask/status", {"status": {"phase": "Running", "step": "Train"}})
+    # A TrainingRun the operator holds Pending (no Job): its spec's ConfigMap is not there.
+    kube.create(runs, {"metadata": {"name": "facemask"}, "spec": {
+        "taoSpec": {"configMapRef": {"name": "absent"}}, "dataset": {"claimName": "data"},
+        "artifacts": {"claimName": "training-results"},
+    }})  # fmt: skip
     create(kube, namespace, engine_build(
         "from-run", precision="INT8", model={"fromTrainingRun": "facemask"},
         gpuProducts=["NVIDIA-A10"], rtx={"enabled": False},
@@ -300,14 +303,15 @@ def test_a_training_runs_model_is_built_once_it_has_succeeded(
     waiting = wait_for(lambda: condition(b := build_of(kube, namespace, "from-run"), "Built").get(
         "reason") == "WaitingForTrainingRun" and b, "the wait for the TrainingRun")  # fmt: skip
     assert waiting["status"]["phase"] == "Pending"
-    assert waiting["status"]["message"] == "TrainingRun facemask is Running"
+    assert waiting["status"]["message"] == "TrainingRun facemask is Pending"
     assert jobs_of(kube, namespace) == {}
     # It succeeds: its claim is not the repository's, its INT8 model lost 1.1 points.
     artifacts = {"claimName": "training-results", "path": "runs/facemask",
                  "onnx": "runs/facemask/model.onnx",
                  "calibrationCache": "runs/facemask/calibration.bin"}  # fmt: skip
     kube.patch(f"{runs}/facemask/status", {"status": {
-        "phase": "Succeeded", "artifacts": artifacts, "int8": {"apDrop": 0.011},
+        "phase": "Succeeded", "observedGeneration": 1, "artifacts": artifacts,
+        "int8": {"apDrop": 0.011},
     }})  # fmt: skip
     done = wait_for(lambda: phase_is(kube, namespace, "from-run", "Succeeded", "Failed"),
                     "the build of the TrainingRun's model")  # fmt: skip

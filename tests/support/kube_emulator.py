@@ -15,7 +15,8 @@ patch/delete over HTTP. This subclass adds what kopf and a controller rely on:
 - lists with `kind`, `apiVersion` and the list's resourceVersion; label and field selectors
   on lists and watches;
 - watches from a resourceVersion (only later events, none replayed), `timeoutSeconds`, and a
-  BOOKMARK at the end when asked; the core group's discovery says `v1`, not `/v1`.
+  BOOKMARK at the end when asked; the core group's discovery says `v1`, not `/v1`;
+- pod logs (`pods/<name>/log`, `tailLines`) as text, from `log_source` (a test's kubelet).
 
 Still absent: PUT, server-side apply, garbage collection (deleting an owner leaves its
 dependents), controllers (a Job never runs: a test plays kubelet), admission, schema
@@ -128,6 +129,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         factory=lambda: defaultdict(list), init=False
     )
     _results: dict[rendering.Request, Json] = attrs.field(factory=dict, init=False)
+    # (namespace, pod) -> the pod's log so far, or None: whoever plays the kubelet sets it.
+    log_source: Callable[[str, str], str | None] | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -332,7 +335,19 @@ class KubeEmulator(kmock.KubernetesEmulator):
             found = list(self._matching(request))
         if not found:
             raise _error(404, "NotFound", f'"{request.name}" not found')
+        if request.subresource == "log":
+            return self._log_of(request)
         return found[0]
+
+    def _log_of(self, request: rendering.Request) -> bytes:
+        """A pod's log as the API serves it: plain text, the last `tailLines` lines if asked."""
+        if request.resource is None or request.resource.plural != "pods":
+            raise _error(404, "NotFound", f"no log subresource of {request.resource}")
+        source = self.log_source
+        text = (source(request.namespace or "", request.name or "") if source else None) or ""
+        tail = int(request.params.get("tailLines") or 0)
+        lines = text.splitlines(keepends=True)
+        return "".join(lines[-tail:] if tail else lines).encode()
 
     async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[Any]:
         yield b""  # headers out: the stream has started even if nothing happens
