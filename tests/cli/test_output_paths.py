@@ -66,7 +66,7 @@ COMMANDS = {
     "infer": Command(
         "--output",
         False,
-        "heron.training.job.infer_images",
+        "heron.training.infer.infer_images",
         lambda out: ["infer", "-m", "model.onnx", "-i", "images", "-o", str(out)],
         "images",
     ),

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import filecmp
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 from heron.core import streams
 from heron.v1 import bus_pb2, detection_pb2, frame_pb2, stream_pb2
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -80,3 +84,33 @@ def test_stream_names_are_built_in_one_place() -> None:
 def test_bad_stream_ids_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="not a valid stream id"):
         streams.frames(bad)
+
+
+def _floor(requirement: str) -> tuple[str, Version]:
+    """('grpcio', Version('1.81.1')) of 'grpcio>=1.81.1,<2'."""
+    req = Requirement(requirement)
+    floors = [Version(s.version) for s in req.specifier if s.operator in (">=", "==")]
+    assert floors, f"{requirement}: no lower bound"
+    return req.name, max(floors)
+
+
+def test_pyproject_declares_what_the_generated_code_needs() -> None:
+    """The generated modules refuse a runtime older than the one that made them; a floor below
+    that lets pip install a heron that fails at import (grpcio>=1.62 once, with 1.81.1 stubs)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = dict(_floor(r) for r in project["dependencies"])
+    declared |= dict(_floor(r) for r in project["optional-dependencies"]["grpc"])
+    generated = REPO / "services" / "heron" / "v1"
+    for path in generated.glob("*_pb2_grpc.py"):
+        stubs = re.search(r"GRPC_GENERATED_VERSION = '([\d.]+)'", path.read_text())
+        assert stubs is not None, path
+        assert declared["grpcio"] >= Version(stubs.group(1)), path.name
+    for path in generated.glob("*_pb2.py"):
+        found = re.search(
+            r"ValidateProtobufRuntimeVersion\(\s*_runtime_version\.Domain\.PUBLIC,\s*(\d+),\s*"
+            r"(\d+),\s*(\d+),",
+            path.read_text(),
+        )
+        assert found is not None, path
+        needed = Version(".".join(found.groups()))
+        assert declared["protobuf"] >= needed, f"{path.name} needs protobuf>={needed}"

@@ -68,6 +68,10 @@ def test_every_frame_reaches_the_recording_once_and_in_order_without_redis(
         lines
     )
     assert "frames lost: none" in lines
+    # The end says what the detector found and where each output went.
+    assert any(line.startswith("objects found: ") for line in lines), lines
+    assert f"output [sink0]: {output}" in lines
+    assert f"settings and logs of every service: {tmp_path / 'run'}" in lines
     assert numbers_in(output) == list(range(numbered_clip.frames))
     log = tmp_path / "run" / STAGE_LOG
     for stage in ("ingest", "inference", "tracker", "overlay"):

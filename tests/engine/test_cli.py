@@ -80,6 +80,7 @@ def test_calibrate_reports_per_class_ap_and_passes_the_gate(
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "calibrated" in result.output and "mAP" in result.output
+    assert "accuracy gate passed: INT8 loses at most 100 mAP points" in result.output
     data = json.loads(report.read_text())
     assert data["images"] == 8 and data["tensors"] > 20
     labels = [r["label"] for r in data["accuracy"]]
@@ -90,13 +91,18 @@ def test_calibrate_reports_per_class_ap_and_passes_the_gate(
 
 
 @pytest.mark.shared_data
+@pytest.mark.parametrize("limit", [["--max-ap-drop", "1.0"], []], ids=["given", "default"])
 def test_gate_failure_exits_1_with_per_class_numbers(
     trained_layout_onnx: Path,
     calib_images: Path,
     kitti8: Path,
     tmp_path: Path,
+    *,
     monkeypatch: pytest.MonkeyPatch,
+    limit: list[str],
 ) -> None:
+    """The gate is on whenever --eval-data is given: 1.0 point, the engine Job's default."""
+
     def fake_ap(model: Path, data: Path) -> tuple[dict[str, float], float]:
         # FP32 scores 80/60; the INT8 models lose 3 points on no-mask.
         if model == trained_layout_onnx:
@@ -106,11 +112,28 @@ def test_gate_failure_exits_1_with_per_class_numbers(
     monkeypatch.setattr(accuracy, "evaluate_ap", fake_ap)
     args = ["calibrate", "-m", str(trained_layout_onnx), "--images", str(calib_images)]
     args += ["--batches", "1", "--batch-size", "4", "-o", str(tmp_path)]
-    args += ["--eval-data", str(kitti8), "--max-ap-drop", "1.0"]
+    args += ["--eval-data", str(kitti8), *limit]
     result = runner.invoke(app, args)
     assert result.exit_code == 1
     assert "INT8 loses more than 1.00 points of mAP" in result.output
     assert "no-mask" in result.output and "57.00" in result.output and "3.00" in result.output
+
+
+def test_the_gate_default_is_the_engine_jobs() -> None:
+    from heron.engine.options import GateOptions
+    from heron.engine.service import EngineSettings
+
+    default = GateOptions().max_ap_drop
+    assert default == EngineSettings.model_fields["max_ap_drop"].default == 1.0
+    shown = runner.invoke(app, ["calibrate", "--help"], env={"COLUMNS": "300"}).output
+    assert "(default: 1.0)" in shown.split("--max-ap-drop")[1].split("--json")[0]
+
+
+@pytest.mark.parametrize("value", ["-1", "many"])
+def test_a_malformed_gate_is_refused(tmp_path: Path, value: str) -> None:
+    args = ["calibrate", "-m", "m.onnx", "--images", ".", "-o", str(tmp_path)]
+    result = runner.invoke(app, [*args, "--eval-data", ".", "--max-ap-drop", value])
+    assert result.exit_code == 2 and "--max-ap-drop" in result.output
 
 
 def test_gate_needs_eval_data(tmp_path: Path) -> None:

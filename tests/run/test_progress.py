@@ -214,3 +214,22 @@ def test_a_frame_the_overlay_dropped_is_lost_though_the_last_stage_sent_it(
     assert progress.dropped == {1: "overwritten"}
     assert (progress.delivered, progress.lost) == (2, 1)
     assert watcher.sources_ended and not watcher.last_stage_done
+
+
+def test_objects_are_counted_once_per_frame_with_their_tracks(
+    bus: RedisBus, watcher: BusWatcher, pipeline: str
+) -> None:
+    from heron.v1.detection_pb2 import DetectedObject
+
+    def found(number: int, *objects: tuple[str, int]) -> FrameMetadata:
+        meta = frame("source-0", number)
+        meta.objects.extend(DetectedObject(label=label, tracker_id=t) for label, t in objects)
+        return meta
+
+    meta = bus.publisher(streams.metadata("tracker", pipeline), FrameMetadata)
+    repeat = found(1, ("Mask", 7))
+    meta.publish_many([found(0, ("Mask", 7), ("No-Mask", 0)), repeat, repeat, found(2)])
+    watcher.poll(block_ms=100)
+    p = watcher.progress["source-0"]
+    assert dict(p.objects) == {"Mask": 2, "No-Mask": 1}  # the redelivered frame once
+    assert p.frames_with_objects == 2 and p.track_ids == {7}  # id 0: not tracked

@@ -148,6 +148,10 @@ def test_cli_train_evaluate_export_infer(kitti16: Path, tmp_path: Path) -> None:
     data = json.loads(report.read_text())
     assert [c["name"] for c in data["classes"]] == ["mask", "no-mask"]
     assert report.with_suffix(".pr.png").is_file()
+    # The per-detection curves sit beside the report, which stays small.
+    assert "precision" not in data["classes"][0] and data["curves_file"] == "eval.curves.json"
+    curves = json.loads(report.with_suffix(".curves.json").read_text())
+    assert set(curves["mask"]) == {"precision", "recall", "scores"}
 
     onnx = tmp_path / "model.onnx"
     out = runner.invoke(

@@ -17,7 +17,7 @@ from rich.console import Console
 from heron.core.cli_errors import check_outputs, fail
 from heron.core.options import field_help, given
 from heron.core.outputs import OutputKind, atomic_file
-from heron.engine.options import BuildOptions, CalibrationOptions
+from heron.engine.options import BuildOptions, CalibrationOptions, GateOptions
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -69,7 +69,15 @@ def calibrate(
         Path | None, typer.Option(help="KITTI validation folder: compare INT8 AP with FP32.")
     ] = None,
     max_ap_drop: Annotated[
-        float | None, typer.Option(help="Fail when INT8 loses more mAP points (needs eval data).")
+        float | None,
+        typer.Option(
+            min=0,
+            help=field_help(
+                GateOptions,
+                "max_ap_drop",
+                "Applied whenever --eval-data is given (a large value only reports).",
+            ),
+        ),
     ] = None,
     json_report: Annotated[Path | None, typer.Option("--json", help="Write a JSON report.")] = None,
 ) -> None:
@@ -132,11 +140,13 @@ def calibrate(
     if json_report is not None:
         with atomic_file(json_report) as tmp:
             tmp.write_text(json.dumps(outcome.summary(), indent=2) + "\n")
-    if max_ap_drop is not None:
+    if outcome.reports:  # the gate is on whenever there is something to score on
+        limit = GateOptions.model_validate(given(max_ap_drop=max_ap_drop)).max_ap_drop
         try:
-            check_gate(outcome.reports, max_ap_drop)
+            check_gate(outcome.reports, limit)
         except EngineError as e:
             raise fail(str(e)) from None
+        console.print(f"accuracy gate passed: INT8 loses at most {limit:g} mAP points")
 
 
 @app.command("build-engine")

@@ -91,3 +91,13 @@ class CalibrationOptions(BaseModel):
         if isinstance(value, str) and value not in ("auto", "none"):
             return tuple(n.strip() for n in value.split(",") if n.strip())
         return value
+
+
+class GateOptions(BaseModel):
+    """The INT8 accuracy gate: on whenever there is validation data to score on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_ap_drop: float = Field(
+        1.0, ge=0, description="Largest mAP loss (points) INT8 may cost before the build fails."
+    )

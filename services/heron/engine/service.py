@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from heron.core.options import field_default
 from heron.core.runtime.settings import ServiceSettings, SettingsError, load_settings
 from heron.engine.errors import EngineError
-from heron.engine.options import BuildOptions, CalibrationOptions
+from heron.engine.options import BuildOptions, CalibrationOptions, GateOptions
 from heron.engine.plan_meta import Flavour, Precision
 
 log = logging.getLogger("heron.engine")
@@ -52,7 +52,11 @@ class EngineSettings(ServiceSettings):
         None, description="Required for int8: images, batches, batch size, method."
     )
     eval_data: Path | None = Field(None, description="KITTI validation folder for the gate.")
-    max_ap_drop: float = Field(1.0, ge=0, description="Largest INT8 mAP loss (points) allowed.")
+    max_ap_drop: float = Field(
+        field_default(GateOptions, "max_ap_drop"),
+        ge=0,
+        description="Largest INT8 mAP loss (points) allowed; `heron calibrate`'s default too.",
+    )
     work_dir: Path = Field(Path("engine-work"), description="Calibration outputs go here.")
     cpu_models: bool = Field(
         True, description="Also publish <name>_onnx (onnxruntime) and <name>_python models."

@@ -117,9 +117,24 @@ class DetectorSettings:
 
     def target_of(self, dataset_class: str) -> str | None:
         """The target class a dataset class is scored as; None when it is not."""
-        if self.class_mapping:
-            return self.class_mapping.get(dataset_class)
-        return dataset_class if dataset_class in self.classes else None
+        return target_class(dataset_class, self.class_mapping, self.classes)
+
+
+def target_class(
+    dataset_class: str, class_mapping: Mapping[str, str], classes: Sequence[str]
+) -> str | None:
+    """The target class a KITTI label trains or is scored as; None when it is neither.
+
+    An empty mapping maps each of `classes` to itself. Case does not matter, as under TAO,
+    whose dataset_convert lower-cases the labels a spec's lower-case keys then read: a spec
+    with `mask` reads `Mask` labels, and a model trained on `Mask` labels scores `mask` ones.
+    A spelling that matches exactly wins over one that differs only in case.
+    """
+    names = class_mapping or {name: name for name in classes}
+    if dataset_class in names:
+        return names[dataset_class]
+    folded = dataset_class.casefold()
+    return next((v for k, v in names.items() if k.casefold() == folded), None)
 
 
 def settings_from_metadata(metadata: Mapping[str, str], where: str) -> DetectorSettings:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import redis
@@ -39,6 +40,9 @@ class StreamProgress:
     latencies_s: list[float] = field(default_factory=list)  # capture -> last stage published
     first_seen: float | None = None  # time.monotonic() of its first and last frame out
     last_seen: float | None = None
+    objects: Counter[str] = field(default_factory=Counter)  # detections by label, frames out
+    frames_with_objects: int = 0
+    track_ids: set[int] = field(default_factory=set)
 
     @property
     def delivered(self) -> int:
@@ -143,6 +147,8 @@ class BusWatcher:
         p = self._stream(ref.stream_id)
         if p is None:
             return None
+        if int(ref.frame_number) not in p.frames_out:  # a redelivered frame counts once
+            _count_objects(p, meta)
         p.frames_out.add(int(ref.frame_number))
         now = time.monotonic()
         p.first_seen = now if p.first_seen is None else p.first_seen
@@ -175,3 +181,12 @@ class BusWatcher:
 
     def close(self) -> None:
         self.bus.close()
+
+
+def _count_objects(p: StreamProgress, meta: FrameMetadata) -> None:
+    """What the last stage found in one frame: labels counted, tracks collected (0: none)."""
+    for obj in meta.objects:
+        p.objects[obj.label or f"class {obj.class_id}"] += 1
+        if obj.tracker_id:
+            p.track_ids.add(int(obj.tracker_id))
+    p.frames_with_objects += bool(meta.objects)

@@ -4,13 +4,14 @@ It keeps an append-only file in the run folder: Redis writes each command there 
 replies, so a redis-server killed mid-run and started again by `heron run` (`restart()`) comes
 back with every stream entry, consumer group and pending message it had acknowledged. Nothing
 is fsynced per write (a power cut may lose the last second; a killed process loses nothing).
-Like the services, it gets a parent-death signal: a `heron run` killed with SIGKILL takes its
-Redis with it.
+Like the services, it gets a parent-death signal (SIGKILL, which nothing delays): a `heron run`
+killed with SIGKILL takes its Redis with it.
 """
 
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -75,8 +76,10 @@ class LocalRedis:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                # A pre-resolved libc call only, as in the supervisor (safe beside threads).
-                preexec_fn=die_with_parent,  # noqa: PLW1509
+                # As in the supervisor (safe beside threads), but SIGKILL: nothing can delay or
+                # refuse it, unlike the shutdown SIGTERM starts, and an orphaned Redis has nobody
+                # to serve. Every command it acknowledged is in its append-only file already.
+                preexec_fn=die_with_parent(signal.SIGKILL),  # noqa: PLW1509
             )  # fmt: skip
         self._wait_ready(timeout_s)
 

@@ -18,6 +18,7 @@ import json
 import logging
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,8 +28,10 @@ from typing import Protocol
 
 from heron.core.bus import BusSettings, BusUnavailableError, MemoryBus, MemoryTransport
 from heron.core.config.pipeline_file import warning_line
+from heron.core.plan.settings.overlay import OverlaySettings
 from heron.core.runtime import redact_url
 from heron.run.options import RunOptions
+from heron.run.outputs import Found, output_lines
 from heron.run.perf import PerfMeter, PerfPrinter
 from heron.run.plan import RunPlan, grpc_apis, plan_run
 from heron.run.progress import BusWatcher, FrameSeen
@@ -57,6 +60,8 @@ class RunResult:
     last_frame_at: float | None = None
     duration_s: float = 0.0
     run_dir: Path | None = None
+    # Objects that left the last stage; None when the pipeline runs no detector.
+    found: Found | None = field(default_factory=Found)
 
 
 @dataclass
@@ -121,6 +126,7 @@ def run_pipeline(request: RunRequest, out: Callable[[str], None] = print) -> Run
     redis: LocalRedis | None = None
     supervisor: Stages | None = None
     watcher: BusWatcher | None = None
+    plan: RunPlan | None = None
     in_process = request.options.in_process
     with _signals(stop), stage_log(request.run_dir, request.options.log_level, in_process):
         try:
@@ -174,8 +180,22 @@ def run_pipeline(request: RunRequest, out: Callable[[str], None] = print) -> Run
     result.run_dir = request.run_dir
     if redis is not None and redis.restarts:
         result.restarts["redis-server"] = redis.restarts
+    if plan is not None and not (plan.pipeline.primary_gie and plan.pipeline.primary_gie.enable):
+        result.found = None  # nothing to find: no count, and no "found nothing" either
     _summary(result, out)
+    if plan is not None:
+        for line in output_lines(plan.pipeline, request.run_dir, _rtsp_host(plan)):
+            out(line)
     return result
+
+
+def _rtsp_host(plan: RunPlan) -> str:
+    """Where a client reaches the overlay's RTSP server (any address: this host's loopback)."""
+    for service in plan.services:
+        settings = service.settings
+        if isinstance(settings, OverlaySettings) and settings.rtsp_address not in ("0.0.0.0", "::"):
+            return settings.rtsp_address
+    return "127.0.0.1"
 
 
 def _failed_while_stopping(
@@ -325,6 +345,13 @@ def _result(code: int, reason: str, watcher: BusWatcher) -> RunResult:
     firsts = [p.first_seen for p in progress if p.first_seen is not None]
     lasts = [p.last_seen for p in progress if p.last_seen is not None]
     lost = {s: p.lost for s, p in watcher.progress.items() if p.lost}
+    objects: Counter[str] = sum((p.objects for p in progress), Counter())
+    found = Found(
+        objects=dict(objects),
+        frames_with_objects=sum(p.frames_with_objects for p in progress),
+        frames=sum(p.delivered for p in progress),
+        tracks=len(set[int]().union(*(p.track_ids for p in progress))),
+    )
     if lost and code == EXIT_OK:  # a run is a success only when every frame made it
         code = EXIT_FAILED
     return RunResult(
@@ -335,6 +362,7 @@ def _result(code: int, reason: str, watcher: BusWatcher) -> RunResult:
         latencies_s={s: list(p.latencies_s) for s, p in watcher.progress.items()},
         first_frame_at=min(firsts, default=None),
         last_frame_at=max(lasts, default=None),
+        found=found,
     )
 
 
@@ -376,4 +404,6 @@ def _summary(result: RunResult, out: Callable[[str], None]) -> None:
     out(f"** {result.reason}")
     out(f"frames out of the last stage: {frames}; restarts: {restarts}")
     out(f"frames lost: {lost}")
+    if result.found is not None:
+        out(result.found.line())
     out(f"run took {result.duration_s:.1f} s; exit code {result.exit_code}")

@@ -124,10 +124,22 @@ def _libc_prctl() -> Callable[..., int] | None:
 _PRCTL = _libc_prctl()
 
 
-def die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the supervisor dies, however it dies."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def die_with_parent(sig: int = signal.SIGTERM, parent: int | None = None) -> Callable[[], None]:
+    """A preexec_fn: the child gets `sig` when this process (or `parent`) dies, however it dies.
+
+    Made in the parent, so it knows the parent's pid: a parent that died between fork and the
+    prctl call sends no signal any more, and the child, seeing another parent, exits at once.
+    """
+    parent_pid = os.getpid() if parent is None else parent
+
+    def hook() -> None:  # in the child, between fork and exec: syscalls only, no imports
+        if _PRCTL is None:
+            return
+        _PRCTL(_PR_SET_PDEATHSIG, sig)
+        if os.getppid() != parent_pid:
+            os._exit(128 + sig)
+
+    return hook
 
 
 class Supervisor:
@@ -206,9 +218,10 @@ class Supervisor:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            # Only a pre-resolved libc call runs between fork and exec (no Python locks are
-            # taken), which is what makes preexec_fn safe beside threads here.
-            preexec_fn=die_with_parent,  # noqa: PLW1509
+            # Only a pre-resolved libc call and two syscalls run between fork and exec (no
+            # Python locks are taken), which is what makes preexec_fn safe beside threads here.
+            # SIGTERM: a service stops as on Ctrl-C (the overlay closes its recording).
+            preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509
         )
         c.pids.append(c.proc.pid)
         c.state = ChildState.RUNNING

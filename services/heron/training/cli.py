@@ -71,7 +71,14 @@ def evaluate(
     *,
     model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint (.pt) or ONNX.")],
     data: Annotated[Path, typer.Option(help="KITTI folder (images/, labels/).")],
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+    json_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--json",
+            help="Write the report here; the precision/recall curves go beside it "
+            "(REPORT.curves.json).",
+        ),
+    ] = None,
     pr_curve: Annotated[
         Path | None, typer.Option(help="PR curve PNG (default: beside --json or the model).")
     ] = None,
@@ -82,7 +89,10 @@ def evaluate(
     """Per-class AP and mAP (TAO semantics) of MODEL on a KITTI folder."""
     del key
     png = pr_curve or (json_out or model).with_suffix(".pr.png")
-    checked = [(json_out, OutputKind.FILE, "--json")] if json_out else []
+    curves = json_out.with_suffix(".curves.json") if json_out else None
+    checked = []
+    if json_out and curves:
+        checked = [(json_out, OutputKind.FILE, "--json"), (curves, OutputKind.FILE, "--json")]
     check_outputs(*checked, (png, OutputKind.FILE, "--pr-curve"), inputs=(model, data))
     from heron.training.job import TrainingError, evaluate_model
 
@@ -102,10 +112,13 @@ def evaluate(
     with atomic_file(png) as tmp:
         write_pr_curves(result, tmp)
     _console().print(f"PR curves: {png}")
-    if json_out:
+    if json_out and curves:
+        # The curves go beside the report: they grow with the detections, the report does not.
+        with atomic_file(curves) as tmp:
+            tmp.write_text(result.report.curves_json())
         with atomic_file(json_out) as tmp:
-            tmp.write_text(result.report.to_json())
-        _console().print(f"report: {json_out}")
+            tmp.write_text(result.report.summary_json(curves_file=curves.name))
+        _console().print(f"report: {json_out}\nprecision/recall per detection: {curves}")
 
 
 @app.command()
@@ -115,6 +128,16 @@ def infer(
     images: Annotated[Path, typer.Option("--images", "-i", help="An image or a folder.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Keep (write and draw) only detections scoring at least this. Default: the "
+            "spec's post-processing thresholds, which a spec tuned for AP sets low.",
+            show_default=False,
+        ),
+    ] = None,
     key: Annotated[
         str | None, typer.Option("--key", "-k", help=KEY_HELP, show_default=False)
     ] = None,
@@ -126,13 +149,15 @@ def infer(
         *((output / sub, OutputKind.FOLDER, "--output") for sub in ("labels", "images")),
         inputs=(model, images),
     )
-    from heron.training.job import TrainingError, infer_images
+    from heron.training.infer import infer_images
+    from heron.training.job import TrainingError
 
     try:
-        count, boxes = infer_images(model, images, output, batch_size)
+        count, boxes = infer_images(model, images, output, batch_size, threshold)
     except TrainingError as e:
         raise fail(str(e)) from None
-    _console().print(f"{count} images, {boxes} detections → {output}/labels, {output}/images")
+    kept = f" scoring at least {threshold:g}" if threshold is not None else ""
+    _console().print(f"{count} images, {boxes} detections{kept} → {output}/labels, {output}/images")
 
 
 @app.command()

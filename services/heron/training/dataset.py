@@ -10,6 +10,7 @@ decoding, no worker processes, no host→device copy of float images.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,8 @@ from torch.utils.data import Dataset
 from heron.evaluation.images import network_input
 from heron.evaluation.kitti import KittiSample, read_label_file
 from heron.training.settings import TrainingSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,10 @@ class LabelSummary:
     boxes: Counter[str] = field(default_factory=Counter)
     ignored: Counter[str] = field(default_factory=Counter)
     """Dataset classes not mapped to a target class (TAO drops them too)."""
+
+
+class ClassMismatchError(ValueError):
+    """The data's labels and the spec's classes do not meet; the message names both sides."""
 
 
 def from_kitti(
@@ -68,7 +75,33 @@ def from_kitti(
             )
         )
     summary.images = len(out)
+    _check_classes_meet(summary, settings)
     return out, summary
+
+
+def _check_classes_meet(summary: LabelSummary, settings: TrainingSettings) -> None:
+    """Labels that all miss the spec are an error (training on them learns nothing); a class of
+    the spec no label reaches, beside labels nothing reads, a warning (a spelling apart)."""
+    if not summary.ignored:
+        return
+    data = ", ".join(f"{name} ({n})" for name, n in summary.ignored.most_common())
+    if settings.class_mapping:
+        keys = ", ".join(f"{k} -> {v}" for k, v in sorted(settings.class_mapping.items()))
+        spec = f"the spec's dataset_config.target_class_mapping reads {keys}"
+    else:
+        spec = f"the spec's classes are {', '.join(settings.classes)}"
+    if not summary.boxes:
+        raise ClassMismatchError(
+            f"no label of the data is a class of the spec: the data's labels are {data}; "
+            f"{spec}. Name the labels as the spec does (KITTI labels are lower case: "
+            "heron data convert writes mask and no-mask; see docs/data.md#class-names)"
+        )
+    for target in settings.classes:
+        if not summary.boxes[target]:
+            log.warning(
+                "class %r of the spec gets no box; labels no class reads: %s (%s)",
+                target, data, spec,
+            )  # fmt: skip
 
 
 class DetectionDataset(Dataset[tuple[Tensor, Tensor, Tensor]]):

@@ -13,13 +13,13 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from heron.core.outputs import atomic_file, staged_folder
+from heron.core.outputs import atomic_file
 from heron.training.options import TrainOptions
 
 if TYPE_CHECKING:
@@ -51,7 +51,8 @@ class TrainingError(Exception):
 
 
 @contextmanager
-def _readable_errors() -> Iterator[None]:
+def readable_errors() -> Iterator[None]:
+    """Training's own failures as `TrainingError`s, naming the file or field."""
     from heron.core.config.diagnostics import ConfigError
     from heron.training.checkpoint import CheckpointError
     from heron.training.model import PretrainedWeightsError
@@ -83,7 +84,7 @@ def load_training_spec(
     from heron.training import spec as spec_module
     from heron.training.dataset import from_kitti
 
-    with _readable_errors():
+    with readable_errors():
         loaded = load_experiment_spec(spec_path)
         for warning in loaded.diagnostics:
             log.warning("%s", warning)
@@ -113,7 +114,7 @@ def run_training(
     configure_logging(rich_logs)
     settings, train_items, val_items = load_training_spec(spec_path)
     _copy_spec(spec_path, results)
-    with _readable_errors():
+    with readable_errors():
         return train(settings, train_items, val_items, results, options)
 
 
@@ -134,7 +135,7 @@ def evaluate_model(model: Path, data: Path) -> ValidationResult:
     from heron.training.predict import load_runner
     from heron.training.validation import ground_truth, predict_with_runner, score
 
-    with _readable_errors():
+    with readable_errors():
         runner = load_runner(model, "cpu")
         settings = runner.settings
         items, _ = from_kitti(KittiDataset(data), settings)
@@ -145,69 +146,6 @@ def evaluate_model(model: Path, data: Path) -> ValidationResult:
         return score(predict_with_runner(runner, cache), ground_truth(cache), settings)
 
 
-def infer_images(model: Path, images: Path, output: Path, batch_size: int = 8) -> tuple[int, int]:
-    """KITTI prediction files and annotated JPEGs for every image; (images, detections).
-
-    Written beside OUT/labels and OUT/images and moved into them at the end (predictions of
-    other images already there stay): a failed run adds nothing.
-    """
-    from heron.evaluation.kitti import KittiObject, write_label_file
-    from heron.training.predict import image_paths, load_runner, predict_paths
-
-    with _readable_errors():
-        runner = load_runner(model)
-        paths = image_paths(images)
-    with _readable_errors(), staged_folder(output, merge=True) as staging:
-        (staging / "labels").mkdir()
-        (staging / "images").mkdir()
-        classes = runner.settings.classes
-        count = boxes = 0
-        for pred in predict_paths(runner, paths, batch_size):
-            d = pred.detections
-            objects = [
-                KittiObject(
-                    classes[int(c)],
-                    x1=float(b[0]),
-                    y1=float(b[1]),
-                    x2=float(b[2]),
-                    y2=float(b[3]),
-                    score=float(s),
-                )
-                for b, s, c in zip(d.xyxy, d.scores, d.class_ids, strict=True)
-            ]
-            write_label_file(staging / "labels" / (pred.image.stem + ".txt"), objects)
-            _annotate(pred.image, objects, staging / "images" / (pred.image.stem + ".jpg"))
-            count, boxes = count + 1, boxes + len(objects)
-    return count, boxes
-
-
-COLOURS = ((0, 200, 0), (0, 0, 230), (230, 120, 0), (200, 0, 200), (0, 200, 200))
-
-
-def _annotate(image: Path, objects: Sequence[Any], out: Path) -> None:
-    import cv2
-
-    picture = cv2.imread(str(image))
-    if picture is None:
-        raise TrainingError(f"{image}: OpenCV cannot read it")
-    names = sorted({o.name for o in objects})
-    for o in objects:
-        colour = COLOURS[names.index(o.name) % len(COLOURS)]
-        p1, p2 = (round(o.x1), round(o.y1)), (round(o.x2), round(o.y2))
-        cv2.rectangle(picture, p1, p2, colour, 2)
-        cv2.putText(
-            picture,
-            f"{o.name} {o.score:.2f}",
-            (p1[0], max(p1[1] - 4, 10)),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.45,
-            colour,
-            1,
-            cv2.LINE_AA,
-        )
-    cv2.imwrite(str(out), picture)
-
-
 def export_model(
     model: Path, output: Path, check_images: Path | None, max_images: int = 8
 ) -> ExportReport:
@@ -216,7 +154,7 @@ def export_model(
     from heron.training.export import export_onnx, export_program
     from heron.training.predict import image_paths
 
-    with _readable_errors(), atomic_file(output) as tmp:
+    with readable_errors(), atomic_file(output) as tmp:
         if output.suffix.lower() == ".pt2":
             report = export_program(model, tmp)
         else:
@@ -357,7 +295,7 @@ class JobRequest:
         from heron.core.config.tao import load_experiment_spec
         from heron.training.spec import from_experiment
 
-        with _readable_errors():
+        with readable_errors():
             # Settings never depend on where the data is: the spec's data paths are checked
             # where the data is read, if this Job reads the spec's data at all.
             loaded = load_experiment_spec(self.spec, check_paths=False)
@@ -368,7 +306,7 @@ class JobRequest:
 
 
 def _cut_down(settings: TrainingSettings, request: JobRequest) -> TrainingSettings:
-    with _readable_errors():  # an input size the network cannot take is a SettingsError
+    with readable_errors():  # an input size the network cannot take is a SettingsError
         if request.input_size is not None:
             width, height = request.input_size
             model = replace(settings.model, input_width=width, input_height=height)
@@ -465,7 +403,7 @@ def _prune(model: Path, output: Path, options: PruneOptions) -> PruneReport:
     """`heron prune`'s library call: the trained model, narrowed, as a checkpoint."""
     from heron.training.prune.pruner import prune_checkpoint
 
-    with _readable_errors():
+    with readable_errors():
         report = prune_checkpoint(model, output, options)
     before, after = report.before.parameters, report.after.parameters
     log.info("pruned %s: %d → %d parameters (%s)", model, before, after, output)
@@ -497,7 +435,7 @@ def _retrain(
             log.warning("%s: retraining the pruned %s, not %s", spec, pruned, named)
     model = replace(settings.model, pretrained_model_file=pruned, load_graph=True)
     _copy_spec(spec or request.spec, folder)
-    with _readable_errors():
+    with readable_errors():
         trained = train(
             replace(settings, model=model), train_items, val_items, folder, request.options
         )
@@ -509,7 +447,7 @@ def _export(model: Path, onnx: Path, val_items: list[LabelledImage]) -> ExportRe
     from heron.training.export import export_onnx
 
     check = [item.image for item in val_items[:8]]
-    with _readable_errors(), atomic_file(onnx) as tmp:
+    with readable_errors(), atomic_file(onnx) as tmp:
         return replace(export_onnx(model, tmp, check), onnx=onnx)
 
 
@@ -568,7 +506,7 @@ def _voc_data(
     size = (settings.model.input_width, settings.model.input_height)
     images = kitti / "images"
     kitti.parent.mkdir(parents=True, exist_ok=True)
-    with _readable_errors():
+    with readable_errors():
         samples = list(from_voc(voc.folder / "annotations", voc.folder / "images"))
         if not samples:
             raise TrainingError(f"{voc.folder}: no VOC annotations to train on")
@@ -599,10 +537,10 @@ def _train(
     if request.epochs == 0:
         return _untrained(settings, results)
     if request.budget_s is None:
-        with _readable_errors():
+        with readable_errors():
             return train(settings, train_items, val_items, results, options)
     started = time.monotonic()
-    with _readable_errors():
+    with readable_errors():
         first = train(settings, train_items, val_items, results, replace(options, validate=False))
     epoch_s = max(time.monotonic() - started, 1.0)
     epochs = int(request.budget_s // epoch_s)
@@ -610,7 +548,7 @@ def _train(
         say(f"the first epoch took {epoch_s:.0f} s: no time left in the budget for more")
         return first
     say(f"the first epoch took {epoch_s:.0f} s: {epochs} in all")
-    with _readable_errors():  # resumes after the first epoch's checkpoint
+    with readable_errors():  # resumes after the first epoch's checkpoint
         return train(_short_run(settings, epochs), train_items, val_items, results, options)
 
 
@@ -620,7 +558,7 @@ def _untrained(settings: TrainingSettings, results: Path) -> TrainResult:
     from heron.training.network import build_model
     from heron.training.train import FINAL_MODEL, TrainResult
 
-    with _readable_errors():
+    with readable_errors():
         model, loaded = build_model(settings.model, len(settings.classes))
     if loaded is not None:
         log.info("pretrained weights: %s", loaded)
@@ -633,7 +571,7 @@ def _score(model: Path, items: list[LabelledImage], results: Path) -> Validation
     from heron.training.validation import write_pr_curves
 
     validation = score_model(model, items)
-    with _readable_errors():
+    with readable_errors():
         write_pr_curves(validation, results / "pr_curves.png")
     return validation
 
@@ -647,7 +585,7 @@ def score_model(model: Path, items: list[LabelledImage]) -> ValidationResult:
     from heron.training.predict import load_runner
     from heron.training.validation import ground_truth, predict_with_runner, score
 
-    with _readable_errors():
+    with readable_errors():
         runner = load_runner(model, "cpu")
         s = runner.settings
         w, h = s.model.input_width, s.model.input_height

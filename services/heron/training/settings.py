@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar, get_args, get_type_hints
 
 # Clustering is what scoring a model needs too (the engine's INT8 gate reads it from an exported
 # model's metadata): its settings type lives below the services, in heron.evaluation.
-from heron.evaluation.model_settings import ClusterSettings
+from heron.evaluation.model_settings import ClusterSettings, target_class
 
 STRIDE = 16
 """DetectNet_v2's output stride: one grid cell per 16×16 input pixels."""
@@ -301,10 +301,9 @@ class TrainingSettings:
         return self.clustering.get(name, ClusterSettings())
 
     def target_of(self, dataset_class: str) -> str | None:
-        """The target class a dataset class trains as; None when it is not trained on."""
-        if self.class_mapping:
-            return self.class_mapping.get(dataset_class)
-        return dataset_class if dataset_class in self.classes else None
+        """The target class a dataset class trains as; None when it is not trained on (case
+        does not matter, as under TAO: `model_settings.target_class`)."""
+        return target_class(dataset_class, self.class_mapping, self.classes)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (tuples become lists), for checkpoints and ONNX metadata."""

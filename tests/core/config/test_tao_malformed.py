@@ -415,7 +415,7 @@ def test_loading_the_other_kind_of_spec_says_so() -> None:
 
 
 def test_a_capitalised_dataset_class_is_a_warning_about_tao_not_heron(tmp_path: Path) -> None:
-    # Heron's own converters can write "Mask"; only TAO's dataset_convert lower-cases it.
+    # Heron matches labels to keys whatever their case; TAO lower-cases labels, not keys.
     text = (FIXTURES / TRAIN).read_text().replace('key: "with_mask"', 'key: "With_Mask"', 1)
     path = tmp_path / "spec.txt"
     path.write_text(text)
@@ -425,4 +425,4 @@ def test_a_capitalised_dataset_class_is_a_warning_about_tao_not_heron(tmp_path: 
     key_line = text.splitlines().index('    key: "With_Mask"') + 1
     assert warning.line in (key_line, key_line + 1)  # the entry's key or value line
     assert "under TAO it matches no label" in warning.message
-    assert "Heron reads the labels as written" in warning.message
+    assert "Heron matches labels to keys whatever their case" in warning.message

@@ -223,6 +223,21 @@ def test_the_configs_warnings_serialize_with_file_and_line(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(
+    ("library", "warned"),
+    [
+        ("libheron_bytetrack.so", False),  # Heron's own tracker: a name, a file nowhere
+        ("/opt/libheron_bytetrack.so", False),
+        ("/opt/libnvds_mot_iou.so", True),  # DeepStream's: a file DeepStream would load
+    ],
+)
+def test_only_deepstreams_own_tracker_libraries_are_looked_for(
+    tmp_path: Path, library: str, warned: bool
+) -> None:
+    planned = plan(tmp_path, extra=f"tracker: {{enable: true, ll_lib_file: {library}}}\n")
+    assert [w.field for w in planned.warnings] == (["tracker.ll_lib_file"] if warned else [])
+
+
+@pytest.mark.parametrize(
     ("source", "extra", "error", "message"),
     [
         ("{type: uri, enable: true, uri: 'file:///gone.mp4'}", "", SourceConfigError,

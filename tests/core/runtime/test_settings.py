@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from heron.core.runtime import ServiceSettings, SettingsError, load_settings
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 PASSWORD = "hunter2-very-secret"
 
@@ -150,6 +150,42 @@ def test_bad_file_names_file_line_and_field(tmp_path: Path, text: str, expected:
     path = write(tmp_path / "s.yaml", text)
     with pytest.raises(SettingsError) as e:
         load_settings(WorkerSettings, ["--config", str(path)])
+    for part in expected:
+        assert part in str(e.value)
+
+
+class Camera(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str = "file:///clip.mp4"
+    fps: int = 25
+
+
+class JobSettings(ServiceSettings):
+    """Nested settings of every shape a Job has: optional, in a list, in a dict."""
+
+    service_name: str = "job"
+    calibration: Camera | None = None
+    cameras: list[Camera] = Field(default_factory=list)
+    named: dict[str, Camera] = Field(default_factory=dict)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("calibration:\n  fsp: 3\n", ["calibration.fsp", "s.yaml:2", "did you mean 'fps'"]),
+        ("cameras:\n  - uri: a\n  - urii: b\n", ["cameras.1.urii", "did you mean 'uri'"]),
+        ("named:\n  door:\n    fpss: 2\n", ["named.door.fpss", "s.yaml:3", "did you mean 'fps'"]),
+        ("calibraton: {}\n", ["calibraton", "did you mean 'calibration'"]),
+        ("calibration:\n  zzzz: 1\n", ["calibration.zzzz", "unknown setting, got 1"]),
+    ],
+)
+def test_a_typo_in_a_nested_setting_gets_a_suggestion(
+    tmp_path: Path, text: str, expected: list[str]
+) -> None:
+    path = write(tmp_path / "s.yaml", text)
+    with pytest.raises(SettingsError) as e:
+        load_settings(JobSettings, ["--config", str(path)])
     for part in expected:
         assert part in str(e.value)
 

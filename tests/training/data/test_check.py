@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from tests.training.data.conftest import FIXTURES
 
-CLASSES = ["Mask", "No-Mask"]
+CLASSES = ["mask", "no-mask"]
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def test_good_folder_passes(kitti: Path) -> None:
     report = check_kitti(kitti, CLASSES)
     assert report.ok and not report.diagnostics.items
     assert (report.images, report.labels) == (2, 2)
-    assert report.objects == {"Mask": 2, "No-Mask": 1}
+    assert report.objects == {"mask": 2, "no-mask": 1}
 
 
 def _append(line: str) -> Callable[[Path], None]:
@@ -56,34 +56,34 @@ def _corrupt_image(root: Path) -> None:
 BROKEN = [
     ("missing label", _remove_label, "images/b.jpg", 0, "no label file (expected"),
     ("orphan label", _orphan_label, "labels/c.txt", 0, "no image for this label"),
-    ("bad line", _append("Mask 0 0 0 1 2 3"), "labels/a.txt", 3, "expected 15 fields"),
+    ("bad line", _append("mask 0 0 0 1 2 3"), "labels/a.txt", 3, "expected 15 fields"),
     (
         "not a number",
-        _append("Mask 0 0 0 1 2 x 4 0 0 0 0 0 0 0"),
+        _append("mask 0 0 0 1 2 x 4 0 0 0 0 0 0 0"),
         "labels/a.txt",
         3,
         "[bbox_right]",
     ),
     (
         "box outside",
-        _append("Mask 0 0 0 900 500 961 544 0 0 0 0 0 0 0"),
+        _append("mask 0 0 0 900 500 961 544 0 0 0 0 0 0 0"),
         "labels/a.txt",
         3,
         "box (900, 500, 961, 544) lies outside the 960x544 image",
     ),
     (
         "negative box",
-        _append("Mask 0 0 0 -1 0 10 10 0 0 0 0 0 0 0"),
+        _append("mask 0 0 0 -1 0 10 10 0 0 0 0 0 0 0"),
         "labels/a.txt",
         3,
         "lies outside",
     ),
     (
         "unknown class",
-        _append("Maks 0 0 0 1 2 3 4 0 0 0 0 0 0 0"),
+        _append("maks 0 0 0 1 2 3 4 0 0 0 0 0 0 0"),
         "labels/a.txt",
         3,
-        "unknown class 'Maks' (did you mean 'Mask'?)",
+        "unknown class 'maks' (did you mean 'mask'?)",
     ),
     ("unreadable image", _corrupt_image, "images/b.jpg", 0, "unreadable image"),
 ]
@@ -104,7 +104,7 @@ def test_broken_folder_names_file_and_line(
 
 
 def test_zero_area_box_is_a_warning(kitti: Path) -> None:
-    _append("Mask 0 0 0 5 5 5 10 0 0 0 0 0 0 0")(kitti)
+    _append("mask 0 0 0 5 5 5 10 0 0 0 0 0 0 0")(kitti)
     report = check_kitti(kitti, CLASSES)
     assert report.ok
     [warning] = report.diagnostics.warnings
@@ -117,8 +117,8 @@ def test_any_class_accepted_without_a_class_list(kitti: Path) -> None:
 
 
 def test_every_problem_is_reported_in_one_run(kitti: Path) -> None:
-    _append("Maks 0 0 0 1 2 3 4 0 0 0 0 0 0 0")(kitti)
-    _append("Mask 0 0 0 1 2")(kitti)
+    _append("maks 0 0 0 1 2 3 4 0 0 0 0 0 0 0")(kitti)
+    _append("mask 0 0 0 1 2")(kitti)
     _remove_label(kitti)
     lines = sorted((d.file.name, d.line) for d in check_kitti(kitti, CLASSES).diagnostics.errors)
     assert lines == [("a.txt", 3), ("a.txt", 4), ("b.jpg", 0)]
@@ -131,13 +131,13 @@ def test_missing_folders(tmp_path: Path) -> None:
 
 def test_cli_exit_codes_and_messages(kitti: Path) -> None:
     runner = CliRunner()
-    good = runner.invoke(app, ["data", "check", str(kitti), "--classes", "Mask,No-Mask"])
+    good = runner.invoke(app, ["data", "check", str(kitti), "--classes", "mask,no-mask"])
     assert good.exit_code == 0, good.output
     assert "ok: 0 errors" in good.output
-    _append("Maks 0 0 0 1 2 3 4 0 0 0 0 0 0 0")(kitti)
+    _append("maks 0 0 0 1 2 3 4 0 0 0 0 0 0 0")(kitti)
     bad = runner.invoke(
-        app, ["data", "check", str(kitti), "--classes", "Mask,No-Mask"], terminal_width=200
+        app, ["data", "check", str(kitti), "--classes", "mask,no-mask"], terminal_width=200
     )
     assert bad.exit_code == 1
-    assert f"{kitti / 'labels' / 'a.txt'}:3: error: [type] unknown class 'Maks'" in bad.output
+    assert f"{kitti / 'labels' / 'a.txt'}:3: error: [type] unknown class 'maks'" in bad.output
     assert "FAILED: 1 errors" in bad.output

@@ -35,24 +35,25 @@ def test_convert_prints_the_per_class_summary(tmp_path: Path) -> None:
     assert "2 images at 960x544" in output
     rows = {line.split()[0]: line.split()[1:] for line in output.splitlines() if line.strip()}
     # source class -> KITTI class, boxes, written, clamped, small, unmapped
-    assert rows["with_mask"] == ["Mask", "2", "2", "1", "0", "0"]
-    assert rows["without_mask"] == ["No-Mask", "1", "1", "1", "0", "0"]
-    assert rows["mask_weared_incorrect"] == ["No-Mask", "1", "0", "0", "1", "0"]
+    # Lower case, as TAO's dataset_convert writes them and the committed spec reads them.
+    assert rows["with_mask"] == ["mask", "2", "2", "1", "0", "0"]
+    assert rows["without_mask"] == ["no-mask", "1", "1", "1", "0", "0"]
+    assert rows["mask_weared_incorrect"] == ["no-mask", "1", "0", "0", "1", "0"]
     assert rows["hat"] == ["-", "1", "0", "0", "0", "1"]
-    assert "written per class: Mask: 2, No-Mask: 1" in output
+    assert "written per class: mask: 2, no-mask: 1" in output
     assert sorted(p.name for p in (tmp_path / "k" / "labels").iterdir()) == ["a.txt", "b.txt"]
 
 
 def test_convert_with_a_class_map_size_and_min_size(tmp_path: Path) -> None:
     code, output = invoke(
         "data", "convert", "-f", "wider", "-i", FIXTURES / "wider", "-o", tmp_path / "k",
-        "--size", "480x272", "--class-map", "face=No-Mask,invalid_face=No-Mask", "--min-size", "1",
+        "--size", "480x272", "--class-map", "face=no-mask,invalid_face=no-mask", "--min-size", "1",
     )  # fmt: skip
     assert code == 0, output
     label = tmp_path / "k" / "labels" / "0--Parade_0_Parade_marchingband_1_5.txt"
     assert label.read_text().splitlines() == [
-        "No-Mask 0 0 0 10 20 40 60 0 0 0 0 0 0 0",
-        "No-Mask 0 0 0 100 50 101 51 0 0 0 0 0 0 0",
+        "no-mask 0 0 0 10 20 40 60 0 0 0 0 0 0 0",
+        "no-mask 0 0 0 100 50 101 51 0 0 0 0 0 0 0",
     ]
 
 

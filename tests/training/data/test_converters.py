@@ -65,17 +65,17 @@ EXPECTED_SOURCE = {
 # KITTI label lines written with the format's default class map and --min-size 4.
 EXPECTED_LABELS = {
     SourceFormat.VOC: {
-        "a": ["Mask 0 0 0 40 80 160 240", "No-Mask 0 0 0 800 400 960 544"],
-        "b": ["Mask 0 0 0 0 20 100 200"],
+        "a": ["mask 0 0 0 40 80 160 240", "no-mask 0 0 0 800 400 960 544"],
+        "b": ["mask 0 0 0 0 20 100 200"],
     },
     SourceFormat.KAGGLE: {
-        "c": ["Mask 0 0 0 40 80 160 240", "No-Mask 0 0 0 920 504 960 544"],
-        "d": ["No-Mask 0 0 0 200 200 300 320"],
+        "c": ["mask 0 0 0 40 80 160 240", "no-mask 0 0 0 920 504 960 544"],
+        "d": ["no-mask 0 0 0 200 200 300 320"],
     },
     SourceFormat.MAFA: {
-        "test_00000001": ["No-Mask 0 0 0 200 120 280 220"],
-        "train_00000001": ["Mask 0 0 0 40 80 160 240"],
-        "train_00000002": ["Mask 0 0 0 800 400 960 544"],
+        "test_00000001": ["no-mask 0 0 0 200 120 280 220"],
+        "train_00000001": ["mask 0 0 0 40 80 160 240"],
+        "train_00000002": ["mask 0 0 0 800 400 960 544"],
     },
     SourceFormat.FDDB: {
         "2002_08_11_big_img_591": ["face 0 0 0 320 192 640 352"],

@@ -68,7 +68,7 @@ def test_twenty_real_images(twenty: Path, tmp_path: Path) -> None:
     assert written == report.written_per_target()
     assert sum(written.values()) == counts.written.total()
 
-    report_check = check_kitti(out, ["Mask", "No-Mask"])
+    report_check = check_kitti(out, ["mask", "no-mask"])
     assert report_check.ok, [str(d) for d in report_check.diagnostics.items]
 
 

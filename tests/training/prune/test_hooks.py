@@ -1,28 +1,19 @@
-"""Pruned checkpoints through the training code's own entry points (TAO's `load_graph`).
-
-These run once the training code carries the pruning hooks (docs/pruning.md: `ModelSettings`
-gains `load_graph`, `build_model` calls `load_graph`, and `predict`/`export` rebuild networks
-with `model_from_state`); before that they skip.
-"""
+"""Pruned checkpoints through the training code's own entry points (TAO's `load_graph`):
+`ModelSettings.load_graph`, `build_model` calling `load_graph`, and `predict`/`export` reading
+narrowed checkpoints (docs/pruning.md)."""
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from heron.training.prune.layout import channel_layout, load_pruned
 from heron.training.prune.pruner import PruneOptions, prune_checkpoint
-from heron.training.settings import ModelSettings
 
 from tests.training.conftest import tiny_settings
 from tests.training.prune.helpers import bb, save_model, set_norms, uniform_resnet
-
-pytestmark = pytest.mark.skipif(
-    "load_graph" not in {f.name for f in fields(ModelSettings)},
-    reason="the training code does not carry the pruning hooks yet (docs/pruning.md)",
-)
 
 
 @pytest.fixture(scope="module")

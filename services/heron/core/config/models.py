@@ -165,7 +165,13 @@ class Tracker(Strict):
     gpu_id: NonNeg = Field(0, description="GPU to run on.")
     tracker_width: int = Field(640, ge=32, description="Frame width the tracker works at.")
     tracker_height: int = Field(384, ge=32, description="Frame height the tracker works at.")
-    ll_lib_file: Path | None = Field(None, description="Low-level tracker library (.so).")
+    # Heron reads the library's name only: it picks one of its own trackers by it
+    # (heron.tracker.factory), and Heron's own names (libheron_*.so) are files nowhere.
+    ll_lib_file: Path | None = Field(
+        None,
+        json_schema_extra={"library": True},
+        description="Low-level tracker library (.so); only its name is read.",
+    )
     ll_config_file: Path | None = Field(None, description="Low-level tracker config (YAML).")
     enable_batch_process: bool = Field(
         True, description="Track all streams of a batch in one call."

@@ -177,6 +177,9 @@ def _normalize(path: Path) -> str:
     return os.path.normpath(path)
 
 
+HERON_LIBRARY_PREFIX = "libheron_"  # e.g. libheron_bytetrack.so: a name, never a file
+
+
 def check_paths(
     model: BaseModel,
     locator: Locator,
@@ -190,13 +193,17 @@ def check_paths(
     """Referenced files that do not exist: warnings, or errors when `strict`.
 
     Outputs (fields marked `output`) and `generated` field names (files the pipeline builds,
-    such as a TensorRT engine) only need their folder to exist.
+    such as a TensorRT engine) only need their folder to exist. A library (fields marked
+    `library`) named `libheron_*` is one of Heron's own, which exist nowhere as files: it needs
+    nothing (DeepStream's own libraries are files DeepStream would load: checked).
     """
     for at, name, info, owner in _path_fields(model, prefix):
         if isinstance(owner, skip):
             continue
         path: Path = getattr(owner, name)
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if extra.get("library") and path.name.startswith(HERON_LIBRARY_PREFIX):
+            continue
         writes = bool(extra.get("output")) or name in generated
         target = path.parent if writes else path
         if target.exists():

@@ -301,29 +301,37 @@ def _dig(data: Mapping[str, Any], loc: Sequence[str]) -> Any:
     return node
 
 
-def _model_at(cls: type[BaseModel], loc: Sequence[str]) -> type[BaseModel] | None:
-    """The model class that holds the last element of `loc`, when every step is a model."""
-    model: type[BaseModel] = cls
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The models a field can hold: itself, a union's members (`X | None`), a list's or a
+    dict's items."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _models_at(cls: type[BaseModel], loc: Sequence[str]) -> list[type[BaseModel]]:
+    """The models that can hold the last element of `loc`. A part that is no field of them (a
+    list index, a dict key, a union member's tag) leaves them as they are."""
+    models = [cls]
     for part in loc[:-1]:
-        field = model.model_fields.get(part)
-        annotation = field.annotation if field is not None else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return None
-        model = annotation
-    return model
+        fields = [m.model_fields[part] for m in models if part in m.model_fields]
+        if fields:
+            models = [m for f in fields for m in _models_in(f.annotation)]
+    return models
 
 
 def _is_secret(cls: type[BaseModel], loc: Sequence[str]) -> bool:
-    model = _model_at(cls, loc)
-    field = model.model_fields.get(loc[-1]) if model is not None and loc else None
-    if field is None:
+    if not loc:
         return False
+    fields = [m.model_fields[loc[-1]] for m in _models_at(cls, loc) if loc[-1] in m.model_fields]
     # SecretStr itself, or inside a union such as `SecretStr | None`.
-    return field.annotation is SecretStr or SecretStr in get_args(field.annotation)
+    return any(f.annotation is SecretStr or SecretStr in get_args(f.annotation) for f in fields)
 
 
 def _unknown_field_message(cls: type[BaseModel], loc: Sequence[str]) -> str:
-    model = _model_at(cls, loc)
-    guess = closest(loc[-1], model.model_fields) if model is not None and loc else None
+    """'unknown setting (did you mean ...?)', with the closest name the models at `loc` have:
+    nested ones too, optional or in a list."""
+    names = [name for m in _models_at(cls, loc) for name in m.model_fields] if loc else []
+    guess = closest(loc[-1], names) if names else None
     hint = f" (did you mean {guess!r}?)" if guess else ""
     return f"unknown setting{hint}"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from heron.evaluation.ap.config import EvaluationConfig
+
+CURVES = ("precision", "recall", "scores")  # ClassReport's per-detection lists
 
 
 class ClassReport(BaseModel):
@@ -43,3 +47,20 @@ class EvalReport(BaseModel):
 
     def to_json(self, indent: int | None = 2) -> str:
         return self.model_dump_json(indent=indent)
+
+    def summary_json(self, curves_file: str | None = None) -> str:
+        """The report without the per-detection curves (they grow with the detections: 16 MB
+        for 80 images), naming the file that holds them."""
+        data = self.model_dump(mode="json", exclude={"classes": {"__all__": set(CURVES)}})
+        if curves_file is not None:
+            data["curves_file"] = curves_file
+        return json.dumps(data, indent=2) + "\n"
+
+    def curves_json(self, digits: int = 6) -> str:
+        """Each class's precision, recall and score per detection (by descending score), in
+        one compact line of JSON."""
+        curves = {
+            c.name: {name: [round(v, digits) for v in getattr(c, name)] for name in CURVES}
+            for c in self.classes
+        }
+        return json.dumps(curves, separators=(",", ":")) + "\n"

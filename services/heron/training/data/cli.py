@@ -55,8 +55,8 @@ def convert(
         str | None,
         typer.Option(
             help="SOURCE=TARGET,... Classes left out are dropped and counted. "
-            "Default: the format's own (voc: with_mask=Mask,without_mask=No-Mask,"
-            "mask_weared_incorrect=No-Mask)."
+            "Default: the format's own (voc: with_mask=mask,without_mask=no-mask,"
+            "mask_weared_incorrect=no-mask; lower case, as the committed spec reads them)."
         ),
     ] = None,
     min_size: Annotated[

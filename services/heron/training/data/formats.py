@@ -31,21 +31,21 @@ class FormatInfo:
     default_class_map: Mapping[str, str]
 
 
-# The reference workflow's mapping for the face-mask sets; face-only sets keep `face`.
+# The reference workflow's mapping for the face-mask sets; face-only sets keep `face`. The
+# labels are lower case, as TAO's dataset_convert writes KITTI classes: the committed spec's
+# target_class_mapping reads `mask` and `no-mask` and names the network's classes Mask and
+# No-Mask (docs/data.md#class-names).
+MASK, NO_MASK = "mask", "no-mask"
 FORMATS: Mapping[SourceFormat, FormatInfo] = {
     SourceFormat.VOC: FormatInfo(
         from_voc,
-        {"with_mask": "Mask", "without_mask": "No-Mask", "mask_weared_incorrect": "No-Mask"},
+        {"with_mask": MASK, "without_mask": NO_MASK, "mask_weared_incorrect": NO_MASK},
     ),
     SourceFormat.KAGGLE: FormatInfo(
         from_kaggle,
-        {
-            "face_with_mask": "Mask",
-            "face_no_mask": "No-Mask",
-            "face_with_mask_incorrect": "No-Mask",
-        },
+        {"face_with_mask": MASK, "face_no_mask": NO_MASK, "face_with_mask_incorrect": NO_MASK},
     ),
-    SourceFormat.MAFA: FormatInfo(from_mafa, {"masked_face": "Mask", "unmasked_face": "No-Mask"}),
+    SourceFormat.MAFA: FormatInfo(from_mafa, {"masked_face": MASK, "unmasked_face": NO_MASK}),
     SourceFormat.FDDB: FormatInfo(from_fddb, {"face": "face"}),
     SourceFormat.WIDER: FormatInfo(from_wider, {"face": "face"}),
 }

@@ -153,8 +153,8 @@ def _dataset(spec: experiment_pb2.Experiment, c: Checker, check_paths: bool) -> 
             c.warn(
                 keyed("dataset_config.target_class_mapping", source_class),
                 f"dataset class {source_class!r} has capitals: TAO's dataset_convert "
-                "lower-cases KITTI class names, so under TAO it matches no label (Heron reads "
-                "the labels as written and matches it to labels spelled exactly so)",
+                "lower-cases KITTI class names, so under TAO it matches no label (Heron matches "
+                "labels to keys whatever their case); write it in lower case",
             )
     ext = ds.image_extension
     if ds.HasField("image_extension") and ext.lower() not in IMAGE_EXTENSIONS:
