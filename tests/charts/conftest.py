@@ -1,11 +1,14 @@
-"""Fixtures of the chart tests: the real helm (tests/support/helm.py) and the chart itself.
+"""Fixtures of the chart tests: the real helm (tests/support/helm.py), the chart itself and
+Prometheus's promtool.
 
-Both skip with the reason on a machine without them: helm comes from `make setup`
-(scripts/install-helm.sh), the chart from charts/heron.
+Each skips with the reason on a machine without it: helm comes from `make setup`
+(scripts/install-helm.sh), the chart from charts/heron, promtool from Debian's prometheus
+package (`make apt`).
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -31,3 +34,12 @@ def chart_dir() -> Path:
     if not (CHART_DIR / "Chart.yaml").is_file():
         pytest.skip(f"{CHART_DIR} has no Chart.yaml yet")
     return CHART_DIR
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Prometheus's promtool; skips when it is not installed."""
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.skip("promtool is not installed: apt-get install --no-install-recommends prometheus")
+    return found

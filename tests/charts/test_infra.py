@@ -36,6 +36,7 @@ from tests.support.kube_schemas import validate
 Objects = list[dict[str, Any]]
 
 CI = REPO / "charts" / "heron" / "ci"
+RULES_FILE = REPO / "charts" / "heron" / "rules" / "heron.rules.yaml"
 FIXTURES = REPO / "tests" / "fixtures" / "charts"
 RELEASE = "heron"  # contains the chart's name: objects are "heron-<component>"
 NAMESPACE = "video"
@@ -619,47 +620,72 @@ def rule_groups(objects: Objects) -> list[dict[str, Any]]:
     return groups
 
 
-def alerts(objects: Objects) -> dict[str, dict[str, Any]]:
-    return {r["alert"]: r for g in rule_groups(objects) for r in g["rules"]}
+def rules_by_name(groups: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {r.get("alert", r.get("record")): r for g in groups for r in g["rules"]}
 
 
-def test_the_alerts_use_heron_metrics(renders: Renders) -> None:
-    rules = alerts(renders("everything"))
-    assert sorted(rules) == [
-        "HeronBusBackpressure",
-        "HeronDeadLetters",
-        "HeronFramesDropped",
-        "HeronInferenceBackendUnavailable",
-        "HeronRedisDown",
-        "HeronServiceNotRunning",
-        "HeronServiceTargetDown",
-        "HeronSourceDown",
-        "HeronTritonDown",
+def test_the_rules_are_the_files_scoped_to_the_release(renders: Renders) -> None:
+    """The PrometheusRule is charts/heron/rules/heron.rules.yaml with each job placeholder
+    made this release's namespace and job, and nothing else changed at the defaults."""
+    source = yaml.safe_load(RULES_FILE.read_text())["groups"]
+    rendered = rule_groups(renders("everything"))
+    # No operator in this release: its models group is left out; Triton's and Redis's are in.
+    assert [g["name"] for g in rendered] == [
+        g["name"] for g in source if g["name"] != "heron.models"
     ]
-    services = REPO / "services" / "heron"
-    defined = set(
-        re.findall(r'"(heron_[a-z_]+)"', "".join(p.read_text() for p in services.rglob("*.py")))
-    )
-    for name, rule in rules.items():
-        used = set(re.findall(r"\bheron_[a-z_]+", rule["expr"]))
-        assert used <= defined, (name, used - defined)
-        assert rule["labels"]["severity"] in ("warning", "critical"), name
-        assert {"summary", "description"} <= set(rule["annotations"]), name
-    # Only this release's targets.
-    job = f'job="{NAMESPACE}/heron-pipelines"'
-    assert all(
-        job in rules[a]["expr"] for a in rules if a not in ("HeronTritonDown", "HeronRedisDown")
-    )
-    assert f'job="{TRITON}"' in rules["HeronTritonDown"]["expr"]
-    assert "heron.triton" not in [g["name"] for g in rule_groups(renders("monitoring"))]
+    assert [g["name"] for g in rule_groups(renders("monitoring"))] == [
+        "heron.records",
+        "heron.pipelines",
+    ]
+    scope = {
+        'job="heron-pipelines"': f'namespace="{NAMESPACE}", job="{NAMESPACE}/heron-pipelines"',
+        'job="heron-triton"': f'namespace="{NAMESPACE}", job="{TRITON}"',
+        'job="heron-redis"': f'namespace="{NAMESPACE}", job="{REDIS}"',
+    }
+    got = rules_by_name(rendered)
+    for name, rule in rules_by_name(source).items():
+        if name not in got:
+            continue
+        expr = rule["expr"]
+        for placeholder, selector in scope.items():
+            expr = expr.replace(placeholder, selector)
+        assert got[name]["expr"] == expr, name
+        assert got[name].get("labels") == rule.get("labels"), name
+        assert got[name].get("annotations") == rule.get("annotations"), name
 
 
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        pytest.skip("promtool is not installed: apt-get install --no-install-recommends prometheus")
-    return found
+def test_the_rules_take_the_thresholds_labels_and_runbooks_of_the_values(
+    chart_dir: Path, tmp_path: Path
+) -> None:
+    values = tmp_path / "rules.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "operator": {"enabled": True},
+                "monitoring": {
+                    "rules": {
+                        "fpsBelowSourceRatio": 0.75,
+                        "rolloutStuckSeconds": 1800,
+                        "metadataLagSeconds": 0.5,
+                        "labels": {"team": "vision", "severity": "page"},
+                        "runbookUrl": "https://wiki.example/heron",
+                    }
+                },
+            }
+        )
+    )
+    objects = render(chart_dir, CI / "default-values.yaml", values, api_versions=[MONITORING_API])
+    rules = rules_by_name(rule_groups(objects))
+    assert "0.75  # monitoring.rules.fpsBelowSourceRatio" in rules["HeronFpsBelowSource"]["expr"]
+    assert "1800  # monitoring.rules.rolloutStuckSeconds" in rules["HeronRolloutStuck"]["expr"]
+    lag = rules["HeronMetadataLagHigh"]["expr"]
+    assert "> 0.5  # monitoring.rules.metadataLagSeconds" in lag
+    assert "> 1000  # monitoring.rules.metadataBacklogMessages" in lag  # the default stays
+    assert rules["HeronStreamDown"]["labels"] == {"severity": "page", "team": "vision"}
+    assert rules["HeronStreamDown"]["annotations"]["runbook_url"] == (
+        "https://wiki.example/heron#heronstreamdown"
+    )
+    assert "labels" not in rules["pipeline_stream:heron_fps_in:rate1m"]
 
 
 def test_promtool_accepts_the_rules(promtool: str, renders: Renders, tmp_path: Path) -> None:
@@ -679,16 +705,20 @@ def series(metric: str, values: str, **labels: str) -> dict[str, str]:
     return {"series": f"{metric}{{{text}}}", "values": values}
 
 
-def test_the_alerts_fire_on_made_up_series(promtool: str, renders: Renders, tmp_path: Path) -> None:
-    """promtool test rules: each alert fires on the series that should fire it, and an alert
-    of another namespace or release never shows here (annotations are left out: their
-    templates are checked by promtool check rules)."""
+def test_the_rendered_alerts_see_only_this_release(
+    promtool: str, renders: Renders, tmp_path: Path
+) -> None:
+    """promtool test rules on the render: this release's series fire the alerts, the same
+    series of another namespace or release do not (tests/charts/test_rules.py tests every
+    alert on the file itself)."""
     groups = rule_groups(renders("everything"))
     for group in groups:
         for rule in group["rules"]:
             rule.pop("annotations", None)
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
-    pod = {"namespace": NAMESPACE, "pod": "p1"}
+    here = {"namespace": NAMESPACE, "heron_dev_pipeline": "facemask"}
+    elsewhere = {"namespace": "other", "job": "other/heron-pipelines"}
+    state = {"stream": "source-0", "heron_ingest_stream_state": "reconnecting"}
     tests = {
         "rule_files": ["rules.yaml"],
         "evaluation_interval": "1m",
@@ -696,109 +726,36 @@ def test_the_alerts_fire_on_made_up_series(promtool: str, renders: Renders, tmp_
             {
                 "interval": "1m",
                 "input_series": [
-                    series("heron_inference_backend_unavailable_total", "0+6x30"),
-                    series("heron_streammux_frames_total", "0+1500x30", stream="cam-0"),
-                    series(
-                        "heron_streammux_frames_dropped_total",
-                        "0+300x30",
-                        stream="cam-0",
-                        reason="overwritten",
-                    ),
-                    series("heron_streammux_frames_total", "0+1500x30", stream="cam-1"),
-                    series(
-                        "heron_streammux_frames_dropped_total",
-                        "0+15x30",
-                        stream="cam-1",
-                        reason="overwritten",
-                    ),
-                    series("up", "1 1 0x30", endpoint="metrics-infer"),
-                    series("up", "0x30", namespace="other", job="other/heron-pipelines"),
-                    series(
-                        "heron_bus_dead_lettered_total",
-                        "0 0 0 1x30",
-                        stream="heron:meta:facemask:inference",
-                        group="tracker",
-                        reason="undecodable",
-                    ),
-                    series("heron_service_up", "1x30", service="tracker"),
-                    series(
-                        "heron_ingest_stream_state",
-                        "1x30",
-                        stream="source-0",
-                        heron_ingest_stream_state="reconnecting",
-                    ),
-                    series(
-                        "heron_ingest_stream_state",
-                        "1x30",
-                        stream="source-1",
-                        heron_ingest_stream_state="playing",
-                    ),
-                    series("heron_bus_backpressure_wait_seconds_total", "0+48x30", stream="s"),
-                    {"series": f'up{{namespace="{NAMESPACE}", job="{TRITON}"}}', "values": "0x30"},
+                    series("heron_ingest_stream_state", "1x10", heron_dev_pipeline="facemask",
+                           **state),
+                    series("heron_ingest_stream_state", "1x10", heron_dev_pipeline="facemask",
+                           **state, **elsewhere),
+                    series("up", "0x10", endpoint="metrics-infer"),
+                    series("up", "0x10", endpoint="metrics-infer", job="heron-pipelines"),
+                    {"series": f'up{{namespace="{NAMESPACE}", job="{TRITON}"}}', "values": "0x10"},
+                    {"series": 'up{namespace="other", job="heron-triton"}', "values": "0x10"},
                 ],
                 "alert_rule_test": [
                     {
-                        "eval_time": "10m",
-                        "alertname": "HeronInferenceBackendUnavailable",
-                        "exp_alerts": [{"exp_labels": {**pod, "severity": "critical"}}],
-                    },
-                    {
-                        "eval_time": "20m",
-                        "alertname": "HeronFramesDropped",
+                        "eval_time": "5m",
+                        "alertname": "HeronStreamDown",
                         "exp_alerts": [
-                            {"exp_labels": {**pod, "stream": "cam-0", "severity": "warning"}}
+                            {"exp_labels": {**here, "stream": "source-0", "severity": "critical"}}
                         ],
                     },
                     {
-                        "eval_time": "6m",
+                        "eval_time": "5m",
                         "alertname": "HeronServiceTargetDown",
                         "exp_alerts": [
                             {
                                 "exp_labels": {
-                                    **pod,
+                                    "namespace": NAMESPACE,
                                     "job": f"{NAMESPACE}/heron-pipelines",
+                                    "pod": "p1",
                                     "endpoint": "metrics-infer",
                                     "severity": "critical",
                                 }
                             }
-                        ],
-                    },
-                    {
-                        "eval_time": "6m",
-                        "alertname": "HeronDeadLetters",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {
-                                    **pod,
-                                    "stream": "heron:meta:facemask:inference",
-                                    "group": "tracker",
-                                    "reason": "undecodable",
-                                    "severity": "warning",
-                                }
-                            }
-                        ],
-                    },
-                    {"eval_time": "20m", "alertname": "HeronServiceNotRunning", "exp_alerts": []},
-                    {
-                        "eval_time": "10m",
-                        "alertname": "HeronSourceDown",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {
-                                    **pod,
-                                    "job": f"{NAMESPACE}/heron-pipelines",
-                                    "stream": "source-0",
-                                    "heron_ingest_stream_state": "reconnecting",
-                                    "severity": "warning",
-                                }
-                            }
-                        ],
-                    },
-                    {
-                        "eval_time": "10m",
-                        "alertname": "HeronBusBackpressure",
-                        "exp_alerts": [
-                            {"exp_labels": {**pod, "stream": "s", "severity": "warning"}}
                         ],
                     },
                     {
@@ -817,7 +774,7 @@ def test_the_alerts_fire_on_made_up_series(promtool: str, renders: Renders, tmp_
                 ],
             }
         ],
-    }
+    }  # fmt: skip
     (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests, sort_keys=False))
     done = subprocess.run(
         [promtool, "test", "rules", "tests.yaml"],
@@ -832,22 +789,31 @@ def test_the_alerts_fire_on_made_up_series(promtool: str, renders: Renders, tmp_
 def test_dashboards_come_from_the_dashboards_folder(
     chart_dir: Path, helm: Path, tmp_path: Path
 ) -> None:
-    assert not list((chart_dir / "dashboards").glob("*.json"))  # none yet: nothing rendered
-    assert [o for o in render(chart_dir) if component(o) == "dashboards"] == []
+    """One ConfigMap per charts/heron/dashboards/*.json, labelled for Grafana's sidecar, with
+    or without the Prometheus Operator; none when switched off."""
+    files = sorted(p.name for p in (chart_dir / "dashboards").glob("*.json"))
+    assert files == [
+        "heron-bus.json",
+        "heron-inference.json",
+        "heron-models.json",
+        "heron-pipeline-overview.json",
+    ]
+    objects = [o for o in render(chart_dir) if component(o) == "dashboards"]
+    assert [o["metadata"]["name"] for o in objects] == [
+        f"heron-dashboard-{Path(f).stem}" for f in files
+    ]
+    for configmap, name in zip(objects, files, strict=True):
+        assert configmap["kind"] == "ConfigMap"
+        assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+        text = (chart_dir / "dashboards" / name).read_text()
+        assert configmap["data"] == {name: text.rstrip("\n")}
+        assert validate(configmap, "1.33") == []
 
     chart = tmp_path / "heron"
     shutil.copytree(chart_dir, chart)
-    (chart / "dashboards").mkdir(exist_ok=True)
-    dashboard = '{\n  "title": "Heron pipelines",\n  "panels": []\n}\n'
-    (chart / "dashboards" / "Heron_Pipelines.json").write_text(dashboard)
-
-    objects = render(chart)  # no Prometheus Operator needed
-    (configmap,) = [o for o in objects if component(o) == "dashboards"]
-    assert configmap["kind"] == "ConfigMap"
-    assert configmap["metadata"]["name"] == "heron-dashboard-heron-pipelines"
-    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
-    assert configmap["data"] == {"Heron_Pipelines.json": dashboard.rstrip("\n")}
-    assert validate(configmap, "1.33") == []
+    (chart / "dashboards" / "Heron_Pipelines.json").write_text('{"title": "x", "panels": []}')
+    names = [o["metadata"]["name"] for o in render(chart) if component(o) == "dashboards"]
+    assert "heron-dashboard-heron-pipelines" in names  # the file name made a DNS label
     off = render(chart, set_values={"monitoring.dashboards.enabled": "false"})
     assert [o for o in off if component(o) == "dashboards"] == []
 
@@ -956,7 +922,8 @@ def test_notes_tell_how_to_reach_the_pipeline(helm: Path, chart_dir: Path) -> No
     assert "the chart's own: StatefulSet heron-redis, Service heron-redis:6379" in text
     assert "get secret heron-redis -o jsonpath='{.data.password}'" in text
     assert "no monitors or alerts were rendered" in text
-    assert "Grafana dashboards: none" in text
+    assert "Grafana dashboards: 4 ConfigMap(s) labelled grafana_dashboard=1 " in text
+    assert "app.kubernetes.io/component=dashboards,app.kubernetes.io/instance=heron" in text
     assert "helm test heron -n video" in text
 
 

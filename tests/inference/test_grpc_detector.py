@@ -295,10 +295,10 @@ def test_a_request_larger_than_the_batch_is_split(make_service: Callable[..., Se
     assert [r.id for r in together.results] == [str(n) for n in range(10)]
     for a, b in zip(together.results, alone, strict=True):
         assert_same_objects(a.objects, b.objects)
-    labels = {"stage": "inference.infer", "stream": "detector-api"}
+    labels = {"pipeline": s.harness.settings.pipeline, "stage": "detector.infer"}
     calls = s.harness.sample("heron_stage_latency_seconds_count", **labels)
     assert calls == 3 + 10  # backend calls: 4 + 4 + 2 images together, then one per image
-    assert s.harness.sample("heron_frames_processed_total", **labels) == 10 + 10
+    assert s.harness.sample("heron_stage_frames_total", **labels) == 10 + 10
 
 
 # --- DetectStream and GetModel ---------------------------------------------------------------

@@ -200,6 +200,8 @@ def test_batch_size_splits_a_larger_muxer_batch(
     h.publish_batches(count=1, streams_n=5)
     h.run_until(lambda: len(h.metadata()) >= 5)
     assert seen == [2, 2, 1]
+    assert h.sample("heron_inference_batch_frames_count") == 3
+    assert h.sample("heron_inference_batch_frames_sum") == 5
 
 
 def test_input_is_acked_only_after_metadata_is_published(

@@ -127,7 +127,7 @@ def test_latest_frame_wins_trims_the_stream_and_counts_drops(
     refs = ingest.frames("source-0")
     assert [r.frame_number for r in refs] == list(range(CLIP_FRAMES - 10, CLIP_FRAMES))
     key = streams.frames("source-0").key
-    assert ingest.metric("heron_bus_dropped_total", stream=key) == CLIP_FRAMES - 10
+    assert ingest.metric("heron_bus_dropped_total", topic=key) == CLIP_FRAMES - 10
     # The newest frames still resolve: the ring holds more slots than the stream entries.
     assert [read_number(_image(r)) for r in refs] == list(range(CLIP_FRAMES - 10, CLIP_FRAMES))
 

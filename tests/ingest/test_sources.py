@@ -37,6 +37,9 @@ def test_pyav_decodes_bgr_frames_with_time(clip: Path) -> None:
     assert all(f.image.shape == (240, 320, 3) and f.image.dtype == np.uint8 for f in frames)
     assert [read_number(f.image) for f in frames] == list(range(48))
     assert frames[0].time_base == Fraction(1, 24) or frames[0].time_base is not None
+    # What heron_ingest_source_frames_per_second and stage="ingest.decode" report.
+    assert {f.source_fps for f in frames} == {24.0}
+    assert all(0 < f.decode_s < 1 for f in frames)
 
 
 @pytest.mark.parametrize(("width", "height"), [(321, 241), (64, 48)])

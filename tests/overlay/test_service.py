@@ -82,6 +82,7 @@ def publish(
             ref = store.store(pixels, FrameRef(stream_id=stream, source_id=source,
                               frame_number=n, pts=n * 3000, time_base_num=1,
                               time_base_den=90000), placement=muxed)  # fmt: skip
+            ref.capture_time.GetCurrentTime()
             width = float("nan") if (n, source) == (nan_at, 0) else 200
             box = BoundingBox(left=200, top=120, width=width, height=240)
             obj = DetectedObject(bbox=box, class_id=source, label=["Mask", "No-Mask"][source],
@@ -134,6 +135,11 @@ def test_frames_and_metadata_in_annotated_mp4_out(
     service = run_overlay(tmp_path, redis_url, FRAMES)
     assert metric(service, "heron_overlay_sink_frames_total", 'sink="sink0"') == FRAMES
     assert metric(service, "heron_overlay_broker_messages_total", 'sink="sink1"') == 2 * FRAMES
+    # Each frame's capture to every sink having taken it, per stream.
+    for stream in ("cam-a", "cam-b"):
+        taken = metric(service, "heron_overlay_capture_to_sink_seconds_count", f'stream="{stream}"')
+        assert taken == FRAMES
+    assert 0 < metric(service, "heron_overlay_capture_to_sink_seconds_sum") < 2 * FRAMES * 60
     service.signal(signal.SIGTERM)
     assert service.wait() == EXIT_OK
     with av.open(str(tmp_path / "out.mp4")) as container:

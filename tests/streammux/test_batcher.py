@@ -64,6 +64,7 @@ def test_a_partial_batch_goes_out_when_the_push_timeout_runs_out(
         return
     assert taken is not None
     assert (taken.items, taken.trigger, taken.batch_size) == ([("a", 1)], Trigger.TIMEOUT, 4)
+    assert taken.waited_s == pytest.approx(waited_s)  # heron_streammux_batch_wait_seconds
 
 
 def test_the_timer_starts_with_the_first_frame_of_each_batch() -> None:
@@ -74,7 +75,9 @@ def test_the_timer_starts_with_the_first_frame_of_each_batch() -> None:
     assert b.take(0) is None
     clock.now += 0.01
     b.add("a", [2, 3])  # fills the batch
-    assert b.take(0).trigger is Trigger.FULL  # type: ignore[union-attr]
+    full = b.take(0)
+    assert full is not None and full.trigger is Trigger.FULL
+    assert full.waited_s == pytest.approx(0.01)  # since frame 1, not since the idle start
     # Frame 3 was left over: its batch's timer starts when the previous batch went out.
     clock.now += 0.009
     assert b.take(0) is None

@@ -1,6 +1,7 @@
 """A real Prometheus for tests (Debian's `prometheus`, see ../shared/NOTES.md): static targets
 scraped every second, each with the labels a Kubernetes scrape would give it (`namespace`,
-`heron_dev_pipeline`), on a free loopback port; stopped and its data gone at exit."""
+`heron_dev_pipeline`), targets of one job in one scrape config, rule files evaluated as often as
+it scrapes, on a free loopback port; stopped and its data gone at exit."""
 
 from __future__ import annotations
 
@@ -31,7 +32,13 @@ class Target:
 
 
 class PrometheusServer:
-    def __init__(self, workdir: Path, targets: Sequence[Target], interval_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        targets: Sequence[Target],
+        interval_s: float = 1.0,
+        rule_files: Sequence[Path] = (),
+    ) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
             raise PrometheusUnavailableError(
@@ -40,16 +47,20 @@ class PrometheusServer:
         self.binary, self.workdir, self.port = binary, workdir, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = workdir / "prometheus.yml"
-        scrape = [
-            {
-                "job_name": t.job,
-                "scrape_interval": f"{interval_s:g}s",
-                "static_configs": [{"targets": [t.address], "labels": dict(t.labels)}],
-            }
-            for t in targets
-        ]
+        jobs: dict[str, list[dict[str, Any]]] = {}
+        for t in targets:  # a job name may appear once in a config
+            jobs.setdefault(t.job, []).append({"targets": [t.address], "labels": dict(t.labels)})
+        every = f"{interval_s:g}s"
+        config = {
+            "global": {"scrape_interval": every, "evaluation_interval": every},
+            "rule_files": [str(p) for p in rule_files],
+            "scrape_configs": [
+                {"job_name": job, "scrape_interval": every, "static_configs": static}
+                for job, static in jobs.items()
+            ],
+        }
         # YAML is a superset of JSON: no YAML writer needed.
-        self.config.write_text(json.dumps({"scrape_configs": scrape}, indent=2))
+        self.config.write_text(json.dumps(config, indent=2))
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> PrometheusServer:
@@ -89,7 +100,17 @@ class PrometheusServer:
 
     def query(self, expression: str) -> list[dict[str, Any]]:
         """An instant query's result vector."""
-        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
+        return self._api("query", {"query": expression})
+
+    def query_range(
+        self, expression: str, start: float, end: float, step_s: float
+    ) -> list[dict[str, Any]]:
+        """A range query's matrix: each series with its `values` [[time, "value"], ...]."""
+        args = {"query": expression, "start": f"{start:.3f}", "end": f"{end:.3f}"}
+        return self._api("query_range", {**args, "step": f"{step_s:g}"})
+
+    def _api(self, path: str, args: dict[str, str]) -> list[dict[str, Any]]:
+        url = f"{self.url}/api/v1/{path}?" + urllib.parse.urlencode(args)
         with urllib.request.urlopen(url, timeout=10) as r:
             body = json.load(r)
         result: list[dict[str, Any]] = body["data"]["result"]

@@ -21,8 +21,8 @@ from heron.inference.request_images import Pixels
 from heron.inference.shared_backend import SharedBackend
 from heron.v1.detection_pb2 import DetectedObject
 
-# The `stream` label of the Detector API's stage metrics (the bus loop's is the pipeline name).
-METRICS_LABEL = "detector-api"
+# The Detector API's stages: `stage="detector.infer"` apart from the bus loop's "inference.infer".
+STAGE = "detector"
 
 
 class ImageDetector:
@@ -60,12 +60,12 @@ class ImageDetector:
         self, images: Sequence[Pixels], min_confidence: float, deadline: float | None
     ) -> list[Detections]:
         n = len(images)
-        with self.metrics.track("inference.preprocess", METRICS_LABEL, frames=n):
+        with self.metrics.track(f"{STAGE}.preprocess", frames=n):
             batch, placements = self.preprocess(images)
         timeout = None if deadline is None else deadline - time.monotonic()
-        with self.metrics.track("inference.infer", METRICS_LABEL, frames=n):
+        with self.metrics.track(f"{STAGE}.infer", frames=n):
             outputs = self.backend.infer(batch, timeout)
-        with self.metrics.track("inference.postprocess", METRICS_LABEL, frames=n):
+        with self.metrics.track(f"{STAGE}.postprocess", frames=n):
             geometry = [frame_geometry(None, p) for p in placements]
             found = self.head.detections(outputs, geometry)
         if min_confidence > 0:

@@ -97,13 +97,16 @@ def version_order(version: str) -> tuple[int, int, str]:
 
 
 def updates_counter(registry: CollectorRegistry) -> Counter:
-    return Counter(
+    counter = Counter(
         "heron_inference_model_version_updates_total",
         "Routings of streams to model versions (SetModelVersions, or the stored routing at "
         "start), by result (applied, refused).",
         ["result"],
         registry=registry,
     )
+    for result in ("applied", "refused"):  # at 0 from the start: a dashboard shows "none yet"
+        counter.labels(result)
+    return counter
 
 
 class _Users:

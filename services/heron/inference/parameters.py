@@ -130,13 +130,16 @@ class Thresholds(Protocol):
 
 
 def updates_counter(registry: CollectorRegistry) -> Counter:
-    return Counter(
+    counter = Counter(
         "heron_inference_parameter_updates_total",
         "Sets of run-time parameters (SetParameters, or the stored set at start), by result "
         "(applied, refused).",
         ["result"],
         registry=registry,
     )
+    for result in ("applied", "refused"):  # at 0 from the start: a dashboard shows "none yet"
+        counter.labels(result)
+    return counter
 
 
 class RuntimeParameters:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from heron.core import streams
 from heron.core.bus import Delivery, Publisher
@@ -94,6 +94,7 @@ log = logging.getLogger(__name__)
 
 STAGE = "inference"
 INFERENCE_FAILED = "inference_failed"
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
 @dataclass
@@ -128,6 +129,27 @@ class BackendCheck:
     def check(self) -> CheckResult:
         ok = self.backend.ready()
         return CheckResult(ok, f"{self.model}: {'ready' if ok else 'not ready'}")
+
+
+def backend_ready_gauge(
+    registry: CollectorRegistry, kind: str, model: str, backend: Backend
+) -> None:
+    """heron_inference_backend_ready, asked of the backend at each scrape (Triton: server and
+    model ready), so an alert sees a model Triton unloaded even while no frames come."""
+
+    def ready() -> float:
+        try:
+            return 1.0 if backend.ready() else 0.0
+        except Exception:  # a scrape must not fail with the backend: not ready is the answer
+            return 0.0
+
+    gauge = Gauge(
+        "heron_inference_backend_ready",
+        "1 while the inference backend and its model answer ready, else 0 (asked at scrape).",
+        ["backend", "model"],
+        registry=registry,
+    )
+    gauge.labels(kind, model).set_function(ready)
 
 
 class StreamCounters:
@@ -189,6 +211,12 @@ class InferenceService(Service[InferenceSettings]):
             "Inference calls that found the backend unavailable (retried).",
             registry=registry,
         )
+        self.batch_frames = Histogram(
+            "heron_inference_batch_frames",
+            "Frames in one call of the backend (at most the model's batch-size).",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
         self.stream_counters = StreamCounters(registry)
         pipeline, findings = load_pipeline(s.pipeline_config)
         for warning in findings.warnings:  # e.g. a [primary-gie] key Heron cannot honour
@@ -232,7 +260,6 @@ class InferenceService(Service[InferenceSettings]):
         self.stage: Stage[FrameMetadata, InferenceWork] = Stage(
             self.ctx,
             name=STAGE,
-            label=s.pipeline,
             output=self.metadata,
             take=self._take,
             handle=self._handle,
@@ -241,6 +268,7 @@ class InferenceService(Service[InferenceSettings]):
             retry_on=(BackendUnavailableError,),
         )
         self.ctx.readiness.add(BackendCheck(self.backend, info.name))
+        backend_ready_gauge(registry, s.backend.kind, info.name, self.backend)
         self.model_loaded.set(f"{info.name} version {info.version}")
         self.ctx.status.model_name = info.name
         self.ctx.status.model_version = self.versions.routing.default
@@ -472,15 +500,15 @@ class InferenceService(Service[InferenceSettings]):
     def _infer_chunks(self, work: InferenceWork, version: Version, jobs: list[FrameJob]) -> None:
         """Infer `jobs` (frames of streams that run `version`) in chunks of `batch-size`."""
         size = max(self.detector.batch_size, 1)
-        label = self.settings.pipeline
         for i in range(0, len(jobs), size):
             chunk = jobs[i : i + size]
             images = [j.image for j in chunk if j.image is not None]
-            with self.ctx.metrics.track("inference.preprocess", label, frames=len(chunk)):
+            with self.ctx.metrics.track("inference.preprocess", frames=len(chunk)):
                 batch, placements = self.preprocess(images)
             try:
-                with self.ctx.metrics.track("inference.infer", label, frames=len(chunk)):
+                with self.ctx.metrics.track("inference.infer", frames=len(chunk)):
                     outputs = version.backend.infer(batch)
+                self.batch_frames.observe(len(chunk))
             except BackendError as e:
                 log.error(
                     "inference failed for %d frames (version %s): %s", len(chunk), version.name, e
@@ -491,7 +519,7 @@ class InferenceService(Service[InferenceSettings]):
                     )
                 work.failed += chunk
                 continue
-            with self.ctx.metrics.track("inference.postprocess", label, frames=len(chunk)):
+            with self.ctx.metrics.track("inference.postprocess", frames=len(chunk)):
                 geometry = [
                     frame_geometry(j.muxer, p) for j, p in zip(chunk, placements, strict=True)
                 ]

@@ -8,6 +8,7 @@ and `SourceFailedError` for what it cannot (no video stream in the file).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -80,14 +81,20 @@ def _decode(container: av.container.InputContainer, request: OpenRequest) -> Ite
     stream.thread_type = "SLICE" if request.target.live else "AUTO"
     if request.threads:
         stream.thread_count = request.threads
+    rate = stream.average_rate or stream.guessed_rate
+    fps = float(rate) if rate else None
     try:
         for packet in container.demux(stream):
+            started = time.perf_counter()  # after demux: a live source's wait is not decoding
             try:
                 decoded = packet.decode()
             except av.error.InvalidDataError:
                 continue  # a damaged packet (lost RTP data); the next keyframe recovers
             for frame in decoded:
-                yield DecodedFrame(to_bgr(frame), frame.pts, frame.time_base)
+                image = to_bgr(frame)
+                took = time.perf_counter() - started
+                yield DecodedFrame(image, frame.pts, frame.time_base, took, fps)
+                started = time.perf_counter()
     except (av.error.FFmpegError, OSError) as e:
         raise SourceUnavailableError(f"reading {_safe(request.target)} failed: {_reason(e)}") from e
 

@@ -29,6 +29,8 @@ class DecodedFrame:
     image: np.ndarray  # BGR, uint8, H x W x 3
     pts: int | None
     time_base: Fraction | None
+    decode_s: float = 0.0  # CPU time decoding and converting it (waiting for input excluded)
+    source_fps: float | None = None  # the stream's nominal frame rate, when the media says
 
 
 class Decoder(Protocol):

@@ -49,6 +49,12 @@ class IngestMetrics:
             ["stream"],
             registry=registry,
         )
+        self.source_fps = Gauge(
+            "heron_ingest_source_frames_per_second",
+            "The source's own frame rate as its media states it (what fps out is held to).",
+            ["stream"],
+            registry=registry,
+        )
         self.state = Enum(
             "heron_ingest_stream_state",
             "The stream's life-cycle state.",
@@ -62,6 +68,15 @@ class IngestMetrics:
             ["stream"],
             registry=registry,
         )
+
+    def start_stream(self, stream: str) -> None:
+        """Every counter of `stream` at 0 from the start, so a dashboard and a rate() see "none
+        yet" rather than no series (Prometheus's advice for labelled counters)."""
+        for counter in (self.decoded, self.published, self.skipped, self.reconnects):
+            counter.labels(stream)
+        for fatal in ("false", "true"):
+            self.errors.labels(stream, fatal)
+        self.backpressure_wait.labels(stream)
 
 
 class FpsMeter:

@@ -70,6 +70,7 @@ class StreamWorker(threading.Thread):
         self.machine = StreamStateMachine(self.spec.stream_id)
         self._backoff = ExponentialWithJitterBackoff(cap=reconnect.max_s, base=reconnect.initial_s)
         self._fps = FpsMeter(outputs.metrics.fps.labels(self.spec.stream_id))
+        outputs.metrics.start_stream(self.spec.stream_id)
         self.decoded = 0  # frames out of the decoder, over every pass and connection
         self.published = 0  # frame references published; the next frame_number
         # Frames decoded and kept (not a drop-frame-interval skip) that never got published:
@@ -140,6 +141,9 @@ class StreamWorker(threading.Thread):
                     self._emit(events.started(self.spec))
                     log.info("stream %s playing", self.stream_id)
                 self.out.metrics.decoded.labels(self.stream_id).inc()
+                self.out.service_metrics.observe(f"{STAGE}.decode", frame.decode_s)
+                if frame.source_fps is not None:
+                    self.out.metrics.source_fps.labels(self.stream_id).set(frame.source_fps)
                 self.decoded += 1
                 # drop-frame-interval N keeps frames 0, N, 2N, ... as nvv4l2decoder does.
                 if (self.decoded - 1) % interval:
@@ -163,7 +167,7 @@ class StreamWorker(threading.Thread):
         self.out.frames.publish(ref)
         self.published += 1
         self.out.metrics.published.labels(self.stream_id).inc()
-        self.out.service_metrics.observe(STAGE, self.stream_id, time.perf_counter() - started)
+        self.out.service_metrics.observe(f"{STAGE}.publish", time.perf_counter() - started)
         self._fps.tick()
 
     def _ref(self, frame: DecodedFrame) -> FrameRef:

@@ -110,6 +110,7 @@ class OverlayService(Service[OverlaySettings]):
             self._composite(batch)
             self._commit()
             self.consumer.ack(batch)  # after every sink took the frame for good
+            self.metrics.reached_sinks(d.message.frame for d in batch)
         if time.monotonic() - self.pruned_at > PRUNE_EVERY_S:
             self.reader.prune()
             self.pruned_at = time.monotonic()
@@ -148,12 +149,11 @@ class OverlayService(Service[OverlaySettings]):
     # --- one composite ---------------------------------------------------------------------
 
     def _composite(self, batch: list[Delivery[FrameMetadata]]) -> None:
-        label = self.settings.pipeline
         loaded: list[Loaded] = []
         if any(b.pixels for b in self.sinks):  # broker-only overlays never touch pixels
-            with self.ctx.metrics.track(f"{STAGE}.read", label, frames=len(batch)):
+            with self.ctx.metrics.track(f"{STAGE}.read", frames=len(batch)):
                 loaded = [f for d in batch if (f := self._load(d)) is not None]
-        with self.ctx.metrics.track(f"{STAGE}.draw", label, frames=len(loaded)):
+        with self.ctx.metrics.track(f"{STAGE}.draw", frames=len(loaded)):
             canvas, loaded = self._draw(loaded)
         metas = [d.message for d in batch]
         for bound in self.sinks:

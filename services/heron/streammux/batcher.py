@@ -32,6 +32,7 @@ class Taken(Generic[T]):
     items: list[tuple[str, T]]  # (stream id, item), per-source order kept
     trigger: Trigger
     batch_size: int  # the size it was formed for (fill ratio = len(items) / batch_size)
+    waited_s: float = 0.0  # from the batch's first frame coming to the batch being formed
 
 
 @dataclass
@@ -208,10 +209,12 @@ class Batcher(Generic[T]):
         for stream_id in [s for s, src in self._sources.items() if src.ended and not src.queue]:
             self._forget(stream_id)
         self._eos_pending = any(s.ended and s.queue for s in self._sources.values())
+        now = self._clock()
+        waited = 0.0 if self._batch_started is None else max(0.0, now - self._batch_started)
         # The next batch's timer starts now if frames are already waiting, else at the next one.
-        self._batch_started = self._clock() if self._pending() else None
+        self._batch_started = now if self._pending() else None
         self._cond.notify_all()  # readers waiting for room
-        return Taken(items, trigger, size)
+        return Taken(items, trigger, size, waited)
 
     def _forget(self, stream_id: str) -> None:
         del self._sources[stream_id]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 FILL_BUCKETS = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
+WAIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
 
 
 class StreammuxMetrics:
@@ -30,6 +31,14 @@ class StreammuxMetrics:
             buckets=FILL_BUCKETS,
             registry=registry,
         )
+        self.wait = Histogram(
+            "heron_streammux_batch_wait_seconds",
+            "Time from a batch's first frame coming to the batch being pushed: what the muxer "
+            "adds to a frame's latency (batched-push-timeout bounds it).",
+            ["pipeline"],
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
         self.frames = Counter(
             "heron_streammux_frames_total",
             "Frames published in batches, per source stream.",
@@ -50,8 +59,9 @@ class StreammuxMetrics:
             registry=registry,
         )
 
-    def batch(self, trigger: str, frames: int, batch_size: int) -> None:
+    def batch(self, trigger: str, frames: int, batch_size: int, waited_s: float = 0.0) -> None:
         self.batches.labels(self.pipeline, trigger).inc()
+        self.wait.labels(self.pipeline).observe(waited_s)
         if trigger == "timeout":
             self.timeout_flushes.labels(self.pipeline).inc()
         self.fill.labels(self.pipeline).observe(frames / max(1, batch_size))

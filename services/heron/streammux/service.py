@@ -163,13 +163,15 @@ class Streammux(Service[StreammuxSettings]):
             scaled = self._scaled(stream_id, delivery)
             if scaled is not None:
                 batch.frames.append(scaled)
-                self.ctx.metrics.observe(STAGE, stream_id, time.perf_counter() - started)
+                self.ctx.metrics.observe(STAGE, time.perf_counter() - started)
                 self.metrics.frames.labels(stream_id).inc()
             done[stream_id].append(delivery)
         if batch.frames:
             self.publisher.publish(batch)
             self.next_batch_id += 1
-            self.metrics.batch(taken.trigger.value, len(batch.frames), taken.batch_size)
+            self.metrics.batch(
+                taken.trigger.value, len(batch.frames), taken.batch_size, taken.waited_s
+            )
         for stream_id, deliveries in done.items():
             self.sources.consumer(stream_id).ack(deliveries)
         return batch

@@ -88,7 +88,6 @@ class TrackerService(Service[TrackerSettings]):
         self.stage: Stage[FrameMetadata, Work[FrameMetadata]] = Stage(
             self.ctx,
             name=STAGE,
-            label=s.pipeline,
             output=self.output,
             take=self._take,
             handle=self._handle,
@@ -170,7 +169,7 @@ class TrackerService(Service[TrackerSettings]):
         started.GetCurrentTime()
         for d in work.inputs[0].deliveries:
             try:
-                with self.ctx.metrics.track(STAGE, d.message.frame.stream_id or "unknown"):
+                with self.ctx.metrics.track(STAGE):
                     work.out.append(self._track(d, started))
             except BadMetadataError as e:
                 work.rejected.append(Rejection(self.input, d, "bad_metadata", str(e)))

@@ -117,7 +117,7 @@ def test_idle_pending_messages_are_reclaimed_with_delivery_count(
     assert helper.ack(got) == 3
     assert stuck.ack(taken) == 0  # already done by the helper
     assert raw.xpending(stream.key, "g")["pending"] == 0
-    assert metric(registry, "heron_bus_reclaimed_total", stream=stream.key, group="g") == 3
+    assert metric(registry, "heron_bus_reclaimed_total", topic=stream.key, group="g") == 3
 
 
 UNDECODABLE = [
@@ -166,7 +166,7 @@ def test_undecodable_message_is_dead_lettered_and_acked(
     assert letter.deliveries == 1
     assert letter.time.seconds > 0
     assert pending_ids(raw, stream.key, "g") == [d.id for d in batch]  # the bad one was acked
-    labels = {"stream": stream.key, "group": "g", "reason": reason}
+    labels = {"topic": stream.key, "group": "g", "reason": reason}
     assert metric(registry, "heron_bus_dead_lettered_total", **labels) == 1
 
 
@@ -191,7 +191,7 @@ def test_message_delivered_too_often_is_dead_lettered_as_poison(
     assert letter.deliveries == 4
     assert FrameMetadata.FromString(letter.payload) == meta(1)
     assert raw.xpending(stream.key, "g")["pending"] == 0
-    labels = {"stream": stream.key, "group": "g", "reason": "poison"}
+    labels = {"topic": stream.key, "group": "g", "reason": "poison"}
     assert metric(registry, "heron_bus_dead_lettered_total", **labels) == 1
 
 

@@ -55,4 +55,4 @@ def test_killed_consumer_pending_messages_are_reclaimed(
     assert sorted(got) == sorted(published)
     assert {i for i, d in got.items() if d.deliveries == 2} == set(taken)
     assert raw.xpending(stream.key, "g")["pending"] == 0
-    assert metric(registry, "heron_bus_reclaimed_total", stream=stream.key, group="g") == 8
+    assert metric(registry, "heron_bus_reclaimed_total", topic=stream.key, group="g") == 8

@@ -109,9 +109,9 @@ def test_round_trip(
     assert entry.fields[TYPE_FIELD] == stream.message_type.encode()
     assert consumer.ack([delivery]) == 1
     assert raw.xpending(stream.key, "g")["pending"] == 0
-    assert metric(registry, "heron_bus_published_total", stream=stream.key) == 1
-    assert metric(registry, "heron_bus_consumed_total", stream=stream.key, group="g") == 1
-    assert metric(registry, "heron_bus_acked_total", stream=stream.key, group="g") == 1
+    assert metric(registry, "heron_bus_published_total", topic=stream.key) == 1
+    assert metric(registry, "heron_bus_consumed_total", topic=stream.key, group="g") == 1
+    assert metric(registry, "heron_bus_acked_total", topic=stream.key, group="g") == 1
 
 
 def test_publisher_refuses_a_class_the_stream_does_not_carry(bus: RedisBus, name: str) -> None:
@@ -151,8 +151,8 @@ def test_frame_stream_keeps_latest_and_counts_drops(
 
     assert len(ids) == 25
     assert stream_ids(raw, stream.key) == ids[-10:]
-    assert metric(registry, "heron_bus_dropped_total", stream=stream.key) == 15
-    assert metric(registry, "heron_bus_published_total", stream=stream.key) == 25
+    assert metric(registry, "heron_bus_dropped_total", topic=stream.key) == 15
+    assert metric(registry, "heron_bus_published_total", topic=stream.key) == 25
 
 
 def test_metadata_is_never_trimmed_past_an_unacked_entry(
@@ -177,8 +177,8 @@ def test_metadata_is_never_trimmed_past_an_unacked_entry(
 
     assert raised.value.remaining == 1
     assert stream_ids(raw, stream.key) == ids[2:]
-    assert metric(registry, "heron_bus_trimmed_total", stream=stream.key) == 2
-    assert metric(registry, "heron_bus_backpressure_timeouts_total", stream=stream.key) == 1
+    assert metric(registry, "heron_bus_trimmed_total", topic=stream.key) == 2
+    assert metric(registry, "heron_bus_backpressure_timeouts_total", topic=stream.key) == 1
     # Everything "slow" has not acknowledged is still there for it.
     slow.ack(slow_batch[2:])
     rest = slow.read(count=10)
@@ -217,9 +217,7 @@ def test_backpressure_releases_when_consumers_catch_up(
 
     blocked.start()
     wait_until(
-        lambda: (
-            metric(registry, "heron_bus_backpressure_wait_seconds_total", stream=stream.key) > 0
-        ),
+        lambda: metric(registry, "heron_bus_backpressure_wait_seconds_total", topic=stream.key) > 0,
         what="the publisher to wait for room",
     )
     assert not published

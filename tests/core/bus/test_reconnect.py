@@ -100,7 +100,7 @@ def test_outage_is_waited_out_and_counted(
     worker = threading.Thread(target=publish if role == "publisher" else read, daemon=True)
     worker.start()
     wait_until(
-        lambda: metric(registry, "heron_bus_reconnects_total", stream=stream.key, role=role) >= 2,
+        lambda: metric(registry, "heron_bus_reconnects_total", topic=stream.key, role=role) >= 2,
         what=f"the {role} to retry",
     )
     assert result == []

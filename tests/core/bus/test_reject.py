@@ -59,7 +59,7 @@ def test_reject_dead_letters_the_delivery_and_acknowledges_it(
     assert letter.deliveries == 1
     assert letter.time.seconds > 0
     assert pending_ids(raw, stream.key, "tracker") == [second.id]  # only the rejected one acked
-    labels = {"stream": stream.key, "group": "tracker", "reason": "bad_metadata"}
+    labels = {"topic": stream.key, "group": "tracker", "reason": "bad_metadata"}
     assert metric(registry, "heron_bus_dead_lettered_total", **labels) == 1
 
 

@@ -112,6 +112,42 @@ def test_a_group_gets_each_entry_once_in_order_and_owes_it_until_acked(
     assert newest is not None and newest.frame.frame_number == 4
 
 
+def test_a_scrape_reads_each_groups_lag_and_pending(
+    make_bus: MakeBus, name: str, registry: CollectorRegistry
+) -> None:
+    """heron_bus_group_{lag,pending}_messages come from the bus when the registry is collected,
+    for the groups this process reads; none before a group exists."""
+    bus = make_bus()
+    stream = streams.metadata("inference", name)
+    reader = bus.consumer(stream, FrameMetadata, "tracker", "t-0")
+    labels = {"topic": stream.key, "group": "tracker"}
+    assert registry.get_sample_value("heron_bus_group_lag_messages", labels) is None
+    reader.ensure_group()
+    bus.publisher(stream, FrameMetadata).publish_many([meta(n) for n in range(5)])
+    taken = reader.read(count=2, block_ms=0)
+    assert metric(registry, "heron_bus_group_lag_messages", **labels) == 3
+    assert metric(registry, "heron_bus_group_pending_messages", **labels) == 2
+    reader.ack(taken)
+    reader.ack(reader.read(count=10, block_ms=0))
+    assert registry.get_sample_value("heron_bus_group_lag_messages", labels) == 0
+    assert registry.get_sample_value("heron_bus_group_pending_messages", labels) == 0
+
+
+def test_the_lag_of_a_trimmed_frame_stream_is_what_it_still_holds(
+    make_bus: MakeBus, name: str, registry: CollectorRegistry
+) -> None:
+    """Redis's own lag counts entries trimmed before the group read them; the scrape does
+    not: a latest-frame-wins stream of 3 never shows more than 3 waiting."""
+    bus = make_bus(drop_oldest_max_len=3, approximate_trim=False)
+    stream = streams.frames(f"{name}-cam")
+    reader = bus.consumer(stream, FrameRef, "streammux", "m")
+    reader.ensure_group()
+    bus.publisher(stream, FrameRef).publish_many([frame(n) for n in range(10)])
+    labels = {"topic": stream.key, "group": "streammux"}
+    assert metric(registry, "heron_bus_group_lag_messages", **labels) == 3
+    assert bus.outstanding(stream.key, "streammux", 100) == 3
+
+
 def test_two_groups_each_read_everything(make_bus: MakeBus, name: str) -> None:
     bus = make_bus()
     stream = streams.metadata("tracker", name)
@@ -147,7 +183,7 @@ def test_a_frame_stream_drops_its_oldest_and_counts_them(
     bus.publisher(stream, FrameRef).publish_many([frame(n) for n in range(5)])
     assert [d.message.frame_number for d in reader.read(block_ms=0)] == [2, 3, 4]
     assert bus.entries_added(stream.key) == 5
-    assert metric(registry, "heron_bus_dropped_total", stream=stream.key) == 2
+    assert metric(registry, "heron_bus_dropped_total", topic=stream.key) == 2
 
 
 def test_a_metadata_stream_waits_for_room_then_refuses_without_losing(

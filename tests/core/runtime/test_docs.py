@@ -36,8 +36,9 @@ def test_documented_service_runs_probes_and_stops_cleanly(tmp_path: Path, redis_
             text = proc.get("/metrics")[1]
             for family in text_string_to_metric_families(text):
                 for s in family.samples:
-                    labels = {"stage": "count", "stream": "cam-7"}  # stream from the file
-                    if s.name == "heron_frames_processed_total" and s.labels == labels:
+                    # No pipeline: a ServiceSettings service belongs to none.
+                    labels = {"pipeline": "", "stage": "count"}
+                    if s.name == "heron_stage_frames_total" and s.labels == labels:
                         return s.value
             return 0.0
 
@@ -49,4 +50,5 @@ def test_documented_service_runs_probes_and_stops_cleanly(tmp_path: Path, redis_
     records = proc.records()
     assert {r["service"] for r in records} == {"counter-east"}  # service_name from the file
     assert any(r["message"].startswith("acknowledged ") for r in records)
+    assert any(r["message"].endswith(" frames of cam-7") for r in records)  # stream: from the file
     assert any(r["level"] == "DEBUG" for r in records)  # log.level from the file

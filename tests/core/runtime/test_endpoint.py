@@ -24,7 +24,7 @@ def get(url: str) -> tuple[int, str, str]:
 
 class Endpoint:
     def __init__(self) -> None:
-        self.metrics = ServiceMetrics("tracker")
+        self.metrics = ServiceMetrics("tracker", pipeline="cams")
         self.heartbeat = Heartbeat(timeout_s=60, startup_timeout_s=60)
         self.readiness = Readiness()
         self.server = HealthServer(
@@ -55,33 +55,32 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def test_metrics_are_scraped_in_prometheus_text_format(endpoint: Endpoint) -> None:
     endpoint.metrics.set_up(True)
-    endpoint.metrics.observe("tracker", "cam-1", 0.004, frames=4)
-    with endpoint.metrics.track("tracker", "cam-2"):
+    endpoint.metrics.observe("tracker", 0.004, frames=4)
+    with endpoint.metrics.track("tracker.publish"):
         pass
     status, content_type, body = get(endpoint.base + "/metrics")
     assert status == 200 and content_type.startswith("text/plain")
     got = samples(body)
     assert got[("heron_service_up", (("service", "tracker"),))] == 1.0
-    cam1 = (("stage", "tracker"), ("stream", "cam-1"))
-    assert got[("heron_frames_processed_total", cam1)] == 4.0
-    assert got[("heron_stage_latency_seconds_count", cam1)] == 1.0
-    assert got[("heron_stage_latency_seconds_bucket", (("le", "0.005"), *cam1))] == 1.0
-    assert got[("heron_stage_latency_seconds_bucket", (("le", "0.0025"), *cam1))] == 0.0
-    cam2 = (("stage", "tracker"), ("stream", "cam-2"))
-    assert got[("heron_frames_processed_total", cam2)] == 1.0
+    track = (("pipeline", "cams"), ("stage", "tracker"))
+    assert got[("heron_stage_frames_total", track)] == 4.0
+    assert got[("heron_stage_latency_seconds_count", track)] == 1.0
+    assert got[("heron_stage_latency_seconds_bucket", (("le", "0.005"), *track))] == 1.0
+    assert (
+        got[("heron_stage_latency_seconds_bucket", (("le", "0.0025"), track[0], track[1]))] == 0.0
+    )
+    publish = (("pipeline", "cams"), ("stage", "tracker.publish"))
+    assert got[("heron_stage_frames_total", publish)] == 1.0
     names = {name for name, _ in got}
     assert {"process_cpu_seconds_total", "process_resident_memory_bytes"} <= names
     assert "python_info" in names
 
 
 def test_failed_work_is_not_counted(endpoint: Endpoint) -> None:
-    with pytest.raises(ValueError), endpoint.metrics.track("inference", "cam-1"):
+    with pytest.raises(ValueError), endpoint.metrics.track("inference"):
         raise ValueError("decode failed")
     got = samples(get(endpoint.base + "/metrics")[2])
-    assert (
-        "heron_frames_processed_total",
-        (("stage", "inference"), ("stream", "cam-1")),
-    ) not in got
+    assert ("heron_stage_frames_total", (("pipeline", "cams"), ("stage", "inference"))) not in got
 
 
 def test_openmetrics_is_served_when_asked_for(endpoint: Endpoint) -> None:

@@ -88,7 +88,7 @@ class Worker(Service[WorkerSettings]):
         self.ctx.wait(0.02)
 
     def _handle(self, item: int) -> None:
-        with self.ctx.metrics.track("work", "cam-1"):
+        with self.ctx.metrics.track("work"):
             time.sleep(self.settings.work_s)
         self._append("done", item)
         with self.lock:
@@ -221,8 +221,8 @@ def test_metrics_endpoint_serves_the_standard_set(start: Start, tmp_path: Path) 
     families = {f.name: f for f in text_string_to_metric_families(text)}
     up = families["heron_service_up"].samples
     assert [(s.labels, s.value) for s in up] == [({"service": "runtime-test"}, 1.0)]
-    frames = families["heron_frames_processed"].samples
-    labels = {"stage": "work", "stream": "cam-1"}
+    frames = families["heron_stage_frames"].samples
+    labels = {"pipeline": "", "stage": "work"}
     assert any(s.labels == labels and s.value >= 3 for s in frames)
     latency = families["heron_stage_latency_seconds"]
     assert latency.type == "histogram"

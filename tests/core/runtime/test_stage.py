@@ -61,7 +61,6 @@ class Harness:
         self.stage: Stage[FrameMetadata, Work[FrameMetadata]] = Stage(
             self.ctx,
             name="echo",
-            label=name,
             output=self.output,
             take=self.take,
             handle=self.handle,
@@ -123,7 +122,7 @@ def test_outputs_are_published_rejections_dead_lettered_then_inputs_acked(
     assert pending_ids(raw, h.source.key, "g") == []
     assert h.stage.step() is None  # nothing more to read
     latency = h.ctx.metrics.registry.get_sample_value(
-        "heron_frames_processed_total", {"stage": "echo.publish", "stream": "s1"}
+        "heron_stage_frames_total", {"pipeline": "", "stage": "echo.publish"}
     )
     assert latency == 2
 

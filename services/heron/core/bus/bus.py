@@ -6,6 +6,7 @@ publish, read or ping.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from types import TracebackType
@@ -24,6 +25,9 @@ from heron.core.bus.publisher import RedisPublisher
 from heron.core.bus.settings import BusSettings
 from heron.core.bus.tail import RedisTail
 from heron.core.streams import StreamName
+
+# A scrape counts at most this many undelivered entries where XINFO cannot tell a group's lag.
+BACKLOG_COUNT_UP_TO = 10_000
 
 
 def default_consumer_name() -> str:
@@ -72,6 +76,10 @@ class RedisBus:
         group: str,
         name: str | None = None,
     ) -> RedisConsumer[M]:
+        backlog = functools.partial(
+            groups.group_backlog, self.client, stream.key, group, BACKLOG_COUNT_UP_TO
+        )
+        self.metrics.watch_group(stream.key, group, backlog)
         return RedisConsumer(
             self.client,
             stream,

@@ -64,7 +64,7 @@ class Reconnector:
             retries=-1,  # unbounded count; the give-up time bounds it instead
             supported_errors=TRANSIENT_ERRORS,
         )
-        self._reconnects = metrics.reconnects.labels(stream=stream, role=role)
+        self._reconnects = metrics.reconnects.labels(topic=stream, role=role)
         self._stream = stream
         self._role = role
 

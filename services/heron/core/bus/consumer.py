@@ -116,7 +116,7 @@ class DeadLettering(ABC, Generic[M]):
         self._dead_letters.publish(letter)
         if ack:
             self.ack([delivery])
-        self._metrics.dead_lettered.labels(stream=self.key, group=self.group, reason=reason).inc()
+        self._metrics.dead_lettered.labels(topic=self.key, group=self.group, reason=reason).inc()
         log.warning("dead-lettered %s of %r: %s", delivery.id, self.key, text)
         return text
 
@@ -161,7 +161,7 @@ class RedisConsumer(DeadLettering[M]):
         self._group_ready = False
         self._cursor = SCAN_DONE
         self._next_reclaim = 0.0  # monotonic time of the next look for abandoned messages
-        labels = {"stream": stream.key, "group": group}
+        labels = {"topic": stream.key, "group": group}
         self._consumed = self._metrics.consumed.labels(**labels)
         self._reclaimed = self._metrics.reclaimed.labels(**labels)
         self._acked = self._metrics.acked.labels(**labels)
@@ -319,6 +319,6 @@ class RedisConsumer(DeadLettering[M]):
         self._reconnector.call(functools.partial(self._client.xack, self.key, self.group, *ids))
         for r in rejected:
             self._metrics.dead_lettered.labels(
-                stream=self.key, group=self.group, reason=r.reason.value
+                topic=self.key, group=self.group, reason=r.reason.value
             ).inc()
             log.warning("dead-lettered %s of %r: %s", r.entry.id, self.key, r.detail)

@@ -17,16 +17,29 @@ def group_outstanding(client: redis.Redis, key: str, group: str, count_up_to: in
     """Entries `group` has not finished on `key`: undelivered plus pending. Before the group
     exists every entry counts. Where Redis cannot tell the lag (after trims or deletes), the
     entries after last-delivered are counted, at most `count_up_to`."""
+    backlog = group_backlog(client, key, group, count_up_to)
+    if backlog is None:
+        return int(client.xlen(key))
+    return sum(backlog)
+
+
+def group_backlog(
+    client: redis.Redis, key: str, group: str, count_up_to: int
+) -> tuple[int, int] | None:
+    """(lag, pending) of `group` on `key`: entries on the stream not yet delivered to it, and
+    delivered but not acknowledged; None before the group exists. Redis's own `lag` is
+    entries added minus entries read, so entries trimmed before the group read them (a
+    drop-oldest frame stream) would count forever: when it is unknown or more than the stream
+    holds, the entries after last-delivered are counted, at most `count_up_to`."""
     info = _group_info(client, key, group)
     if info is None:
-        return int(client.xlen(key))
-    pending = int(info["pending"])
+        return None
     lag = info.get("lag")
-    if lag is None:
+    if lag is None or int(lag) > int(client.xlen(key)):
         last = text(info["last-delivered-id"])
         rest = client.xrange(key, min=f"({last}", count=count_up_to)
         lag = len(rest or [])
-    return int(lag) + pending
+    return int(lag), int(info["pending"])
 
 
 def groups_caught_up(client: redis.Redis, key: str) -> dict[str, bool]:

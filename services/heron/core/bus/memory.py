@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import fnmatch
+import functools
 import logging
 import threading
 import time
@@ -120,7 +121,7 @@ class MemoryPublisher(Generic[M]):
         self.message_class = message_class
         self._streams = streams
         self._retention = settings.retention
-        labels = {"stream": stream.key}
+        labels = {"topic": stream.key}
         self._published = metrics.published.labels(**labels)
         self._dropped = metrics.dropped.labels(**labels)
         self._trimmed = metrics.trimmed.labels(**labels)
@@ -235,7 +236,7 @@ class MemoryConsumer(DeadLettering[M]):
         self._dead_letters = MemoryPublisher(
             streams, stream_names.dead_letter(stream), DeadLetter, settings, metrics
         )
-        labels = {"stream": stream.key, "group": group}
+        labels = {"topic": stream.key, "group": group}
         self._consumed = metrics.consumed.labels(**labels)
         self._acked = metrics.acked.labels(**labels)
         self._latency = metrics.delivery_latency.labels(**labels)
@@ -375,6 +376,9 @@ class MemoryBus:
     def consumer(
         self, stream: StreamName, message_class: type[M], group: str, name: str | None = None
     ) -> MemoryConsumer[M]:
+        self.metrics.watch_group(
+            stream.key, group, functools.partial(self.backlog, stream.key, group)
+        )
         return MemoryConsumer(
             self.streams,
             stream,
@@ -393,11 +397,19 @@ class MemoryBus:
             stream = self.streams.get(key)
             if stream is None:
                 return 0
-            state = stream.groups.get(group)
-            if state is None:
+            if group not in stream.groups:
                 return len(stream.ids)
-            undelivered = len(stream.ids) - stream.after(state.last_delivered)
-            return undelivered + len(state.pending)  # known exactly: no need to stop early
+        backlog = self.backlog(key, group)
+        return 0 if backlog is None else sum(backlog)  # known exactly: no need to stop early
+
+    def backlog(self, key: str, group: str) -> tuple[int, int] | None:
+        """(lag, pending) of `group` on `key`, as groups.group_backlog reads it from Redis."""
+        with self.streams.changed:
+            stream = self.streams.get(key)
+            state = None if stream is None else stream.groups.get(group)
+            if stream is None or state is None:
+                return None
+            return len(stream.ids) - stream.after(state.last_delivered), len(state.pending)
 
     def entries_added(self, key: str) -> int:
         with self.streams.changed:

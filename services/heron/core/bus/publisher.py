@@ -61,7 +61,7 @@ class RedisPublisher(Generic[M]):
             self._settings.backoff, self._metrics, stream=stream.key, role="publisher"
         )
         self._scripts = KeepUnreadScripts(client)
-        labels = {"stream": stream.key}
+        labels = {"topic": stream.key}
         self._published = self._metrics.published.labels(**labels)
         self._dropped = self._metrics.dropped.labels(**labels)
         self._trimmed = self._metrics.trimmed.labels(**labels)

@@ -4,7 +4,11 @@ Each service process gets one `CollectorRegistry` (no global registry, nothing r
 import) holding the process collectors and the standard set below. Anything else that owns
 metrics in the process (the bus, a backend) is handed `ServiceMetrics.registry`, so a single
 scrape of /metrics sees all of it. Labels follow Savant's per-stage convention: `stage` names the
-pipeline stage, `stream` the source (camera) id of heron.core.streams.
+pipeline stage, `pipeline` the pipeline the service belongs to. A stage's unit of work is often a
+batch of several streams' frames, so these carry no `stream` label: per-stream counts are each
+service's own (heron_ingest_frames_published_total, heron_inference_stream_frames_total, ...),
+where `stream` is always the source (camera) id of heron.core.streams. docs/observability.md
+lists every label and what it means.
 """
 
 from __future__ import annotations
@@ -30,10 +34,16 @@ STAGE_LATENCY_BUCKETS = (
 
 
 class ServiceMetrics:
-    """`heron_service_up`, per-stage latency and frame counts, and process metrics."""
+    """`heron_service_up`, per-stage latency and frame counts, and process metrics.
 
-    def __init__(self, service: str, registry: CollectorRegistry | None = None) -> None:
+    `pipeline` is the service's pipeline name ("" for a service outside one, e.g. the engine).
+    """
+
+    def __init__(
+        self, service: str, registry: CollectorRegistry | None = None, *, pipeline: str = ""
+    ) -> None:
         self.service = service
+        self.pipeline = pipeline
         self.registry = CollectorRegistry() if registry is None else registry
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -48,28 +58,28 @@ class ServiceMetrics:
         self.stage_latency = Histogram(
             "heron_stage_latency_seconds",
             "Time one stage spent on one unit of work (a frame or a batch).",
-            ["stage", "stream"],
+            ["pipeline", "stage"],
             buckets=STAGE_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.frames_processed = Counter(
-            "heron_frames_processed_total",
+        self.stage_frames = Counter(
+            "heron_stage_frames_total",
             "Frames a stage finished (counted once the work succeeded).",
-            ["stage", "stream"],
+            ["pipeline", "stage"],
             registry=self.registry,
         )
 
     def set_up(self, up: bool) -> None:
         self.up.labels(self.service).set(1 if up else 0)
 
-    def observe(self, stage: str, stream: str, seconds: float, frames: int = 1) -> None:
+    def observe(self, stage: str, seconds: float, frames: int = 1) -> None:
         """Record one finished unit of work of `frames` frames that took `seconds`."""
-        self.stage_latency.labels(stage, stream).observe(seconds)
-        self.frames_processed.labels(stage, stream).inc(frames)
+        self.stage_latency.labels(self.pipeline, stage).observe(seconds)
+        self.stage_frames.labels(self.pipeline, stage).inc(frames)
 
     @contextmanager
-    def track(self, stage: str, stream: str, frames: int = 1) -> Iterator[None]:
+    def track(self, stage: str, frames: int = 1) -> Iterator[None]:
         """Time the block and count its frames; a block that raises counts nothing."""
         start = time.perf_counter()
         yield
-        self.observe(stage, stream, time.perf_counter() - start, frames)
+        self.observe(stage, time.perf_counter() - start, frames)

@@ -103,7 +103,12 @@ def build_context(
     shutdown = Shutdown(settings.shutdown_grace_s, exit=exit)
     return ServiceContext(
         settings=settings,
-        metrics=ServiceMetrics(settings.service_name, registry),
+        metrics=ServiceMetrics(
+            settings.service_name,
+            registry,
+            # A service on the bus belongs to one pipeline; one off it (the engine) to none.
+            pipeline=settings.pipeline if isinstance(settings, BusClientSettings) else "",
+        ),
         readiness=Readiness(stopping=shutdown.requested),
         heartbeat=Heartbeat(
             settings.liveness_timeout_s, settings.startup_timeout_s, stopping=shutdown.requested

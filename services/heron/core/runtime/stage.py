@@ -85,7 +85,6 @@ class Stage(Generic[Out, W]):
         ctx: ServiceContext[Any],
         *,
         name: str,
-        label: str,
         output: Publisher[Out],
         take: Callable[[], W | None],
         handle: Callable[[W], None],
@@ -95,7 +94,6 @@ class Stage(Generic[Out, W]):
     ) -> None:
         self.ctx = ctx
         self.name = name
-        self.label = label  # the `stream` label of the stage's metrics
         self.output = output
         self._take = take
         self._handle = handle
@@ -145,7 +143,7 @@ class Stage(Generic[Out, W]):
         if not work.handled:
             self._handle(work)
             work.handled = True
-        with self.ctx.metrics.track(f"{self.name}.publish", self.label, frames=len(work.out)):
+        with self.ctx.metrics.track(f"{self.name}.publish", frames=len(work.out)):
             if not work.published:
                 self.output.publish_many(work.out)
                 work.published = True
