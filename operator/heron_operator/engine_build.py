@@ -13,39 +13,33 @@ from typing import Any
 
 import kopf
 
+from heron_operator.handlers import context, counted, namespaced
 from heron_operator.jobs import BUILD_LABEL
-from heron_operator.reconcile import Context, delete_jobs, reconcile
+from heron_operator.reconcile import delete_jobs, reconcile
 from heron_operator.settings import OperatorSettings
 from heron_operator.spec import ENGINE_BUILDS, TERMINAL
 
 _BUILDS = (ENGINE_BUILDS.group, ENGINE_BUILDS.version, ENGINE_BUILDS.plural)
 
 
-def _context(memo: Any) -> Context:
-    if not isinstance(memo, Context):  # run.py hands kopf a Context as the memo
-        raise kopf.PermanentError(f"expected the operator's Context as memo, got {memo!r}")
-    return memo
-
-
-def _namespace(namespace: str | None) -> str:
-    if namespace is None:  # EngineBuilds and Jobs are namespaced
-        raise kopf.PermanentError("expected a namespaced object")
-    return namespace
-
-
+@counted("EngineBuild")
 async def step(*, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    await reconcile(_context(memo), _namespace(namespace), name)
+    await reconcile(context(memo), namespaced(namespace), name)
 
 
+@counted("EngineBuild")
 async def job_changed(*, namespace: str | None, labels: kopf.Labels, memo: Any, **_: Any) -> None:
-    await reconcile(_context(memo), _namespace(namespace), labels[BUILD_LABEL])
+    await reconcile(context(memo), namespaced(namespace), labels[BUILD_LABEL])
 
 
+@counted("EngineBuild")
 async def deleted(
     *, namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any
 ) -> None:
-    count = await delete_jobs(_context(memo), _namespace(namespace), name)
+    ctx, ns = context(memo), namespaced(namespace)
+    count = await delete_jobs(ctx, ns, name)
     kopf.event(body, type="Normal", reason="JobsDeleted", message=f"deleted {count} Job(s)")
+    ctx.metrics.forget("EngineBuild", ns, name)
 
 
 def unfinished(*, status: kopf.Status, **_: Any) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 import kopf
 
-from heron_operator.reconcile import Context
+from heron_operator.handlers import context, counted, namespaced
 from heron_operator.rollout import reconcile, restore
 from heron_operator.rollout_spec import ENGINE_ROLLOUTS, TERMINAL
 from heron_operator.settings import OperatorSettings
@@ -20,29 +20,21 @@ from heron_operator.settings import OperatorSettings
 _ROLLOUTS = (ENGINE_ROLLOUTS.group, ENGINE_ROLLOUTS.version, ENGINE_ROLLOUTS.plural)
 
 
-def _context(memo: Any) -> Context:
-    if not isinstance(memo, Context):  # run.py hands kopf a Context as the memo
-        raise kopf.PermanentError(f"expected the operator's Context as memo, got {memo!r}")
-    return memo
-
-
-def _namespace(namespace: str | None) -> str:
-    if namespace is None:
-        raise kopf.PermanentError("expected a namespaced object")
-    return namespace
-
-
+@counted("EngineRollout")
 async def step(*, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    await reconcile(_context(memo), _namespace(namespace), name)
+    await reconcile(context(memo), namespaced(namespace), name)
 
 
+@counted("EngineRollout")
 async def deleted(
     *, namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any
 ) -> None:
-    restored = await restore(_context(memo), _namespace(namespace), name)
+    ctx, ns = context(memo), namespaced(namespace)
+    restored = await restore(ctx, ns, name)
     if restored:
         message = f"{restored} pipeline(s) back on their stable routing"
         kopf.event(body, type="Normal", reason="RolledBack", message=message)
+    ctx.metrics.forget("EngineRollout", ns, name)
 
 
 def unfinished(*, status: kopf.Status, **_: Any) -> bool:

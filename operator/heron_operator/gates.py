@@ -102,6 +102,11 @@ class Verdict:
         return not self.broken
 
     @property
+    def broken_gates(self) -> list[str]:
+        """The names of the broken gates (`fpsRatio`, ...)."""
+        return [entry.split(" ", 1)[0] for entry in self.broken]
+
+    @property
     def complete(self) -> bool:
         return not self.broken and not self.unmeasured
 

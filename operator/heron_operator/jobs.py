@@ -208,6 +208,29 @@ def onnx_command(spec: EngineBuildSpec, files: ModelFiles, version: int) -> list
 # --- manifests -----------------------------------------------------------------------------
 
 
+def container_security() -> dict[str, Any]:
+    """The "restricted" Pod Security Standard, as the chart's pods run, with a read-only root
+    (a new dict each time: a manifest is the caller's to change)."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_security(settings: OperatorSettings) -> dict[str, Any]:
+    """The Jobs' pods run as the images' user; the volume's files belong to `fs_group`."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": settings.run_as_user,
+        "runAsGroup": settings.run_as_group,
+        "fsGroup": settings.fs_group,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
 def manifest(
     *,
     name: str,
@@ -246,13 +269,7 @@ def manifest(
         "resources": resources,
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": container_security(),
         "volumeMounts": [
             {"name": "models", "mountPath": MODELS_MOUNT},
             {"name": "tmp", "mountPath": "/tmp"},
@@ -275,13 +292,7 @@ def manifest(
         )  # fmt: skip
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": settings.run_as_user,
-            "runAsGroup": settings.run_as_group,
-            "fsGroup": settings.fs_group,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security(settings),
         "containers": [container],
         "volumes": volumes,
     }

@@ -14,11 +14,10 @@ is final until the spec changes again.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import kopf
 from pydantic import ValidationError
@@ -26,7 +25,8 @@ from pydantic import ValidationError
 from heron_operator import conditions as cond
 from heron_operator import gpus, jobs
 from heron_operator.job_report import JobReport
-from heron_operator.kube import JOBS, NODES, PODS, ConflictError, Kube, NotFoundError, Resource
+from heron_operator.kube import JOBS, NODES, PODS, ConflictError, NotFoundError, Resource
+from heron_operator.metrics import job_durations
 from heron_operator.settings import OperatorSettings
 from heron_operator.spec import (
     BUILDING,
@@ -41,28 +41,22 @@ from heron_operator.spec import (
     TERMINAL,
     EngineBuildSpec,
 )
+from heron_operator.steps import (
+    Context,
+    Event,
+    body,
+    fresh_step,
+    last_line,
+    post,
+    transitions,
+    validation_message,
+    write_status,
+)
 
 Json = dict[str, Any]
-_ATTEMPTS = 5  # re-reads after a 409 before the caller's retry takes over
 _FAILURES = {"NoSuchGPU", "GateFailed", "BuildFailed", "InvalidSpec", "MissingGateData",
              "TrainingRunFailed", "CalibrationCacheUnused"}  # fmt: skip
 TRAINING_RUNS = Resource("heron.dev", "v1alpha1", "trainingruns", "TrainingRun")
-
-
-@dataclass
-class Context:
-    """What every handler of one operator shares (kopf's memo)."""
-
-    kube: Kube
-    settings: OperatorSettings
-    locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Event:
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
 
 
 @dataclass
@@ -82,20 +76,7 @@ class Observed:
 
 async def reconcile(ctx: Context, namespace: str, name: str) -> None:
     """One step for the EngineBuild `namespace/name`; nothing when it is gone or going."""
-    async with ctx.locks.setdefault((namespace, name), asyncio.Lock()):
-        for _ in range(_ATTEMPTS):
-            try:
-                build = await ctx.kube.get(ENGINE_BUILDS, namespace, name)
-            except NotFoundError:
-                return
-            if build["metadata"].get("deletionTimestamp"):
-                return
-            try:
-                await _step(ctx, build)
-                return
-            except ConflictError:
-                continue  # changed since read: redo the step on what is there now
-        raise kopf.TemporaryError(f"{namespace}/{name} kept changing; retrying", delay=1)
+    await fresh_step(ctx, ENGINE_BUILDS, namespace, name, lambda build: _step(ctx, build))
 
 
 async def delete_jobs(ctx: Context, namespace: str, name: str) -> int:
@@ -115,27 +96,29 @@ async def _step(ctx: Context, build: Json) -> None:
     if before.get("observedGeneration") != generation:
         build = await _start_generation(ctx, build, generation)
     status: Json = build.get("status") or {}
+    durations: tuple[float | None, float | None] = (None, None)
     try:
         spec = EngineBuildSpec.model_validate(build.get("spec") or {})
     except ValidationError as e:
-        decision = _failed(status, generation, "InvalidSpec", _validation_message(e))
+        decision = _failed(status, generation, "InvalidSpec", validation_message(e))
     else:
-        decision = decide(build, spec, await _observe(ctx, build, spec, generation), ctx.settings)
+        seen = await _observe(ctx, build, spec, generation)
+        decision = decide(build, spec, seen, ctx.settings)
+        durations = job_durations(seen.jobs)
     for manifest in decision.create:
-        kopf.adopt(manifest, owner=_body(build))
+        kopf.adopt(manifest, owner=body(build))
         try:
             await ctx.kube.create(JOBS, meta["namespace"], manifest)
         except ConflictError:
             continue  # created by an earlier step whose status write lost a race
-        _post(build, Event("Normal", "JobCreated", f"created Job {manifest['metadata']['name']}"))
+        post(build, Event("Normal", "JobCreated", f"created Job {manifest['metadata']['name']}"))
     if decision.status != status:
-        await _write_status(ctx, build, decision.status)  # a 409 redoes the step: no events yet
-    for event in decision.events + _transitions(before, decision.status):
-        _post(build, event)
-
-
-def _post(build: Json, event: Event) -> None:
-    kopf.event(_body(build), type=event.type, reason=event.reason, message=event.message)
+        await write_status(
+            ctx, ENGINE_BUILDS, build, decision.status
+        )  # a 409 redoes the step: no events yet
+    ctx.metrics.engine_build(meta["namespace"], {**build, "status": decision.status}, durations)
+    for event in decision.events + transitions(before, decision.status, _FAILURES):
+        post(build, event)
 
 
 async def _start_generation(ctx: Context, build: Json, generation: int) -> Json:
@@ -160,7 +143,7 @@ async def _start_generation(ctx: Context, build: Json, generation: int) -> Json:
             generation=generation,
         ),
     }
-    return await _write_status(ctx, build, status)
+    return await write_status(ctx, ENGINE_BUILDS, build, status)
 
 
 async def _observe(ctx: Context, build: Json, spec: EngineBuildSpec, generation: int) -> Observed:
@@ -202,26 +185,6 @@ async def _read_report(ctx: Context, namespace: str, job: Json) -> JobReport:
     return JobReport(
         ok=None, message="" if jobs.phase(job) == SUCCEEDED else jobs.failure_message(job)
     )
-
-
-async def _write_status(ctx: Context, build: Json, status: Json) -> Json:
-    meta = build["metadata"]
-    patch = {
-        "metadata": {"resourceVersion": meta["resourceVersion"]},  # 409 if it changed since
-        "status": merge_patch(build.get("status") or {}, status),
-    }
-    return await ctx.kube.patch(
-        ENGINE_BUILDS, meta["namespace"], meta["name"], patch, subresource="status"
-    )
-
-
-def merge_patch(old: Json, new: Json) -> Json:
-    """The JSON merge patch that turns `old` into `new` (removed keys become null)."""
-    patch: Json = {key: None for key in old if key not in new}
-    for key, value in new.items():
-        both = isinstance(value, dict) and isinstance(old.get(key), dict)
-        patch[key] = merge_patch(old[key], value) if both else value
-    return patch
 
 
 # --- deciding --------------------------------------------------------------------------------
@@ -459,7 +422,7 @@ def _entry_from_job(spec: EngineBuildSpec, job: Json, report: JobReport | None) 
         )
     if phase == FAILED:
         text = report.message if report and report.message else jobs.failure_message(job)
-        return {"phase": phase, "message": _last_line(text)}
+        return {"phase": phase, "message": last_line(text)}
     return {"phase": phase}
 
 
@@ -494,33 +457,3 @@ def _failed(
 ) -> Decision:
     change = cond.Condition(condition, "False", reason, message)
     return Decision(_with(status, generation, FAILED, change))
-
-
-def _transitions(before: Json, after: Json) -> list[Event]:
-    """An event per condition that moved; Ready not when it repeats another's reason."""
-    moved = cond.transitions(before.get("conditions") or [], after.get("conditions") or [])
-    others = {c.get("reason") for c in moved if c.get("type") != READY}
-    events = []
-    for c in moved:
-        if c.get("type") == READY and c.get("reason") in others:
-            continue
-        warning = c.get("status") == "False" and c.get("reason") in _FAILURES
-        text = f"{c['type']}={c['status']}: {c.get('message', '')}"
-        events.append(Event("Warning" if warning else "Normal", str(c.get("reason")), text))
-    return events
-
-
-def _body(raw: Json) -> kopf.Body:
-    """A raw object as kopf's functions take it (they read it as a mapping)."""
-    return kopf.Body(raw)  # type: ignore[arg-type]
-
-
-def _validation_message(error: ValidationError) -> str:
-    return "; ".join(
-        f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
-    )
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else text

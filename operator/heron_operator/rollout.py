@@ -16,7 +16,6 @@ may run the canary puts every stream back on its stable routing; only then does 
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import functools
 import logging
@@ -30,7 +29,7 @@ from pydantic import ValidationError
 
 from heron_operator import conditions as cond
 from heron_operator import gates as g
-from heron_operator.kube import ConflictError, NotFoundError
+from heron_operator.kube import NotFoundError
 from heron_operator.pipelines import (
     SERVICES,
     PipelineApi,
@@ -40,7 +39,6 @@ from heron_operator.pipelines import (
     pipeline_ref,
     selector_with_api,
 )
-from heron_operator.reconcile import Context, Event, merge_patch
 from heron_operator.rollout_spec import (
     CANARY,
     CANARY_HEALTHY,
@@ -58,10 +56,18 @@ from heron_operator.rollout_spec import (
     EngineRolloutSpec,
 )
 from heron_operator.spec import ENGINE_BUILDS
+from heron_operator.steps import (
+    Context,
+    Event,
+    fresh_step,
+    post,
+    transitions,
+    validation_message,
+    write_status,
+)
 
 log = logging.getLogger(__name__)
 Json = dict[str, Any]
-_ATTEMPTS = 5
 # Rollback reasons after which the rollout ends Failed rather than RolledBack: the version
 # never served a canary stream.
 _NEVER_RAN = {"LoadFailed"}
@@ -206,20 +212,7 @@ Handler = Callable[[Step], Awaitable[None]]
 
 async def reconcile(ctx: Context, namespace: str, name: str) -> None:
     """One step for the EngineRollout `namespace/name`; nothing when it is gone or going."""
-    async with ctx.locks.setdefault(("rollout", namespace + "/" + name), asyncio.Lock()):
-        for _ in range(_ATTEMPTS):
-            try:
-                rollout = await ctx.kube.get(ENGINE_ROLLOUTS, namespace, name)
-            except NotFoundError:
-                return
-            if rollout["metadata"].get("deletionTimestamp"):
-                return
-            try:
-                await _step(ctx, rollout)
-                return
-            except ConflictError:
-                continue
-        raise kopf.TemporaryError(f"{namespace}/{name} kept changing; retrying", delay=1)
+    await fresh_step(ctx, ENGINE_ROLLOUTS, namespace, name, lambda rollout: _step(ctx, rollout))
 
 
 async def _step(ctx: Context, rollout: Json) -> None:
@@ -230,7 +223,7 @@ async def _step(ctx: Context, rollout: Json) -> None:
     try:
         spec = EngineRolloutSpec.model_validate(rollout.get("spec") or {})
     except ValidationError as e:
-        await _invalid(ctx, rollout, status, _validation_message(e))
+        await _invalid(ctx, rollout, status, validation_message(e))
         return
     step = Step(ctx, rollout, spec, status)
     # A phase that hands over to another (a gate broke: roll back) goes on in the same step,
@@ -259,16 +252,11 @@ async def _write(ctx: Context, rollout: Json, before: Json, step: Step) -> Json:
     """Write the status if it changed; post the events it leads to."""
     meta = rollout["metadata"]
     if step.status != before:
-        patch = {
-            "metadata": {"resourceVersion": meta["resourceVersion"]},
-            "status": merge_patch(before, step.status),
-        }
-        rollout = await ctx.kube.patch(
-            ENGINE_ROLLOUTS, meta["namespace"], meta["name"], patch, subresource="status"
-        )
-    for event in step.events + _transitions(before, step.status):
-        kopf.event(_body(rollout), type=event.type, reason=event.reason, message=event.message)
+        rollout = await write_status(ctx, ENGINE_ROLLOUTS, rollout, step.status)
+    for event in step.events + transitions(before, step.status, _WARNINGS):
+        post(rollout, event)
     step.events = []
+    ctx.metrics.rollout(meta["namespace"], meta["name"], step.status)
     return rollout
 
 
@@ -334,7 +322,7 @@ def _ap_gate(step: Step, drop: float) -> bool:
         f"the EngineBuild loses {drop * 100:.2f} mAP points, more than maxApDrop "
         f"{limit * 100:.2f}: nothing was loaded"
     )
-    step.status["gates"] = _gates_status(g.Readings(ap_drop=drop), False, message)
+    step.status["gates"] = _gates_status(g.Readings(ap_drop=drop), False, message, ["apDrop"])
     step.move(FAILED, "GateFailed", message)
     return False
 
@@ -422,7 +410,7 @@ async def _canary(step: Step) -> None:
     over = elapsed >= step.spec.soak_s
     verdict = g.judge(readings, step.spec.gates, ap_gated=ap_gated, final=over)
     message = verdict.message(readings) + (f" ({problem})" if problem else "")
-    step.status["gates"] = _gates_status(readings, verdict.healthy, message)
+    step.status["gates"] = _gates_status(readings, verdict.healthy, message, verdict.broken_gates)
     step.set_condition(_health(verdict, message))
     if verdict.broken:
         step.roll_back("GateFailed", message)
@@ -579,8 +567,11 @@ async def _build_ap_drop(step: Step) -> float | None:
     return None if drop is None else float(drop)
 
 
-def _gates_status(readings: g.Readings, passed: bool, message: str) -> Json:
+def _gates_status(
+    readings: g.Readings, passed: bool, message: str, broken: list[str] | None = None
+) -> Json:
     return {
+        "broken": broken or [],
         "apDrop": readings.ap_drop,
         "fpsRatio": readings.fps_ratio,
         "errorRate": readings.error_rate,
@@ -599,23 +590,3 @@ def _age_s(stamp: Any) -> float:
         return 0.0
     then = datetime.datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
     return max(0.0, (datetime.datetime.now(datetime.UTC) - then).total_seconds())
-
-
-def _transitions(before: Json, after: Json) -> list[Event]:
-    moved = cond.transitions(before.get("conditions") or [], after.get("conditions") or [])
-    events = []
-    for c in moved:
-        warning = c.get("status") == "False" and c.get("reason") in _WARNINGS
-        text = f"{c['type']}={c['status']}: {c.get('message', '')}"
-        events.append(Event("Warning" if warning else "Normal", str(c.get("reason")), text))
-    return events
-
-
-def _body(raw: Json) -> kopf.Body:
-    return kopf.Body(raw)  # type: ignore[arg-type]
-
-
-def _validation_message(error: ValidationError) -> str:
-    return "; ".join(
-        f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
-    )

@@ -19,12 +19,13 @@ import time
 from typing import Any
 
 import kopf
+from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from heron_operator import engine_build, engine_rollout, training_run
 from heron_operator.kube import JOBS, Kube
-from heron_operator.reconcile import Context
 from heron_operator.settings import OperatorSettings
+from heron_operator.steps import Context
 
 FINALIZER = "heron.dev/operator"
 ANNOTATIONS_PREFIX = "heron.dev"
@@ -97,6 +98,11 @@ async def operator(
 
     kopf.on.login(registry=registry)(login)
     context = Context(Kube(lambda: connection(settings, k)), settings)
+    metrics_server = None
+    if settings.metrics_port:
+        metrics_server, _ = start_http_server(
+            settings.metrics_port, addr="0.0.0.0", registry=context.metrics.registry
+        )
     try:
         await kopf.operator(
             registry=registry,
@@ -114,6 +120,8 @@ async def operator(
         )
     finally:
         await context.kube.close()
+        if metrics_server is not None:
+            metrics_server.shutdown()
 
 
 def main() -> int:

@@ -139,6 +139,13 @@ class OperatorSettings(BaseSettings):
     health_port: int | None = Field(
         None, ge=1, le=65535, description="Port of kopf's liveness endpoint /healthz; none: off."
     )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Port of the operator's Prometheus endpoint /metrics (docs/observability.md, "
+        "'Operator metrics'); none: off.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Lowest level logged."
     )

@@ -15,7 +15,7 @@ import posixpath
 import re
 from typing import Any, Literal
 
-from heron_operator import gpus
+from heron_operator import gpus, jobs
 from heron_operator.job_report import TERMINATION_LOG
 from heron_operator.settings import OperatorSettings
 from heron_operator.training_spec import SpecSource, TrainingRunSpec
@@ -147,24 +147,12 @@ def manifest(run: Json, spec: TrainingRunSpec, settings: OperatorSettings) -> Js
         "resources": _resources(spec, settings),
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": jobs.container_security(),
         "volumeMounts": mounts,
     }
     pod_spec: Json = {
         "restartPolicy": "Never",
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": settings.run_as_user,
-            "runAsGroup": settings.run_as_group,
-            "fsGroup": settings.fs_group,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": jobs.pod_security(settings),
         "containers": [container],
         "volumes": volumes,
         **_placement(spec),

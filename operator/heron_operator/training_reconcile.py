@@ -13,7 +13,6 @@ its pod's log; when it ends, the numbers come from its termination message (job_
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import posixpath
@@ -27,8 +26,18 @@ from heron_operator import conditions as cond
 from heron_operator import jobs, training_jobs
 from heron_operator.job_report import STEP_PREFIX, JobReport
 from heron_operator.kube import JOBS, PODS, ApiError, ConflictError, NotFoundError, Resource
-from heron_operator.reconcile import Context, Event, merge_patch
 from heron_operator.settings import OperatorSettings
+from heron_operator.steps import (
+    Context,
+    Event,
+    body,
+    fresh_step,
+    last_line,
+    post,
+    transitions,
+    validation_message,
+    write_status,
+)
 from heron_operator.training_spec import (
     FAILED,
     PENDING,
@@ -46,7 +55,6 @@ Json = dict[str, Any]
 log = logging.getLogger(__name__)
 CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap")
 LOG_LINES = 500  # of the pod's log read for its newest step line (else the last one known)
-_ATTEMPTS = 5  # re-reads after a 409 before the caller's retry takes over
 _WARNINGS = {"TrainingFailed", "InvalidSpec", "NoReport", "WaitingForConfigMap", "JobRefused"}
 
 
@@ -69,21 +77,7 @@ class Decision:
 
 async def reconcile(ctx: Context, namespace: str, name: str) -> None:
     """One step for the TrainingRun `namespace/name`; nothing when it is gone or going."""
-    lock = ctx.locks.setdefault((namespace, f"trainingruns/{name}"), asyncio.Lock())
-    async with lock:
-        for _ in range(_ATTEMPTS):
-            try:
-                run = await ctx.kube.get(TRAINING_RUNS, namespace, name)
-            except NotFoundError:
-                return
-            if run["metadata"].get("deletionTimestamp"):
-                return
-            try:
-                await _step(ctx, run)
-                return
-            except ConflictError:
-                continue  # changed since read: redo the step on what is there now
-        raise kopf.TemporaryError(f"{namespace}/{name} kept changing; retrying", delay=1)
+    await fresh_step(ctx, TRAINING_RUNS, namespace, name, lambda run: _step(ctx, run))
 
 
 async def delete_jobs(ctx: Context, namespace: str, name: str) -> int:
@@ -107,21 +101,23 @@ async def _step(ctx: Context, run: Json) -> None:
     try:
         spec = TrainingRunSpec.model_validate(run.get("spec") or {})
     except ValidationError as e:
-        change = cond.Condition(TRAINED, "False", "InvalidSpec", _validation_message(e))
+        change = cond.Condition(TRAINED, "False", "InvalidSpec", validation_message(e))
         decision = Decision(_with(status, generation, FAILED, change))
     else:
         seen = await _observe(ctx, run, spec, generation)
         decision = decide(run, spec, seen, ctx.settings)
     if decision.create is not None:
-        kopf.adopt(decision.create, owner=_body(run))
+        kopf.adopt(decision.create, owner=body(run))
         refusal = await create_job(ctx, meta["namespace"], decision.create)
         if refusal:
             change = cond.Condition(TRAINED, "False", "JobRefused", refusal)
             decision = Decision(_with(decision.status, generation, FAILED, change))
     if decision.status != status:
-        await _write_status(ctx, run, decision.status)  # a 409 redoes the step: no events yet
-    for event in decision.events + _transitions(before, decision.status):
-        kopf.event(_body(run), type=event.type, reason=event.reason, message=event.message)
+        await write_status(
+            ctx, TRAINING_RUNS, run, decision.status
+        )  # a 409 redoes the step: no events yet
+    for event in decision.events + transitions(before, decision.status, _WARNINGS):
+        post(run, event)
 
 
 async def create_job(ctx: Context, namespace: str, job: Json) -> str:
@@ -156,7 +152,7 @@ async def _start_generation(ctx: Context, run: Json, generation: int) -> Json:
         "message": message,
         "conditions": cond.apply(old.get("conditions") or [], changes, generation=generation),
     }
-    return await _write_status(ctx, run, status)
+    return await write_status(ctx, TRAINING_RUNS, run, status)
 
 
 # --- observing ---------------------------------------------------------------------------------
@@ -315,7 +311,7 @@ def _succeeded(
     train = report.train
     if not report.ok or train is None:
         why = report.message or "no report.json numbers in its termination message"
-        message = f"Job {status['job']} succeeded without a readable report: {_last_line(why)}"
+        message = f"Job {status['job']} succeeded without a readable report: {last_line(why)}"
         failed = cond.Condition(TRAINED, "False", "NoReport", message)
         return Decision(_with(status, generation, FAILED, failed, at=seen.now))
     status.update(results_status(train, spec, name))
@@ -358,7 +354,7 @@ def _failed(status: Json, generation: int, job: Json, seen: Observed) -> Decisio
     report = seen.report or JobReport(ok=None)
     text = report.message or jobs.failure_message(job)
     where = f" in step {status['step']}" if status.get("step") else ""
-    message = f"Job {status['job']} failed{where}: {_last_line(text)}"
+    message = f"Job {status['job']} failed{where}: {last_line(text)}"
     failed = cond.Condition(TRAINED, "False", "TrainingFailed", message)
     return Decision(_with(status, generation, FAILED, failed, at=seen.now))
 
@@ -400,44 +396,3 @@ def _with(
         status.get("conditions") or [], [change, ready], generation=generation, at=at
     )
     return result
-
-
-def _transitions(before: Json, after: Json) -> list[Event]:
-    """An event per condition that moved; Ready not when it repeats Trained's reason."""
-    moved = cond.transitions(before.get("conditions") or [], after.get("conditions") or [])
-    others = {c.get("reason") for c in moved if c.get("type") != READY}
-    events = []
-    for c in moved:
-        if c.get("type") == READY and c.get("reason") in others:
-            continue
-        warning = c.get("status") == "False" and c.get("reason") in _WARNINGS
-        text = f"{c['type']}={c['status']}: {c.get('message', '')}"
-        events.append(Event("Warning" if warning else "Normal", str(c.get("reason")), text))
-    return events
-
-
-async def _write_status(ctx: Context, run: Json, status: Json) -> Json:
-    meta = run["metadata"]
-    patch = {
-        "metadata": {"resourceVersion": meta["resourceVersion"]},  # 409 if it changed since
-        "status": merge_patch(run.get("status") or {}, status),
-    }
-    return await ctx.kube.patch(
-        TRAINING_RUNS, meta["namespace"], meta["name"], patch, subresource="status"
-    )
-
-
-def _body(raw: Json) -> kopf.Body:
-    """A raw object as kopf's functions take it (they read it as a mapping)."""
-    return kopf.Body(raw)  # type: ignore[arg-type]
-
-
-def _validation_message(error: ValidationError) -> str:
-    return "; ".join(
-        f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
-    )
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else text

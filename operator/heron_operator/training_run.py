@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from heron_operator.reconcile import Context
+from heron_operator.handlers import context, counted, namespaced
 from heron_operator.settings import OperatorSettings
 from heron_operator.training_jobs import RUN_LABEL
 from heron_operator.training_reconcile import delete_jobs, reconcile
@@ -22,20 +22,9 @@ from heron_operator.training_spec import TERMINAL, TRAINING_RUNS
 _RUNS = (TRAINING_RUNS.group, TRAINING_RUNS.version, TRAINING_RUNS.plural)
 
 
-def _context(memo: Any) -> Context:
-    if not isinstance(memo, Context):  # run.py hands kopf a Context as the memo
-        raise kopf.PermanentError(f"expected the operator's Context as memo, got {memo!r}")
-    return memo
-
-
-def _namespace(namespace: str | None) -> str:
-    if namespace is None:  # TrainingRuns and Jobs are namespaced
-        raise kopf.PermanentError("expected a namespaced object")
-    return namespace
-
-
+@counted("TrainingRun")
 async def step(*, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    await reconcile(_context(memo), _namespace(namespace), name)
+    await reconcile(context(memo), namespaced(namespace), name)
 
 
 def owner(meta: kopf.Meta) -> str | None:
@@ -48,16 +37,18 @@ def owner(meta: kopf.Meta) -> str | None:
     return None
 
 
+@counted("TrainingRun")
 async def job_changed(*, namespace: str | None, meta: kopf.Meta, memo: Any, **_: Any) -> None:
     name = owner(meta)
     if name is not None:
-        await reconcile(_context(memo), _namespace(namespace), name)
+        await reconcile(context(memo), namespaced(namespace), name)
 
 
+@counted("TrainingRun")
 async def deleted(
     *, namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any
 ) -> None:
-    count = await delete_jobs(_context(memo), _namespace(namespace), name)
+    count = await delete_jobs(context(memo), namespaced(namespace), name)
     kopf.event(body, type="Normal", reason="JobsDeleted", message=f"deleted {count} Job(s)")
 
 

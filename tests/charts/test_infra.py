@@ -570,6 +570,33 @@ def test_monitoring_objects_only_where_the_operator_is(chart_dir: Path, renders:
     assert monitoring_objects(off) == []
 
 
+def test_the_operator_is_scraped_keeping_its_series_namespaces(chart_dir: Path) -> None:
+    """heron_operator_* name the namespace of their object: scraped with honorLabels, from the
+    operator pod's port `metrics` (docs/observability.md, "Operator metrics")."""
+    objects = render(
+        chart_dir,
+        CI / "default-values.yaml",
+        api_versions=[MONITORING_API],
+        set_values={"operator.enabled": "true"},
+    )
+    (monitor,) = [
+        o for o in objects if o["kind"] == "PodMonitor" and component(o) == "monitoring"
+        and "operator" in o["metadata"]["name"]
+    ]  # fmt: skip
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert (endpoint["port"], endpoint["honorLabels"]) == ("metrics", True)
+    pods = [
+        o["spec"]["template"] for o in objects
+        if o["kind"] == "Deployment" and component(o) == "operator"
+    ]  # fmt: skip
+    (pod,) = pods
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    ports = [p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])]
+    assert "metrics" in ports
+    no_operator = render(chart_dir, CI / "default-values.yaml", api_versions=[MONITORING_API])
+    assert not [o for o in no_operator if "operator" in o["metadata"]["name"]]
+
+
 def test_the_pod_monitor_scrapes_every_service(renders: Renders) -> None:
     objects = renders("monitoring")
     monitor = find(objects, "PodMonitor", "heron-pipelines")

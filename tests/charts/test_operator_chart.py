@@ -1160,7 +1160,10 @@ def test_the_operator_deployment(renders: Renders) -> None:
     assert container["image"] == "ghcr.io/heron-project/heron-operator:0.1.0"
     assert container["command"] == ["python3", "-m", "heron_operator"]
     assert "args" not in container
-    assert container["ports"] == [{"name": "health", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "health", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 8081, "protocol": "TCP"},
+    ]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["resources"] == {
         "requests": {"cpu": "100m", "memory": "128Mi"},
@@ -1173,6 +1176,7 @@ def test_the_operator_deployment(renders: Renders) -> None:
         "HERON_OPERATOR_PEERING_LIFETIME_S": "60",
         "POD_ID": {"fieldRef": {"fieldPath": "metadata.name"}},  # kopf's peer identity
         "HERON_OPERATOR_HEALTH_PORT": "8080",
+        "HERON_OPERATOR_METRICS_PORT": "8081",
         "HERON_OPERATOR_LOG_LEVEL": "info",
         "HERON_OPERATOR_IMAGE_REGISTRY": "ghcr.io/heron-project",
         "HERON_OPERATOR_IMAGE_TAG": "0.1.0",

@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from tests.inference.conftest import NET_H, NET_W, write_nvinfer
 from tests.operator.conftest import BUILDS, EVENTS, OperatorThread, wait_for
 from tests.support.kube_emulator import EmulatorThread, KubeClient
 from tests.support.prometheus_server import PrometheusServer, PrometheusUnavailableError, Target
+from tests.support.redis_server import free_port
 
 Json = dict[str, Any]
 pytestmark = pytest.mark.slow
@@ -156,6 +158,7 @@ def rollout_operator(
     settings = OperatorSettings(
         api_server=cluster.url, standalone=True, resync_s=1.0, retry_s=1.0, rollout_poll_s=1.0,
         prometheus_url=prometheus, gate_window_s=10, gate_min_window_s=4,
+        metrics_port=free_port(),
     )  # fmt: skip
     with OperatorThread(settings) as running:
         yield running
@@ -241,6 +244,24 @@ def assert_every_frame_once(seen: dict[str, list[tuple[int, str]]]) -> None:
         assert numbers == list(range(len(numbers))), f"{stream}: frames lost or repeated"
 
 
+def operator_metrics(running: OperatorThread) -> dict[str, float]:
+    """The operator's /metrics, parsed: `name{labels}` → value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = f"http://127.0.0.1:{running.settings.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        text = r.read().decode()
+    return {
+        series(sample.name, **sample.labels): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def series(name: str, **labels: str) -> str:
+    return name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
 def switches(frames: list[tuple[int, str]]) -> list[str]:
     """The versions a stream ran, in order, each once per stretch."""
     out: list[str] = []
@@ -291,7 +312,7 @@ def test_a_version_as_good_as_the_stable_one_is_promoted(
 
 
 def test_a_version_whose_detections_collapse_is_rolled_back(
-    kube: KubeClient, pipeline: Pipeline
+    kube: KubeClient, pipeline: Pipeline, rollout_operator: OperatorThread
 ) -> None:
     stable = routing(pipeline.target).default_version or STABLE  # what the last test promoted
     version = build_version(kube, "det-collapsed", "collapsed.onnx")
@@ -312,6 +333,14 @@ def test_a_version_whose_detections_collapse_is_rolled_back(
     assert switches(seen["source-0"])[-3:] == [stable, version, stable]
     assert version not in switches(seen["source-1"])  # never on the canary
     assert ("Warning", "GateFailed") in events_of(kube, "det-collapsed")
+    # What the operator exports says so too (docs/observability.md, "Operator metrics").
+    exported = operator_metrics(rollout_operator)
+    ours = {"namespace": NAMESPACE, "rollout": "det-collapsed"}
+    assert exported[series("heron_operator_rollout_phase", phase="RolledBack", **ours)] == 1.0
+    assert exported[series("heron_operator_rollout_phase", phase="Canary", **ours)] == 0.0
+    broken = "heron_operator_rollout_gate_broken"
+    assert exported[series(broken, gate="detectionRateDrift", **ours)] == 1.0
+    assert exported[series(broken, gate="fpsRatio", **ours)] == 0.0
 
 
 def test_a_rollout_deleted_mid_canary_puts_its_streams_back(

@@ -19,8 +19,8 @@ import yaml
 from heron_operator.job_report import STEP_PREFIX, JobReport, main
 from heron_operator.kube import ApiError as ApiServerError
 from heron_operator.kube import ConflictError, Kube
-from heron_operator.reconcile import Context
 from heron_operator.settings import OperatorSettings
+from heron_operator.steps import Context
 from heron_operator.training_jobs import (
     RUN_LABEL,
     command,
