@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from heron.client import Client
 from heron.v1 import control_pb2 as pb
 from heron_operator.settings import OperatorSettings
@@ -32,6 +33,7 @@ from tests.e2e.model import write_detector
 from tests.inference.conftest import NET_H, NET_W, write_nvinfer
 from tests.operator.conftest import BUILDS, EVENTS, OperatorThread, wait_for
 from tests.support.kube_emulator import EmulatorThread, KubeClient
+from tests.support.kube_schemas import crd_schemas_from_crds, validate
 from tests.support.prometheus_server import PrometheusServer, PrometheusUnavailableError, Target
 from tests.support.redis_server import free_port
 
@@ -42,6 +44,9 @@ NAMESPACE = "video"
 PIPELINE = "facemask"
 ROLLOUTS = "/apis/heron.dev/v1alpha1/namespaces/{ns}/enginerollouts"
 SERVICES = "/api/v1/namespaces/{ns}/services"
+CRD = yaml.safe_load(
+    (Path(__file__).parents[2] / "charts/heron/crds/enginerollouts.heron.dev.yaml").read_text()
+)
 GRPC_LINE = re.compile(r"^gRPC: .*?(127\.0\.0\.1:\d+) \(Pipeline, Detections\)")
 FPS = 8
 LIVE = f"lavfi://testsrc2=size=320x240:rate={FPS},realtime"
@@ -199,7 +204,17 @@ def roll_out(kube: KubeClient, name: str, build: str, **spec: Any) -> Json:
 
 def _phase(kube: KubeClient, kind: str, name: str, *phases: str) -> Json | None:
     found = kube.get(f"{kind.format(ns=NAMESPACE)}/{name}")
+    if kind == ROLLOUTS:  # every status the operator writes is one the API server keeps whole
+        assert crd_errors(found) == [], found.get("status")
     return found if (found.get("status") or {}).get("phase") in phases else None
+
+
+def crd_errors(rollout: Json) -> list[str]:
+    """What the API server would refuse of this EngineRollout (strict: unknown fields too,
+    which a real one would prune)."""
+    body = {k: v for k, v in rollout.items() if k in ("apiVersion", "kind", "spec", "status")}
+    body["metadata"] = {"name": rollout["metadata"]["name"]}
+    return validate(body, "1.33", crd_schemas=crd_schemas_from_crds([CRD]))
 
 
 def condition(obj: Json, type_: str) -> Json:
