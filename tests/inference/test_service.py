@@ -402,6 +402,15 @@ def test_a_message_that_does_not_fit_is_dead_lettered_and_the_rest_go_on(
     assert letter.payload == expected.SerializeToString()
     label = reason.split(":", maxsplit=1)[0]
     assert h.sample("heron_admission_refused_total", stage="inference", reason=label) == 1
+    # Counted per stream of the frames it held (docs/observability.md: the drops panel).
+    refused = [
+        f.stream_id for f in (bad.frames if type_name == "heron.v1.FrameBatch" else [bad.frames[0]])
+    ]
+    for stream, n in collections.Counter(refused).items():
+        dropped = h.sample(
+            "heron_inference_stream_dead_lettered_total", stream=stream, reason=label
+        )
+        assert dropped == n, (stream, dropped)
 
 
 def test_frame_streams_refuse_a_frame_of_another_stream_or_from_the_future(

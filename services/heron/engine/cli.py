@@ -17,6 +17,7 @@ from rich.console import Console
 from heron.core.cli_errors import check_outputs, fail
 from heron.core.options import field_help, given
 from heron.core.outputs import OutputKind, atomic_file
+from heron.core.progress import Reporter
 from heron.engine.options import BuildOptions, CalibrationOptions, GateOptions
 
 app = typer.Typer(no_args_is_help=True)
@@ -84,7 +85,6 @@ def calibrate(
     """INT8 calibration: calibration.bin (TensorRT/DeepStream), Q/DQ ONNX for TensorRT and a
     U8S8 ONNX for ONNX Runtime on CPU; with --eval-data, per-class AP against FP32."""
     from pydantic import ValidationError
-    from rich.progress import Progress
 
     from heron.engine.accuracy import check_gate
     from heron.engine.calibrate import OUTPUT_FILES
@@ -118,13 +118,11 @@ def calibrate(
         raise fail(f"invalid option: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
     console = _console()
     try:
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("calibrating", total=None)
-
-            def on_batch(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
-
-            outcome = calibrate_and_compare(model, output, options, eval_data, on_batch)
+        with Reporter(console, unit="batches") as progress:
+            progress.stage("calibrating")
+            outcome = calibrate_and_compare(
+                model, output, options, eval_data, progress.update, on_stage=progress.stage
+            )
     except EngineError as e:
         raise fail(str(e)) from None
     c = outcome.calibration

@@ -43,16 +43,24 @@ def calibrate_and_compare(
     options: CalibrationOptions,
     eval_data: Path | None,
     on_batch: Callable[[int, int], None] | None = None,
+    *,
+    on_stage: Callable[[str], None] = lambda _stage: None,
 ) -> CalibrationOutcome:
-    """Calibrate; with `eval_data`, AP of both INT8 variants against FP32."""
+    """Calibrate; with `eval_data`, AP of both INT8 variants against FP32. `on_stage` hears
+    each stage as it starts (scoring takes minutes too: a bar at 100 % would look stuck)."""
     from heron.engine.accuracy import compare, evaluate_ap
 
     result = calibrate(model, output, options, on_batch)
     reports: list[VariantReport] = []
     if eval_data is not None:
+        on_stage(f"scoring FP32 on {eval_data}")
         fp32 = evaluate_ap(model, eval_data)
-        reports.append(compare(fp32, result.qdq_model, eval_data, "TensorRT Q/DQ (S8S8)"))
-        reports.append(compare(fp32, result.cpu_model, eval_data, "ONNX Runtime CPU (U8S8)"))
+        for path, label in (
+            (result.qdq_model, "TensorRT Q/DQ (S8S8)"),
+            (result.cpu_model, "ONNX Runtime CPU (U8S8)"),
+        ):
+            on_stage(f"scoring {label}")
+            reports.append(compare(fp32, path, eval_data, label))
     return CalibrationOutcome(result, reports)
 
 

@@ -72,6 +72,9 @@ class JobResult:
 
 def run_job(settings: EngineSettings) -> JobResult:
     """calibrate (int8) → gate (with eval_data) → build → publish; EngineError to refuse."""
+    from rich.console import Console
+
+    from heron.core.progress import Reporter
     from heron.engine.accuracy import check_gate
     from heron.engine.pipeline import build_and_publish, calibrate_and_compare
 
@@ -80,9 +83,13 @@ def run_job(settings: EngineSettings) -> JobResult:
     if settings.precision == "int8":
         if settings.calibration is None:
             raise EngineError("precision int8 needs `calibration` (images, batches, method)")
-        outcome = calibrate_and_compare(
-            settings.onnx, settings.work_dir, settings.calibration, settings.eval_data
-        )
+        # Progress to stderr (stdout's last line is the Job's JSON result): lines in a pod's log.
+        with Reporter(Console(stderr=True, highlight=False), unit="batches") as progress:
+            progress.stage("calibrating")
+            outcome = calibrate_and_compare(
+                settings.onnx, settings.work_dir, settings.calibration, settings.eval_data,
+                progress.update, on_stage=progress.stage,
+            )  # fmt: skip
         result.steps.append("calibrate")
         result.outputs["calibration"] = outcome.summary()
         if outcome.reports:

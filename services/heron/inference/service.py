@@ -85,7 +85,7 @@ from heron.inference.version_sources import version_source
 from heron.v1.commands_pb2 import Command, CommandReply, Parameters
 from heron.v1.control_pb2 import ModelVersions
 from heron.v1.detection_pb2 import DetectedObject, FrameMetadata, StageTimestamp
-from heron.v1.frame_pb2 import FrameRef
+from heron.v1.frame_pb2 import FrameBatch, FrameRef
 
 if TYPE_CHECKING:
     from heron.inference.detector_server import DetectorServer
@@ -182,6 +182,20 @@ class StreamCounters:
             labels,
             registry=registry,
         )
+
+        self.dead_lettered = Counter(
+            "heron_inference_stream_dead_lettered_total",
+            "Frames dead-lettered, by stream and reason (a whole muxer batch counts each of its "
+            "frames).",
+            ["stream", "reason"],
+            registry=registry,
+        )
+
+    def rejected(self, rejections: Iterable[Rejection]) -> None:
+        """The frames a unit of work dead-letters, once its handling is final."""
+        for rejection in rejections:
+            for stream in _streams_of(rejection):
+                self.dead_lettered.labels(stream, rejection.reason).inc()
 
     def count(self, work: InferenceWork) -> None:
         for j in work.jobs:
@@ -483,6 +497,7 @@ class InferenceService(Service[InferenceSettings]):
             self.unavailable_total.inc()
             raise  # the stage holds the work and retries it with backoff
         work.out = self._metadata(work)
+        self.stream_counters.rejected(work.rejected)  # final now: the stage sends them next
 
     def _infer(self, work: InferenceWork) -> None:
         # A retry after an outage starts over: forget failures recorded by the last attempt.
@@ -548,6 +563,18 @@ class InferenceService(Service[InferenceSettings]):
         self.frames_total.labels("passed_through").inc(passed)
         self.frames_total.labels("dead_lettered").inc(work.dead_lettered)
         self.stream_counters.count(work)
+
+
+def _streams_of(rejection: Rejection) -> list[str]:
+    """The streams of the frames a rejection dead-letters (read back from its payload: they are
+    few, and only the frame or batch itself names them)."""
+    if rejection.payload is None:
+        return []
+    if rejection.type_name == FrameRef.DESCRIPTOR.full_name:
+        return [FrameRef.FromString(rejection.payload).stream_id]
+    if rejection.type_name == FrameBatch.DESCRIPTOR.full_name:
+        return [f.stream_id for f in FrameBatch.FromString(rejection.payload).frames]
+    return []
 
 
 def _by_version(jobs: Iterable[FrameJob]) -> list[tuple[str, list[FrameJob]]]:
