@@ -98,3 +98,36 @@ def test_triton_loads_the_canary_serves_it_and_unloads_it_after_a_rollback(
         assert runs(rig.frames(2, 1)) == {f"source-{s}": {("1", "0")} for s in range(STREAMS)}
     finally:
         rig.close()
+
+
+def test_a_restart_mid_canary_keeps_the_config_version_triton_served_first(
+    triton: TritonServer, redis_url: str, tmp_path: Path, version_files: dict[str, Path]
+) -> None:
+    """With no model_version set, the service serves what Triton has at start. Mid-canary
+    Triton also has the canary loaded, and it is the newest. A restarted service keeps the
+    version the stored routing says was the config's, and only the canary stream runs the
+    canary."""
+    backend = {"kind": "triton", "url": triton.grpc_url, "model_name": MODEL}
+    pipeline = write_pipeline(
+        tmp_path, write_nvinfer(tmp_path, version_files["1"]), sources=STREAMS
+    )
+    first = Rig(redis_url, pipeline, tmp_path, backend=backend)
+    try:
+        assert first.set(source_1="2").code == ReplyCode.OK
+        assert ready(triton, "2")
+    finally:
+        first.close()  # as a crash would: Triton keeps both versions loaded
+    again = Rig(redis_url, pipeline, tmp_path, backend=backend)
+    try:
+        assert runs(again.frames(0, 1)) == {
+            "source-0": {("1", "0")},
+            "source-1": {("2", "1")},
+            "source-2": {("1", "0")},
+        }
+        assert again.set().code == ReplyCode.OK  # roll back
+        deadline = time.monotonic() + 10
+        while ready(triton, "2"):
+            assert time.monotonic() < deadline, "Triton still has the canary loaded"
+            time.sleep(0.1)
+    finally:
+        again.close()

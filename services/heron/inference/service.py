@@ -46,7 +46,7 @@ from heron.core.bus.admission import (
 from heron.core.commands import CommandFollower, added_streams
 from heron.core.config.pipeline_file import load_pipeline
 from heron.core.grpc.settings import GrpcServerSettings
-from heron.core.plan.settings.inference import InferenceSettings
+from heron.core.plan.settings.inference import BackendSettings, InferenceSettings, TritonSettings
 from heron.core.runtime import (
     CheckResult,
     FatalError,
@@ -247,7 +247,8 @@ class InferenceService(Service[InferenceSettings]):
         self.admission_metrics = AdmissionMetrics(registry, STAGE)
         self.orders: dict[str, FrameOrder] = {}  # per stream: where its frame numbers are
         self.bus = s.bus(registry, self.ctx.transport)
-        self.backend: Backend = build_backend(s.backend, self.detector.nvinfer)
+        stored = self.bus.newest(streams.model_versions(s.pipeline), ModelVersions)
+        self.backend: Backend = build_backend(_pinned(s.backend, stored), self.detector.nvinfer)
         self.shared = SharedBackend(self.backend)
         info = self.backend.model_info()
         self.preprocess = Preprocessor(
@@ -260,7 +261,7 @@ class InferenceService(Service[InferenceSettings]):
         self.versions = self._model_versions(info)
         self.parameters = self._restore_parameters(info.name)
         # After the parameters: the versions it loads get the thresholds in force.
-        self.versions.restore(self.bus.newest(streams.model_versions(s.pipeline), ModelVersions))
+        self.versions.restore(stored)
         self.pixels = PixelReader()
         self.input: Input = (
             BatchInput(self.bus, s.pipeline, s.group, s.member, self.limits.batch)
@@ -563,6 +564,22 @@ class InferenceService(Service[InferenceSettings]):
         self.frames_total.labels("passed_through").inc(passed)
         self.frames_total.labels("dead_lettered").inc(work.dead_lettered)
         self.stream_counters.count(work)
+
+
+def _pinned(backend: BackendSettings, stored: ModelVersions | None) -> BackendSettings:
+    """A Triton backend with no version set serves the newest Triton has at start. After a
+    restart mid-rollout that may be the canary: the stored routing names the version the
+    config's model was (its config_version), and the backend keeps serving that one."""
+    if not isinstance(backend, TritonSettings) or backend.model_version or stored is None:
+        return backend
+    if stored.model_name != backend.model_name or not stored.config_version:
+        return backend
+    log.info(
+        "model %r: serving version %s, the config's version of the stored routing",
+        backend.model_name,
+        stored.config_version,
+    )
+    return backend.model_copy(update={"model_version": stored.config_version})
 
 
 def _streams_of(rejection: Rejection) -> list[str]:
