@@ -72,6 +72,8 @@ def test_every_frame_comes_out_once_with_persistent_ids(
     batch = request.node.callspec.params["harness"]["batch"]
     assert harness.service.read_count == (harness.settings.read_count if batch else 1)
     assert harness.metric("heron_tracker_frames_total", result="tracked") == 24
+    for stream in ("source-0", "source-1"):
+        assert harness.metric("heron_tracker_stream_frames_total", stream=stream) == 12
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,12 @@ class TrackerService(Service[TrackerSettings]):
             ["result"],
             registry=registry,
         )
+        self.stream_frames_total = Counter(
+            "heron_tracker_stream_frames_total",
+            "Frames passed on (tracked, carried or stale), by stream.",
+            ["stream"],
+            registry=registry,
+        )
         self.pixels_missing_total = Counter(
             "heron_tracker_pixels_missing_total",
             "Frames a pixel tracker tracked by overlap only, by why (overwritten, missing, "
@@ -204,6 +210,7 @@ class TrackerService(Service[TrackerSettings]):
         ended.GetCurrentTime()
         out.stages.append(StageTimestamp(stage=STAGE, start=started, end=ended))
         self.streams.after_frame(stream_id, number)
+        self.stream_frames_total.labels(stream_id).inc()
         return out
 
     def _resync(self, stream_id: str, placed: Placement, at_ns: int) -> StreamState:
