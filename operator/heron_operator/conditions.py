@@ -19,9 +19,20 @@ class Condition:
     message: str = ""
 
 
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # RFC 3339 in UTC, seconds precision, as the API server writes
+
+
 def now() -> str:
-    """RFC 3339 in UTC, seconds precision, as the API server writes times."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The time now, as the API server writes times."""
+    return datetime.datetime.now(datetime.UTC).strftime(TIME_FORMAT)
+
+
+def parse_time(stamp: Any) -> float | None:
+    """Unix time of a stamp written so (`now()`, the API server); None without one."""
+    if not stamp:
+        return None
+    then = datetime.datetime.strptime(str(stamp), TIME_FORMAT)
+    return then.replace(tzinfo=datetime.UTC).timestamp()
 
 
 def apply(

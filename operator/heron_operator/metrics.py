@@ -11,13 +11,13 @@ is what `kubectl get` says.
 
 from __future__ import annotations
 
-import datetime
 import functools
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from heron_operator.conditions import parse_time
 from heron_operator.rollout_spec import (
     CANARY,
     FAILED,
@@ -140,14 +140,6 @@ class OperatorMetrics:
         """A deleted object's series go (a label set of a gone object would stay forever)."""
         for gauge, labels in self._series.pop((kind, namespace, name), set()):
             gauge.remove(*labels)
-
-
-def parse_time(stamp: Any) -> float | None:
-    """Unix time of an RFC 3339 stamp as the API server writes them; None without one."""
-    if not stamp:
-        return None
-    then = datetime.datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ")
-    return then.replace(tzinfo=datetime.UTC).timestamp()
 
 
 def job_durations(jobs: Mapping[str, Json]) -> tuple[float | None, float | None]:

@@ -16,7 +16,6 @@ may run the canary puts every stream back on its stable routing; only then does 
 
 from __future__ import annotations
 
-import datetime
 import functools
 import logging
 import time
@@ -586,7 +585,5 @@ def _gates_status(
 
 
 def _age_s(stamp: Any) -> float:
-    if not stamp:
-        return 0.0
-    then = datetime.datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
-    return max(0.0, (datetime.datetime.now(datetime.UTC) - then).total_seconds())
+    then = cond.parse_time(stamp)
+    return 0.0 if then is None else max(0.0, time.time() - then)
