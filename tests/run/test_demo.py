@@ -228,6 +228,20 @@ def test_a_missing_recipe_is_refused_with_what_to_do(tmp_path: Path) -> None:
         demo_settings(tmp_path / SPEC_NAME, 1)
 
 
+def test_training_on_the_runtime_install_says_to_run_the_full_set_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `make demo` installs no torch: with no committed model the demo cannot train one.
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
+    with pytest.raises(demo.DemoError, match=r"needs torch.*make setup.*--model FILE.onnx"):
+        untrained(tmp_path / SPEC_NAME, tmp_path)
+
+
 def test_a_broken_recipe_is_refused_naming_the_file(tmp_path: Path) -> None:
     spec = tmp_path / SPEC_NAME
     spec.write_text("model_config { arch: 7 }\n")

@@ -18,6 +18,7 @@ a request cut down to the demo (`_request`): the demo knows nothing of training'
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from collections.abc import Callable
@@ -146,7 +147,18 @@ def _request(
     )
 
 
+def _check_training_installed() -> None:
+    # `make demo` installs the runtime extras only; training is the full install's.
+    if importlib.util.find_spec("torch") is None:
+        raise DemoError(
+            "models/facemask/ holds no model, and training one needs torch, which the runtime "
+            "install of `make demo` leaves out: run `make setup` (the full install) and then "
+            "`make demo` again, or pass --model FILE.onnx"
+        )
+
+
 def _run(request: JobRequest, out: Callable[[str], None]) -> JobResult:
+    _check_training_installed()
     from heron.training import TrainingError, run_job
 
     _check_recipe(request.spec)
