@@ -50,6 +50,7 @@ def test_a_bad_pipeline_fails_before_anything_starts(
         (["--backend", "tensorrt"], "onnxruntime"),
         (["--threads", "-1"], "greater than or equal to 0"),
         (["--max-fast-crashes", "0"], "greater than or equal to 1"),
+        (["--max-unready-crashes", "0"], "greater than or equal to 1"),
         (["--grpc-listen", "50051"], "grpc_listen"),
         (["--grpc-listen", "localhost:99999"], "out of range"),
         (["--detector-listen", "nowhere"], "detector_listen"),
@@ -79,6 +80,7 @@ def test_the_options_take_their_defaults_from_the_models(runner: CliRunner) -> N
         (RunOptions, "encoder_preset"),
         (RunOptions, "grpc_listen"),
         (RestartPolicy, "max_fast_crashes"),
+        (RestartPolicy, "max_unready_crashes"),
     ]
     for model, name in options:
         assert f"(default: {field_default(model, name)})" in text, name

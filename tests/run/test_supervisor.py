@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,12 +15,14 @@ from pathlib import Path
 import psutil
 import pytest
 from heron.core.runtime import EXIT_BAD_SETTINGS, EXIT_FATAL
+from heron.run.redis_local import free_port
 from heron.run.supervisor import (
     ChildSpec,
     ChildState,
     GaveUpError,
     RestartPolicy,
     Supervisor,
+    answers_ready,
 )
 
 from tests.run import children
@@ -37,9 +40,12 @@ def supervisors() -> Iterator[list[Supervisor]]:
 
 
 def make(
-    made: list[Supervisor], specs: list[ChildSpec], policy: RestartPolicy = FAST
+    made: list[Supervisor],
+    specs: list[ChildSpec],
+    policy: RestartPolicy = FAST,
+    said: list[str] | None = None,
 ) -> Supervisor:
-    s = Supervisor(specs, policy)
+    s = Supervisor(specs, policy, notify=(said if said is not None else []).append)
     made.append(s)
     return s
 
@@ -52,6 +58,11 @@ def poll_until(s: Supervisor, done: Callable[[], bool], timeout: float = 15.0) -
             raise AssertionError(f"timed out; states: {states}")
         s.poll()
         time.sleep(0.02)
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def alive(pid: int) -> bool:
@@ -246,3 +257,120 @@ def test_policy_rejects_bad_values(fields: dict[str, object], message: str) -> N
 def test_duplicate_names_are_refused() -> None:
     with pytest.raises(ValueError, match="unique"):
         Supervisor([ChildSpec("a", children.sleeper()), ChildSpec("a", children.sleeper())])
+
+
+# -- why a child died, and giving up on one that is never ready --------------------------------
+
+# Crashes here are "slow" (after fast_crash_s), so only the readiness rule can end them.
+SLOW = FAST.model_copy(update={"fast_crash_s": 0.05, "ready_probe_s": 0.05})
+
+
+def test_the_restart_message_carries_the_childs_last_error(
+    tmp_path: Path, supervisors: list[Supervisor]
+) -> None:
+    log = tmp_path / "inference.log"
+    lines = [
+        '{"level": "INFO", "message": "starting"}',
+        '{"level": "ERROR", "message": "service failed", "exc": "Traceback (most recent call '
+        'last):\\n  File \\"x.py\\", line 1\\nheron.inference.errors.BackendUnavailableError: '
+        'Triton at 127.0.0.1:8001: connection refused"}',
+        '{"level": "INFO", "message": "stopped"}',
+    ]
+    said: list[str] = []
+    spec = ChildSpec("inference", children.logs_then_exits(lines), log_file=log)
+    s = make(supervisors, [spec], said=said)
+    s.start()
+    poll_until(s, lambda: s.restarts["inference"] >= 1)
+    assert said[0].startswith(
+        "inference died (exit code 1: service failed: BackendUnavailableError: Triton at "
+        "127.0.0.1:8001: connection refused); restarting in 0.05 s"
+    ), said
+
+
+def test_a_reason_is_only_this_starts_own(tmp_path: Path, supervisors: list[Supervisor]) -> None:
+    """An error an earlier start logged is not the reason a later one died."""
+    log = tmp_path / "c.log"
+    log.write_text('{"level": "ERROR", "message": "an old failure"}\n')
+    said: list[str] = []
+    s = make(supervisors, [ChildSpec("c", children.exits_with(1), log_file=log)], said=said)
+    s.start()
+    poll_until(s, lambda: s.restarts["c"] >= 1)
+    assert said[0].startswith("c died (exit code 1); restarting"), said
+    assert s.child("c").last_reason is None
+
+
+def test_gives_up_on_a_child_that_keeps_crashing_before_it_is_ready(
+    tmp_path: Path, supervisors: list[Supervisor]
+) -> None:
+    """Each start outlives the fast-crash window (as one waiting 60 s for Triton does), but
+    none answers ready: the run gives up after max_unready_crashes, naming the reason."""
+    port = free_port()
+    argv = children.serves_readiness(port, 503, 1, 0.2, error="cannot reach Triton")
+    spec = ChildSpec(
+        "inference",
+        argv,
+        log_file=tmp_path / "inference.log",
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+    )
+    said: list[str] = []
+    s = make(supervisors, [spec], SLOW.model_copy(update={"max_unready_crashes": 3}), said)
+    s.start()
+    with pytest.raises(GaveUpError) as caught:
+        poll_until(s, lambda: False)
+    assert caught.value.name == "inference"
+    assert caught.value.reason.startswith("it crashed 3 times in a row in ")
+    assert caught.value.reason.endswith(
+        "without ever becoming ready (the last time: exit code 1: cannot reach Triton)"
+    )
+    assert s.restarts["inference"] == 2
+    assert s.child("inference").state is ChildState.FAILED
+    assert [m.split(";")[0] for m in said] == [
+        "inference died (exit code 1: cannot reach Triton)"
+    ] * 2
+    assert said[0].endswith("(1 of 3 crashes in a row before it became ready)"), said
+    assert "restarting in 0.1 s" in said[1]  # the backoff doubles with the streak
+
+
+def test_a_child_that_was_ready_starts_a_new_count(
+    tmp_path: Path, supervisors: list[Supervisor]
+) -> None:
+    """Crashes after readiness are not a dependency that stays down: restarted for ever."""
+    port = free_port()
+    argv = children.serves_readiness(port, 200, 1, 0.4)
+    spec = ChildSpec("tracker", argv, ready_url=f"http://127.0.0.1:{port}/readyz")
+    s = make(supervisors, [spec], SLOW.model_copy(update={"max_unready_crashes": 1}))
+    s.start()
+    poll_until(s, lambda: s.restarts["tracker"] >= 3)
+    assert s.child("tracker").unready_crashes == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "checks", "ready"),
+    [(200, 2, True), (503, 2, False), (200, 0, False)],
+    ids=["ready", "not ready", "no check registered yet"],
+)
+def test_ready_means_200_with_checks(
+    supervisors: list[Supervisor], status: int, checks: int, ready: bool
+) -> None:
+    port = free_port()
+    s = make(supervisors, [ChildSpec("c", children.serves_readiness(port, status, checks, 30))])
+    s.start()
+    deadline = time.monotonic() + 10
+    while not listening(port):
+        assert time.monotonic() < deadline, "the child never listened"
+        time.sleep(0.02)
+    assert answers_ready(f"http://127.0.0.1:{port}/readyz") is ready
+    assert answers_ready(f"http://127.0.0.1:{free_port()}/readyz") is False  # nobody there
+
+
+def test_without_a_readiness_url_slow_crashes_are_restarted_for_ever(
+    supervisors: list[Supervisor],
+) -> None:
+    s = make(
+        supervisors,
+        [ChildSpec("c", children.python("import sys, time; time.sleep(0.1); sys.exit(1)"))],
+        SLOW.model_copy(update={"max_unready_crashes": 1}),
+    )
+    s.start()
+    poll_until(s, lambda: s.restarts["c"] >= 3)
+    assert s.child("c").state is not ChildState.FAILED

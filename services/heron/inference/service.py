@@ -248,7 +248,10 @@ class InferenceService(Service[InferenceSettings]):
         self.orders: dict[str, FrameOrder] = {}  # per stream: where its frame numbers are
         self.bus = s.bus(registry, self.ctx.transport)
         stored = self.bus.newest(streams.model_versions(s.pipeline), ModelVersions)
-        self.backend: Backend = build_backend(_pinned(s.backend, stored), self.detector.nvinfer)
+        try:
+            self.backend: Backend = build_backend(_pinned(s.backend, stored), self.detector.nvinfer)
+        except BackendUnavailableError as e:
+            raise _not_ready(s.backend, e) from e
         self.shared = SharedBackend(self.backend)
         info = self.backend.model_info()
         self.preprocess = Preprocessor(
@@ -580,6 +583,20 @@ def _pinned(backend: BackendSettings, stored: ModelVersions | None) -> BackendSe
         stored.config_version,
     )
     return backend.model_copy(update={"model_version": stored.config_version})
+
+
+def _not_ready(backend: BackendSettings, e: BackendUnavailableError) -> BackendUnavailableError:
+    """A backend that is not ready at start (Triton down or still loading) ends the start with
+    exit 1 and one line that says how long it was waited for: whoever runs the service starts it
+    again (Kubernetes; `heron run`, which shows this line and gives up after
+    `max_unready_crashes` starts in a row that never became ready, docs/run.md)."""
+    if not isinstance(backend, TritonSettings):
+        return BackendUnavailableError(f"the backend was not ready: {e}")
+    where = f"Triton at {backend.url}"
+    return BackendUnavailableError(
+        f"{where} was not ready within {backend.ready_timeout_s:g} s "
+        f"(backend.ready_timeout_s): {str(e).removeprefix(f'{where}: ')}"
+    )
 
 
 def _streams_of(rejection: Rejection) -> list[str]:

@@ -108,6 +108,9 @@ def run(
     max_fast_crashes: Annotated[
         int | None, typer.Option(help=field_help(RestartPolicy, "max_fast_crashes"))
     ] = None,
+    max_unready_crashes: Annotated[
+        int | None, typer.Option(help=field_help(RestartPolicy, "max_unready_crashes"))
+    ] = None,
     in_process: Annotated[
         bool,
         typer.Option("--in-process", help=field_help(RunOptions, "in_process")),
@@ -140,7 +143,9 @@ def run(
                 in_process=in_process or None,
             )
         )
-        policy = RestartPolicy.model_validate(given(max_fast_crashes=max_fast_crashes))
+        policy = RestartPolicy.model_validate(
+            given(max_fast_crashes=max_fast_crashes, max_unready_crashes=max_unready_crashes)
+        )
     except ValidationError as e:
         raise _fail(str(e)) from None
     if not config.is_file():

@@ -119,6 +119,7 @@ def _service(
         argv=[sys.executable, "-m", planned.module, *_args(name, config), str(path)],
         env={"PYTHONUNBUFFERED": "1"} | ({"HERON_REDIS_URL": redis_url} if redis_url else {}),
         log_file=run_dir / f"{name}.log",
+        ready_url=f"http://127.0.0.1:{port}/readyz",  # the supervisor's "ever ready" rule
     )
     return ServicePlan(child, path, port, settings, planned.module)
 

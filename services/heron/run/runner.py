@@ -14,7 +14,6 @@ and a service given up on each make it 1, with the reason on the terminal.
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import time
@@ -30,6 +29,7 @@ from heron.core.bus import BusSettings, BusUnavailableError, MemoryBus, MemoryTr
 from heron.core.config.pipeline_file import warning_line
 from heron.core.plan.settings.overlay import OverlaySettings
 from heron.core.runtime import redact_url
+from heron.run.child_log import readable
 from heron.run.options import RunOptions
 from heron.run.outputs import Found, output_lines
 from heron.run.perf import PerfMeter, PerfPrinter
@@ -150,7 +150,7 @@ def run_pipeline(request: RunRequest, out: Callable[[str], None] = print) -> Run
                 watcher = BusWatcher.on_redis(
                     url, request.options.pipeline, plan.final_stage, plan.streams
                 )
-                supervisor = Supervisor(plan.children, request.policy)
+                supervisor = Supervisor(plan.children, request.policy, notify=out)
             supervisor.start()
             if request.on_started is not None:
                 request.on_started(plan, supervisor)
@@ -354,6 +354,9 @@ def _result(code: int, reason: str, watcher: BusWatcher) -> RunResult:
     )
     if lost and code == EXIT_OK:  # a run is a success only when every frame made it
         code = EXIT_FAILED
+    unread = _unread_sources(watcher)
+    if unread and code == EXIT_OK:  # nor when a source could not be read
+        code, reason = EXIT_FAILED, f"{reason}, but {unread}"
     return RunResult(
         exit_code=code,
         reason=reason,
@@ -364,6 +367,18 @@ def _result(code: int, reason: str, watcher: BusWatcher) -> RunResult:
         last_frame_at=max(lasts, default=None),
         found=found,
     )
+
+
+def _unread_sources(watcher: BusWatcher) -> str:
+    """The sources ingest could not read (an unreadable or truncated file, a camera that
+    failed), each with ingest's reason, or that ended without one frame; '' when none."""
+    parts = [f"{s} failed: {p.error}" for s, p in watcher.progress.items() if p.error]
+    parts += [
+        f"{s} ended without a single frame (an empty file, or no video stream in it?)"
+        for s, p in watcher.progress.items()
+        if p.ended and p.frames_in == 0 and not p.error
+    ]
+    return "; ".join(parts)
 
 
 def _show_log_tail(plan: RunPlan, name: str, out: Callable[[str], None], lines: int = 8) -> None:
@@ -379,22 +394,7 @@ def _show_log_tail(plan: RunPlan, name: str, out: Callable[[str], None], lines: 
         if tail:
             out(f"last lines of {path}:")
             for line in tail:
-                out(f"  {_readable(line)}")
-
-
-def _readable(line: str) -> str:
-    """A JSON log record as `LEVEL message` plus the last line of its traceback."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return line
-    if not isinstance(record, dict):
-        return line
-    text = f"{record.get('level', '')} {record.get('message', '')}"
-    exc = record.get("exc")
-    if isinstance(exc, str) and exc.strip():
-        text += f": {exc.strip().splitlines()[-1]}"
-    return text
+                out(f"  {readable(line)}")
 
 
 def _summary(result: RunResult, out: Callable[[str], None]) -> None:

@@ -1,16 +1,21 @@
 """Start, watch, restart and stop a fixed list of child processes, like a tiny init.
 
 Children start in order and stop in reverse order. A child that dies is started again after an
-exponential backoff; one that keeps dying soon after its start is given up on, and then so is the
-whole run. Every child gets a process group of its own (so Ctrl-C in the terminal reaches only the
-supervisor, which stops the children in order) and, on Linux, a parent-death signal, so even a
-supervisor killed with SIGKILL leaves no orphans behind.
+exponential backoff, and the reason it gave (the last error in its log) is said on the terminal.
+The run gives up on a child, and then so does the whole run, when it keeps dying soon after its
+start, or keeps dying before it was ever ready (its readiness URL never answered "ready" since
+its start: a dependency that stays down, however long each start waits for it). Every child gets
+a process group of its own (so Ctrl-C in the terminal reaches only the supervisor, which stops
+the children in order) and, on Linux, a parent-death signal, so even a supervisor killed with
+SIGKILL leaves no orphans behind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import http.client
+import json
 import logging
 import os
 import signal
@@ -18,14 +23,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from heron.core.runtime import EXIT_BAD_SETTINGS, EXIT_FATAL
+from heron.run.child_log import last_error, read_since
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +44,7 @@ HOPELESS = {
     EXIT_FATAL: "it failed in a way a restart cannot mend; see its log",
 }
 _PR_SET_PDEATHSIG = 1
+PROBE_TIMEOUT_S = 2.0  # one readiness request (its checks PING Redis, ask Triton: < 1.5 s)
 
 
 class RestartPolicy(BaseModel):
@@ -50,6 +59,15 @@ class RestartPolicy(BaseModel):
     )
     max_fast_crashes: int = Field(
         5, ge=1, description="Fast crashes in a row after which the run gives up."
+    )
+    max_unready_crashes: int = Field(
+        3,
+        ge=1,
+        description="Crashes in a row of a child that was never ready in between (its readiness "
+        "URL never answered ready), however long each start took, after which the run gives up.",
+    )
+    ready_probe_s: float = Field(
+        0.5, gt=0, description="How often a child not ready yet is asked whether it is."
     )
     stop_timeout_s: float = Field(
         15.0, gt=0, description="How long one child may take to stop before it is killed."
@@ -74,6 +92,9 @@ class ChildSpec:
     env: dict[str, str] = field(default_factory=dict)
     log_file: Path | None = None  # stdout+stderr go here (appended across restarts)
     cwd: Path | None = None
+    # GET answering 200 with at least one check once the child is ready (a service's /readyz);
+    # None: readiness unknown, and only fast crashes make the run give up on the child.
+    ready_url: str | None = None
 
 
 class ChildState(StrEnum):
@@ -102,8 +123,15 @@ class Child:
     started_at: float = 0.0
     restarts: int = 0
     fast_crashes: int = 0
+    unready_crashes: int = 0  # crashes in a row without being ready since its start
+    unready_since: float = 0.0  # when the first start of that streak began
+    ready: bool = False  # this start answered ready at least once
     next_start_at: float = 0.0
+    next_probe_at: float = 0.0
+    probe: Future[bool] | None = None
     last_exit: int | None = None
+    last_reason: str | None = None  # the last error its log had when it last exited
+    log_offset: int = 0  # where this start's lines begin in its log file
     stop_exit: int | None = None  # its exit code when the supervisor stopped it, if it ran then
     pids: list[int] = field(default_factory=list)  # every pid it ever had
     _log: IO[bytes] | None = None
@@ -142,14 +170,20 @@ def die_with_parent(sig: int = signal.SIGTERM, parent: int | None = None) -> Cal
     return hook
 
 
+def _warn(message: str) -> None:
+    log.warning("%s", message)
+
+
 class Supervisor:
-    """Runs `specs` in order; call `poll()` often, `stop()` once at the end."""
+    """Runs `specs` in order; call `poll()` often, `stop()` once at the end. `notify` gets what
+    a person watching should read (a child died, and why); by default a logged warning."""
 
     def __init__(
         self,
         specs: list[ChildSpec],
         policy: RestartPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        notify: Callable[[str], None] = _warn,
     ) -> None:
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
@@ -157,6 +191,8 @@ class Supervisor:
         self.policy = policy or RestartPolicy()
         self.children = [Child(s) for s in specs]
         self.clock = clock
+        self.notify = notify
+        self._probes: ThreadPoolExecutor | None = None  # made when a child needs asking
 
     def child(self, name: str) -> Child:
         for c in self.children:
@@ -189,18 +225,22 @@ class Supervisor:
         now = self.clock()
         for c in self.children:
             if c.state is ChildState.RUNNING and c.proc is not None:
+                self._probe(c, now)  # first: an answer that came in counts for this start
                 code = c.proc.poll()
                 if code is not None:
                     self._exited(c, code, now)
             if c.state is ChildState.BACKOFF and now >= c.next_start_at:
                 c.restarts += 1
-                log.warning("restarting %s (restart %d)", c.spec.name, c.restarts)
+                log.info("restarting %s (restart %d)", c.spec.name, c.restarts)
                 self._spawn(c)
 
     def stop(self) -> None:
         """SIGTERM the children in reverse order, each waited for; kill what will not go."""
         for c in reversed(self.children):
             self._stop_one(c)
+        if self._probes is not None:
+            self._probes.shutdown(wait=False, cancel_futures=True)
+            self._probes = None
 
     # -- internals --------------------------------------------------------------------------
 
@@ -209,6 +249,8 @@ class Supervisor:
         if c.spec.log_file is not None and c._log is None:
             c.spec.log_file.parent.mkdir(parents=True, exist_ok=True)
             c._log = c.spec.log_file.open("ab")
+        if c.spec.log_file is not None:
+            c.log_offset = c.spec.log_file.stat().st_size
         out = c._log if c._log is not None else subprocess.DEVNULL
         c.proc = subprocess.Popen(
             c.spec.argv,
@@ -226,7 +268,30 @@ class Supervisor:
         c.pids.append(c.proc.pid)
         c.state = ChildState.RUNNING
         c.started_at = self.clock()
+        c.ready, c.probe, c.next_probe_at = False, None, c.started_at  # an old answer is void
         log.info("started %s (pid %d)", c.spec.name, c.proc.pid)
+
+    def _probe(self, c: Child, now: float) -> None:
+        """Ask a child not ready yet whether it is now, from a thread: /readyz runs the
+        service's checks, and the supervision loop must not wait for them."""
+        if c.ready or c.spec.ready_url is None:
+            return
+        probe = c.probe
+        if probe is not None:
+            if not probe.done():
+                return
+            c.probe = None
+            if probe.result():
+                c.ready = True
+                c.unready_crashes = 0
+                log.info("%s is ready", c.spec.name)
+                return
+        if now >= c.next_probe_at:
+            if self._probes is None:
+                workers = min(8, len(self.children))
+                self._probes = ThreadPoolExecutor(workers, thread_name_prefix="ready-probe")
+            c.next_probe_at = now + self.policy.ready_probe_s
+            c.probe = self._probes.submit(answers_ready, c.spec.ready_url)
 
     def _exited(self, c: Child, code: int, now: float) -> None:
         c.last_exit = code
@@ -235,25 +300,51 @@ class Supervisor:
             log.info("%s finished (exit 0)", c.spec.name)
             return
         what = f"signal {-code}" if code < 0 else f"exit code {code}"
+        c.last_reason = self._reason(c)
+        said = f"{what}: {c.last_reason}" if c.last_reason else what
         if code in HOPELESS:
             c.state = ChildState.FAILED
-            raise GaveUpError(c.spec.name, f"{what}: {HOPELESS[code]}")
-        fast = now - c.started_at < self.policy.fast_crash_s
+            raise GaveUpError(c.spec.name, f"{said}; {HOPELESS[code]}")
+        p = self.policy
+        fast = now - c.started_at < p.fast_crash_s
         c.fast_crashes = c.fast_crashes + 1 if fast else 0
-        if c.fast_crashes >= self.policy.max_fast_crashes:
+        if c.fast_crashes >= p.max_fast_crashes:
             c.state = ChildState.FAILED
             raise GaveUpError(
                 c.spec.name,
-                f"{what}; it crashed {c.fast_crashes} times in a row within "
-                f"{self.policy.fast_crash_s:g} s of starting",
+                f"it crashed {c.fast_crashes} times in a row within {p.fast_crash_s:g} s of "
+                f"starting (the last time: {said})",
+            )
+        counted = c.spec.ready_url is not None and not c.ready
+        if counted:
+            c.unready_since = c.started_at if c.unready_crashes == 0 else c.unready_since
+            c.unready_crashes += 1
+        if counted and c.unready_crashes >= p.max_unready_crashes:
+            c.state = ChildState.FAILED
+            raise GaveUpError(
+                c.spec.name,
+                f"it crashed {c.unready_crashes} times in a row in {now - c.unready_since:.0f} s "
+                f"without ever becoming ready (the last time: {said})",
             )
         backoff = min(
-            self.policy.initial_backoff_s * 2 ** max(c.fast_crashes - 1, 0),
-            self.policy.max_backoff_s,
+            p.initial_backoff_s * 2 ** max(c.fast_crashes - 1, c.unready_crashes - 1, 0),
+            p.max_backoff_s,
         )
         c.state = ChildState.BACKOFF
         c.next_start_at = now + backoff
-        log.warning("%s died (%s); restarting in %.1f s", c.spec.name, what, backoff)
+        streak = (
+            f" ({c.unready_crashes} of {p.max_unready_crashes} crashes in a row before it "
+            "became ready)"
+            if counted
+            else ""
+        )
+        self.notify(f"{c.spec.name} died ({said}); restarting in {backoff:g} s{streak}")
+
+    def _reason(self, c: Child) -> str | None:
+        """The last error this start of the child logged (None without a log or an error)."""
+        if c.spec.log_file is None:
+            return None
+        return last_error(read_since(c.spec.log_file, c.log_offset))
 
     def _stop_one(self, c: Child) -> None:
         proc = c.proc
@@ -280,6 +371,29 @@ class Supervisor:
         if c._log is not None:
             c._log.close()
             c._log = None
+
+
+def answers_ready(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+    """GET `url` (a service's /readyz): 200 with at least one check is ready. A service
+    answers 200 with no check in the moment between serving /readyz and registering its
+    checks, which says nothing yet. Asked without any proxy: the URL is the child's own."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout_s)
+    try:
+        conn.request("GET", parts.path or "/")
+        response = conn.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException):  # not listening yet, gone, too slow
+        return False
+    finally:
+        conn.close()
+    if response.status != http.client.OK:
+        return False
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and bool(answer.get("checks"))
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
