@@ -2,8 +2,10 @@
 
 Boxes are drawn as four numpy bands *inside* the box (border-width pixels wide), so a box from
 (x1, y1) to (x2, y2) colours exactly the pixels x1 <= x < x2, y1 <= y < y2 of its outline;
-fills and translucent label backgrounds blend only their own region. Text is OpenCV's
-`putText` with the Hershey face `[osd] font` maps to (see heron.overlay.fonts).
+fills and translucent label backgrounds blend only their own region. Labels go where
+heron.overlay.labels places them (nvdsosd's place, unless that hides another label) and are
+drawn after every box, so no outline crosses a label. Text is OpenCV's `putText` with the
+Hershey face `[osd] font` maps to (see heron.overlay.fonts).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy.typing as npt
 from heron.core.config.models import Pipeline
 from heron.overlay.colors import BGR, ClassColors, alpha, to_bgr
 from heron.overlay.fonts import HersheyFont, hershey_font
+from heron.overlay.labels import Box, Size, place_labels
 from heron.v1.detection_pb2 import DetectedObject
 
 Image = npt.NDArray[np.uint8]
@@ -93,6 +96,7 @@ class OnScreenDisplay:
         pixels[:, [0, 2]] = pixels[:, [0, 2]].clip(0, w)
         pixels[:, [1, 3]] = pixels[:, [1, 3]].clip(0, h)
         s = self.style
+        labelled: list[tuple[str, Box]] = []
         for obj, (x1, y1, x2, y2) in zip(objects, pixels.tolist(), strict=True):
             if x2 <= x1 or y2 <= y1:
                 continue  # wholly outside the image
@@ -104,7 +108,9 @@ class OnScreenDisplay:
                     image, (x1, y1, x2, y2), to_bgr(s.colors.border(obj.class_id)), s.border_width
                 )
             if s.display_text:
-                self._label(image, label_text(obj, s.display_tracking_id), x1, y1)
+                labelled.append((label_text(obj, s.display_tracking_id), (x1, y1, x2, y2)))
+        if labelled:
+            self._labels(image, labelled)
 
     def draw_clock(self, image: Image, now: float | None = None) -> None:
         clock = self.style.clock
@@ -120,22 +126,28 @@ class OnScreenDisplay:
             clock.thickness, cv2.LINE_AA,
         )  # fmt: skip
 
-    def _label(self, image: Image, text: str, x1: int, y1: int) -> None:
+    def _labels(self, image: Image, labelled: list[tuple[str, Box]]) -> None:
+        """Each label on its background, where heron.overlay.labels places it."""
         import cv2
 
         t = self.style.text
-        (tw, th), base = cv2.getTextSize(text, t.font.face, t.scale, t.thickness)
-        bw, bh = tw + 2 * LABEL_PAD, th + base + 2 * LABEL_PAD
+        measured = [
+            cv2.getTextSize(text, t.font.face, t.scale, t.thickness) for text, _ in labelled
+        ]
+        sizes: list[Size] = [
+            (tw + 2 * LABEL_PAD, th + base + 2 * LABEL_PAD) for (tw, th), base in measured
+        ]
         h, w = image.shape[:2]
-        # Above the box when there is room (as nvdsosd), else just inside its top edge.
-        top = y1 - bh if y1 - bh >= 0 else y1
-        left = max(0, min(x1, w - bw))
-        region = image[top : min(top + bh, h), left : min(left + bw, w)]
-        _blend(region, self.style.text_bg, self.style.text_bg_alpha)
-        cv2.putText(
-            image, text, (left + LABEL_PAD, top + LABEL_PAD + th), t.font.face, t.scale, t.color,
-            t.thickness, cv2.LINE_AA,
-        )  # fmt: skip
+        places = place_labels([box for _, box in labelled], sizes, w, h)
+        for (text, _), ((_, th), _), (bw, bh), (left, top) in zip(
+            labelled, measured, sizes, places, strict=True
+        ):
+            region = image[top : min(top + bh, h), left : min(left + bw, w)]
+            _blend(region, self.style.text_bg, self.style.text_bg_alpha)
+            cv2.putText(
+                image, text, (left + LABEL_PAD, top + LABEL_PAD + th), t.font.face, t.scale,
+                t.color, t.thickness, cv2.LINE_AA,
+            )  # fmt: skip
 
 
 def _outline(image: Image, box: tuple[int, int, int, int], color: BGR, width: int) -> None:
