@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from heron.core.boxes import pairwise_iou
 from heron.postprocess import BBoxCoding, ClusterParams, postprocess
 from heron.training.settings import ModelSettings, RasterClass, TrainingSettings
 from heron.training.targets import Rasterizer
@@ -20,13 +21,6 @@ def settings(
         raster={"a": params, "b": params},
         deadzone_radius=0.5,
     )
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    lo, hi = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
-    inter = float(np.prod(np.clip(hi - lo, 0, None)))
-    union = float(np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2])) - inter
-    return inter / union
 
 
 @pytest.mark.parametrize(
@@ -56,7 +50,7 @@ def test_targets_decode_back_to_the_boxes(
     assert len(found) == len(boxes)
     for box, label in zip(boxes, labels, strict=True):
         same = found.xyxy[found.class_ids == label]
-        best = max(iou(np.array(box), b) for b in same)
+        best = pairwise_iou(np.array([box]), same, np.float64).max()
         assert best > 0.99
 
 

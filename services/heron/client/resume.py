@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from heron.core.backoff import Backoff
 from heron.v1 import control_pb2
 
 # Statuses of a dropped connection or a server going away, worth calling again for. Every
@@ -19,6 +20,8 @@ RESUMABLE = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED, grpc.StatusCode.CANCELLED}
 )
 
+# The wait before calling again (heron.core.backoff, full jitter: the clients of a restarted
+# server do not all call again at once): at most 0.1 s, doubling to at most 2 s.
 FIRST_DELAY_S = 0.1
 MAX_DELAY_S = 2.0
 # A call that stayed open this long reached a live server, even if it delivered nothing: a
@@ -36,7 +39,9 @@ class Resume:
     reconnects: int = 0
     reached: bool = False  # a call delivered an event, or stayed open STABLE_S
     _failing_since: float | None = field(default=None, repr=False)
-    _delay_s: float = field(default=FIRST_DELAY_S, repr=False)
+    _backoff: Backoff = field(
+        default_factory=lambda: Backoff(FIRST_DELAY_S, MAX_DELAY_S), repr=False
+    )
 
     def next_request(self) -> control_pb2.SubscribeRequest:
         """The request for the next call: the original one, continuing after `position`."""
@@ -68,11 +73,9 @@ class Resume:
             self._failing_since = now
         if now - self._failing_since >= self.reconnect_timeout_s:
             return None
-        delay = self._delay_s
-        self._delay_s = min(self._delay_s * 2, MAX_DELAY_S)
         self.reconnects += 1
-        return delay
+        return self._backoff.next()
 
     def _succeeded(self) -> None:
         self._failing_since = None
-        self._delay_s = FIRST_DELAY_S
+        self._backoff.reset()

@@ -47,7 +47,11 @@ class ReaderOptions:
     read_count: int  # entries per read of the stream
     block_ms: int  # longest wait of one read: the reader notices a stop within it
     idle_s: float = 10.0  # a reader no subscription used for this long stops
-    retry_s: float = 1.0  # a reader that failed is started again no sooner than this
+    # A reader that failed is started again no sooner than this. A fixed hold-off, not
+    # heron.core.backoff: nothing waits on it (subscriptions read the stream themselves
+    # meanwhile, and their clients resume with the backoff of heron.client), it only keeps a
+    # dead Redis from getting a new reader thread at every subscription's read.
+    retry_s: float = 1.0
 
 
 class Ring(Generic[P]):

@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 from google.protobuf.message import Message
 
 from heron.core import streams
+from heron.core.backoff import Backoff
 from heron.core.bus import Bus, BusError, Cursor, Tail
 from heron.v1.commands_pb2 import SourcesReport
 from heron.v1.control_pb2 import ModelVersions, ServiceStatus, StreamRate
@@ -30,7 +31,9 @@ log = logging.getLogger(__name__)
 
 READ_COUNT = 256
 READ_BLOCK_MS = 500
-RETRY_S = 1.0
+# After a bus error, before reading again (heron.core.backoff).
+RETRY_INITIAL_S = 0.1
+RETRY_MAX_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class _Follower(threading.Thread, Generic[M]):
 
     def run(self) -> None:
         cursor: Cursor | None = None
+        backoff = Backoff(RETRY_INITIAL_S, RETRY_MAX_S)
         while not self._halt.is_set():
             try:
                 if cursor is None:
@@ -72,8 +76,9 @@ class _Follower(threading.Thread, Generic[M]):
                 read = self._tail.read(cursor, READ_COUNT, block_ms=READ_BLOCK_MS)
             except BusError as e:  # Redis away: health says so; keep trying
                 log.debug("reading %s: %s", self._tail.key, e)
-                self._halt.wait(RETRY_S)
+                self._halt.wait(backoff.next())
                 continue
+            backoff.reset()
             cursor = read.end
             for entry in read.entries:
                 if entry.message is not None:

@@ -28,6 +28,7 @@ from enum import IntEnum
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from heron.core import streams
+from heron.core.backoff import Backoff
 from heron.core.bus import Bus, BusError, Cursor
 from heron.v1.commands_pb2 import Command, CommandReply, SourceChanges
 
@@ -35,7 +36,10 @@ log = logging.getLogger(__name__)
 
 READ_COUNT = 32
 READ_BLOCK_MS = 500  # a stop is noticed within this
-RETRY_S = 1.0  # after a bus error, before reading again
+# After a bus error, before reading again (heron.core.backoff): Redis restarting is met soon,
+# a long outage is not asked about every second.
+RETRY_INITIAL_S = 0.1
+RETRY_MAX_S = 2.0
 
 
 class ReplyCode(IntEnum):
@@ -127,12 +131,16 @@ class CommandFollower(threading.Thread):
             self.join(timeout_s)
 
     def run(self) -> None:
+        backoff = Backoff(RETRY_INITIAL_S, RETRY_MAX_S)
         while not self._stopping.is_set():
             try:
                 self.poll(READ_BLOCK_MS)
             except BusError as e:  # Redis restarting: the service's own checks report it
-                log.warning("reading commands: %s; retrying in %.0f s", e, RETRY_S)
-                self._stopping.wait(RETRY_S)
+                delay = backoff.next()
+                log.warning("reading commands: %s; retrying in %.1f s", e, delay)
+                self._stopping.wait(delay)
+                continue
+            backoff.reset()
 
     def poll(self, block_ms: int = 0) -> int:
         """Handle the commands that arrived since the last poll; how many were answered."""

@@ -23,9 +23,14 @@ import time
 
 import redis
 
+from heron.core.backoff import Backoff
 from heron.core.bus import Bus
 
 log = logging.getLogger(__name__)
+
+# Waits while the lag cannot be read (Redis away): the frame is held meanwhile.
+LAG_RETRY_INITIAL_S = 0.1
+LAG_RETRY_MAX_S = 2.0
 
 
 class LagGate:
@@ -51,14 +56,16 @@ class LagGate:
     def wait(self) -> float:
         """Block until there is room for one more frame (or a stop); returns seconds waited."""
         started = time.monotonic()
+        retry = Backoff(LAG_RETRY_INITIAL_S, LAG_RETRY_MAX_S)
         while not self._stop.is_set():
             try:
                 if self.outstanding() < self.max_lag and self._downstream_has_room():
                     break
             except (redis.ConnectionError, redis.TimeoutError) as e:  # cannot tell: hold the frame
                 log.warning("every_frame: cannot read the lag of %s: %s", self.key, e)
-                self._stop.wait(0.5)
+                self._stop.wait(retry.next())
                 continue
+            retry.reset()  # read: the next outage starts from the shortest wait
             self._stop.wait(self.poll_s)
         return time.monotonic() - started
 

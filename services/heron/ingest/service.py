@@ -18,6 +18,7 @@ from pathlib import Path
 import redis
 
 from heron.core import streams
+from heron.core.backoff import Backoff
 from heron.core.bus import Bus, BusError, Publisher
 from heron.core.commands import CommandFollower
 from heron.core.config.pipeline_file import load_pipeline
@@ -96,11 +97,13 @@ class IngestService(Service[IngestSettings]):
         """The run-time changes an earlier ingest made, waiting out a Redis that is still
         starting (as publishing would) up to redis_give_up_after_s."""
         deadline = time.monotonic() + self.settings.redis_give_up_after_s
+        backoff = Backoff(self.settings.backoff.initial_s, self.settings.backoff.max_s)
         while True:
             try:
                 return bus.newest(streams.source_changes(self.settings.pipeline), SourceChanges)
             except (BusError, redis.RedisError) as e:
-                if time.monotonic() > deadline or self.ctx.wait(0.5):
+                delay = backoff.next()
+                if time.monotonic() > deadline or self.ctx.wait(delay):
                     raise
                 log.warning("reading the run-time source changes: %s; retrying", e)
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from redis.backoff import ExponentialWithJitterBackoff
 
+from heron.core.backoff import Backoff
 from heron.core.bus import Publisher
 from heron.core.plan.settings.ingest import ReconnectSettings
 from heron.core.runtime import ServiceMetrics
@@ -68,7 +68,9 @@ class StreamWorker(threading.Thread):
         self.stop_event = stop if stop is not None else threading.Event()
         self.read_timeout_s = read_timeout_s  # the longest one read blocks: bounds a stop's wait
         self.machine = StreamStateMachine(self.spec.stream_id)
-        self._backoff = ExponentialWithJitterBackoff(cap=reconnect.max_s, base=reconnect.initial_s)
+        # Counts the failed attempts since frames last flowed: rtsp-reconnect-attempts'
+        # `max_attempts` is checked against it, and the wait grows with it.
+        self._backoff = Backoff(reconnect.initial_s, reconnect.max_s)
         self._fps = FpsMeter(outputs.metrics.fps.labels(self.spec.stream_id))
         outputs.metrics.start_stream(self.spec.stream_id)
         self.decoded = 0  # frames out of the decoder, over every pass and connection
@@ -114,14 +116,13 @@ class StreamWorker(threading.Thread):
             self.done.set()
 
     def _run(self) -> None:
-        attempt = 0
         while not self.stop_event.is_set():
             try:
                 self._play()
             except SourceUnavailableError as e:
-                attempt = 0 if self.machine.state is StreamState.PLAYING else attempt
-                attempt += 1
-                if not self._reconnect(attempt, str(e)):
+                if self.machine.state is StreamState.PLAYING:
+                    self._backoff.reset()  # frames flowed since the last failure: count anew
+                if not self._reconnect(str(e)):
                     return
                 continue
             except SourceFailedError as e:
@@ -189,13 +190,14 @@ class StreamWorker(threading.Thread):
             ref.time_base_den = frame.time_base.denominator
         return ref
 
-    def _reconnect(self, attempt: int, reason: str) -> bool:
+    def _reconnect(self, reason: str) -> bool:
         """Wait out the backoff before the next try; False when giving up or stopping."""
         self._fps.idle()
+        attempt = self._backoff.failures + 1
         if 0 <= self.max_attempts < attempt:
             self._fail(f"gave up after {self.max_attempts} reconnect attempts: {reason}")
             return False
-        delay = float(self._backoff.compute(attempt - 1))
+        delay = self._backoff.next()
         self.reconnects += 1
         self.last_reason = reason
         self._to(StreamState.RECONNECTING)

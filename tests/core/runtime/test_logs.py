@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -51,6 +52,21 @@ def test_json_line_has_standard_keys_and_extra_fields() -> None:
     assert entry["message"] == "batch done in 12.3 ms"
     assert (entry["stream"], entry["frames"]) == ("cam-1", 4)
     assert isinstance(entry["ts"], str) and entry["ts"].endswith("Z")
+
+
+@pytest.mark.usefixtures("root_restored")
+def test_json_shape_base_keys_first_and_never_replaced() -> None:
+    """What log readers rely on (and python-json-logger would change: logs.JsonFormatter)."""
+    out = capture()
+    logging.getLogger("heron.test").info(
+        "hello", extra={"service": "spoofed", "level": "x", "_private": 1, "stream": "cam-1"}
+    )
+    text = out.getvalue()
+    entry = json.loads(text)
+    assert list(entry)[:5] == ["ts", "level", "logger", "service", "message"]
+    assert (entry["service"], entry["level"]) == ("cam-ingest", "INFO")
+    assert (entry["_private"], entry["stream"]) == (1, "cam-1")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(entry["ts"]))
 
 
 @pytest.mark.usefixtures("root_restored")

@@ -2,8 +2,9 @@
 
 The client itself never retries (its own retry would hide outages from the metrics and
 stack a second backoff on ours); every bus call goes through a `Reconnector`, which retries
-connection errors and timeouts with redis-py's exponential full-jitter backoff until Redis is
-back or `give_up_after_s` has passed.
+connection errors and timeouts with redis-py's `Retry` and Heron's one backoff policy
+(heron.core.backoff: exponential, full jitter) until Redis is back or `give_up_after_s` has
+passed.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, AuthorizationError
 from redis.retry import Retry
 
+from heron.core.backoff import Backoff
 from heron.core.bus.errors import BusUnavailableError
 from heron.core.bus.metrics import BusMetrics
 from heron.core.bus.settings import BackoffSettings, BusSettings
@@ -60,7 +62,7 @@ class Reconnector:
     ) -> None:
         self._give_up_after_s = backoff.give_up_after_s
         self._retry = Retry(
-            ExponentialWithJitterBackoff(cap=backoff.max_s, base=backoff.initial_s),
+            Backoff(backoff.initial_s, backoff.max_s),
             retries=-1,  # unbounded count; the give-up time bounds it instead
             supported_errors=TRANSIENT_ERRORS,
         )

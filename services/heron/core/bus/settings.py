@@ -20,7 +20,9 @@ class BackoffSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     initial_s: float = Field(
-        0.05, gt=0, description="Base wait after the first failure; doubles on every failed try."
+        0.05,
+        gt=0,
+        description="Upper bound of the first wait (full jitter); doubles on every failed try.",
     )
     max_s: float = Field(5.0, gt=0, description="Longest wait between two tries.")
     give_up_after_s: float = Field(
@@ -115,9 +117,15 @@ class BusSettings(BaseModel):
     @classmethod
     def _known_scheme(cls, url: SecretStr) -> SecretStr:
         # Name only the scheme in the error: the rest of the URL may carry a password.
-        scheme = urlsplit(url.get_secret_value()).scheme
-        if scheme not in URL_SCHEMES:
-            raise ValueError(f"url: expected a scheme of {', '.join(URL_SCHEMES)}, got {scheme!r}")
+        parts = urlsplit(url.get_secret_value())
+        if parts.scheme not in URL_SCHEMES:
+            raise ValueError(
+                f"url: expected a scheme of {', '.join(URL_SCHEMES)}, got {parts.scheme!r}"
+            )
+        try:
+            parts.port  # noqa: B018 -- parsing it is the check
+        except ValueError:
+            raise ValueError("url: expected a port from 1 to 65535 after the host") from None
         return url
 
     @model_validator(mode="after")

@@ -17,6 +17,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
+from heron.core.backoff import Backoff
 from heron.core.bus import BackpressureError, Consumer, Delivery, Publisher
 from heron.core.runtime.service import ServiceContext
 
@@ -97,11 +98,16 @@ class Stage(Generic[Out, W]):
         self.output = output
         self._take = take
         self._handle = handle
-        self._initial_s = retry_initial_s
-        self._max_s = retry_max_s
         self._retry_on = retry_on
-        self.retry_s = retry_initial_s
+        # No jitter: one stage retries one dependency, and its waits are what the docs promise.
+        self._backoff = Backoff(retry_initial_s, retry_max_s, jitter=False)
         self.held: W | None = None
+
+    @property
+    def retry_s(self) -> float:
+        """The next wait: retry_initial_s, doubled by each `retry_on` failure in a row up to
+        retry_max_s, back to retry_initial_s once work is done."""
+        return self._backoff.bound(self._backoff.failures + 1)
 
     def step(self) -> W | None:
         """Finish the held work, else read new work and finish it; returns the work finished."""
@@ -116,13 +122,13 @@ class Stage(Generic[Out, W]):
             self.ctx.wait(self.retry_s)
             return None
         except self._retry_on as e:
-            log.warning("%s: %s; retrying in %.1f s", self.name, e, self.retry_s)
-            self.ctx.wait(self.retry_s)
             # Only a failure that repeats waits longer: a full stream clears as readers go on.
-            self.retry_s = min(self.retry_s * 2, self._max_s)
+            delay = self._backoff.next()
+            log.warning("%s: %s; retrying in %.1f s", self.name, e, delay)
+            self.ctx.wait(delay)
             return None
         done, self.held = self.held, None
-        self.retry_s = self._initial_s
+        self._backoff.reset()
         return done
 
     def drain(self) -> W | None:

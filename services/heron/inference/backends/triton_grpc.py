@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from heron.core.backoff import Backoff
 from heron.core.plan.settings.inference import TritonSettings
 from heron.inference.backends.base import (
     FloatArray,
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 TRANSIENT = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED"}
 PROBE_TIMEOUT_S = 1.0
 RECONNECT_WAIT_S = 1.0  # longest wait for readiness when reconnecting inside infer()
+# Between readiness probes while connecting (heron.core.backoff): soon after a failed probe,
+# then less often while a server or model takes its time to load.
+READY_PROBE_INITIAL_S = 0.05
+READY_PROBE_MAX_S = 1.0
 DEFAULT_REGION_IMAGES = 16  # images the input region holds when the model sets no max batch
 _regions = itertools.count()
 
@@ -58,6 +63,7 @@ class TritonBackend:
 
         s = self.settings
         deadline = time.monotonic() + (s.ready_timeout_s if timeout_s is None else timeout_s)
+        backoff = Backoff(READY_PROBE_INITIAL_S, READY_PROBE_MAX_S)
         last = "no answer yet"
         while True:
             if self._client is None:
@@ -70,10 +76,11 @@ class TritonBackend:
                 last = f"server or model {s.model_name!r} not ready"
             except Exception as e:  # tritonclient wraps every transport error the same way
                 last = _describe(e)
-            if time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 self.reset()
                 raise BackendUnavailableError(f"Triton at {s.url}: {last}")
-            time.sleep(0.2)
+            time.sleep(min(backoff.next(), left))
         if self._info is None:
             self._info = self._read_info()
             self.version = self._info.version

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import redis
-from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from heron.core.backoff import Backoff
 from heron.overlay.sinks.base import BrokerError
 from heron.overlay.sinks.broker.conn import BrokerOptions
 
@@ -31,7 +31,7 @@ class RedisStreamAdapter:
             password=password,
             socket_timeout=2,  # a dead broker must not stall the overlay past its liveness
             socket_connect_timeout=2,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 2),
+            retry=Retry(Backoff(0.05, 1.0), 2),  # a blip is ridden out; an outage fails fast
             retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         )
         self.where = f"redis://{options.host}:{options.port} stream {self.topic!r}"
