@@ -1,4 +1,4 @@
-"""Triton model repositories: every config.pbtxt parses with the model_config proto, plans for
+"""Triton model repositories: every config.pbtxt parses with Triton's model_config proto, plans for
 several compute capabilities share one model, and malformed configs are named precisely."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from heron.engine import triton_repo
 from heron.engine.model_info import read_model_info
 from heron.engine.plan_meta import InputShapes, PlanMetadata
 from heron.engine.triton_repo import RepositoryError
-from heron.v1.triton import model_config_pb2 as mc
+from tritonclient.grpc import model_config_pb2 as mc  # type: ignore[import-untyped,unused-ignore]
 
 
 def _rtx_meta(targets: list[str]) -> PlanMetadata:
@@ -102,6 +102,23 @@ def test_malformed_configs_are_named(text: str, message: str, tmp_path: Path) ->
     with pytest.raises(RepositoryError, match=message) as err:
         triton_repo.validate_config(path)
     assert str(path) in str(err.value)
+
+
+def test_fields_triton_knows_and_heron_does_not_write_validate(tmp_path: Path) -> None:
+    """The config is Triton's whole message: what a person adds for tritonserver parses."""
+    path = tmp_path / "m" / "config.pbtxt"
+    path.parent.mkdir()
+    path.write_text(
+        'name: "m"\nplatform: "tensorrt_plan"\nmax_batch_size: 8\n'
+        'input [ { name: "i" data_type: TYPE_FP32 dims: [3, 8, 8] } ]\n'
+        'output [ { name: "o" data_type: TYPE_FP32 dims: [2] } ]\n'
+        "optimization { cuda { graphs: true } }\n"
+        'model_warmup [ { name: "w" batch_size: 1 count: 2 } ]\n'
+        "response_cache { enable: true }\n"
+    )
+    config = triton_repo.validate_config(path)
+    assert config.optimization.cuda.graphs and config.response_cache.enable
+    assert config.model_warmup[0].count == 2
 
 
 def test_a_failed_publish_leaves_the_repository_as_it_was(

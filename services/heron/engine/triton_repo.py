@@ -1,6 +1,10 @@
 """Triton model repositories: `<repo>/<model>/<version>/model.plan|model.onnx|model.py` and a
-`config.pbtxt` built as a `heron.v1.triton.ModelConfig` message, printed with text_format and
-parsed back (`validate_config`) before anything is published.
+`config.pbtxt` built as Triton's own `inference.ModelConfig` message (tritonclient ships it as
+`tritonclient.grpc.model_config_pb2`, generated from the model_config.proto tritonserver parses
+config.pbtxt with), printed with text_format and parsed back (`validate_config`) before anything
+is published. The full message, not a copy of the part Heron writes: a config another tool (or a
+person) extended with fields Triton knows (`optimization`, `model_warmup`...) still validates,
+and a field Triton does not know is refused, with its line and column.
 
 Three kinds: `tensorrt_plan` on GPUs (`cc_model_filenames` per compute capability),
 `onnxruntime_onnx` for CPU nodes, and the python backend running ONNX Runtime.
@@ -13,13 +17,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc  # type: ignore[import-untyped,unused-ignore]
 
 from heron.core.outputs import staged_folder
 from heron.engine.errors import ModelFileError
 from heron.engine.model_info import ModelInfo, TensorSpec
 from heron.engine.plan_meta import PlanMetadata, write_metadata
 from heron.engine.python_model import MODEL_PY
-from heron.v1.triton import model_config_pb2 as mc
 
 CONFIG_FILE = "config.pbtxt"
 # ONNX TensorProto data types → Triton's.
