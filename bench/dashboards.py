@@ -10,6 +10,10 @@ and select with the target labels the chart's PodMonitor adds (`namespace`,
 `heron_dev_pipeline`). A panel whose metrics only a GPU node or the Kubernetes operator
 exports says so first thing in its description ("Needs ..."): the live-Prometheus test
 (tests/e2e/test_observability.py) requires every other panel to return data from `heron run`.
+
+The latency p95 lines are computed from the histograms' buckets, with exemplars on: Prometheus
+keeps exemplars on the scraped buckets only, never on a recorded series, so only such a query
+can show the frames behind a slow p95 (docs/observability.md, "From a slow p95 to the frame").
 """
 
 from __future__ import annotations
@@ -36,17 +40,34 @@ RATE = "$__rate_interval"
 NEEDS_GPU = "Needs a GPU node: DCGM exporter or Triton metrics. "
 NEEDS_TRITON = "Needs Triton (the chart's triton.enabled, scraped by its ServiceMonitor). "
 NEEDS_OPERATOR = "Needs the operator's metrics (Kubernetes; docs/observability.md). "
+EXEMPLARS = (
+    " Dots: exemplars, one frame each (stream, frame; hover one); docs/observability.md, "
+    '"From a slow p95 to the frame".'
+)
 
 
 @dataclass(frozen=True)
 class Query:
     expr: str
     legend: str = ""
+    exemplars: bool = False
 
 
 def query(q: Query, ref: str) -> prometheus.Dataquery:
     target = prometheus.Dataquery().expr(q.expr).ref_id(ref).datasource(DATASOURCE)
+    if q.exemplars:
+        target = target.exemplar(True)
     return target.legend_format(q.legend) if q.legend else target
+
+
+def p95(histogram: str, by: str, where: str, legend: str) -> Query:
+    """A histogram's p95 per `by` from its buckets, with exemplars (grouped as the rules'
+    `:p95_1m` records are, over Grafana's rate interval)."""
+    expr = (
+        f"histogram_quantile(0.95, sum by (namespace, heron_dev_pipeline, {by}, le) "
+        f"(rate({histogram}_bucket{{{where}}}[{RATE}])))"
+    )
+    return Query(expr, legend, exemplars=True)
 
 
 def graph(
@@ -157,18 +178,19 @@ def pipeline_overview() -> model.Dashboard:
             ),
             graph(
                 "Latency from capture to the sinks",
-                "From ingest decoding a frame to every sink having taken it, p50 and p95.",
+                "From ingest decoding a frame to every sink having taken it, p50 and p95."
+                + EXEMPLARS,
                 "s",
                 Query(f"pipeline_stream:heron_capture_to_sink_seconds:p50_1m{{{STREAM}}}",
                       "{{stream}} p50"),
-                Query(f"pipeline_stream:heron_capture_to_sink_seconds:p95_1m{{{STREAM}}}",
-                      "{{stream}} p95"),
+                p95("heron_overlay_capture_to_sink_seconds", "stream", STREAM, "{{stream}} p95"),
             ),
             graph(
                 "Stage latency, p95",
-                "Time one stage spends on one unit of work (a frame, or a batch of frames).",
+                "Time one stage spends on one unit of work (a frame, or a batch of frames)."
+                + EXEMPLARS + " A batch's exemplar is its frame captured first.",
                 "s",
-                Query(f"pipeline_stage:heron_stage_latency_seconds:p95_1m{{{PIPE}}}", "{{stage}}"),
+                p95("heron_stage_latency_seconds", "stage", PIPE, "{{stage}}"),
             ),
             graph(
                 "Stage latency, p50",
@@ -239,12 +261,12 @@ def inference() -> model.Dashboard:
             ),
             graph(
                 "Inference stage latency, p50 and p95",
-                "Preprocess, infer (the backend call) and postprocess, per unit of work.",
+                "Preprocess, infer (the backend call) and postprocess, per unit of work."
+                + EXEMPLARS + " A batch's exemplar is its frame captured first.",
                 "s",
                 Query(f"pipeline_stage:heron_stage_latency_seconds:p50_1m{{{infer}}}",
                       "{{stage}} p50"),
-                Query(f"pipeline_stage:heron_stage_latency_seconds:p95_1m{{{infer}}}",
-                      "{{stage}} p95"),
+                p95("heron_stage_latency_seconds", "stage", infer, "{{stage}} p95"),
             ),
             graph(
                 "Muxer wait, p95",
@@ -380,10 +402,11 @@ def bus() -> model.Dashboard:
             ),
             graph(
                 "Delivery latency, p95",
-                "Time from publish to first delivery, per topic and group.",
+                "Time from publish to first delivery, per topic and group. Dots: exemplars, "
+                "one message each (entry: its id on the topic, for XRANGE).",
                 "s",
-                Query(f"pipeline_topic_group:heron_bus_delivery_latency_seconds:p95_1m{{{PIPE}}}",
-                      "{{group}} on {{topic}}"),
+                p95("heron_bus_delivery_latency_seconds", "topic, group", PIPE,
+                    "{{group}} on {{topic}}"),
             ),
             graph(
                 "Acknowledged and dead-lettered per second",

@@ -170,3 +170,19 @@ def test_panels_read_metrics_that_exist_or_say_what_they_need() -> None:
             assert ours <= defined, (panel.title, ours - defined)
         elsewhere = any(FOREIGN.search(e) or "heron_operator_" in e for e in panel.exprs)
         assert elsewhere == bool(panel.needs), f"{panel.dashboard}: {panel.title}"
+
+
+def test_the_latency_p95_panels_show_exemplars_read_from_the_buckets() -> None:
+    """Prometheus keeps exemplars on scraped buckets, never on a recorded series: a query that
+    asks Grafana for them reads a histogram's `_bucket`; every latency p95 panel asks."""
+    asking = set()
+    for panel in panels():
+        for expr in panel.exemplar_exprs:
+            assert re.search(r"\bheron_[a-z_]+_seconds_bucket\{", expr), (panel.title, expr)
+            asking.add((panel.dashboard, panel.title))
+    assert asking == {
+        ("heron-pipeline-overview.json", "Latency from capture to the sinks"),
+        ("heron-pipeline-overview.json", "Stage latency, p95"),
+        ("heron-inference.json", "Inference stage latency, p50 and p95"),
+        ("heron-bus.json", "Delivery latency, p95"),
+    }

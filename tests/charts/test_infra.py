@@ -949,6 +949,7 @@ def test_notes_tell_how_to_reach_the_pipeline(helm: Path, chart_dir: Path) -> No
     assert "the chart's own: StatefulSet heron-redis, Service heron-redis:6379" in text
     assert "get secret heron-redis -o jsonpath='{.data.password}'" in text
     assert "no monitors or alerts were rendered" in text
+    assert "run Prometheus with --enable-feature=exemplar-storage" in text
     assert "Grafana dashboards: 4 ConfigMap(s) labelled grafana_dashboard=1 " in text
     assert "app.kubernetes.io/component=dashboards,app.kubernetes.io/instance=heron" in text
     assert "helm test heron -n video" in text

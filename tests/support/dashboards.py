@@ -21,6 +21,7 @@ class Panel:
     title: str
     description: str
     exprs: list[str]
+    exemplar_exprs: list[str]  # the queries that ask Grafana to show exemplars
 
     @property
     def needs(self) -> str:
@@ -34,8 +35,10 @@ def panels(folder: Path = FOLDER) -> list[Panel]:
     found = []
     for path in sorted(folder.glob("*.json")):
         for p in json.loads(path.read_text())["panels"]:
-            exprs = [t["expr"] for t in p.get("targets", [])]
-            found.append(Panel(path.name, p["title"], p.get("description", ""), exprs))
+            targets = p.get("targets", [])
+            exprs = [t["expr"] for t in targets]
+            asking = [t["expr"] for t in targets if t.get("exemplar")]
+            found.append(Panel(path.name, p["title"], p.get("description", ""), exprs, asking))
     return found
 
 

@@ -1,7 +1,8 @@
 """A real Prometheus for tests (Debian's `prometheus`, see ../shared/NOTES.md): static targets
 scraped every second, each with the labels a Kubernetes scrape would give it (`namespace`,
 `heron_dev_pipeline`), targets of one job in one scrape config, rule files evaluated as often as
-it scrapes, on a free loopback port; stopped and its data gone at exit."""
+it scrapes, on a free loopback port; stopped and its data gone at exit. `features` are its
+`--enable-feature` flags (`exemplar-storage` keeps the exemplars it scrapes)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from heron.run.redis_local import free_port
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 
 class PrometheusUnavailableError(RuntimeError):
     pass
+
+
+def openmetrics_families(text: str) -> list[Metric]:
+    """`text` through prometheus_client's OpenMetrics parser, which refuses what the format
+    does not allow (a missing `# EOF`, a bad exemplar, a counter without `_total`)."""
+    families: list[Metric] = list(text_string_to_metric_families(text))  # type: ignore[no-untyped-call]
+    return families
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,7 @@ class PrometheusServer:
         targets: Sequence[Target],
         interval_s: float = 1.0,
         rule_files: Sequence[Path] = (),
+        features: Sequence[str] = (),
     ) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
@@ -47,6 +58,7 @@ class PrometheusServer:
         self.binary, self.workdir, self.port = binary, workdir, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = workdir / "prometheus.yml"
+        self.features = list(features)
         jobs: dict[str, list[dict[str, Any]]] = {}
         for t in targets:  # a job name may appear once in a config
             jobs.setdefault(t.job, []).append({"targets": [t.address], "labels": dict(t.labels)})
@@ -71,6 +83,7 @@ class PrometheusServer:
                 f"--config.file={self.config}",
                 f"--storage.tsdb.path={self.workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
+                *(f"--enable-feature={f}" for f in self.features),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -109,9 +122,22 @@ class PrometheusServer:
         args = {"query": expression, "start": f"{start:.3f}", "end": f"{end:.3f}"}
         return self._api("query_range", {**args, "step": f"{step_s:g}"})
 
-    def _api(self, path: str, args: dict[str, str]) -> list[dict[str, Any]]:
+    def query_exemplars(self, expression: str, start: float, end: float) -> list[dict[str, Any]]:
+        """Exemplars of the series `expression` selects: each series' `seriesLabels` and its
+        `exemplars` [{"labels", "value", "timestamp"}, ...] (needs `exemplar-storage`)."""
+        args = {"query": expression, "start": f"{start:.3f}", "end": f"{end:.3f}"}
+        return self._api("query_exemplars", args, key=None)
+
+    def targets(self) -> list[dict[str, Any]]:
+        """The active targets: each with `health` ("up"), `lastError` and `labels`."""
+        found: list[dict[str, Any]] = self._api("targets", {}, key="activeTargets")
+        return found
+
+    def _api(
+        self, path: str, args: dict[str, str], key: str | None = "result"
+    ) -> list[dict[str, Any]]:
         url = f"{self.url}/api/v1/{path}?" + urllib.parse.urlencode(args)
         with urllib.request.urlopen(url, timeout=10) as r:
             body = json.load(r)
-        result: list[dict[str, Any]] = body["data"]["result"]
+        result: list[dict[str, Any]] = body["data"] if key is None else body["data"][key]
         return result

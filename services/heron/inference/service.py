@@ -55,6 +55,7 @@ from heron.core.runtime import (
     Service,
     Stage,
     Work,
+    oldest_frame,
     run_service,
 )
 from heron.core.runtime.status import instance_name
@@ -522,10 +523,11 @@ class InferenceService(Service[InferenceSettings]):
         for i in range(0, len(jobs), size):
             chunk = jobs[i : i + size]
             images = [j.image for j in chunk if j.image is not None]
-            with self.ctx.metrics.track("inference.preprocess", frames=len(chunk)):
+            named = oldest_frame(j.ref for j in chunk)  # the chunk's exemplar
+            with self.ctx.metrics.track("inference.preprocess", frames=len(chunk), frame=named):
                 batch, placements = self.preprocess(images)
             try:
-                with self.ctx.metrics.track("inference.infer", frames=len(chunk)):
+                with self.ctx.metrics.track("inference.infer", frames=len(chunk), frame=named):
                     outputs = version.backend.infer(batch)
                 self.batch_frames.observe(len(chunk))
             except BackendError as e:
@@ -538,7 +540,7 @@ class InferenceService(Service[InferenceSettings]):
                     )
                 work.failed += chunk
                 continue
-            with self.ctx.metrics.track("inference.postprocess", frames=len(chunk)):
+            with self.ctx.metrics.track("inference.postprocess", frames=len(chunk), frame=named):
                 geometry = [
                     frame_geometry(j.muxer, p) for j, p in zip(chunk, placements, strict=True)
                 ]

@@ -19,7 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from heron.core.backoff import Backoff
 from heron.core.bus import Publisher
 from heron.core.plan.settings.ingest import ReconnectSettings
-from heron.core.runtime import ServiceMetrics
+from heron.core.runtime import FrameKey, ServiceMetrics
 from heron.ingest import events
 from heron.ingest.backpressure import LagGate
 from heron.ingest.decoding import DecodedFrame
@@ -142,12 +142,16 @@ class StreamWorker(threading.Thread):
                     self._emit(events.started(self.spec))
                     log.info("stream %s playing", self.stream_id)
                 self.out.metrics.decoded.labels(self.stream_id).inc()
-                self.out.service_metrics.observe(f"{STAGE}.decode", frame.decode_s)
                 if frame.source_fps is not None:
                     self.out.metrics.source_fps.labels(self.stream_id).set(frame.source_fps)
                 self.decoded += 1
                 # drop-frame-interval N keeps frames 0, N, 2N, ... as nvv4l2decoder does.
-                if (self.decoded - 1) % interval:
+                skip = (self.decoded - 1) % interval
+                # The exemplar names the number the frame is published under; a skipped one has
+                # none.
+                key = None if skip else FrameKey(self.stream_id, self.published)
+                self.out.service_metrics.observe(f"{STAGE}.decode", frame.decode_s, frame=key)
+                if skip:
                     self.out.metrics.skipped.labels(self.stream_id).inc()
                     continue
                 self._publish(frame)
@@ -168,7 +172,9 @@ class StreamWorker(threading.Thread):
         self.out.frames.publish(ref)
         self.published += 1
         self.out.metrics.published.labels(self.stream_id).inc()
-        self.out.service_metrics.observe(f"{STAGE}.publish", time.perf_counter() - started)
+        self.out.service_metrics.observe(
+            f"{STAGE}.publish", time.perf_counter() - started, frame=ref
+        )
         self._fps.tick()
 
     def _ref(self, frame: DecodedFrame) -> FrameRef:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from heron.core.runtime import frame_exemplar
 from heron.v1.frame_pb2 import FrameRef
 
 # Capture to the sinks: tens of milliseconds on one host up to seconds behind a backlog.
@@ -62,4 +63,6 @@ class OverlayMetrics:
         for ref in frames:
             if ref.HasField("capture_time"):  # one from before capture stamps: not measurable
                 seconds = (now_ns - ref.capture_time.ToNanoseconds()) / 1e9
-                self.capture_to_sink.labels(ref.stream_id).observe(max(seconds, 0.0))
+                self.capture_to_sink.labels(ref.stream_id).observe(
+                    max(seconds, 0.0), frame_exemplar(ref)
+                )

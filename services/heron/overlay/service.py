@@ -35,7 +35,7 @@ from heron.core.framestore import (
     Letterbox,
 )
 from heron.core.plan.settings.overlay import OverlaySettings
-from heron.core.runtime import FatalError, Service, run_service
+from heron.core.runtime import FatalError, Service, oldest_frame, run_service
 from heron.overlay.compose import Compositor, Loaded, composites
 from heron.overlay.dedup import RecentFrames
 from heron.overlay.metrics import OverlayMetrics
@@ -151,9 +151,11 @@ class OverlayService(Service[OverlaySettings]):
     def _composite(self, batch: list[Delivery[FrameMetadata]]) -> None:
         loaded: list[Loaded] = []
         if any(b.pixels for b in self.sinks):  # broker-only overlays never touch pixels
-            with self.ctx.metrics.track(f"{STAGE}.read", frames=len(batch)):
+            named = oldest_frame(d.message.frame for d in batch)
+            with self.ctx.metrics.track(f"{STAGE}.read", frames=len(batch), frame=named):
                 loaded = [f for d in batch if (f := self._load(d)) is not None]
-        with self.ctx.metrics.track(f"{STAGE}.draw", frames=len(loaded)):
+        named = oldest_frame(f.meta.frame for f in loaded)
+        with self.ctx.metrics.track(f"{STAGE}.draw", frames=len(loaded), frame=named):
             canvas, loaded = self._draw(loaded)
         metas = [d.message for d in batch]
         for bound in self.sinks:

@@ -163,7 +163,7 @@ class Streammux(Service[StreammuxSettings]):
             scaled = self._scaled(stream_id, delivery)
             if scaled is not None:
                 batch.frames.append(scaled)
-                self.ctx.metrics.observe(STAGE, time.perf_counter() - started)
+                self.ctx.metrics.observe(STAGE, time.perf_counter() - started, frame=scaled)
                 self.metrics.frames.labels(stream_id).inc()
             done[stream_id].append(delivery)
         if batch.frames:

@@ -175,7 +175,7 @@ class TrackerService(Service[TrackerSettings]):
         started.GetCurrentTime()
         for d in work.inputs[0].deliveries:
             try:
-                with self.ctx.metrics.track(STAGE):
+                with self.ctx.metrics.track(STAGE, frame=d.message.frame):
                     work.out.append(self._track(d, started))
             except BadMetadataError as e:
                 work.rejected.append(Rejection(self.input, d, "bad_metadata", str(e)))

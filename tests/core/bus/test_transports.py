@@ -133,6 +133,26 @@ def test_a_scrape_reads_each_groups_lag_and_pending(
     assert registry.get_sample_value("heron_bus_group_pending_messages", labels) == 0
 
 
+def test_a_delivery_latency_names_its_message_in_the_exemplar(
+    make_bus: MakeBus, name: str, registry: CollectorRegistry
+) -> None:
+    """The exemplar of heron_bus_delivery_latency_seconds is the entry id, which XRANGE reads."""
+    bus = make_bus()
+    stream = streams.metadata("inference", name)
+    reader = bus.consumer(stream, FrameMetadata, "tracker", "t-0")
+    reader.ensure_group()
+    ids = bus.publisher(stream, FrameMetadata).publish_many([meta(0)])
+    assert [d.id for d in reader.read(count=1, block_ms=0)] == ids
+    exemplars = [
+        s.exemplar
+        for family in registry.collect()
+        if family.name == "heron_bus_delivery_latency_seconds"
+        for s in family.samples
+        if s.exemplar is not None and s.labels["topic"] == stream.key
+    ]
+    assert [e.labels for e in exemplars] == [{"entry": ids[0]}]
+
+
 def test_the_lag_of_a_trimmed_frame_stream_is_what_it_still_holds(
     make_bus: MakeBus, name: str, registry: CollectorRegistry
 ) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -11,7 +13,10 @@ from typing import Any
 import pytest
 from heron.core.runtime import FlagCheck, Heartbeat, Readiness, ServiceMetrics
 from heron.core.runtime.endpoint import HealthServer
+from heron.v1.frame_pb2 import FrameRef
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.prometheus_server import openmetrics_families
 
 
 def get(url: str) -> tuple[int, str, str]:
@@ -83,13 +88,65 @@ def test_failed_work_is_not_counted(endpoint: Endpoint) -> None:
     assert ("heron_stage_frames_total", (("pipeline", "cams"), ("stage", "inference"))) not in got
 
 
-def test_openmetrics_is_served_when_asked_for(endpoint: Endpoint) -> None:
-    request = urllib.request.Request(
-        endpoint.base + "/metrics", headers={"Accept": "application/openmetrics-text"}
-    )
+# What scrapers send: Prometheus 2.x's header (Debian's 2.42), one negotiating UTF-8 escaping
+# as Prometheus 3 does, a bare ask.
+OPENMETRICS_ACCEPTS = [
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,"
+    "application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;"
+    "escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1",
+    "application/openmetrics-text",
+]
+TEXT_ACCEPTS = ["", "text/plain;version=0.0.4", "text/plain", "*/*"]
+
+
+def scrape(endpoint: Endpoint, accept: str) -> tuple[str, str]:
+    """(Content-Type, body) of /metrics with a slow frame observed, as `accept` gets them."""
+    endpoint.metrics.observe("inference.infer", 1.7, frames=4, frame=FrameRef(
+        stream_id="cam-3", frame_number=812))  # fmt: skip
+    headers = {"Accept": accept} if accept else {}
+    request = urllib.request.Request(endpoint.base + "/metrics", headers=headers)
     with urllib.request.urlopen(request, timeout=5) as r:
-        assert r.headers["Content-Type"].startswith("application/openmetrics-text")
-        assert r.read().decode().rstrip().endswith("# EOF")
+        return r.headers["Content-Type"], r.read().decode()
+
+
+@pytest.mark.parametrize("accept", OPENMETRICS_ACCEPTS)
+def test_openmetrics_with_exemplars_is_served_when_asked_for(
+    endpoint: Endpoint, accept: str
+) -> None:
+    content_type, body = scrape(endpoint, accept)
+    assert content_type.startswith("application/openmetrics-text; version=1.0.0")
+    assert body.rstrip().endswith("# EOF")
+    found = [
+        (s.labels["le"], s.exemplar)
+        for family in openmetrics_families(body)  # the strict OpenMetrics parser
+        if family.name == "heron_stage_latency_seconds"
+        for s in family.samples
+        if s.exemplar is not None
+    ]
+    assert [(le, e.labels, e.value) for le, e in found] == [
+        ("2.5", {"stream": "cam-3", "frame": "812"}, 1.7)
+    ]
+
+
+@pytest.mark.parametrize("accept", TEXT_ACCEPTS)
+def test_the_text_format_otherwise_without_exemplars_and_promtool_clean(
+    endpoint: Endpoint, accept: str
+) -> None:
+    content_type, body = scrape(endpoint, accept)
+    assert content_type.startswith("text/plain; version=")
+    assert "# {" not in body and "# EOF" not in body
+    got = samples(body)
+    track = (("pipeline", "cams"), ("stage", "inference.infer"))
+    assert got[("heron_stage_latency_seconds_bucket", (("le", "2.5"), *track))] == 1.0
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed: apt-get install --no-install-recommends prometheus")
+    done = subprocess.run(
+        [promtool, "check", "metrics"], input=body.encode(), capture_output=True, check=False
+    )
+    assert done.returncode == 0 and not (done.stdout + done.stderr).strip(), done
 
 
 def test_healthz_turns_503_when_the_loop_stops_ticking(endpoint: Endpoint) -> None:

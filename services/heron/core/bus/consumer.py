@@ -292,7 +292,8 @@ class RedisConsumer(DeadLettering[M]):
                 continue
             good.append(Delivery(entry.id, decoded.message, deliveries, decoded.published_ns))
             if deliveries == 1 and decoded.published_ns is not None:
-                self._latency.observe(max(0.0, (now_ns - decoded.published_ns) / 1e9))
+                seconds = max(0.0, (now_ns - decoded.published_ns) / 1e9)
+                self._latency.observe(seconds, {"entry": entry.id})  # exemplar: which message
         if rejected:
             self._dead_letter(rejected)
         self._consumed.inc(len(good))

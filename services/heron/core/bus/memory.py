@@ -295,8 +295,9 @@ class MemoryConsumer(DeadLettering[M]):
         out: list[Delivery[M]] = []
         for entry_id, (payload, published_ns) in taken:
             message = self.message_class.FromString(payload)
-            out.append(Delivery(id_text(entry_id), message, 1, published_ns))
-            self._latency.observe(max(0.0, (now_ns - published_ns) / 1e9))
+            entry = id_text(entry_id)
+            out.append(Delivery(entry, message, 1, published_ns))
+            self._latency.observe(max(0.0, (now_ns - published_ns) / 1e9), {"entry": entry})
         self._consumed.inc(len(out))
         return out
 

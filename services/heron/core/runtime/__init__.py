@@ -13,7 +13,7 @@ from heron.core.runtime.health import (
     RedisCheck,
 )
 from heron.core.runtime.logs import configure_logging
-from heron.core.runtime.metrics import ServiceMetrics
+from heron.core.runtime.metrics import FrameKey, ServiceMetrics, frame_exemplar, oldest_frame
 from heron.core.runtime.redact import redact_url
 from heron.core.runtime.service import (
     Service,
@@ -52,6 +52,7 @@ __all__ = [
     "CheckResult",
     "FatalError",
     "FlagCheck",
+    "FrameKey",
     "Heartbeat",
     "Inputs",
     "LogSettings",
@@ -70,7 +71,9 @@ __all__ = [
     "Work",
     "build_context",
     "configure_logging",
+    "frame_exemplar",
     "load_settings",
+    "oldest_frame",
     "redact_url",
     "run_service",
     "serve",

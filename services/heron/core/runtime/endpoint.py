@@ -72,6 +72,8 @@ class HealthServer:
         self._server.server_close()
 
     def metrics_body(self, accept: str) -> tuple[bytes, str]:
+        """OpenMetrics 1.0 when `accept` asks for it (Prometheus does): the only format that
+        carries exemplars (heron.core.runtime.metrics); the classic text format otherwise."""
         encoder, content_type = choose_encoder(accept)
         return encoder(self.registry), content_type
 

@@ -11,7 +11,7 @@ rejection until it is dead-lettered. See docs/runtime.md, "A stage on the bus".
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -19,7 +19,10 @@ from google.protobuf.message import Message
 
 from heron.core.backoff import Backoff
 from heron.core.bus import BackpressureError, Consumer, Delivery, Publisher
+from heron.core.runtime.metrics import oldest_frame
 from heron.core.runtime.service import ServiceContext
+from heron.v1.detection_pb2 import FrameMetadata
+from heron.v1.frame_pb2 import FrameRef
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +152,8 @@ class Stage(Generic[Out, W]):
         if not work.handled:
             self._handle(work)
             work.handled = True
-        with self.ctx.metrics.track(f"{self.name}.publish", frames=len(work.out)):
+        named = oldest_frame(_frames(work.out))
+        with self.ctx.metrics.track(f"{self.name}.publish", frames=len(work.out), frame=named):
             if not work.published:
                 self.output.publish_many(work.out)
                 work.published = True
@@ -168,3 +172,8 @@ class Stage(Generic[Out, W]):
         # Only now: a crash before this line leaves the input pending, to be redelivered.
         for inputs in work.inputs:
             inputs.consumer.ack(inputs.deliveries)
+
+
+def _frames(out: Sequence[Message]) -> Iterator[FrameRef]:
+    """The frames a unit's outputs describe (FrameMetadata's), for the publish's exemplar."""
+    return (m.frame for m in out if isinstance(m, FrameMetadata))
