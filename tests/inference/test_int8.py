@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from heron.core.config.diagnostics import ConfigError
 from heron.core.config.nvinfer import read_nvinfer
 from heron.core.config.nvinfer_models import NvInferConfig
 from heron.core.int8.calib_cache import Algorithm, CalibrationCache
@@ -137,22 +139,31 @@ def test_a_malformed_cache_is_refused_naming_the_file_and_line(
     model: Path, tmp_path: Path, line: int, text: str, message: str
 ) -> None:
     lines = ["TRT-100300-EntropyCalibration2", "input_1: 3c010204", "conv: 3c010204"]
-    lines[line - 1] = text
     calib = tmp_path / CALIB
     calib.write_text("\n".join(lines) + "\n")
+    config = nvinfer(tmp_path, model, 1, calib)
+    lines[line - 1] = text
+    calib.write_text("\n".join(lines) + "\n")  # broken after the config was read
 
     with pytest.raises(ModelMismatchError, match=message) as err:
-        build_backend(OnnxRuntimeSettings(), nvinfer(tmp_path, model, 1, calib))
+        build_backend(OnnxRuntimeSettings(), config)
 
     assert f"int8-calib-file {calib}:{line}: " in str(err.value)
+    # The config's loader (heron config check, heron run) refuses it the same way, first.
+    with pytest.raises(ConfigError, match=f"{calib}:{line}: .*{re.escape(message)}"):
+        nvinfer(tmp_path, model, 1, calib)
 
 
 def test_a_cache_of_another_model_is_refused(model: Path, tmp_path: Path) -> None:
+    CalibrationCache.from_amax(Algorithm.ENTROPY2, {"input_1": 1.0}).write(tmp_path / CALIB)
+    config = nvinfer(tmp_path, model, 1, tmp_path / CALIB)
     calib = CalibrationCache.from_amax(Algorithm.ENTROPY2, {"data": 1.0, "fc7": 3.0})
-    calib.write(tmp_path / CALIB)
+    calib.write(tmp_path / CALIB)  # another model's, after the config was read
 
     with pytest.raises(ModelMismatchError, match="none of its 2 tensors"):
-        build_backend(OnnxRuntimeSettings(), nvinfer(tmp_path, model, 1, tmp_path / CALIB))
+        build_backend(OnnxRuntimeSettings(), config)
+    with pytest.raises(ConfigError, match=r"none of the 2 tensors .* is a tensor of onnx-file"):
+        nvinfer(tmp_path, model, 1, tmp_path / CALIB)
 
 
 def test_a_missing_cache_is_refused(model: Path, tmp_path: Path) -> None:

@@ -51,9 +51,9 @@ def test_a_bad_pipeline_fails_before_anything_starts(
         (["--threads", "-1"], "greater than or equal to 0"),
         (["--max-fast-crashes", "0"], "greater than or equal to 1"),
         (["--max-unready-crashes", "0"], "greater than or equal to 1"),
-        (["--grpc-listen", "50051"], "grpc_listen"),
+        (["--grpc-listen", "50051"], "--grpc-listen: "),
         (["--grpc-listen", "localhost:99999"], "out of range"),
-        (["--detector-listen", "nowhere"], "detector_listen"),
+        (["--detector-listen", "nowhere"], "--detector-listen: "),
     ],
 )
 def test_bad_options_are_refused(

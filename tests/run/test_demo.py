@@ -67,8 +67,9 @@ def test_the_run_copy_points_at_this_runs_clip_model_and_output(tmp_path: Path) 
 def test_a_calibrated_committed_model_runs_int8(tmp_path: Path) -> None:
     folder = tmp_path / "models" / "facemask"
     folder.mkdir(parents=True)
-    for name in ("model.onnx", "calibration.bin"):
-        (folder / name).write_text("")
+    (folder / "model.onnx").write_text("")
+    # The cache is read with the config (a TensorRT calibration cache), the model is not.
+    (folder / "calibration.bin").write_text("TRT-100300-EntropyCalibration2\ninput_1: 3c010204\n")
     found = committed_model(tmp_path / "models")
     assert found is not None and found.calibration == folder / "calibration.bin"
     assert "INT8" in found.note

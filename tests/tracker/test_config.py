@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from heron.core.config.diagnostics import ConfigError
 from heron.core.config.models import Tracker as TrackerGroup
+from heron.core.config.tracker_config import read_ll_config
 from heron.tracker import TrackerKind, kind_from_library, tracker_spec
-from heron.tracker.llconfig import read_ll_config
 
 DEEPSTREAM_IOU = """\
 %YAML:1.0

@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
+from heron.core.config.tracker_config import read_ll_config
 from heron.tracker import TrackerKind
-from heron.tracker.llconfig import read_ll_config
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "tracker.md"
 TEXT = DOC.read_text()

@@ -363,6 +363,12 @@ def streams_add(
 
     if not uri.strip():
         raise typer.BadParameter("expected a URI, got an empty one", param_hint="'URI'")
+    from heron.core.media_uri import UriError, parse_uri
+
+    try:  # the scheme and form here; whether the file or camera exists, on the server
+        parse_uri(uri, check_exists=False)
+    except UriError as e:
+        raise typer.BadParameter(str(e), param_hint="'URI'") from None
     if name is not None and not name.strip():
         raise typer.BadParameter("expected a stream id, got an empty one", param_hint="'--name'")
     connection = _Connection(server, tls_ca, tls_cert, tls_key, token)

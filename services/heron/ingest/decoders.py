@@ -83,20 +83,35 @@ def _decode(container: av.container.InputContainer, request: OpenRequest) -> Ite
         stream.thread_count = request.threads
     rate = stream.average_rate or stream.guessed_rate
     fps = float(rate) if rate else None
+    # A file does not heal: a read error or a damaged packet there is a truncated or corrupt
+    # file, which ends the stream as failed, not as a clean end of stream.
+    is_file = request.target.kind is MediaKind.FILE
+    frames = damaged = 0
     try:
         for packet in container.demux(stream):
             started = time.perf_counter()  # after demux: a live source's wait is not decoding
             try:
                 decoded = packet.decode()
             except av.error.InvalidDataError:
+                damaged += 1
                 continue  # a damaged packet (lost RTP data); the next keyframe recovers
             for frame in decoded:
                 image = to_bgr(frame)
                 took = time.perf_counter() - started
+                frames += 1
                 yield DecodedFrame(image, frame.pts, frame.time_base, took, fps)
                 started = time.perf_counter()
     except (av.error.FFmpegError, OSError) as e:
-        raise SourceUnavailableError(f"reading {_safe(request.target)} failed: {_reason(e)}") from e
+        message = f"reading {_safe(request.target)} failed after {frames} frames: {_reason(e)}"
+        raise (SourceFailedError if is_file else SourceUnavailableError)(message) from e
+    # Frame threading hides a damaged packet; the count the container declares tells.
+    declared = int(stream.frames or 0)
+    if is_file and (damaged or frames < declared * 0.95):
+        said = f" of the {declared} it declares" if declared else ""
+        raise SourceFailedError(
+            f"{_safe(request.target)}: only {frames} frames{said} could be decoded: the file is "
+            "truncated or corrupt"
+        )
 
 
 def to_bgr(frame: Any) -> np.ndarray:

@@ -7,6 +7,7 @@ inside the commands so `heron --help` stays fast.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from heron.core.cli_errors import invalid_options
 from heron.core.options import field_help, given
 from heron.run.options import RunOptions
 from heron.run.supervisor import RestartPolicy
@@ -119,8 +121,10 @@ def run(
     """Run a pipeline's services as supervised processes, like deepstream-app -c."""
     from pydantic import ValidationError
 
+    from heron.core.bus.errors import BusError
     from heron.core.config.diagnostics import ConfigError
     from heron.core.outputs import OutputKind, OutputPathError, check_output
+    from heron.core.runtime.redact import redact_url
     from heron.run.runner import RunRequest, run_pipeline
 
     if run_dir is not None:  # settings files and logs are added to it: existing is fine
@@ -147,28 +151,64 @@ def run(
             given(max_fast_crashes=max_fast_crashes, max_unready_crashes=max_unready_crashes)
         )
     except ValidationError as e:
-        raise _fail(str(e)) from None
+        raise invalid_options(e, {"intra_op_threads": "--threads"}) from None
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise _fail(f"--duration: expected a number of seconds above 0, got {duration:g}")
     if not config.is_file():
         raise _fail(f"{config}: no such file")
     if in_process and redis_url:
         raise _fail(
             "--in-process runs without Redis: its stages share queues in memory; drop --redis-url"
         )
+    url = None if in_process else redis_url or os.environ.get("REDIS_URL") or None
+    if url is not None:
+        _check_redis(url)
     request = RunRequest(
         config=config,
         run_dir=_run_dir(run_dir),
         options=options,
         policy=policy,
-        redis_url=None if in_process else redis_url or os.environ.get("REDIS_URL") or None,
+        redis_url=url,
         max_duration_s=duration,
     )
     try:
         result = run_pipeline(request, out=_print)
     except ConfigError as e:
         raise _fail(str(e)) from None
+    except BusError as e:  # Redis went away while the run started
+        raise _fail(f"--redis-url {redact_url(url or '')}: {e}") from None
     except (ValueError, OSError, RuntimeError) as e:
         raise _fail(f"{config}: {e}") from None
     raise typer.Exit(result.exit_code)
+
+
+def _check_redis(url: str) -> None:
+    """The Redis of --redis-url (or REDIS_URL) answers, before anything starts: a wrong URL or
+    a Redis that is not there is refused at once, naming the option, instead of after the
+    bus's retries."""
+    import redis
+    from pydantic import ValidationError
+
+    from heron.core.bus.connection import connect
+    from heron.core.bus.settings import BusSettings
+    from heron.core.runtime.redact import redact_url
+
+    shown = redact_url(url)
+    try:
+        settings = BusSettings.model_validate({"url": url})
+    except ValidationError as e:
+        problem = e.errors()[0]["msg"].removeprefix("Value error, ").removeprefix("url: ")
+        raise _fail(f"--redis-url {shown}: {problem}") from None
+    client = connect(settings)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        raise _fail(
+            f"--redis-url {shown}: Redis does not answer ({e}); start it there, or leave "
+            "--redis-url and REDIS_URL unset to run a private redis-server"
+        ) from None
+    finally:
+        client.close()
 
 
 @app.command()

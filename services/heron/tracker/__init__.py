@@ -4,10 +4,10 @@ Every tracker has one method, `update(detections, frame) -> tracks`, and `reset(
 service keeps one tracker per stream, picked by the pipeline config's [tracker] group.
 """
 
+from heron.core.config.tracker_params import TrackerKind, TrackerParams
 from heron.core.detections import Detections  # what `update` takes: re-exported for callers
 from heron.tracker.base import Frame, Tracked, Tracker
 from heron.tracker.factory import build_tracker, kind_from_library, tracker_spec
-from heron.tracker.params import TrackerKind, TrackerParams
 
 __all__ = [
     "Detections",

@@ -23,10 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from heron.core.boxes import pairwise_iou
+from heron.core.config.tracker_params import TrackerParams
 from heron.core.detections import Detections
 from heron.tracker.associate import match_iou
 from heron.tracker.base import Frame, Tracked, detection_box, detection_scores
-from heron.tracker.params import TrackerParams
 
 
 @dataclass

@@ -19,10 +19,10 @@ import numpy as np
 import numpy.typing as npt
 
 from heron.core.boxes import ltwh_to_xyxy, pairwise_iou
+from heron.core.config.tracker_params import TrackerParams
 from heron.core.detections import Detections
 from heron.tracker.base import Frame, detection_box
 from heron.tracker.core import IdSource, Target, TargetTracker
-from heron.tracker.params import TrackerParams
 
 _MIN_SIDE = 4  # pixels; OpenCV's filters fail on smaller boxes
 _KEEP_IOU = 0.8  # a matched detection this close to the filter's box keeps the filter

@@ -22,21 +22,13 @@ from typing import Any
 
 from heron.core.config.diagnostics import ConfigError, Diagnostic, Diagnostics
 from heron.core.config.models import Tracker as TrackerGroup
+from heron.core.config.tracker_config import LIBRARIES, read_ll_config, unknown_library_message
+from heron.core.config.tracker_params import TrackerKind, TrackerParams
 from heron.tracker.bytetrack import ByteTracker
 from heron.tracker.core import IdSource, TargetTracker
 from heron.tracker.correlation import CorrelationTracker
 from heron.tracker.iou import IouTracker
 from heron.tracker.klt import KltTracker
-from heron.tracker.llconfig import read_ll_config
-from heron.tracker.params import TrackerKind, TrackerParams
-
-LIBRARIES: dict[str, TrackerKind | None] = {
-    "libnvds_mot_iou.so": TrackerKind.IOU,
-    "libnvds_mot_klt.so": TrackerKind.KLT,
-    "libnvds_nvdcf.so": TrackerKind.CORRELATION,
-    "libheron_bytetrack.so": TrackerKind.BYTETRACK,
-    "libnvds_nvmultiobjecttracker.so": None,  # decided by the config
-}
 
 CLASSES: dict[TrackerKind, type[TargetTracker]] = {
     TrackerKind.IOU: IouTracker,
@@ -68,12 +60,7 @@ def kind_from_library(library: Path, source: Path) -> TrackerKind | None:
     name = library.name
     if name not in LIBRARIES:
         diags = Diagnostics()
-        diags.error(
-            source,
-            0,
-            f"unknown tracker library {name!r}; expected one of {sorted(LIBRARIES)}",
-            "tracker.ll-lib-file",
-        )
+        diags.error(source, 0, unknown_library_message(name), "tracker.ll-lib-file")
         raise ConfigError(diags.items)
     return LIBRARIES[name]
 

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from heron.core.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
-from heron.tracker.params import StateEstimator
+from heron.core.config.tracker_params import StateEstimator
 
 Vector = npt.NDArray[np.float64]
 

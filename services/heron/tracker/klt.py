@@ -15,9 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 from heron.core.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
+from heron.core.config.tracker_params import TrackerParams
 from heron.tracker.base import Frame
 from heron.tracker.core import IdSource, Target, TargetTracker
-from heron.tracker.params import TrackerParams
 
 _FB_ERROR_PX = 1.5  # forward-backward disagreement beyond this drops a point
 _MIN_POINTS = 3

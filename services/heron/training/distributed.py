@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from heron.training.options import DeviceError, check_device
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -41,8 +43,27 @@ def setup(device: str | None) -> tuple[Dist, torch.device]:
             torch.distributed.init_process_group("nccl" if cuda else "gloo")
         return Dist(rank, local, world), torch.device(f"cuda:{local}" if cuda else "cpu")
     if device:
+        check_cuda(device)
         return Dist(), torch.device(device)
     return Dist(), torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def check_cuda(device: str) -> None:
+    """A `cuda`/`cuda:N` device that this machine has; DeviceError saying what it has else."""
+    check_device(device)
+    if not device.startswith("cuda"):
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise DeviceError(
+            f"--device {device}: no CUDA GPU is available here (torch sees none); use --device "
+            "cpu, or leave --device out to use a GPU only when there is one"
+        )
+    index = int(device.partition(":")[2] or 0)
+    if index >= count:
+        raise DeviceError(
+            f"--device {device}: this machine has {count} CUDA GPU(s), cuda:0..cuda:{count - 1}"
+        )
 
 
 def teardown(dist: Dist) -> None:

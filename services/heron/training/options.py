@@ -7,6 +7,7 @@ entry point and must stay fast.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,3 +32,17 @@ class TrainOptions:
     validate: bool = True
     coverage_loss: CoverageLoss = "bce"
     max_steps_per_epoch: int | None = None  # cap, for smoke tests and the demo's short epochs
+
+
+class DeviceError(ValueError):
+    """A --device that names no device training can use; the message says what to give."""
+
+
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+
+
+def check_device(device: str | None) -> None:
+    """`cpu`, `cuda` or `cuda:N` (None: the best there is), checked without torch; whether
+    that GPU exists is `heron.training.distributed.check_cuda`'s check."""
+    if device is not None and not _DEVICE.fullmatch(device):
+        raise DeviceError(f"--device: expected cpu, cuda or cuda:N (N = 0, 1, ...), got {device!r}")

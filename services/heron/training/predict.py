@@ -72,6 +72,7 @@ class OnnxRunner:
         except (json.JSONDecodeError, SettingsError) as e:
             raise ModelFileError(f"{path}: invalid {SETTINGS_METADATA_KEY} metadata: {e}") from None
         self.outputs = [o.name for o in self.session.get_outputs()]
+        _check_detector(path, self.session)
 
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from heron.training.model import BBOX_NAME, COV_NAME, INPUT_NAME
@@ -79,6 +80,28 @@ class OnnxRunner:
         feeds = {INPUT_NAME: np.ascontiguousarray(images, dtype=np.float32)}
         cov, bbox = self.session.run([COV_NAME, BBOX_NAME], feeds)
         return np.asarray(cov), np.asarray(bbox)
+
+
+def _check_detector(path: Path, session: Any) -> None:
+    """An ONNX model whose metadata says it is Heron's may still be something else: refuse one
+    without DetectNet_v2's image input and two outputs before it is fed images."""
+    from heron.training.model import BBOX_NAME, COV_NAME, INPUT_NAME
+
+    inputs = {i.name: i.shape for i in session.get_inputs()}
+    outputs = {o.name: o.shape for o in session.get_outputs()}
+    shape = inputs.get(INPUT_NAME)
+    if shape is None or len(shape) != 4:
+        found = ", ".join(f"{n} {list(s)}" for n, s in inputs.items()) or "none"
+        raise ModelFileError(
+            f"{path}: expected a DetectNet_v2 export with the image input {INPUT_NAME!r} of shape "
+            f"[N, C, H, W]; found inputs {found}"
+        )
+    missing = [n for n in (COV_NAME, BBOX_NAME) if n not in outputs]
+    if missing:
+        raise ModelFileError(
+            f"{path}: expected the DetectNet_v2 outputs {COV_NAME!r} and {BBOX_NAME!r}; "
+            f"found {sorted(outputs)}"
+        )
 
 
 def load_runner(path: Path | str, device: str | None = None) -> Runner:

@@ -27,7 +27,12 @@ def copy_fixtures(root: Path, *, with_models: bool = False) -> Path:
         for name in MODEL_FILES:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_bytes(b"model bytes")
+        # The INT8 config's cache is read when the config is (a TensorRT calibration cache).
+        (root / MODEL_FILES[1]).write_text(CALIBRATION_CACHE)
     return folder
+
+
+CALIBRATION_CACHE = "TRT-100300-EntropyCalibration2\ninput_1: 3c010204\n"
 
 
 def edit(path: Path, old: bytes, new: bytes) -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from heron.core.config.cli import FileKind, app, detect_kind
+from heron.core.config.cli import app
+from heron.core.config.kinds import FileKind, detect_kind
 from typer.testing import CliRunner
 
 from tests.core.config.deepstream_helpers import APP, NVINFER, copy_fixtures, edit, line_of

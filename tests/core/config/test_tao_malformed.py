@@ -338,7 +338,7 @@ def test_malformed_spec_is_refused_with_file_line_and_reason(tmp_path: Path, cas
             r"not a TAO DetectNet_v2 spec: .*; found model_confg "
             r"\(did you mean 'model_config'\?\)$",
         ),
-        ("", ".yaml", r"not a TAO DetectNet_v2 spec: .*found nothing \(the file is empty\)"),
+        ("", ".yaml", r"not a TAO DetectNet_v2 spec: .*found no sections \(an empty file, or one"),
         (b"\xff\xfe\x00model", ".txt", r"^not UTF-8 text \(byte 0\)"),
         (None, ".txt", r"^spec file not found$"),
     ],

@@ -242,7 +242,8 @@ def test_only_deepstreams_own_tracker_libraries_are_looked_for(
     [
         ("{type: uri, enable: true, uri: 'file:///gone.mp4'}", "", SourceConfigError,
          "does not exist"),
-        ("{type: uri, enable: true, uri: 'ftp://x/y.mp4'}", "", SourceConfigError, "ftp"),
+        ("{type: uri, enable: true, uri: 'ftp://x/y.mp4'}", "", ConfigError,
+         r"pipeline\.yaml:\d+: error: \[sources\.0\.uri\] .*unsupported scheme 'ftp'"),
         (FILE_SOURCE, "sinks: [\n", ConfigError, r"pipeline\.yaml:\d+"),
     ],
     ids=["missing file", "unknown scheme", "malformed yaml"],

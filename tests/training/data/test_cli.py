@@ -220,7 +220,7 @@ def test_a_failed_overwrite_keeps_the_earlier_conversion(tmp_path: Path) -> None
     shutil.copytree(FIXTURES / "voc", source)
     (source / "images" / "b.jpg").write_bytes(b"not a jpeg")
     code, text = invoke("data", "convert", "-f", "voc", "-i", source, "-o", kitti, "--overwrite")
-    assert code == 1 and "is missing or unreadable" in text
+    assert code == 1 and "b.jpg: error: unreadable image" in text
     assert _snapshot(kitti) == earlier
     assert sorted(p.name for p in kitti.iterdir()) == ["images", "labels", "split"]  # no temp
 

@@ -75,7 +75,8 @@ def _parse_time(raw: bytes | None) -> int | None:
     if raw is None:
         return None
     text = raw.decode(errors="replace")
-    if not text.isascii() or not text.isdigit():
+    # 20 digits hold any int64; a longer run would also exceed int()'s digit limit (ValueError).
+    if not text.isascii() or not text.isdigit() or len(text) > 20:
         raise UndecodableMessageError(
             DeadLetterReason.BAD_HEADER,
             f"ts header is {text!r}, expected integer nanoseconds since the epoch",

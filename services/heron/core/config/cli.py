@@ -13,9 +13,10 @@ import typer
 import yaml
 from pydantic import BaseModel
 
-from heron.core.cli_errors import fail
+from heron.core.cli_errors import fail, invalid_options
 from heron.core.config.diagnostics import ConfigError, Diagnostic, Diagnostics, Severity
 from heron.core.config.keyfile import malformed_header_message
+from heron.core.config.kinds import FileKind, detect_kind
 from heron.core.options import field_help, given
 from heron.core.plan.options import PlanOptions
 
@@ -27,56 +28,8 @@ def _group() -> None:
     """Load and check pipeline, nvinfer and TAO spec files; plan a pipeline's services."""
 
 
-# A header missing its ']' still says what the file is; the key-file parser then reports it
-# on its line (GLib's parser names the line too) instead of "cannot tell what this file is".
-_GROUP_LINE = re.compile(rb"^[ \t]*\[(?:([^\[\]\r\n]+)\]|([A-Za-z][\w-]*))[ \t\r]*$", re.MULTILINE)
 _BRACKET_LINE = re.compile(rb"^[ \t]*(\[[^\r\n]*?)[ \t\r]*$", re.MULTILINE)
 _WHOLE_HEADER = re.compile(r"\[[^\[\]]+\]")
-_APP_GROUPS = re.compile(
-    r"application|streammux|primary-gie|secondary-gie\d+|source\d+|sink\d+|tiled-display|osd"
-    r"|tracker|tests|message-broker"
-)
-
-_YAML_TOP_KEY = re.compile(rb"^([A-Za-z_][\w-]*)\s*:", re.MULTILINE)
-_PIPELINE_KEYS = {
-    "application",
-    "sources",
-    "streammux",
-    "primary_gie",
-    "secondary_gies",
-    "tracker",
-    "tiled_display",
-    "osd",
-    "sinks",
-    "message_broker",
-    "tests",
-}
-
-
-class FileKind(StrEnum):
-    DEEPSTREAM_APP = "deepstream-app"
-    NVINFER = "nvinfer"
-    PIPELINE_YAML = "pipeline-yaml"
-    TAO_SPEC = "tao-spec"
-
-
-def detect_kind(path: Path, data: bytes) -> FileKind | None:
-    """What a file is, from its name and content (key-file groups, YAML, protobuf text)."""
-    if path.suffix.lower() in (".yaml", ".yml"):
-        # TAO specs may be YAML too; a pipeline starts with its own group names.
-        top = {m.decode("utf-8", "replace") for m in _YAML_TOP_KEY.findall(data)}
-        return FileKind.PIPELINE_YAML if top & _PIPELINE_KEYS else FileKind.TAO_SPEC
-    groups = [
-        (whole or bare).decode("utf-8", "replace").strip()
-        for whole, bare in _GROUP_LINE.findall(data)
-    ]
-    if "property" in groups:
-        return FileKind.NVINFER
-    if any(_APP_GROUPS.fullmatch(g) for g in groups):
-        return FileKind.DEEPSTREAM_APP
-    if not groups and (b"{" in data or b":" in data):
-        return FileKind.TAO_SPEC
-    return None
 
 
 @app.command()
@@ -125,6 +78,8 @@ def check_file(path: Path, *, strict: bool) -> tuple[str, list[Diagnostic]]:
         return "", diags.items
     if kind is FileKind.TAO_SPEC:
         return _check_tao(path, diags)
+    if kind is FileKind.TRACKER:
+        return _check_tracker(path, diags)
     return _check_pipeline_kind(kind, path, diags, strict=strict)
 
 
@@ -154,6 +109,17 @@ def _check_pipeline_kind(
     else:
         model = load_pipeline_yaml(path, diags, strict=strict)
     return (to_yaml(model) if model is not None else ""), diags.items
+
+
+def _check_tracker(path: Path, diags: Diagnostics) -> tuple[str, list[Diagnostic]]:
+    from heron.core.config.tracker_config import read_ll_config
+
+    try:
+        params, _, found = read_ll_config(path)
+    except ConfigError as e:
+        return "", e.diagnostics
+    data = params.model_dump(mode="json", by_alias=True)
+    return yaml.safe_dump(data, sort_keys=False, width=100), found.items
 
 
 def _check_tao(path: Path, diags: Diagnostics) -> tuple[str, list[Diagnostic]]:
@@ -250,7 +216,7 @@ def plan(
             )
         )
     except ValidationError as e:
-        raise fail(str(e)) from None
+        raise invalid_options(e, {"intra_op_threads": "--threads"}) from None
     if output_format is PlanFormat.HELM:
         _print_helm_values(configs, options, pipeline)
         return

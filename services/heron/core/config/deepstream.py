@@ -24,6 +24,7 @@ from heron.core.config.models import (
     MessageBroker,
     Osd,
     Pipeline,
+    PluginType,
     Streammux,
     Tests,
     TiledDisplay,
@@ -51,6 +52,7 @@ from heron.core.config.sources import (
     UriSource,
     source_kind,
 )
+from heron.core.config.tracker_config import check_tracker
 from heron.core.config.validation import Locator, check_paths, report, resolve_paths
 
 SINGLE_GROUPS: dict[str, tuple[str, type[BaseModel]]] = {
@@ -124,6 +126,7 @@ def load_deepstream_app(
     check_uris(pipeline, locator, diags, strict=strict)
     warn_pipeline(pipeline, locator, diags)
     check_gies(pipeline, locator, diags)
+    check_tracker(pipeline.tracker, locator, diags)
     # Syntax errors, a broken nvinfer file or --strict: the findings stand, the model does not.
     return pipeline if len(diags.errors) == errors_before else None
 
@@ -134,6 +137,14 @@ def check_pipeline_paths(
     """Resolve the pipeline's relative paths against `base` and report the missing ones (the
     nvinfer files were checked when they were loaded; engines may be built on first run)."""
     resolve_paths(pipeline, base, skip=NVINFER_MODELS)
+    missing = missing_gie_configs(pipeline)
+    for at, path in missing.items():
+        line, name = locator.find(tuple(at.split(".")))
+        message = (
+            f"file {str(path)!r} does not exist: an enabled GIE runs the nvinfer config it "
+            "names, and the pipeline cannot start without it"
+        )
+        diags.error(locator.file, line, message, name)
     check_paths(
         pipeline,
         locator,
@@ -141,7 +152,25 @@ def check_pipeline_paths(
         strict=strict,
         skip=NVINFER_MODELS,
         generated=frozenset({"model_engine_file"}),
+        exclude=frozenset(missing),
     )
+
+
+def missing_gie_configs(pipeline: Pipeline) -> dict[str, Path]:
+    """`config_file` of each enabled nvinfer GIE whose file does not exist, by field path (a
+    GIE whose nvinfer config is embedded, as the YAML form may have it, needs no file)."""
+    gies = {"primary_gie": pipeline.primary_gie}
+    gies.update({f"secondary_gies.{i}": g for i, g in pipeline.secondary_gies.items()})
+    return {
+        f"{at}.config_file": gie.config_file
+        for at, gie in gies.items()
+        if gie is not None
+        and gie.enable
+        and gie.nvinfer is None
+        and gie.plugin_type is PluginType.NVINFER
+        and gie.config_file is not None
+        and not gie.config_file.is_file()
+    }
 
 
 def warn_pipeline(pipeline: Pipeline, locator: Locator, diags: Diagnostics) -> None:
@@ -211,7 +240,9 @@ class _Reader:
         """The group's kind, or None; a bad or missing type= is left for validation to report
         (as the discriminator error, on the type= line) so no finding is lost or doubled."""
         entry = group.entries.get("type")
-        self.locator.add(prefix, entry.line if entry else group.line, f"{group.name}.type")
+        line = entry.line if entry else group.line
+        self.locator.add(f"{prefix}.type", line, f"{group.name}.type")
+        self.locator.add(prefix, line, f"{group.name}.type")
         try:
             return parse(entry.value if entry else None)
         except ValueError:

@@ -73,7 +73,7 @@ def check_gies(pipeline: Pipeline, locator: Locator, diags: Diagnostics) -> None
     for at, gie in gies.items():
         if gie is None or not gie.enable:
             continue
-        found = gie_findings(gie) if at == "primary_gie" else _plugin_findings(gie)
+        found = gie_findings(gie) if at == "primary_gie" else _secondary_findings(gie)
         for field, severity, message in found:
             where = field
             if field == "labels" and f"{at}.labels" not in locator.where:
@@ -102,6 +102,18 @@ def gie_findings(gie: Gie) -> list[tuple[str, Severity, str]]:
             found.append((key, Severity.WARNING, message))
     found += [(key, Severity.WARNING, message) for key, message in _unsupported(gie)]
     return found
+
+
+SECONDARY_NOT_RUN = (
+    "an enabled [secondary-gieN] is not supported: Heron does not run secondary inference "
+    "engines yet, so its model would never run and its labels never reach the metadata. Set "
+    "enable=0 (or remove the group) to run the pipeline without it"
+)
+
+
+def _secondary_findings(gie: Gie) -> list[tuple[str, Severity, str]]:
+    """An enabled [secondary-gieN]: refused, not dropped (Heron runs the primary GIE only)."""
+    return [("enable", Severity.ERROR, SECONDARY_NOT_RUN), *_plugin_findings(gie)]
 
 
 def _plugin_findings(gie: Gie) -> list[tuple[str, Severity, str]]:

@@ -23,7 +23,16 @@ from heron.core.config.nvinfer_models import MAX_BATCH_SIZE, NetworkType, NvInfe
 from heron.core.config.problems import Problems
 from heron.core.config.sinks import Sink
 from heron.core.config.sources import Source
-from heron.core.config.values import Color, IntList, NonNeg, Port, Strict, coded
+from heron.core.config.values import (
+    MAX_FRAME_SIDE,
+    Color,
+    FrameSide,
+    IntList,
+    NonNeg,
+    Port,
+    Strict,
+    coded,
+)
 
 # --- application, tests ---------------------------------------------------------------------
 
@@ -56,8 +65,8 @@ class Streammux(Strict):
     batched_push_timeout: int = Field(
         -1, ge=-1, description="Push a partial batch after N µs; -1 waits for a full one."
     )
-    width: int = Field(1920, ge=1, description="Frames are scaled to this width.")
-    height: int = Field(1080, ge=1, description="Frames are scaled to this height.")
+    width: FrameSide = Field(1920, description="Frames are scaled to this width.")
+    height: FrameSide = Field(1080, description="Frames are scaled to this height.")
     enable_padding: bool = Field(False, description="Keep aspect ratio with black bars.")
     buffer_pool_size: int = Field(4, ge=1, description="Output buffers in the pool.")
     nvbuf_memory_type: int = Field(0, ge=0, le=4, description="NvBufSurface memory type.")
@@ -163,8 +172,12 @@ class Gie(Strict):
 class Tracker(Strict):
     enable: bool = Field(False, description="Track objects across frames.")
     gpu_id: NonNeg = Field(0, description="GPU to run on.")
-    tracker_width: int = Field(640, ge=32, description="Frame width the tracker works at.")
-    tracker_height: int = Field(384, ge=32, description="Frame height the tracker works at.")
+    tracker_width: int = Field(
+        640, ge=32, le=MAX_FRAME_SIDE, description="Frame width the tracker works at."
+    )
+    tracker_height: int = Field(
+        384, ge=32, le=MAX_FRAME_SIDE, description="Frame height the tracker works at."
+    )
     # Heron reads the library's name only: it picks one of its own trackers by it
     # (heron.tracker.factory), and Heron's own names (libheron_*.so) are files nowhere.
     ll_lib_file: Path | None = Field(
@@ -205,8 +218,8 @@ class TiledDisplay(Strict):
     gpu_id: NonNeg = Field(0, description="GPU to run on.")
     rows: int = Field(1, ge=1, description="Tile rows.")
     columns: int = Field(1, ge=1, description="Tile columns.")
-    width: int = Field(1280, ge=1, description="Width of the composited frame.")
-    height: int = Field(720, ge=1, description="Height of the composited frame.")
+    width: FrameSide = Field(1280, description="Width of the composited frame.")
+    height: FrameSide = Field(720, description="Height of the composited frame.")
     nvbuf_memory_type: int = Field(0, ge=0, le=4, description="NvBufSurface memory type.")
 
 

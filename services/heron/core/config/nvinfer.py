@@ -17,10 +17,13 @@ from heron.core.config.keymap import ds_keys, read_group
 from heron.core.config.nvinfer_models import (
     ClassAttrs,
     InferProperty,
+    NetworkMode,
     NvInferConfig,
+    nvinfer_errors,
     nvinfer_warnings,
 )
 from heron.core.config.validation import Locator, check_paths, report, resolve_paths
+from heron.core.int8 import calib_cache
 
 PROPERTY = "property"
 CLASS_ATTRS = "class-attrs-"
@@ -64,15 +67,77 @@ def load_nvinfer(path: Path, diags: Diagnostics, *, strict: bool = False) -> NvI
         return None
     resolve_paths(config, path.parent)
     check_paths(config, locator, diags, strict=strict, generated=_generated(config))
+    check_calibration(config, locator, diags)
     warn_nvinfer(config, locator, diags)
     return config if len(diags.errors) == errors_before else None
 
 
+def check_calibration(
+    config: NvInferConfig, locator: Locator, diags: Diagnostics, at: tuple[str, ...] = ()
+) -> None:
+    """The int8-calib-file an INT8 (or best-precision) config runs with must be a TensorRT
+    calibration cache, and one of its tensors a tensor of the onnx-file: refused here as the
+    inference service refuses it when it quantises the model (a missing file is check_paths').
+    `at` is where the config sits in the file (the YAML form embeds it in a GIE)."""
+    prop = config.property
+    calib = prop.int8_calib_file
+    if calib is None or prop.network_mode not in (NetworkMode.INT8, NetworkMode.BEST):
+        return
+    if not calib.is_file():
+        return
+    line, name = locator.find((*at, "property", "int8_calib_file"))
+    try:
+        cache = calib_cache.read(calib)
+    except calib_cache.CalibCacheError as e:
+        message = f"not a TensorRT calibration cache: {e}"
+        diags.error(locator.file, line, message, name)
+        return
+    onnx_file = prop.onnx_file
+    tensors = _calibrated_tensors(onnx_file) if onnx_file is not None else None
+    if tensors is None or set(cache.scales) & tensors:
+        return
+    shown = ", ".join(list(cache.scales)[:3])
+    diags.error(
+        locator.file,
+        line,
+        f"none of the {len(cache.scales)} tensors of {str(calib)!r} ({shown}, ...) is a tensor "
+        f"of onnx-file {str(onnx_file)!r}: expected the cache `heron calibrate` wrote for this "
+        "model",
+        name,
+    )
+
+
+def _calibrated_tensors(onnx_file: Path) -> set[str] | None:
+    """The tensors a calibration cache may scale (graph inputs and node outputs) of an ONNX
+    model that is not quantised already; None when that cannot be told here (no onnx package,
+    no such file, not ONNX: other checks report those) or the cache is not used (Q/DQ)."""
+    try:
+        import onnx
+    except ImportError:  # pragma: no cover - the core image may lack onnx
+        return None
+    from heron.core.int8.qdq import has_qdq
+
+    if not onnx_file.is_file():
+        return None
+    try:
+        model = onnx.load(str(onnx_file), load_external_data=False)
+    except Exception:  # onnx raises DecodeError and friends; the model's own check reports it
+        return None
+    graph = model.graph
+    if not graph.node or has_qdq(model):  # empty bytes parse as an empty model
+        return None
+    return {i.name for i in graph.input} | {o for node in graph.node for o in node.output}
+
+
 def warn_nvinfer(config: NvInferConfig, locator: Locator, diags: Diagnostics) -> None:
-    """The cross-field warnings of a validated nvinfer config, each on the line of its field."""
+    """The cross-field warnings of a validated nvinfer config, and the settings Heron refuses,
+    each on the line of its field."""
     for at, message in nvinfer_warnings(config):
         line, name = locator.find(tuple(at.split(".")))
         diags.warn(locator.file, line, message, name)
+    for at, message in nvinfer_errors(config):
+        line, name = locator.find(tuple(at.split(".")))
+        diags.error(locator.file, line, message, name)
 
 
 def _generated(config: NvInferConfig) -> frozenset[str]:

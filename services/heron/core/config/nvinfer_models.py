@@ -161,7 +161,7 @@ class InferProperty(Strict):
         )
     )
     classifier_threshold: float | None = Field(
-        None, ge=0, description="Classifiers: minimum probability of a label."
+        None, ge=0, le=1, description="Classifiers: minimum probability of a label."
     )
     classifier_async_mode: bool = Field(
         False, description="Classify asynchronously (secondary with tracker)."
@@ -170,7 +170,7 @@ class InferProperty(Strict):
         None, description="Name of the attribute a classifier outputs."
     )
     segmentation_threshold: float | None = Field(
-        None, ge=0, description="Segmentation: minimum class probability."
+        None, ge=0, le=1, description="Segmentation: minimum class probability."
     )
     operate_on_gie_id: int | None = Field(
         None, ge=1, description="Secondary: objects of this engine only."
@@ -208,7 +208,9 @@ class InferProperty(Strict):
     enable_dla: bool = Field(False, description="Run on a DLA core (Jetson).")
     use_dla_core: NonNeg = Field(0, description="Which DLA core.")
     force_implicit_batch_dim: bool = Field(False, description="Build with implicit batch.")
-    scaling_filter: NonNeg = Field(0, description="Scaling interpolation filter.")
+    scaling_filter: int = Field(
+        0, ge=0, le=6, description="Scaling interpolation filter (NvBufSurfTransform_Inter 0..6)."
+    )
     scaling_compute_hw: NonNeg = Field(0, description="Scaling hardware.")
     network_input_order: int = Field(0, ge=0, le=1, description="Input layout: 0 NCHW, 1 NHWC.")
     tensor_meta_pool_size: int | None = Field(
@@ -228,10 +230,13 @@ class InferProperty(Strict):
 class ClassAttrs(Strict):
     """[class-attrs-all] / [class-attrs-N]: detection post-processing for one class."""
 
+    # Scores are probabilities: a threshold above 1 would drop every box without a word.
     pre_cluster_threshold: float = Field(
-        0.2, ge=0, description="Drop boxes below before clustering."
+        0.2, ge=0, le=1, description="Drop boxes scoring below this before clustering (0..1)."
     )
-    post_cluster_threshold: float = Field(0.0, ge=0, description="Drop boxes below after.")
+    post_cluster_threshold: float = Field(
+        0.0, ge=0, le=1, description="Drop boxes scoring below this after clustering (0..1)."
+    )
     nms_iou_threshold: float = Field(0.3, ge=0, le=1, description="NMS overlap threshold.")
     topk: int = Field(-1, ge=-1, description="Keep the k best boxes after NMS; -1 keeps all.")
     eps: float = Field(0.0, ge=0, description="DBSCAN neighbourhood radius.")
@@ -352,6 +357,79 @@ def nvinfer_warnings(config: NvInferConfig) -> list[tuple[str, str]]:
     engine = config.property.model_engine_file
     if engine is not None and not has_model_besides_engine(config.property):
         found.append(("property.model_engine_file", engine_not_run_message(engine)))
+    found += [(f"property.{key}", message) for key, message in _no_effect(config.property)]
+    return found
+
+
+_CUSTOM_PARSER = (
+    "Heron decodes DetectNet_v2's grids itself and loads no custom library (a model whose "
+    "outputs need a custom parser is refused when the inference service loads it)"
+)
+_SECONDARY_ONLY = "it applies to secondary GIEs, which Heron does not run"
+# [property] keys DeepStream applies that have no counterpart in Heron: set, each is a warning
+# (nothing parsed is dropped without a word); the keys that would change results are errors
+# (nvinfer_errors).
+NO_EFFECT: dict[str, str] = {
+    "gpu_id": "the inference service's backend settings choose the device (backend.kind: "
+    "torch, device: cuda:N), not the nvinfer config",
+    "enable_dla": "Heron runs no DLA (Jetson) engine",
+    "use_dla_core": "Heron runs no DLA (Jetson) engine",
+    "workspace_size": "Heron builds no TensorRT engine from the nvinfer config (`heron "
+    "build-engine` has its own options)",
+    "force_implicit_batch_dim": "Heron builds no TensorRT engine from the nvinfer config",
+    "scaling_compute_hw": "Heron scales frames with OpenCV on the CPU",
+    "output_tensor_meta": "Heron attaches no raw output tensors to the metadata",
+    "tensor_meta_pool_size": "Heron attaches no raw output tensors to the metadata",
+    "custom_lib_path": _CUSTOM_PARSER,
+    "parse_bbox_func_name": _CUSTOM_PARSER,
+    "parse_classifier_func_name": _CUSTOM_PARSER,
+    "engine_create_func_name": _CUSTOM_PARSER,
+    "parse_func": _CUSTOM_PARSER,
+    "classifier_threshold": "Heron runs detectors only, no classifier",
+    "classifier_type": "Heron runs detectors only, no classifier",
+    "classifier_async_mode": "Heron runs detectors only, no classifier",
+    "segmentation_threshold": "Heron runs detectors only, no segmentation model",
+    "secondary_reinfer_interval": _SECONDARY_ONLY,
+    "input_object_min_width": _SECONDARY_ONLY,
+    "input_object_min_height": _SECONDARY_ONLY,
+    "input_object_max_width": _SECONDARY_ONLY,
+    "input_object_max_height": _SECONDARY_ONLY,
+    "operate_on_gie_id": _SECONDARY_ONLY,
+    "operate_on_class_ids": _SECONDARY_ONLY,
+}
+
+
+def _no_effect(prop: InferProperty) -> list[tuple[str, str]]:
+    found = []
+    for key, why in NO_EFFECT.items():
+        value = getattr(prop, key)
+        if key in prop.model_fields_set and value != InferProperty.model_fields[key].default:
+            name = key.replace("_", "-")
+            found.append((key, f"{name} has no effect in Heron: {why}; it is ignored"))
+    return found
+
+
+def nvinfer_errors(config: NvInferConfig) -> list[tuple[str, str]]:
+    """Settings DeepStream applies that Heron cannot, where ignoring them would change what
+    the model sees: refused, as (field path, message)."""
+    prop = config.property
+    found: list[tuple[str, str]] = []
+    if prop.mean_file is not None:
+        found.append(
+            (
+                "property.mean_file",
+                "mean-file is not supported: Heron subtracts per-channel means only; give them "
+                "as offsets=R;G;B instead of a mean image",
+            )
+        )
+    if prop.network_input_order != 0:
+        found.append(
+            (
+                "property.network_input_order",
+                "network-input-order=1 (NHWC) is not supported: Heron feeds the network NCHW "
+                "tensors (network-input-order=0)",
+            )
+        )
     return found
 
 

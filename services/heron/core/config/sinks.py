@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Discriminator, Field, Tag, model_validator
 
 from heron.core.config.problems import Problems
-from heron.core.config.values import NonNeg, Port, Strict, coded
+from heron.core.config.values import MAX_FRAME_SIDE, NonNeg, Port, Strict, coded
 
 
 class SinkKind(StrEnum):
@@ -71,8 +71,8 @@ class EglSink(SinkBase):
     type: Annotated[Literal[SinkKind.EGL], BeforeValidator(sink_kind)] = Field(
         description="2 or egl."
     )
-    width: NonNeg = Field(0, description="Window width; 0 = frame width.")
-    height: NonNeg = Field(0, description="Window height; 0 = frame height.")
+    width: int = Field(0, ge=0, le=MAX_FRAME_SIDE, description="Window width; 0 = frame width.")
+    height: int = Field(0, ge=0, le=MAX_FRAME_SIDE, description="Window height; 0 = frame height.")
     offset_x: NonNeg = Field(0, description="Window x.")
     offset_y: NonNeg = Field(0, description="Window y.")
     display_id: NonNeg = Field(0, description="Display (Jetson).")

@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Discriminator, Field, Tag, field_validator
 
 from heron.core.config.file_uri import canonical_file_uri, is_file_uri
-from heron.core.config.values import NonNeg, Strict, coded
+from heron.core.config.values import FrameSide, NonNeg, Strict, coded
+from heron.core.media_uri import parse_uri
 
 
 class SourceKind(StrEnum):
@@ -71,8 +72,8 @@ class CameraSource(SourceBase):
     type: Annotated[Literal[SourceKind.CAMERA_V4L2], BeforeValidator(source_kind)] = Field(
         description="1 or camera_v4l2."
     )
-    camera_width: int = Field(ge=1, description="Capture width in pixels.")
-    camera_height: int = Field(ge=1, description="Capture height in pixels.")
+    camera_width: FrameSide = Field(description="Capture width in pixels.")
+    camera_height: FrameSide = Field(description="Capture height in pixels.")
     camera_fps_n: int = Field(ge=1, description="Frame rate numerator.")
     camera_fps_d: int = Field(1, ge=1, description="Frame rate denominator.")
     camera_v4l2_dev_node: NonNeg = Field(0, description="N of /dev/videoN.")
@@ -105,6 +106,8 @@ class UriSourceBase(SourceBase):
                 f"expected a URI with a scheme (file:///abs/clip.mp4, rtsp://host/stream, ...), "
                 f"found {uri!r}"
             )
+        # The scheme and host as ingest will open them: refused here, not when the run starts.
+        parse_uri(uri, check_exists=False)
         return uri
 
 

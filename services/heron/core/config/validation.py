@@ -51,14 +51,22 @@ class Locator:
 
 
 def report(exc: ValidationError, locator: Locator, diags: Diagnostics, base: Loc = ()) -> None:
-    """One diagnostic per pydantic error (and per cross-field problem)."""
+    """One diagnostic per pydantic error (and per cross-field problem); the same finding on the
+    same line once (a [class-attrs-all] value every class inherits fails once per class)."""
+    seen: set[tuple[int, str, str]] = set()
+
+    def add(line: int, message: str, name: str) -> None:
+        if (line, message, name) not in seen:
+            seen.add((line, message, name))
+            diags.error(locator.file, line, message, name)
+
     for err in exc.errors():
         loc: Loc = (*base, *err["loc"])
         if err["type"] == CROSS_FIELD:
             for at, message in err.get("ctx", {}).get("problems", []):
                 sub = tuple(p for p in at.split(".") if p)
                 line, name = locator.find((*loc, *sub))
-                diags.error(locator.file, line, message, name)
+                add(line, message, name)
             continue
         if err["type"] in ("source_type", "sink_type"):
             loc = (*loc, "type")  # point at the type itself, not the whole group
@@ -66,7 +74,7 @@ def report(exc: ValidationError, locator: Locator, diags: Diagnostics, base: Loc
         message = describe(err)
         if any(str(part) in SECRET_FIELDS for part in loc):
             message = str(err["msg"]).removeprefix("Value error, ")  # never echo a secret
-        diags.error(locator.file, line, message, name)
+        add(line, message, name)
 
 
 def describe(err: Any) -> str:
@@ -189,16 +197,18 @@ def check_paths(
     prefix: str = "",
     skip: tuple[type[BaseModel], ...] = (),
     generated: frozenset[str] = frozenset(),
+    exclude: frozenset[str] = frozenset(),
 ) -> None:
     """Referenced files that do not exist: warnings, or errors when `strict`.
 
     Outputs (fields marked `output`) and `generated` field names (files the pipeline builds,
     such as a TensorRT engine) only need their folder to exist. A library (fields marked
     `library`) named `libheron_*` is one of Heron's own, which exist nowhere as files: it needs
-    nothing (DeepStream's own libraries are files DeepStream would load: checked).
+    nothing (DeepStream's own libraries are files DeepStream would load: checked). Field paths
+    in `exclude` were reported by the caller already.
     """
     for at, name, info, owner in _path_fields(model, prefix):
-        if isinstance(owner, skip):
+        if isinstance(owner, skip) or at in exclude:
             continue
         path: Path = getattr(owner, name)
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}

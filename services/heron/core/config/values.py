@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from heron.core.config.keyfile import split_list
@@ -18,14 +18,53 @@ from heron.core.config.keyfile import split_list
 E = TypeVar("E", bound=StrEnum)
 
 
-class Strict(BaseModel):
-    """Base of every config model: unknown fields are refused, defaults are validated too."""
+INT32 = (-(2**31), 2**31 - 1)
+"""The integers a key-file value may hold: GLib reads them as a C int (g_key_file_get_integer)."""
+MAX_FRAME_SIDE = 8192
+"""The largest frame width or height Heron accepts (8K: NVIDIA's decoders stop there too)."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+class Strict(BaseModel):
+    """Base of every config model: unknown fields are refused, defaults are validated too;
+    a float must be finite (`1e400` reads as inf) and an integer fit 32 bits, as GLib and
+    DeepStream read them."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _fits_32_bits(cls, value: Any) -> Any:
+        found = _outside_int32(value)
+        if found:
+            raise PydanticCustomError(
+                "int32",
+                "expected a whole number from {low} to {high} (a 32-bit integer, as GLib reads "
+                "it); found {found}",
+                {"low": INT32[0], "high": INT32[1], "found": found},
+            )
+        return value
+
+
+def _outside_int32(value: Any) -> str:
+    """The first integer in `value` (nested lists, dict keys and values) beyond 32 bits, as
+    text; '' when there is none."""
+    if isinstance(value, bool):
+        return ""
+    if isinstance(value, int):
+        return "" if INT32[0] <= value <= INT32[1] else str(value)
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = list(value)
+    else:
+        return ""
+    return next((found for item in items if (found := _outside_int32(item))), "")
 
 
 NonNeg = Annotated[int, Field(ge=0)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+FrameSide = Annotated[int, Field(ge=1, le=MAX_FRAME_SIDE)]
+"""A frame's width or height in pixels."""
 
 
 def ds(key: str) -> dict[str, Any]:

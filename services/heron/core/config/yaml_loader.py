@@ -25,7 +25,9 @@ from heron.core.config.deepstream import (
 from heron.core.config.diagnostics import ConfigError, Diagnostics, unknown_name_message
 from heron.core.config.gie import check_gies
 from heron.core.config.models import Pipeline
-from heron.core.config.nvinfer_models import nvinfer_warnings
+from heron.core.config.nvinfer import check_calibration
+from heron.core.config.nvinfer_models import nvinfer_errors, nvinfer_warnings
+from heron.core.config.tracker_config import check_tracker
 from heron.core.config.validation import (
     Locator,
     drop_key,
@@ -101,6 +103,7 @@ def load_pipeline_yaml(path: Path, diags: Diagnostics, *, strict: bool = False) 
     warn_pipeline(pipeline, locator, diags)
     _warn_embedded_nvinfer(pipeline, embedded, locator, diags)
     check_gies(pipeline, locator, diags)
+    check_tracker(pipeline.tracker, locator, diags)
     for at in _masked_secrets(pipeline, ""):
         line, name = locator.find(tuple(at.split(".")))
         message = f"the secret is the mask {MASK!r}: this YAML was written without secrets"
@@ -130,6 +133,10 @@ def _warn_embedded_nvinfer(
         for field, message in nvinfer_warnings(gie.nvinfer):
             line, name = locator.find((*at.split("."), "nvinfer", *field.split(".")))
             diags.warn(locator.file, line, message, name)
+        for field, message in nvinfer_errors(gie.nvinfer):
+            line, name = locator.find((*at.split("."), "nvinfer", *field.split(".")))
+            diags.error(locator.file, line, message, name)
+        check_calibration(gie.nvinfer, locator, diags, at=(*at.split("."), "nvinfer"))
 
 
 def _masked_secrets(model: BaseModel, prefix: str) -> list[str]:

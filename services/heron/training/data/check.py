@@ -26,14 +26,26 @@ class CheckReport:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the file header, without decoding the pixels."""
-    # PIL reads only the header; cv2 would decode every pixel. Imported here: not for the CLI.
+    """(width, height) of an image whose pixels all decode: a truncated or corrupt file is a
+    DataFormatError (OpenCV would read what is there and fill the rest with grey)."""
+    # PIL, and a JPEG decoded at 1/8 scale (DCT scaling): every byte is read, few pixels are
+    # made. Imported here: not for the CLI.
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
-            return image.size
-    except (UnidentifiedImageError, OSError) as e:
+            size = image.size
+            image.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
+            image.load()
+            return size
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        OSError,
+        SyntaxError,
+        ValueError,
+    ) as e:
+        # SyntaxError/ValueError: what some of PIL's decoders raise for a malformed file.
         raise DataFormatError(path, 0, f"unreadable image: {e}") from None
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from heron.core.cli_errors import fail
+from heron.core.cli_errors import fail, invalid_options
 from heron.core.config.diagnostics import ConfigError, Severity
 from heron.core.outputs import OutputKind, OutputPathError, check_output
 from heron.evaluation.errors import DataFormatError
@@ -41,7 +41,9 @@ def parse_size(text: str) -> tuple[int, int]:
     width, sep, height = text.lower().partition("x")
     if sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0:
         return int(width), int(height)
-    raise typer.BadParameter(f"expected WIDTHxHEIGHT such as 960x544, got {text!r}")
+    raise typer.BadParameter(
+        f"expected WIDTHxHEIGHT such as 960x544, got {text!r}", param_hint="'--size'"
+    )
 
 
 @app.command()
@@ -60,12 +62,13 @@ def convert(
         ),
     ] = None,
     min_size: Annotated[
-        float, typer.Option(help="Drop boxes narrower or shorter than this (output pixels).")
+        float,
+        typer.Option(min=0, help="Drop boxes narrower or shorter than this (output pixels)."),
     ] = 4.0,
     images: Annotated[
         Path | None, typer.Option(help="Image folder, when not where the format puts it.")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Threads decoding/encoding images.")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Threads decoding/encoding images.")] = 2,
     overwrite: Annotated[
         bool, typer.Option(help="Replace OUTPUT/images and OUTPUT/labels if they hold files.")
     ] = False,
@@ -225,7 +228,9 @@ def split(
             settings = SplitSettings(
                 root=kitti_dir,
                 partition_mode=partition_mode.value,
-                num_partitions=num_partitions or (2 if random_mode else 1),
+                num_partitions=(2 if random_mode else 1)
+                if num_partitions is None
+                else num_partitions,
                 val_split=val_split,
                 seed=seed,
                 sequence_map=sequence_map,
@@ -235,7 +240,7 @@ def split(
         check_output(output, OutputKind.PARENT_FOLDER, option="--output", inputs=inputs)
         summary = write_partitions(split_dataset(settings), output)
     except ValidationError as e:
-        raise fail("; ".join(err["msg"] for err in e.errors())) from None
+        raise invalid_options(e, {"root": "KITTI_DIR"}) from None
     except (DataFormatError, ConfigError, OutputPathError) as e:
         raise fail(str(e)) from None
     _print_split(summary, output)

@@ -17,6 +17,7 @@ from pathlib import Path
 from heron.core.outputs import OutputKind, check_output, staged_folder
 from heron.evaluation.errors import DataFormatError
 from heron.evaluation.kitti import KittiObject, write_label_file
+from heron.training.data.check import image_size
 from heron.training.data.sample import Box, Sample
 
 JPEG_QUALITY = 95
@@ -88,6 +89,30 @@ def transform_boxes(
     return objects, counts
 
 
+def check_boxes_meet_image(sample: Sample, size: tuple[int, int]) -> None:
+    """A box that lies wholly outside its image belongs to another image, or the image's size
+    in the annotation is wrong: a DataFormatError naming both (clamping would make it a box of
+    no size, counted as merely small)."""
+    width, height = size
+    for box in sample.boxes:
+        inside_w = min(box.x2, width) - max(box.x1, 0.0)
+        inside_h = min(box.y2, height) - max(box.y1, 0.0)
+        if (
+            inside_w < 0
+            or inside_h < 0
+            or (inside_w == 0 and box.x2 > box.x1)
+            or (inside_h == 0 and box.y2 > box.y1)
+        ):
+            coords = ", ".join(f"{v:g}" for v in box.coords)
+            raise DataFormatError(
+                sample.source,
+                0,
+                f"box {box.label!r} ({coords}) lies wholly outside the {width}x{height} image "
+                f"{sample.image}: expected boxes in that image's pixels (is the annotation's "
+                "image or size wrong?)",
+            )
+
+
 @dataclass(frozen=True)
 class _Job:
     output: Path
@@ -98,6 +123,9 @@ class _Job:
     def __call__(self, sample: Sample) -> BoxCounts:
         import cv2
 
+        if not sample.image.is_file():
+            raise DataFormatError(sample.source, 0, f"image {sample.image} is missing")
+        image_size(sample.image)  # a truncated file is refused, not filled with grey by OpenCV
         # Boxes refer to the pixels as stored (the size VOC's <size> and PIL report); applying
         # an EXIF rotation here would turn the image away from its boxes.
         image = cv2.imread(str(sample.image), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
@@ -106,6 +134,7 @@ class _Job:
                 sample.source, 0, f"image {sample.image} is missing or unreadable"
             )
         height, width = image.shape[:2]
+        check_boxes_meet_image(sample, (width, height))
         shrink = self.size[0] <= width and self.size[1] <= height
         resized = cv2.resize(
             image, self.size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR

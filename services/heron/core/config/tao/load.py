@@ -143,7 +143,7 @@ def detect_kind(top_level: list[str], source: Path) -> SpecKind:
         return "experiment"
     guess = next((g for n in top_level if (g := closest(n, experiment | convert))), None)
     hint = f" (did you mean {guess!r}?)" if guess else ""
-    found = ", ".join(top_level) or "nothing (the file is empty)"
+    found = ", ".join(top_level) or "no sections (an empty file, or one that is no mapping)"
     raise ConfigError(
         [
             Diagnostic(

@@ -3,6 +3,9 @@
 Keys Heron reads are checked (type, range); keys of DeepStream's that Heron does not implement
 are reported as warnings, and a key that looks like a misspelling of one Heron reads is an
 error (a typo must not silently fall back to a default).
+
+In the core, not the tracker service: `heron config check` and `heron run` refuse a [tracker]
+group the tracker service would refuse (`check_tracker`), before anything starts.
 """
 
 from __future__ import annotations
@@ -14,7 +17,48 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from heron.core.config.diagnostics import ConfigError, Diagnostics, closest
-from heron.tracker.params import IGNORED_SECTIONS, SECTIONS, TrackerParams
+from heron.core.config.models import Tracker
+from heron.core.config.tracker_params import (
+    IGNORED_SECTIONS,
+    SECTIONS,
+    TrackerKind,
+    TrackerParams,
+)
+from heron.core.config.validation import Locator
+
+# ll-lib-file's name picks the tracker (heron.tracker.factory has the table in words).
+LIBRARIES: dict[str, TrackerKind | None] = {
+    "libnvds_mot_iou.so": TrackerKind.IOU,
+    "libnvds_mot_klt.so": TrackerKind.KLT,
+    "libnvds_nvdcf.so": TrackerKind.CORRELATION,
+    "libheron_bytetrack.so": TrackerKind.BYTETRACK,
+    "libnvds_nvmultiobjecttracker.so": None,  # decided by the config
+}
+
+
+def unknown_library_message(name: str) -> str:
+    return f"unknown tracker library {name!r}; expected one of {sorted(LIBRARIES)}"
+
+
+def check_tracker(tracker: Tracker, locator: Locator, diags: Diagnostics) -> None:
+    """An enabled [tracker] as the tracker service reads it: a library name it knows and an
+    ll-config-file that loads (its findings are added, each on its own file and line; a
+    missing file is check_paths')."""
+    if not tracker.enable:
+        return
+    if tracker.ll_lib_file is not None and tracker.ll_lib_file.name not in LIBRARIES:
+        line, name = locator.find(("tracker", "ll_lib_file"))
+        diags.error(locator.file, line, unknown_library_message(tracker.ll_lib_file.name), name)
+    config = tracker.ll_config_file
+    if config is None or not config.is_file():
+        return
+    try:
+        _, _, found = read_ll_config(config)
+    except ConfigError as e:
+        diags.extend(e.diagnostics)
+        return
+    diags.extend(found.items)
+
 
 Lines = dict[tuple[str, ...], int]
 
@@ -38,7 +82,12 @@ def read_ll_config(path: Path) -> tuple[TrackerParams, dict[str, Any], Diagnosti
     """The params, the raw document (for the tracker-kind keys) and the warnings."""
     diags = Diagnostics()
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        diags.error(
+            path, 0, f"not valid UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start})"
+        )
+        raise ConfigError(diags.items) from None
     except OSError as e:
         diags.error(path, 0, f"cannot read the tracker config: {e.strerror or e}")
         raise ConfigError(diags.items) from None
