@@ -9,13 +9,16 @@ The command's output goes on to the container's log; when it ends, one JSON obje
 module's `JobReport`) is written to the termination-message file, and the exit status is the
 command's. The operator reads it back from the pod's
 `status.containerStatuses[].state.terminated.message`, so no volume of the operator's is needed
-and `kubectl describe pod` shows it. Only the standard library is used: this runs in the engine
-image, which has no kopf.
+and `kubectl describe pod` shows it. It runs in the training and engine images, which have no
+kopf: it uses the standard library and typer, a dependency of every `heron` install (the
+package this module ships in), as every Heron command line is parsed.
+
+A command's lines are plain text or JSON log lines (heron.core.runtime.logs' format, `python -m
+heron.training --log-format json`): the report and the steps read a JSON line's message.
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import os
@@ -24,15 +27,20 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 TERMINATION_LOG = "/dev/termination-log"
 MESSAGE_LIMIT = 4096  # bytes the kubelet keeps of a termination message
 _TAIL_LINES = 20
 _PLAN_ARROW = " → "  # `heron build-engine` ends with "built ... plan (...) → <plan>"
-# `python -m heron.training` prints this line as each step starts (heron.training.__main__).
+# `python -m heron.training` prints this line as each step starts (heron.training.job_cli), or
+# logs it as a JSON line's message with `--log-format json`.
 STEP_PREFIX = "heron-step: "
+PROG = "python3 -m heron_operator.job_report"
 # What a training's report.json gives the TrainingRun's status (its own names).
 _TRAIN_KEYS = ("ap", "mAP", "int8", "artifacts")
 
@@ -98,11 +106,31 @@ def _fitting(train: dict[str, Any]) -> dict[str, Any]:
     return slim
 
 
+def readable(line: str) -> str:
+    """A JSON log line's message (heron.core.runtime.logs' format); any other line as it is."""
+    if line.startswith("{"):
+        try:
+            body = json.loads(line)
+        except ValueError:
+            return line
+        message = body.get("message") if isinstance(body, dict) else None
+        if isinstance(message, str):
+            return message
+    return line
+
+
+def step_of_line(line: str) -> str | None:
+    """The step a line marks: `heron-step: <step>` at its start, or as a JSON log line's
+    message; None for any other line (the text quoted inside a line marks nothing)."""
+    text = readable(line.rstrip("\n"))
+    return text[len(STEP_PREFIX) :].strip() if text.startswith(STEP_PREFIX) else None
+
+
 def run(
     command: Sequence[str], tail: collections.deque[str], steps: list[str] | None = None
 ) -> int:
-    """Run `command`, passing its output through and keeping its last lines in `tail` (and
-    the steps it marked, `heron-step: <step>`, in `steps`)."""
+    """Run `command`, passing its output through and keeping its last lines in `tail` (a JSON
+    log line's message, not the object) and the steps it marked in `steps`."""
     env = {"COLUMNS": "4096", **os.environ}  # rich wraps at 80 columns without a terminal
     process = subprocess.Popen(
         list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
@@ -112,9 +140,10 @@ def run(
     for line in process.stdout:
         sys.stdout.write(line)
         sys.stdout.flush()
-        tail.append(line.rstrip("\n"))
-        if steps is not None and line.startswith(STEP_PREFIX):
-            steps.append(line[len(STEP_PREFIX) :].strip())
+        tail.append(readable(line.rstrip("\n")))
+        step = step_of_line(line)
+        if steps is not None and step is not None:
+            steps.append(step)
     return process.wait()
 
 
@@ -169,38 +198,72 @@ def _last(tail: Sequence[str]) -> str:
     return "\n".join(tail).strip()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if "--" not in args:
-        print("usage: job_report build|gate|train [options] -- COMMAND...", file=sys.stderr)
-        return 2
-    split = args.index("--")
-    parser = argparse.ArgumentParser(prog="python3 -m heron_operator.job_report")
-    parser.add_argument("kind", choices=("build", "gate", "train"))
-    parser.add_argument(
-        "--report",
-        type=Path,
-        help="gate: the JSON `heron calibrate --json` writes; train: the training's report.json",
-    )
-    parser.add_argument("--termination-log", type=Path, default=Path(TERMINATION_LOG))
-    options = parser.parse_args(args[:split])
-    command = args[split + 1 :]
-    if not command or (options.kind in ("gate", "train") and options.report is None):
-        parser.error("expected a command after --, and --report for a gate or a training")
+class Kind(StrEnum):
+    BUILD = "build"
+    GATE = "gate"
+    TRAIN = "train"
+
+
+app = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False, add_completion=False)
+
+
+@app.command()
+def job_report(
+    kind: Annotated[
+        Kind,
+        typer.Argument(
+            help="build: the plan heron build-engine printed; gate: the numbers of `heron "
+            "calibrate --json`; train: a training's report.json.",
+            metavar="KIND",
+            show_default=False,
+        ),
+    ],
+    command: Annotated[
+        list[str],
+        typer.Argument(help="The command to run, after --.", metavar="COMMAND", show_default=False),
+    ],
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="gate: the JSON `heron calibrate --json` writes; train: the training's "
+            "report.json.",
+            show_default=False,
+        ),
+    ] = None,
+    termination_log: Annotated[
+        Path, typer.Option(help="The termination-message file the kubelet reads.")
+    ] = Path(TERMINATION_LOG),
+) -> None:
+    """Run COMMAND; write what it did as the container's termination message; exit as it did."""
+    if kind is not Kind.BUILD and report is None:
+        raise typer.BadParameter(f"a {kind} reads its report: name it", param_hint=["--report"])
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
     steps: list[str] = []
     try:
         code = run(command, tail, steps)
     except OSError as e:
         code, tail = 127, collections.deque([f"cannot run {command[0]}: {e}"])
-    if options.kind == "gate":
-        report = gate_report(code, tail, options.report)
-    elif options.kind == "train":
-        report = train_report(code, tail, options.report, steps)
+    if kind is Kind.GATE and report is not None:
+        result = gate_report(code, tail, report)
+    elif kind is Kind.TRAIN and report is not None:
+        result = train_report(code, tail, report, steps)
     else:
-        report = build_report(code, tail)
-    options.termination_log.write_text(report.to_message())
-    return code
+        result = build_report(code, tail)
+    termination_log.write_text(result.to_message())
+    raise typer.Exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The wrapped command's exit status (2: job_report's own arguments are wrong)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in args and "--help" not in args:  # else the command's options read as ours
+        print(f"usage: {PROG} build|gate|train [OPTIONS] -- COMMAND...", file=sys.stderr)
+        return 2
+    try:
+        app(args=args, prog_name=PROG)
+    except SystemExit as e:  # typer's standalone mode ends every run with one
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return 0
 
 
 if __name__ == "__main__":

@@ -72,7 +72,12 @@ def spec_file(role: Literal["train", "retrain"], source: SpecSource) -> str:
 def command(spec: TrainingRunSpec, name: str) -> list[str]:
     """job_report around `python -m heron.training` with the spec's steps (docs/training.md)."""
     results = results_folder(spec, name)
-    training = ["-m", "heron.training", "-e", spec_file("train", spec.tao_spec), "-r", results]
+    # JSON log lines, as the services write: its `heron-step:` lines are JSON lines' messages,
+    # which job_report and the TrainingRun controller read (job_report.step_of_line).
+    training = [
+        "-m", "heron.training", "-e", spec_file("train", spec.tao_spec), "-r", results,
+        "--log-format", "json",
+    ]  # fmt: skip
     if spec.gpu.count > 1:  # one process per GPU
         training = ["-m", "torch.distributed.run", f"--nproc-per-node={spec.gpu.count}", *training]
     if spec.gpu.count == 0:

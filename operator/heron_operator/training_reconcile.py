@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from heron_operator import conditions as cond
 from heron_operator import jobs, training_jobs
-from heron_operator.job_report import STEP_PREFIX, JobReport
+from heron_operator.job_report import JobReport, step_of_line
 from heron_operator.kube import JOBS, PODS, ApiError, ConflictError, NotFoundError, Resource
 from heron_operator.settings import OperatorSettings
 from heron_operator.steps import (
@@ -221,12 +221,12 @@ async def _log_step(ctx: Context, namespace: str, pod: Json) -> str | None:
 
 
 def step_of(log_text: str) -> str | None:
-    """The step of the newest `heron-step: <step>` line, if one names a known step."""
+    """The step of the newest `heron-step: <step>` line (plain, or a JSON log line's message),
+    if one names a known step."""
     for line in reversed(log_text.splitlines()):
-        if line.startswith(STEP_PREFIX):
-            step = line[len(STEP_PREFIX) :].strip()
-            if step in STEPS:
-                return step
+        step = step_of_line(line)
+        if step in STEPS:
+            return step
     return None
 
 

@@ -130,4 +130,13 @@ def test_missing_pipeline_file_exits_2(redis_url: str, tmp_path: Path) -> None:
     proc = _start(tmp_path / "absent.txt", redis_url, free_port())
     output = proc.communicate(timeout=30)[0]
     assert proc.returncode == 2
-    assert "absent.txt" in output
+    assert "Invalid value for '--pipeline-config'" in output and "absent.txt" in output
+
+
+def test_a_misused_option_exits_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    from heron.ingest.__main__ import main
+
+    assert main(["--settings"]) == 2
+    assert "Option '--settings' requires an argument" in capsys.readouterr().err
+    assert main(["--config", "s.yaml"]) == 2  # the pipeline is -c; the settings --settings
+    assert "No such option: --config" in capsys.readouterr().err

@@ -224,7 +224,8 @@ def test_the_job_runs_the_training_entry_point_inside_job_report() -> None:
     ]  # fmt: skip
     assert training_command(job) == [
         "python3", "-m", "heron.training", "-e", "/etc/heron/spec/train.txt",
-        "-r", "/artifacts/trainingruns/facemask", "--device", "cpu", "--epochs", "3",
+        "-r", "/artifacts/trainingruns/facemask", "--log-format", "json",
+        "--device", "cpu", "--epochs", "3",
     ]  # fmt: skip
 
 
@@ -552,6 +553,11 @@ def test_a_jobs_event_steps_the_training_run_that_owns_it() -> None:
         ("heron-step: Dance\n", None),
         ("heron-step: Retrain\nINFO heron-step: Calibrate (quoted, not at a line start)\n",
          "Retrain"),
+        # --log-format json: the step is a JSON log line's message
+        ('{"level": "INFO", "message": "heron-step: Prune", "step": "Prune"}\n{"message": "x"}\n',
+         "Prune"),
+        ('heron-step: Train\n{"message": "quoted: heron-step: Export"}\n{"heron-step: Export\n',
+         "Train"),
     ],
 )  # fmt: skip
 def test_the_step_is_the_newest_step_line_of_the_log(log: str, step: str | None) -> None:
@@ -589,6 +595,20 @@ def test_job_report_train_ignores_a_stale_report_of_a_failed_run(tmp_path: Path)
     (tmp_path / "none").mkdir()
     code, report = report_of(tmp_path / "none", "print('no report')", None)
     assert code == 0 and report.ok is False and "cannot read" in report.message
+
+
+def test_job_report_train_reads_a_json_logging_jobs_steps_and_last_line(tmp_path: Path) -> None:
+    lines = [
+        {"level": "INFO", "message": f"{STEP_PREFIX}Train", "step": "Train"},
+        {"level": "INFO", "message": "train: 1/2 steps", "epoch": 1, "loss": 0.5},
+        {"level": "ERROR", "message": "error: /data/split: no split here"},
+    ]
+    script = "; ".join(f"print({json.dumps(json.dumps(line))})" for line in lines)
+    code, report = report_of(tmp_path, script + "; raise SystemExit(1)", None)
+    assert code == 1 and report.step == "Train"
+    assert report.message.splitlines() == [
+        f"{STEP_PREFIX}Train", "train: 1/2 steps", "error: /data/split: no split here",
+    ]  # fmt: skip
 
 
 def test_a_report_of_many_classes_still_fits_the_termination_message() -> None:

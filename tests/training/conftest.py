@@ -1,7 +1,10 @@
-"""Fixtures for the training tests: tiny settings, and 16 real images as a split KITTI folder."""
+"""Fixtures for the training tests: tiny settings; 16 real images, or 8 synthetic ones, as a split
+KITTI folder; the root logger put back after a test that ran the Job."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,3 +70,43 @@ def real_items(kitti16: Path) -> list[LabelledImage]:
     assert len(items) == 16
     assert sum(len(i.labels) for i in items) > 16
     return items
+
+
+@pytest.fixture(scope="session")
+def synthetic_kitti(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 noise images (128×64) with one face each, as a split KITTI folder (`kitti/`, `split/`,
+    75/25): what tests/training/test_job.py's TINY_SPEC reads, for a run of seconds on a CPU."""
+    import cv2
+    import numpy as np
+    from heron.training.data.split import SplitSettings, split_dataset, write_partitions
+
+    root = tmp_path_factory.mktemp("synthetic")
+    kitti = root / "kitti"
+    (kitti / "images").mkdir(parents=True)
+    (kitti / "labels").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        image = rng.integers(0, 256, (INPUT[1], INPUT[0], 3), dtype=np.uint8)
+        cv2.imwrite(str(kitti / "images" / f"{i}.jpg"), image)
+        label = "with_mask" if i % 2 else "without_mask"
+        (kitti / "labels" / f"{i}.txt").write_text(f"{label} 0 0 0 10 10 40 40 0 0 0 0 0 0 0\n")
+    split = split_dataset(SplitSettings(root=kitti, val_split=25.0, seed=42))
+    write_partitions(split, root / "split")
+    return root
+
+
+@pytest.fixture
+def root_logging_restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The Job sets the process's logging up (heron.core.runtime.logs replaces the root's
+    handlers, on the stderr of the moment: capsys's); put pytest's own back afterwards. The
+    handler an earlier `heron train` left on the `heron` logger is away meanwhile."""
+    monkeypatch.setattr(logging.getLogger("heron"), "handlers", [])
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+    logging.captureWarnings(False)

@@ -15,7 +15,7 @@ from heron.cli.main import app
 from heron.core.config.diagnostics import ConfigError
 from heron.core.config.tao import load_experiment_spec
 from heron.training import JobRequest, TrainingError, TrainOptions, VocData, run_job
-from heron.training.__main__ import main as job_main
+from heron.training.job_cli import main as job_main
 from heron.training.settings import SettingsError
 from heron.training.spec import from_experiment
 from typer.testing import CliRunner
@@ -184,6 +184,7 @@ def test_cli_train_evaluate_export_infer(kitti16: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.shared_data
+@pytest.mark.usefixtures("root_logging_restored")
 def test_python_m_heron_training_runs_the_whole_job(kitti16: Path, tmp_path: Path) -> None:
     spec = write_spec(kitti16, 'arch: "resnet" num_layers: 10', name="job_spec.txt")
     results = tmp_path / "job"
@@ -200,11 +201,6 @@ def test_python_m_heron_training_runs_the_whole_job(kitti16: Path, tmp_path: Pat
         "checkpoints/last.pt",
     ):
         assert (results / name).is_file(), name
-
-
-def test_job_without_settings_says_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
-    assert job_main([]) == 2
-    assert "HERON_TRAIN_SPEC" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -291,17 +287,6 @@ def test_bad_extension_values_name_the_field(
     path = _committed_spec_with(tmp_path, augment, training)
     with pytest.raises((SettingsError, ConfigError), match=re.escape(message)):
         from_experiment(load_experiment_spec(path, check_paths=False).message, tmp_path)  # type: ignore[arg-type]
-
-
-def test_job_arguments_and_environment_set_cudnn_autotuning(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from heron.training.__main__ import parse_args
-
-    assert parse_args(["-e", "s.txt", "-r", "out"]).cudnn_benchmark
-    assert not parse_args(["-e", "s.txt", "-r", "out", "--no-cudnn-benchmark"]).cudnn_benchmark
-    monkeypatch.setenv("HERON_TRAIN_CUDNN_BENCHMARK", "false")
-    assert not parse_args(["-e", "s.txt", "-r", "out"]).cudnn_benchmark
 
 
 @pytest.mark.parametrize(("rank", "level"), [("0", logging.INFO), ("3", logging.ERROR)])

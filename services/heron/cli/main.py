@@ -14,7 +14,7 @@ from heron.core.config import cli as config_cli
 from heron.engine import cli as engine_cli
 from heron.run import cli as run_cli
 from heron.training import cli as training_cli
-from heron.training import prune_cli
+from heron.training import job_cli, prune_cli
 from heron.training.data import cli as data_cli
 
 app = typer.Typer(
@@ -36,9 +36,10 @@ app.add_typer(
     help="Which version of the model each stream runs: get it, set it (canary, rollout).",
 )
 # The workflow's verbs sit at the top level, as TAO's commands do: train / evaluate / infer /
-# export / prune, then calibrate / build-engine; run / demo start the streaming pipeline;
-# watch / status / detect / model talk to it over gRPC.
-for area in (training_cli, prune_cli, engine_cli, run_cli, client_cli):
+# export / prune, then calibrate / build-engine; train-job is the training Job (`python -m
+# heron.training`: train → prune → retrain → evaluate → export → calibrate); run / demo start the
+# streaming pipeline; watch / status / detect / model talk to it over gRPC.
+for area in (training_cli, prune_cli, job_cli, engine_cli, run_cli, client_cli):
     app.registered_commands.extend(area.app.registered_commands)
 
 

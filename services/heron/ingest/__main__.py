@@ -1,52 +1,74 @@
-"""`python -m heron.ingest -c PIPELINE [--settings FILE]`: run the ingest service.
+"""`python -m heron.ingest [-c PIPELINE] [--settings FILE]`: run the ingest service.
 
 `-c` names the pipeline config (deepstream-app txt or YAML) whose enabled sources are opened;
-`--settings` the service settings file (YAML/JSON; the runtime's `--config`). A pipeline that
-cannot be opened is reported before anything starts, with exit code 2.
+`--settings` the service settings file (YAML/JSON; the runtime's `--config`). typer parses them,
+as every Heron command line; the settings themselves are the runtime's (pydantic-settings). A
+pipeline that cannot be opened is reported before anything starts, naming `--pipeline-config`,
+with exit code 2.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated
 
-EXIT_BAD_PIPELINE = 2
+import typer
 
+PROG = "python -m heron.ingest"
 
-def _arguments(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m heron.ingest", description="Decode the pipeline's sources onto the bus."
-    )
-    parser.add_argument(
-        "-c",
-        "--pipeline-config",
-        type=Path,
-        help="deepstream-app txt or pipeline YAML (default: HERON_PIPELINE_CONFIG)",
-    )
-    parser.add_argument("--settings", help="service settings file, YAML or JSON")
-    return parser.parse_args(list(argv))
+# It runs in pods: plain one-line errors and help, no rich panels.
+app = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False, add_completion=False)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+@app.command(context_settings={"help_option_names": ["--help", "-h"]})
+def ingest(
+    pipeline_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--pipeline-config",
+            "-c",
+            help="deepstream-app txt or pipeline YAML (default: the settings' pipeline_config, "
+            "HERON_PIPELINE_CONFIG).",
+            show_default=False,
+        ),
+    ] = None,
+    settings: Annotated[
+        Path | None,
+        typer.Option(
+            help="Service settings file, YAML or JSON (the other services' --config; default: "
+            "HERON_CONFIG_FILE).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Decode the pipeline's sources onto the bus."""
     from heron.core.config.diagnostics import ConfigError
     from heron.core.plan.settings.ingest import IngestSettings
     from heron.core.plan.sources import SourceConfigError
     from heron.core.runtime import run_service
     from heron.ingest.service import IngestService, PipelineConfigMissingError, plan
 
-    args = _arguments(sys.argv[1:] if argv is None else argv)
-    if args.pipeline_config is not None:
+    if pipeline_config is not None:
         try:
-            plan(args.pipeline_config)
+            plan(pipeline_config)
         except (ConfigError, SourceConfigError, PipelineConfigMissingError, OSError) as e:
-            print(f"{args.pipeline_config}: {e}", file=sys.stderr)
-            return EXIT_BAD_PIPELINE
-    service = functools.partial(IngestService, pipeline=args.pipeline_config)
-    forwarded = ["--config", args.settings] if args.settings else []
-    return run_service(service, IngestSettings, forwarded)
+            said = str(e) if str(pipeline_config) in str(e) else f"{pipeline_config}: {e}"
+            raise typer.BadParameter(said, param_hint=["--pipeline-config"]) from None
+    service = functools.partial(IngestService, pipeline=pipeline_config)
+    forwarded = ["--config", str(settings)] if settings is not None else []
+    raise typer.Exit(run_service(service, IngestSettings, forwarded))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The service's exit status (heron.core.runtime.shutdown's codes; 2: a bad command line)."""
+    try:
+        app(args=list(sys.argv[1:] if argv is None else argv), prog_name=PROG)
+    except SystemExit as e:  # typer's standalone mode ends every run with one
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return 0
 
 
 if __name__ == "__main__":

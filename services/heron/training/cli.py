@@ -15,12 +15,18 @@ from rich.table import Table
 
 from heron.core.cli_errors import check_outputs, fail
 from heron.core.outputs import OutputKind, atomic_file
+from heron.training.cli_options import (
+    Compile,
+    CudnnBenchmark,
+    Device,
+    Key,
+    ResultsDir,
+    ShowProgress,
+    SpecFile,
+    job_settings,
+)
 
 app = typer.Typer(no_args_is_help=True)
-
-KEY_HELP = (
-    "TAO model key. Accepted for compatibility (Heron files are not encrypted); never printed."
-)
 
 
 def _console() -> Console:
@@ -30,34 +36,31 @@ def _console() -> Console:
 @app.command()
 def train(
     *,
-    experiment_spec: Annotated[
-        Path, typer.Option("--experiment_spec_file", "-e", help="TAO spec (text or YAML).")
-    ],
-    results_dir: Annotated[Path, typer.Option("--results_dir", "-r", help="Results folder.")],
-    key: Annotated[
-        str | None, typer.Option("--key", "-k", help=KEY_HELP, show_default=False)
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: auto).")] = None,
-    compile: Annotated[bool, typer.Option(help="torch.compile the network (GPU).")] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    cudnn_benchmark: Annotated[
-        bool, typer.Option(help="cuDNN autotuning: ~20 s more in epoch 1, same speed after it.")
-    ] = True,
+    experiment_spec: SpecFile,
+    results_dir: ResultsDir,
+    key: Key = None,
+    device: Device = None,
+    compile: Compile = None,
+    progress: ShowProgress = None,
+    cudnn_benchmark: CudnnBenchmark = None,
 ) -> None:
     """Train DetectNet_v2 from a TAO spec; resumes from RESULTS_DIR/checkpoints/last.pt."""
     del key  # accepted, never used or printed
+    # The Job's model checks the options and holds their defaults (TrainOptions').
+    settings = job_settings(
+        spec=experiment_spec, results=results_dir, device=device, compile=compile,
+        progress=progress, cudnn_benchmark=cudnn_benchmark,
+    )  # fmt: skip
     # An existing results folder is how training resumes (RESULTS_DIR/checkpoints/last.pt).
     check_outputs(
         (results_dir, OutputKind.PARENT_FOLDER, "--results_dir"), inputs=(experiment_spec,)
     )
     from heron.training.job import TrainingError, run_training
-    from heron.training.options import TrainOptions
 
-    options = TrainOptions(
-        device=device, compile=compile, progress=progress, cudnn_benchmark=cudnn_benchmark
-    )
     try:
-        result = run_training(experiment_spec, results_dir, options, rich_logs=True)
+        result = run_training(
+            experiment_spec, results_dir, settings.train_options(), rich_logs=True
+        )
     except TrainingError as e:
         raise fail(str(e)) from None
     _console().print(
@@ -82,9 +85,7 @@ def evaluate(
     pr_curve: Annotated[
         Path | None, typer.Option(help="PR curve PNG (default: beside --json or the model).")
     ] = None,
-    key: Annotated[
-        str | None, typer.Option("--key", "-k", help=KEY_HELP, show_default=False)
-    ] = None,
+    key: Key = None,
 ) -> None:
     """Per-class AP and mAP (TAO semantics) of MODEL on a KITTI folder."""
     del key
@@ -138,9 +139,7 @@ def infer(
             show_default=False,
         ),
     ] = None,
-    key: Annotated[
-        str | None, typer.Option("--key", "-k", help=KEY_HELP, show_default=False)
-    ] = None,
+    key: Key = None,
 ) -> None:
     """KITTI prediction files (OUT/labels) and annotated JPEGs (OUT/images)."""
     del key
@@ -174,9 +173,7 @@ def export(
         Path | None, typer.Option(help="Image or folder for the PyTorch/ONNX parity check.")
     ] = None,
     max_check_images: Annotated[int, typer.Option(min=1)] = 8,
-    key: Annotated[
-        str | None, typer.Option("--key", "-k", help=KEY_HELP, show_default=False)
-    ] = None,
+    key: Key = None,
 ) -> None:
     """ONNX export (input_1 → output_cov/Sigmoid, output_bbox/BiasAdd; dynamic batch).
 

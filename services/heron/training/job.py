@@ -611,4 +611,9 @@ def configure_logging(rich_logs: bool) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         root.addHandler(handler)
-    root.setLevel(logging.INFO if os.environ.get("RANK", "0") == "0" else logging.ERROR)
+    root.setLevel(log_level())
+
+
+def log_level() -> int:
+    """INFO on rank 0 (or without torchrun), ERROR on the other ranks."""
+    return logging.INFO if os.environ.get("RANK", "0") == "0" else logging.ERROR

@@ -28,7 +28,11 @@ class TrainOptions:
     cudnn_benchmark: bool = True
     workers: int = 4  # image decoding threads when the cache is built
     resume: bool = True
-    progress: bool = True  # rich progress bar (rank 0)
+    # Rank 0's progress: a bar on a terminal; elsewhere a line each epoch (epoch, loss, images/s,
+    # time left) and every 30 s within one. With progress_logs, log records carrying those numbers
+    # as fields instead (the Job's JSON logs), bar or not.
+    progress: bool = True
+    progress_logs: bool = False
     validate: bool = True
     coverage_loss: CoverageLoss = "bce"
     max_steps_per_epoch: int | None = None  # cap, for smoke tests and the demo's short epochs

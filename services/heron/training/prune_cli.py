@@ -15,15 +15,12 @@ from rich.table import Table
 
 from heron.core.cli_errors import fail
 from heron.core.outputs import OutputKind, OutputPathError, check_output
+from heron.training.cli_options import Key
 
 if TYPE_CHECKING:
     from heron.training.prune.pruner import PruneReport
 
 app = typer.Typer(no_args_is_help=True)
-
-KEY_HELP = (
-    "TAO model key. Accepted for compatibility (Heron files are not encrypted); never printed."
-)
 
 
 def _console() -> Console:
@@ -66,9 +63,7 @@ def prune(
         int,
         typer.Option("--min-filters", "--min_num_filters", "-nf", help="Filters kept at least."),
     ] = 16,
-    key: Annotated[
-        str | None, typer.Option("--key", "-k", help=KEY_HELP, show_default=False)
-    ] = None,
+    key: Key = None,
 ) -> None:
     """Remove filters whose normalised norm is under PTH; residual-joined layers together."""
     del key  # accepted, never used or printed

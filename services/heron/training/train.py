@@ -5,13 +5,15 @@ the uint8 cache on the device, augmented there, rasterised there, and run with b
 and channels_last on GPU. Per epoch: autoweighting update, a JSON line in metrics.jsonl,
 validation every `validation_period` epochs (from `first_validation_epoch`), a checkpoint every
 `checkpoint_interval` epochs (plus the last), curves redrawn. A results folder that already
-holds `checkpoints/last.pt` resumes from it.
+holds `checkpoints/last.pt` resumes from it. Rank 0 shows its progress (`heron.core.progress`):
+a bar on a terminal; elsewhere a line at the end of each epoch (epoch, loss, images/s, time
+left) and every PROGRESS_EVERY_S seconds within one, or log records with those numbers as
+fields (`TrainOptions.progress_logs`: the Job's JSON logs).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
+from heron.core.progress import Reporter
 from heron.training import checkpoint as ckpt
 from heron.training.augment import augment
 from heron.training.dataset import DetectionDataset, ImageCache, LabelledImage
@@ -42,6 +45,7 @@ from heron.training.targets import Rasterizer
 
 log = logging.getLogger(__name__)
 FINAL_MODEL = "model.pt"
+PROGRESS_EVERY_S = 30.0  # a progress line within an epoch at most this often (off a terminal)
 
 
 class ResumeError(ValueError):
@@ -165,9 +169,9 @@ def _train(
     record: dict[str, Any] = {}
     total_images, total_time = 0, 0.0
     steady_images, steady_time = 0, 0.0
-    with _progress(options.progress and dist.main, settings.optim.num_epochs, state.epoch) as tick:
+    with _progress(options, dist, settings.optim.num_epochs, state.epoch, loop.steps) as progress:
         while state.epoch < settings.optim.num_epochs:
-            record, images, seconds = loop.epoch(state, tick)
+            record, images, seconds = loop.epoch(state, progress.step)
             if total_time:  # every epoch but this run's first
                 steady_images, steady_time = steady_images + images, steady_time + seconds
             total_images, total_time = total_images + images, total_time + seconds
@@ -183,6 +187,7 @@ def _train(
                         results=results,
                     )
                 )
+            progress.epoch_done(record)
             if dist.main:
                 metrics.append(record)
                 # Curves with the checkpoints and validations, not every epoch: a figure costs
@@ -290,7 +295,7 @@ class _Loop:
         self.total_steps = self.steps * settings.optim.num_epochs
 
     def epoch(
-        self, state: _State, tick: Callable[[int, dict[str, float]], None]
+        self, state: _State, tick: Callable[[_Tick], None]
     ) -> tuple[dict[str, Any], int, float]:
         state.net.train()
         apply_freeze_bn(state.model, self.settings.model.freeze_bn)
@@ -316,7 +321,8 @@ class _Loop:
                 group["lr"] = lr
             sums += self._step(state, batch, gen)
             state.step += 1
-            tick(done, {"loss": float("nan"), "lr": lr, "steps": self.steps})
+            images_so_far = done * self.batch * self.dist.world
+            tick(_Tick(state.epoch, done, lr, images_so_far / (time.perf_counter() - start)))
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - start
@@ -332,7 +338,6 @@ class _Loop:
             "epoch_s": round(seconds, 3),
             "images_per_s": round(images / seconds, 1) if seconds else 0.0,
         }
-        tick(done, {"loss": mean[0], "lr": lr, "steps": self.steps, "epoch_done": 1})
         return record, images, seconds
 
     def _step(
@@ -434,50 +439,83 @@ def _save(
     )
 
 
+@dataclass(frozen=True)
+class _Tick:
+    """Where an epoch is after a step: the epoch (0-based), its steps done, the learning rate,
+    the epoch's images/s so far."""
+
+    epoch: int
+    done: int
+    lr: float
+    images_per_s: float
+
+
+class _Progress:
+    """Rank 0's progress over this run's steps (resumed epochs are not counted): each step moves
+    the bar, or a line when PROGRESS_EVERY_S has passed; each epoch's end writes a line with its
+    loss, images/s and, when it was validated, its mAP. Without a reporter, nothing."""
+
+    def __init__(
+        self, reporter: Reporter | None, epochs: int, start_epoch: int, steps: int
+    ) -> None:
+        self.reporter = reporter
+        self.epochs = epochs
+        self.start_epoch = start_epoch
+        self.steps = steps  # an epoch's
+        self.total = (epochs - start_epoch) * steps
+        self.last = ""  # the last epoch's loss, which the bar keeps showing
+
+    def step(self, tick: _Tick) -> None:
+        if self.reporter is None:
+            return
+        epoch = tick.epoch + 1
+        self.reporter.update(
+            (tick.epoch - self.start_epoch) * self.steps + tick.done,
+            self.total,
+            text=f"epoch {epoch}/{self.epochs}, {tick.images_per_s:.1f} images/s{self.last}",
+            fields={"epoch": epoch, "epochs": self.epochs, "lr": tick.lr,
+                    "images_per_s": round(tick.images_per_s, 1)},
+        )  # fmt: skip
+
+    def epoch_done(self, record: dict[str, Any]) -> None:
+        if self.reporter is None:
+            return
+        epoch, loss, speed = record["epoch"], record["loss"], record["images_per_s"]
+        text = f"epoch {epoch}/{self.epochs} done, loss {loss:.4g}, {speed:.1f} images/s"
+        fields = {
+            "epoch": epoch,
+            "epochs": self.epochs,
+            "loss": loss,
+            "lr": record["lr"],
+            "images_per_s": speed,
+            "epoch_s": record["epoch_s"],
+        }
+        if record.get("mAP") is not None:
+            text += f", mAP {record['mAP']:.4f}"
+            fields["mAP"] = record["mAP"]
+        done = (epoch - self.start_epoch) * self.steps
+        self.reporter.update(done, self.total, text=text, fields=fields, force=True)
+        self.last = f"; epoch {epoch}: loss {loss:.4g}"
+
+
 @contextmanager
 def _progress(
-    enabled: bool, epochs: int, start_epoch: int
-) -> Iterator[Callable[[int, dict[str, float]], None]]:
-    """A rich progress bar over all steps (epoch, loss, LR, ETA); a no-op when disabled."""
-    if not enabled:
-        yield lambda _done, _info: None
+    options: TrainOptions, dist: Dist, epochs: int, start_epoch: int, steps: int
+) -> Iterator[_Progress]:
+    """The run's progress on rank 0 (`TrainOptions.progress`): a bar on a terminal, lines
+    elsewhere, log records with `progress_logs`; on the other ranks, or switched off, nothing."""
+    if not (options.progress and dist.main):
+        yield _Progress(None, epochs, start_epoch, steps)
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
+    from rich import get_console
+
+    # rich's global console: the one RichHandler logs through, so log lines land above the bar.
+    reporter = Reporter(
+        get_console(),
+        every_s=PROGRESS_EVERY_S,
+        unit="steps",
+        log=log if options.progress_logs else None,
     )
-
-    columns = (
-        TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns) as bar:
-        task = bar.add_task(
-            "train", total=None, epoch=start_epoch + 1, epochs=epochs, loss="-", lr="-"
-        )
-        epoch = [start_epoch]
-
-        def tick(done: int, info: dict[str, float]) -> None:
-            steps = int(info["steps"])
-            if bar.tasks[0].total is None:
-                bar.update(task, total=steps * epochs, completed=steps * epoch[0])
-            if info.get("epoch_done"):
-                epoch[0] += 1
-                loss = info["loss"]
-                bar.update(
-                    task,
-                    loss=f"{loss:.3e}" if math.isfinite(loss) else "-",
-                    epoch=min(epoch[0] + 1, epochs),
-                )
-                return
-            bar.update(task, completed=steps * epoch[0] + done, lr=f"{info['lr']:.2e}")
-
-        yield tick
+    with reporter:
+        reporter.stage("train")
+        yield _Progress(reporter, epochs, start_epoch, steps)

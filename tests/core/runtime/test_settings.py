@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from heron.core.runtime import ServiceSettings, SettingsError, load_settings
+from heron.core.runtime import HelpShown, ServiceSettings, SettingsError, load_settings
 from pydantic import BaseModel, ConfigDict, Field
 
 PASSWORD = "hunter2-very-secret"
@@ -213,14 +213,21 @@ def test_unreadable_file_is_named(
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--config"], "expected a file path after it"),
-        (["--verbose"], "unexpected argument '--verbose'"),
-        (["settings.yaml"], "unexpected argument 'settings.yaml'"),
+        (["--config"], "Option '--config' requires an argument"),
+        (["--verbose"], "No such option: --verbose"),
+        (["settings.yaml"], r"unexpected extra argument\(s\) \(settings.yaml\)"),
     ],
 )
 def test_bad_arguments_are_errors(argv: list[str], expected: str) -> None:
     with pytest.raises(SettingsError, match=expected):
         load_settings(WorkerSettings, argv)
+
+
+def test_help_names_the_option_and_its_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(HelpShown):
+        load_settings(WorkerSettings, ["--help"])
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "-c, --config" in printed and "HERON_CONFIG_FILE" in printed
 
 
 def test_missing_required_field_says_how_to_set_it() -> None:

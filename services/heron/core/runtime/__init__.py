@@ -23,6 +23,7 @@ from heron.core.runtime.service import (
     serve,
 )
 from heron.core.runtime.settings import (
+    HelpShown,
     LogSettings,
     MetricsSettings,
     ServiceSettings,
@@ -54,6 +55,7 @@ __all__ = [
     "FlagCheck",
     "FrameKey",
     "Heartbeat",
+    "HelpShown",
     "Inputs",
     "LogSettings",
     "MetricsSettings",

@@ -34,7 +34,12 @@ from heron.core.runtime.health import Heartbeat, Readiness, RedisCheck
 from heron.core.runtime.logs import configure_logging
 from heron.core.runtime.metrics import ServiceMetrics
 from heron.core.runtime.redact import secret_values
-from heron.core.runtime.settings import ServiceSettings, SettingsError, load_settings
+from heron.core.runtime.settings import (
+    HelpShown,
+    ServiceSettings,
+    SettingsError,
+    load_settings,
+)
 from heron.core.runtime.shutdown import (
     EXIT_BAD_SETTINGS,
     EXIT_FAILED,
@@ -151,6 +156,8 @@ def run_service(
     configure_logging(_default_name(settings_cls))
     try:
         settings = load_settings(settings_cls, sys.argv[1:] if argv is None else argv)
+    except HelpShown:
+        return EXIT_OK
     except SettingsError as e:
         log.error("%s", e, extra={"problems": e.problems})
         return EXIT_BAD_SETTINGS

@@ -3,19 +3,22 @@
 Precedence, highest first: keyword arguments, environment (`HERON_*`, nested with `__`:
 `HERON_METRICS__PORT=9400`), the settings file (YAML or JSON, named by `--config FILE` or
 `HERON_CONFIG_FILE`), the defaults below. Services subclass `ServiceSettings` to add their own
-fields; `load_settings` is the one place that reads them.
+fields; `load_settings` is the one place that reads them. typer parses the command line (the one
+option, `--config`), as it parses every Heron command line; pydantic-settings the rest.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
+import typer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -183,26 +186,57 @@ class SettingsError(Exception):
         super().__init__("invalid settings:\n" + "\n".join(f"  - {p}" for p in self.problems))
 
 
-def config_path_from(argv: Sequence[str], environ: Mapping[str, str]) -> Path | None:
-    """The settings file named by `--config FILE` (wins) or HERON_CONFIG_FILE, if any."""
-    path: str | None = None
-    args = list(argv)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg in ("--config", "-c"):
-            if i + 1 >= len(args):
-                raise SettingsError([f"{arg}: expected a file path after it, got nothing"])
-            path = args[i + 1]
-            i += 2
-        elif arg.startswith("--config="):
-            path = arg.split("=", 1)[1]
-            i += 1
-        else:
-            raise SettingsError([f"unexpected argument {arg!r}: expected only --config FILE"])
-    if path is None:
-        path = environ.get(CONFIG_FILE_ENV) or None
+class HelpShown(Exception):  # noqa: N818
+    """`--help` was asked for and printed: nothing to load or run (exit 0). Not an error."""
+
+
+# Every service's command line: one option, parsed by typer as every Heron command line is.
+_command_line = typer.Typer(rich_markup_mode=None, add_completion=False)
+
+
+@_command_line.command(context_settings={"help_option_names": ["--help", "-h"]})
+def _service(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            envvar=CONFIG_FILE_ENV,
+            help="Settings file, YAML or JSON; HERON_* variables override it (docs/runtime.md).",
+            show_default=False,
+        ),
+    ] = None,
+) -> Path | None:
+    """Run the service. Its settings: HERON_* variables, then the settings file, then the
+    defaults (docs/runtime.md)."""
+    return config
+
+
+def config_path_from(argv: Sequence[str]) -> Path | None:
+    """The settings file named by `--config FILE`/`-c FILE` (wins) or HERON_CONFIG_FILE, if any.
+
+    Raises SettingsError for any other argument, naming it; HelpShown after printing --help.
+    """
+    command = typer.main.get_command(_command_line)
+    try:
+        with command.make_context(_program(), list(argv)) as ctx:
+            path = ctx.params["config"]
+    except typer.Exit:  # --help, printed
+        raise HelpShown from None
+    except Exception as e:
+        # click's UsageError (typer may bring its own click, so it is told by what it has).
+        if not hasattr(e, "format_message"):
+            raise
+        raise SettingsError([e.format_message()]) from None
     return Path(path) if path else None
+
+
+def _program() -> str:
+    """`python -m heron.<service>` when run so; else the script's name."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name.endswith(".__main__"):
+        return f"python -m {spec.name.removesuffix('.__main__')}"
+    return Path(sys.argv[0]).name or "heron"
 
 
 def load_settings(cls: type[S], argv: Sequence[str] = (), **init: Any) -> S:
@@ -212,7 +246,7 @@ def load_settings(cls: type[S], argv: Sequence[str] = (), **init: Any) -> S:
     everything (tests use them); services pass only `argv`.
     """
     env = os.environ
-    path = config_path_from(argv, env)
+    path = config_path_from(argv)
     try:
         file = read_settings_file(path) if path is not None else None
     except SettingsFileError as e:
