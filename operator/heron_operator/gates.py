@@ -25,13 +25,16 @@ breaks nothing during the soak, but the soak cannot end in a promotion while one
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
+from heron.core.runtime.redact import redact_text
 
 from heron_operator.rollout_spec import Gates
 
@@ -238,7 +241,8 @@ class Prometheus:
     """Instant queries over Prometheus's HTTP API (/api/v1/query)."""
 
     def __init__(self, url: str, timeout_s: float = 10.0) -> None:
-        self.url = url.rstrip("/")
+        # user:password in the URL is sent as basic auth; `url` (what messages show) drops it.
+        self.url, self._headers = _without_credentials(url.rstrip("/"))
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
 
     async def total(self, query: str, *, at: float | None = None) -> float | None:
@@ -246,7 +250,7 @@ class Prometheus:
         params = {"query": query} | ({} if at is None else {"time": f"{at:.3f}"})
         try:
             async with (
-                aiohttp.ClientSession(timeout=self._timeout) as session,
+                aiohttp.ClientSession(timeout=self._timeout, headers=self._headers) as session,
                 session.get(f"{self.url}/api/v1/query", params=params) as response,
             ):
                 body: Any = await response.json(content_type=None)
@@ -259,6 +263,21 @@ class Prometheus:
         if not result:
             return None
         return sum(float(item["value"][1]) for item in result)
+
+
+def _without_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """The URL without its userinfo, and that userinfo as a basic-auth header (none without)."""
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:  # unbalanced brackets: aiohttp refuses it, naming it without secrets
+        return redact_text(url), {}
+    if user is None and password is None:
+        return url, {}
+    host = parts.netloc.rpartition("@")[2]
+    pair = f"{unquote(user or '')}:{unquote(password or '')}".encode()
+    header = {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+    return urlunsplit(parts._replace(netloc=host)), header
 
 
 async def counts(

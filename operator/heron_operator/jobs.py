@@ -231,6 +231,12 @@ def pod_security(settings: OperatorSettings) -> dict[str, Any]:
     }
 
 
+def pod_isolation() -> dict[str, Any]:
+    """What a Job's pod is not given: the namespace's service-account token (a Job calls no
+    API) and the Services' addresses as environment variables."""
+    return {"automountServiceAccountToken": False, "enableServiceLinks": False}
+
+
 def manifest(
     *,
     name: str,
@@ -292,6 +298,7 @@ def manifest(
         )  # fmt: skip
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
+        **pod_isolation(),
         "securityContext": pod_security(settings),
         "containers": [container],
         "volumes": volumes,

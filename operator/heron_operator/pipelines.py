@@ -6,6 +6,11 @@ control-service.yaml). The rollout's selector picks among them. Model versions a
 routed by the pipeline itself (`heron.v1.Pipeline/SetModelVersions`: every inference instance
 loads the version, from its model repository or its Triton, before any stream switches), so
 the operator needs no access to Triton or to the model volume.
+
+With the chart's gRPC security (grpc.tls, grpc.auth) the operator calls each pipeline over TLS,
+trusting the CA of `pipeline_tls_ca_file` (mutual TLS with its own client certificate) and
+checking that the certificate names the control Service (`<service>.<namespace>.svc`) whatever
+address it dials, and sends the bearer token `pipeline_token` with every call.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ from heron.client.errors import (
     ServerError,
     ServerUnavailableError,
 )
+from heron.core.grpc.channel import ClientTls
 from heron.v1 import control_pb2 as pb
 
 from heron_operator.kube import Resource
+from heron_operator.settings import OperatorSettings
 
 Json = dict[str, Any]
 SERVICES = Resource("", "v1", "services", "Service")
@@ -105,14 +112,32 @@ class Routing:
         return self.default_version or self.config_version
 
 
+def client_settings(ref: PipelineRef, namespace: str, settings: OperatorSettings) -> ClientSettings:
+    """How the operator dials `ref`: TLS and the token when its settings hold them."""
+    tls = None
+    if settings.pipeline_tls_ca_file is not None:
+        tls = ClientTls(
+            ca_file=settings.pipeline_tls_ca_file,
+            cert_file=settings.pipeline_tls_cert_file,
+            key_file=settings.pipeline_tls_key_file,
+            server_name=f"{ref.service}.{namespace}.svc",
+        )
+    return ClientSettings(
+        target=ref.address,
+        tls=tls,
+        token=settings.pipeline_token,
+        deadline_s=settings.pipeline_call_timeout_s,
+    )
+
+
 class PipelineApi:
     """The calls a rollout makes to one pipeline, each on a fresh connection (a step makes a
     few calls a minute; no connection outlives the step that needed it)."""
 
-    def __init__(self, ref: PipelineRef, deadline_s: float = CALL_DEADLINE_S) -> None:
+    def __init__(self, ref: PipelineRef, settings: ClientSettings) -> None:
         self.ref = ref
-        self._deadline_s = deadline_s
-        self._settings = ClientSettings(target=ref.address, deadline_s=deadline_s)
+        self._deadline_s = settings.deadline_s or CALL_DEADLINE_S
+        self._settings = settings
 
     async def routing(self) -> Routing:
         async with AsyncClient(self._settings) as client:

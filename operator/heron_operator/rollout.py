@@ -35,6 +35,7 @@ from heron_operator.pipelines import (
     PipelineCallError,
     PipelineRef,
     Routing,
+    client_settings,
     pipeline_ref,
     selector_with_api,
 )
@@ -340,7 +341,7 @@ async def _selected(
         return None
     found = []
     for ref in refs:
-        api = PipelineApi(ref, step.ctx.settings.pipeline_call_timeout_s)
+        api = _api(step, ref)
         try:
             routing, streams = await api.routing(), await api.streams()
         except PipelineCallError as e:
@@ -356,6 +357,10 @@ async def _selected(
             continue
         found.append((ref, streams, routing))
     return found
+
+
+def _api(step: Step, ref: PipelineRef) -> PipelineApi:
+    return PipelineApi(ref, client_settings(ref, step.namespace, step.ctx.settings))
 
 
 def _plan(targets: list[Target], total: int) -> Json:
@@ -475,7 +480,7 @@ async def _route_all(step: Step, routing: Callable[[Target], Routing]) -> tuple[
     target is tried, so one pipeline that is away does not hold the others back."""
     failures: list[PipelineCallError] = []
     for target in step.targets:
-        api = PipelineApi(target.ref, step.ctx.settings.pipeline_call_timeout_s)
+        api = _api(step, target.ref)
         try:
             await api.route(routing(target), step.who)
         except PipelineCallError as e:

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 import kopf
+from heron.core.runtime.redact import Redactor
 from prometheus_client import start_http_server
 from pydantic import ValidationError
 
@@ -124,6 +125,23 @@ async def operator(
             metrics_server.shutdown()
 
 
+class RedactingFilter(logging.Filter):
+    """A second line of defence on the operator's log handlers: the secrets of its settings and
+    any password in a URL are masked in every record (no code path formats them anyway)."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._redact = Redactor(secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self._redact(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._redact(record.exc_text)
+        return True
+
+
 def main() -> int:
     """`python -m heron_operator`: settings from HERON_OPERATOR_*; 2 when they are invalid."""
     try:
@@ -134,6 +152,9 @@ def main() -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    redacting = RedactingFilter(settings.secret_values())
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redacting)
     port = settings.health_port
     liveness = f"http://0.0.0.0:{port}/healthz" if port else None
     asyncio.run(operator(settings, liveness_endpoint=liveness))

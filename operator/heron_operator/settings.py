@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "HERON_OPERATOR_"
@@ -28,7 +30,12 @@ class OperatorSettings(BaseSettings):
     """What the operator watches, which images its Jobs run, how replicas elect a leader."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, validate_default=True
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+        # A refused value is not repeated in the error: it may be a token or a URL's password.
+        hide_input_in_errors=True,
     )
 
     namespaces: Annotated[list[str], NoDecode] = Field(
@@ -106,11 +113,29 @@ class OperatorSettings(BaseSettings):
         description="How long a rollout keeps asking pipelines that do not answer (restarting, "
         "away) before it gives up: loading or promoting rolls back, a rollback fails.",
     )
+    pipeline_tls_ca_file: Path | None = Field(
+        None,
+        description="CA that signed the pipelines' gRPC certificates (the chart's grpc.tls): set, "
+        "the operator calls them over TLS and checks that each certificate names the pipeline's "
+        "control Service (<service>.<namespace>.svc); none: plaintext.",
+    )
+    pipeline_tls_cert_file: Path | None = Field(
+        None, description="The operator's client certificate, PEM (mutual TLS, grpc.tls.mutual)."
+    )
+    pipeline_tls_key_file: Path | None = Field(
+        None, description="The client certificate's private key, PEM (mutual TLS)."
+    )
+    pipeline_token: SecretStr | None = Field(
+        None,
+        description="Bearer token of the pipelines' gRPC APIs (the chart's grpc.auth), sent with "
+        "every call; never logged, never in a status or an event.",
+    )
     prometheus_url: str | None = Field(
         None,
+        repr=False,  # it may carry a password
         description="Prometheus's HTTP API (http://prometheus-operated.monitoring:9090) for the "
         "rollout gates; none: the canary's gates are not measured and a soak cannot end in a "
-        "promotion by itself.",
+        "promotion by itself. A user:password in it is sent as basic auth and shown nowhere.",
     )
     prometheus_namespace_label: str = Field(
         "namespace", description="The series label holding the pod's namespace; '' = none."
@@ -176,6 +201,31 @@ class OperatorSettings(BaseSettings):
         if bad:
             raise ValueError(f"expected exact namespace names (DNS labels), got {bad}")
         return names
+
+    @model_validator(mode="after")
+    def _client_certificate_pair(self) -> OperatorSettings:
+        if (self.pipeline_tls_cert_file is None) != (self.pipeline_tls_key_file is None):
+            raise ValueError(
+                "pipeline_tls_cert_file and pipeline_tls_key_file go together: give both or neither"
+            )
+        if self.pipeline_tls_cert_file is not None and self.pipeline_tls_ca_file is None:
+            raise ValueError(
+                "a client certificate (pipeline_tls_cert_file) is for TLS: set "
+                "pipeline_tls_ca_file too"
+            )
+        return self
+
+    def secret_values(self) -> list[str]:
+        """What must never reach a log, a status or an event: the pipelines' token and the
+        password in prometheus_url."""
+        found = [self.pipeline_token.get_secret_value()] if self.pipeline_token else []
+        if self.prometheus_url:
+            try:
+                password = urlsplit(self.prometheus_url).password
+            except ValueError:
+                password = None
+            found += [password] if password else []
+        return found
 
     @property
     def clusterwide(self) -> bool:

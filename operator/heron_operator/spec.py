@@ -27,23 +27,50 @@ TERMINAL = (SUCCEEDED, FAILED)
 GATED, BUILT, READY = "Gated", "Built", "Ready"
 
 # As the CRD (charts/heron/crds/enginebuilds.heron.dev.yaml) has them: a path on the model
-# volume is absolute (pattern '^/.*$', 2..4096 characters); a Triton model name matches
-# modelName's pattern, at most 63 characters.
+# volume is absolute, under the volume's mount (pattern '^/models/.+$', 2..4096 characters) and
+# has no '..' segment (CEL); a Triton model name matches modelName's pattern, at most 63
+# characters; an image is a reference (registry/path:tag@digest, IMAGE_PATTERN), no scheme.
 PATH_MAX = 4096
 MODEL_NAME_PATTERN = r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$"
 MODEL_NAME_MAX = 63
-_VOLUME_PATH = re.compile(r"/.+")
+VOLUME_PATH_PATTERN = r"^/models/.+$"
+_VOLUME_PATH = re.compile(VOLUME_PATH_PATTERN)
+DOT_DOT_PATTERN = r"(^|/)[.][.](/|$)"  # the CRD's CEL: !self.matches('<this>')
+DOT_DOT = re.compile(DOT_DOT_PATTERN)
+_DOMAIN = (
+    r"[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*(:[0-9]+)?"
+)
+_COMPONENT = r"[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*"
+IMAGE_PATTERN = (
+    rf"^({_DOMAIN}/)?{_COMPONENT}(/{_COMPONENT})*(:[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+    r"(@[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+)
+_IMAGE = re.compile(IMAGE_PATTERN)
 
 
-def _absolute(value: str) -> str:
-    if not _VOLUME_PATH.fullmatch(value):
+def _on_the_volume(value: str) -> str:
+    if not _VOLUME_PATH.match(value):
         raise ValueError(
             f"expected an absolute path on the model volume (/models/...), got {value!r}"
+        )
+    if DOT_DOT.search(value):
+        raise ValueError(f"must not contain a '..' segment, got {value!r}")
+    return value
+
+
+def image_reference(value: str) -> str:
+    """An image reference as a pod spec takes it (`registry:5000/path/name:tag@sha256:...`),
+    no scheme, no spaces; or '' (the operator's image)."""
+    if value and not _IMAGE.match(value):
+        raise ValueError(
+            "expected an image reference such as ghcr.io/heron-project/heron-engine:0.1.0 "
+            f"(no scheme, lower-case path), got {value!r}"
         )
     return value
 
 
-VolumePath = Annotated[str, Field(max_length=PATH_MAX), AfterValidator(_absolute)]
+VolumePath = Annotated[str, Field(max_length=PATH_MAX), AfterValidator(_on_the_volume)]
+Image = Annotated[str, Field(max_length=512), AfterValidator(image_reference)]
 
 
 class _Spec(BaseModel):
@@ -129,7 +156,7 @@ class EngineBuildSpec(_Spec):
     rtx: Rtx = Field(default_factory=Rtx)
     onnx_runtime: OnnxRuntime = Field(default_factory=OnnxRuntime)
     model_repository: ModelRepository
-    image: str | None = None
+    image: Image | None = None
 
     @field_validator("model_name")
     @classmethod

@@ -157,6 +157,7 @@ def manifest(run: Json, spec: TrainingRunSpec, settings: OperatorSettings) -> Js
     }
     pod_spec: Json = {
         "restartPolicy": "Never",
+        **jobs.pod_isolation(),
         "securityContext": jobs.pod_security(settings),
         "containers": [container],
         "volumes": volumes,

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic.alias_generators import to_camel
 
 from heron_operator.kube import Resource
+from heron_operator.spec import image_reference
 
 TRAINING_RUNS = Resource("heron.dev", "v1alpha1", "trainingruns", "TrainingRun")
 
@@ -46,6 +47,12 @@ def _relative(value: str) -> str:
     """A folder inside a volume: not absolute (pattern '^([^/].*)?$'), no '..' segment (CEL)."""
     if value.startswith("/"):
         raise ValueError(f"expected a relative path, got {value!r}")
+    if _DOT_DOT.search(value):
+        raise ValueError(f"must not contain a '..' segment, got {value!r}")
+    return value
+
+
+def _no_dot_dot(value: str) -> str:
     if _DOT_DOT.search(value):
         raise ValueError(f"must not contain a '..' segment, got {value!r}")
     return value
@@ -93,7 +100,9 @@ class SpecSource(_Spec):
 class Dataset(_Spec):
     claim_name: Name
     sub_path: SubPath = ""
-    mount_path: Annotated[str, Field(max_length=1024, pattern=r"^/.*$")] = "/data"
+    mount_path: Annotated[
+        str, Field(max_length=1024, pattern=r"^/.*$"), AfterValidator(_no_dot_dot)
+    ] = "/data"
 
 
 class Artifacts(_Spec):
@@ -159,7 +168,7 @@ class TrainingRunSpec(_Spec):
     calibration: Calibration = Field(default_factory=Calibration)
     gpu: Gpu = Field(default_factory=Gpu)
     resources: Resources | None = None
-    image: str = Field("", max_length=512)
+    image: Annotated[str, Field(max_length=512), AfterValidator(image_reference)] = ""
     backoff_limit: int = Field(0, ge=0, le=10)
     active_deadline_seconds: int | None = Field(None, ge=60)
 

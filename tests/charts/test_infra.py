@@ -384,7 +384,7 @@ def test_without_a_cluster_each_render_draws_a_new_password(renders: Renders) ->
 
 def test_a_password_secret_of_ones_own(renders: Renders) -> None:
     objects = renders("own-password")
-    assert [o for o in objects if o["kind"] == "Secret"] == []
+    assert [o for o in objects if o["kind"] == "Secret" and component(o) == "redis"] == []
     by_secret = {"name": "my-redis", "key": "pw"}
     containers = {c["name"]: c for c in redis_pod(objects)["containers"]}
     assert env_of(containers["redis"])["REDISCLI_AUTH"]["valueFrom"]["secretKeyRef"] == by_secret
@@ -408,7 +408,9 @@ def test_redis_disruption_budget_is_switchable(
 def test_an_external_redis_renders_no_redis(renders: Renders, scenario: str) -> None:
     objects = renders(scenario)
     assert [o["metadata"]["name"] for o in objects if component(o) == "redis"] == []
-    assert [o for o in objects if o["kind"] in ("Secret", "StatefulSet")] == []
+    assert [o for o in objects if o["kind"] == "StatefulSet"] == []
+    # The only Secrets are the gRPC APIs' (tests/charts/test_security.py), none of Redis.
+    assert {component(o) for o in objects if o["kind"] == "Secret"} == {"grpc"}
     pipelines = heron_containers(objects)
     assert pipelines
     for name, c in pipelines.items():
@@ -435,6 +437,7 @@ def test_triton_only_when_enabled(renders: Renders) -> None:
     )
     assert made == [
         f"Deployment/{TRITON}",
+        f"NetworkPolicy/{TRITON}",
         f"PersistentVolumeClaim/{TRITON}-models",
         f"PodDisruptionBudget/{TRITON}",
         f"Service/{TRITON}",

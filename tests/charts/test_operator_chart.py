@@ -64,11 +64,11 @@ NAMESPACED_RULES = [
     {
         "apiGroups": [GROUP],
         "resources": [f"{p}/status" for p in PLURALS],
-        "verbs": ["get", "patch"],
+        "verbs": ["patch"],
     },
     {
         "apiGroups": [GROUP],
-        "resources": [f"{p}/finalizers" for p in PLURALS],
+        "resources": ["trainingruns/finalizers", "enginebuilds/finalizers"],
         "verbs": ["update"],
     },
     {
@@ -76,36 +76,41 @@ NAMESPACED_RULES = [
         "resources": ["jobs"],
         "verbs": ["create", "get", "list", "watch", "delete"],
     },
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
-    {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": [""], "resources": ["services"], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
-NODE_RULES = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}]
+NODE_RULES = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}]
 
 
 def peering_rules(resource: str) -> list[dict[str, Any]]:
-    """kopf watches every peering object, reads and keeps alive in its own only."""
+    """kopf watches every peering object and keeps alive in its own only."""
     return [
         {"apiGroups": ["kopf.dev"], "resources": [resource], "verbs": ["list", "watch"]},
         {
             "apiGroups": ["kopf.dev"],
             "resources": [resource],
             "resourceNames": [PEERING],
-            "verbs": ["get", "patch"],
+            "verbs": ["patch"],
         },
     ]
 
+
+# A path may not climb out of its volume (traversal): no '..' segment.
+NO_DOT_DOT = "!self.matches('(^|/)[.][.](/|$)')"
 
 # Every CEL rule of the CRDs, by kind and schema path (where the API server reports it, before
 # its fieldPath).
 CEL_RULES: dict[str, dict[str, list[str]]] = {
     "TrainingRun": {
         "spec.taoSpec": ["has(self.inline) != has(self.configMapRef)"],
-        "spec.dataset.subPath": ["!self.matches('(^|/)[.][.](/|$)')"],
-        "spec.artifacts.subPath": ["!self.matches('(^|/)[.][.](/|$)')"],
+        "spec.dataset.subPath": [NO_DOT_DOT],
+        "spec.dataset.mountPath": [NO_DOT_DOT],
+        "spec.artifacts.subPath": [NO_DOT_DOT],
         "spec.prune.retrainSpec": ["has(self.inline) != has(self.configMapRef)"],
+        "spec.calibration.images": [NO_DOT_DOT],
         "spec.calibration": ["!has(self.percentile) || self.method == 'percentile'"],
         "spec.gpu": ["self.count > 0 || !has(self.products) || size(self.products) == 0"],
     },
@@ -120,8 +125,12 @@ CEL_RULES: dict[str, dict[str, list[str]]] = {
             "has(self.onnx) != has(self.fromTrainingRun)",
             "!has(self.calibrationCache) || has(self.onnx)",
         ],
+        "spec.model.onnx": [NO_DOT_DOT],
+        "spec.model.calibrationCache": [NO_DOT_DOT],
         "spec.batch": ["self.min <= self.opt && self.opt <= self.max"],
-        "spec.modelRepository.subPath": ["!self.matches('(^|/)[.][.](/|$)')"],
+        "spec.accuracyGate.calibrationImages": [NO_DOT_DOT],
+        "spec.accuracyGate.evalData": [NO_DOT_DOT],
+        "spec.modelRepository.subPath": [NO_DOT_DOT],
     },
     "EngineRollout": {
         "spec.selector.matchExpressions[]": [
@@ -830,6 +839,13 @@ SCHEMA_REFUSALS: list[tuple[str, str, Any, str]] = [
         [{"key": "heron.dev/pipeline", "operator": "Matches", "values": ["x"]}],
         "spec.selector.matchExpressions[0].operator: 'Matches' is not one of",
     ),
+    # A path outside the model volume, an image with a scheme: refused by the schema.
+    ("EngineBuild", "spec.model.onnx", "/etc/passwd", "spec.model.onnx: '/etc/passwd' does not"),
+    ("EngineBuild", "spec.accuracyGate.evalData", "/data/x", "spec.accuracyGate.evalData: '/data"),
+    ("EngineBuild", "spec.image", "http://evil.example/e:1", "spec.image: 'http://evil.example"),
+    ("EngineBuild", "spec.image", "file:///etc/passwd", "spec.image: 'file:///etc/passwd' does"),
+    ("TrainingRun", "spec.image", "docker://heron-training", "spec.image: 'docker://heron-tr"),
+    ("TrainingRun", "spec.image", "heron training", "spec.image: 'heron training' does not"),
 ]
 
 
@@ -883,6 +899,40 @@ CEL_CASES: list[tuple[str, dict[str, Any], str | None]] = [
         "spec.dataset.subPath: must not contain a '..' segment",
     ),
     ("TrainingRun", {"spec.dataset.subPath": "a/..b/c"}, None),
+    (
+        "TrainingRun",
+        {"spec.dataset.mountPath": "/data/../etc"},
+        "spec.dataset.mountPath: must not contain a '..' segment",
+    ),
+    (
+        "TrainingRun",
+        {"spec.calibration.images": "../other-dataset"},
+        "spec.calibration.images: must not contain a '..' segment",
+    ),
+    (
+        "TrainingRun",
+        {"spec.image": "registry.local:5000/heron/training:1@sha256:" + "0" * 64},
+        None,
+    ),
+    (
+        "EngineBuild",
+        {"spec.model": {"onnx": "/models/../etc/model.onnx"}, "spec.precision": "FP16"},
+        "spec.model.onnx: must not contain a '..' segment",
+    ),
+    (
+        "EngineBuild",
+        {
+            "spec.model": {"onnx": "/models/m.onnx"},
+            "spec.precision": "FP16",
+            "spec.accuracyGate.evalData": "/models/kitti/..",
+        },
+        "spec.accuracyGate.evalData: must not contain a '..' segment",
+    ),
+    (
+        "EngineBuild",
+        {"spec.model": {"onnx": "/models/a..b/m.onnx"}, "spec.precision": "FP16"},
+        None,
+    ),
     (
         "EngineBuild",
         {
@@ -1023,6 +1073,7 @@ def test_what_the_operator_makes(renders: Renders) -> None:
         ("ClusterRoleBinding", "", f"{CLUSTER_NAME}-nodes"),
         ("Deployment", NAMESPACE, OPERATOR),
         ("KopfPeering", NAMESPACE, PEERING),
+        ("NetworkPolicy", NAMESPACE, OPERATOR),
         ("RoleBinding", NAMESPACE, OPERATOR),
         ("ServiceAccount", NAMESPACE, OPERATOR),
     ]
@@ -1187,6 +1238,11 @@ def test_the_operator_deployment(renders: Renders) -> None:
         "HERON_OPERATOR_RUN_AS_USER": "10001",
         "HERON_OPERATOR_RUN_AS_GROUP": "10001",
         "HERON_OPERATOR_FS_GROUP": "10001",
+        # The pipelines' gRPC APIs: TLS trusting the release's CA, the bearer token.
+        "HERON_OPERATOR_PIPELINE_TLS_CA_FILE": "/etc/heron/grpc-ca/ca.crt",
+        "HERON_OPERATOR_PIPELINE_TOKEN": {
+            "secretKeyRef": {"name": "heron-grpc-token", "key": "token"}
+        },
     }  # no HERON_OPERATOR_PROMETHEUS_URL: none given
     sa = find(objects, "ServiceAccount", OPERATOR)
     assert sa["automountServiceAccountToken"] is False
@@ -1234,7 +1290,7 @@ def test_the_operator_pod_is_restricted(renders: Renders) -> None:
     assert sc["readOnlyRootFilesystem"] is True
     assert sc.get("privileged") is not True
     assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp"}
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp", "/etc/heron/grpc-ca"}
     # Every other pod of the chart keeps its token unmounted.
     for obj in objects:
         if obj["kind"] in ("Deployment", "StatefulSet") and obj["metadata"]["name"] != OPERATOR:

@@ -163,6 +163,8 @@ def test_what_a_pipeline_makes(facemask: Objects, cpu_only: Objects) -> None:
         ("ConfigMap", "cams-heron-facemask-settings"),
         ("Deployment", "cams-heron-facemask"),
         ("Deployment", "cams-heron-facemask-control"),
+        ("NetworkPolicy", "cams-heron-facemask"),
+        ("NetworkPolicy", "cams-heron-facemask-control"),
         ("Service", "cams-heron-facemask-control"),
         ("Service", "cams-heron-facemask-detector"),
         ("Service", "cams-heron-facemask-rtsp"),

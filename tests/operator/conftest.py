@@ -18,8 +18,9 @@ import pytest
 from heron_operator.run import operator
 from heron_operator.settings import OperatorSettings
 
+from tests.operator import rbac
 from tests.operator.node_agent import NodeAgent
-from tests.support.kube_emulator import EmulatorThread, KubeClient, KubeEmulator
+from tests.support.kube_emulator import EmulatorThread, KubeClient, KubeEmulator, accesses
 
 T = TypeVar("T")
 Json = dict[str, Any]
@@ -172,7 +173,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[EmulatorThread]:
-    with EmulatorThread(setup=declare_resources) as cluster:
+    """The API server: the tests' own calls on urls[0], the operator's on urls[1]."""
+    with EmulatorThread(servers=2, setup=declare_resources) as cluster:
         kube = KubeClient(cluster.url)
         for name, (product, cc) in GPU_NODES.items():
             kube.create("/api/v1/nodes", gpu_node(name, product, cc))
@@ -195,11 +197,25 @@ def agent(cluster: EmulatorThread, models: Path) -> Iterator[NodeAgent]:
 
 @pytest.fixture(scope="module")
 def running_operator(cluster: EmulatorThread, agent: NodeAgent) -> Iterator[OperatorThread]:
+    """The operator on its own port; when the module is done, every request it made there is
+    one the chart's RBAC grants (tests/operator/rbac.py)."""
     settings = OperatorSettings(
-        api_server=cluster.url, standalone=True, resync_s=1.0, retry_s=1.0, backoff_limit=1
+        api_server=cluster.urls[1], standalone=True, resync_s=1.0, retry_s=1.0, backoff_limit=1
     )
     with OperatorThread(settings) as running:
         yield running
+    assert_rbac_grants(cluster, cluster.urls[1], peering=False)
+
+
+def assert_rbac_grants(cluster: EmulatorThread, url: str, *, peering: bool) -> None:
+    """Every request that came in on `url`'s port is granted by the operator's ClusterRoles as
+    the chart renders them (skipped without helm)."""
+    if not rbac.have_helm():
+        return
+    port = int(url.rsplit(":", 1)[1])
+    made = [a for a in cluster.call(accesses) if a.port == port]
+    assert made, "the operator made no request"
+    assert rbac.denied(made, rbac.chart_rules(peering=peering)) == []
 
 
 @pytest.fixture

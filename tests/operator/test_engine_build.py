@@ -17,6 +17,7 @@ from tests.operator.conftest import (
     EVENTS,
     JOBS,
     OperatorThread,
+    assert_rbac_grants,
     declare_resources,
     gpu_node,
     wait_for,
@@ -487,3 +488,6 @@ def test_two_replicas_with_peering_never_both_act() -> None:
             assert ("WATCH", "enginebuilds") in requests(port_b)
             assert ("CREATE", "jobs") in requests(port_b)
             assert len(jobs_of(kube, "vision")) == 2
+        # kopf's peering included, the chart's RBAC granted every request of either replica.
+        for url in cluster.urls[1:]:
+            assert_rbac_grants(cluster, url, peering=True)

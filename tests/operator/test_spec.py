@@ -81,10 +81,14 @@ def test_the_checks_are_the_crds() -> None:
     for parent, field in VOLUME_PATHS:
         path = props[parent]["properties"][field]
         assert (path["pattern"], path["minLength"], path["maxLength"]) == (
-            "^/.*$",
+            spec_module.VOLUME_PATH_PATTERN,
             2,
             spec_module.PATH_MAX,
         ), field
+        (rule,) = path["x-kubernetes-validations"]
+        assert rule["rule"] == f"!self.matches('{spec_module.DOT_DOT_PATTERN}')", field
+    # An image reference, or empty (the operator's image).
+    assert props["image"]["pattern"] == f"^({spec_module.IMAGE_PATTERN[1:-1]})?$"
 
 
 @pytest.mark.parametrize(("parent", "field"), VOLUME_PATHS)
@@ -93,6 +97,57 @@ def test_paths_on_the_model_volume_are_absolute(parent: str, field: str, path: s
     body = spec()
     body[parent] = {**body.get(parent, {}), field: path}
     assert refusal(body) == [f"{parent}.{field}"]
+
+
+@pytest.mark.parametrize(("parent", "field"), VOLUME_PATHS)
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("/etc/passwd", "expected an absolute path on the model volume (/models/...)"),
+        ("/data/models/m.onnx", "expected an absolute path on the model volume (/models/...)"),
+        ("/models/../etc/passwd", "must not contain a '..' segment"),
+        ("/models/detector/..", "must not contain a '..' segment"),
+    ],
+)
+def test_paths_outside_the_model_volume_are_refused_naming_the_field(
+    parent: str, field: str, path: str, problem: str
+) -> None:
+    body = spec()
+    body[parent] = {**body.get(parent, {}), field: path}
+    with pytest.raises(ValidationError) as refused:
+        EngineBuildSpec.model_validate(body)
+    (error,) = refused.value.errors()
+    assert ".".join(map(str, error["loc"])) == f"{parent}.{field}"
+    assert problem in error["msg"] and repr(path) in error["msg"]
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "http://evil.example/heron-engine:1",
+        "file:///etc/passwd",
+        "docker://heron-engine",
+        "heron engine",
+        "Heron/Engine:1",
+        "ghcr.io/heron//engine",
+    ],
+)
+def test_images_with_a_scheme_or_odd_characters_are_refused(image: str) -> None:
+    assert refusal(spec(image=image)) == ["image"]
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "",
+        "busybox",
+        "ghcr.io/heron-project/heron-engine:0.1.0",
+        "registry.local:5000/heron/engine:v1@sha256:" + "a" * 64,
+        "nvcr.io/nvidia/tritonserver:25.06-py3",
+    ],
+)
+def test_image_references_are_taken(image: str) -> None:
+    assert EngineBuildSpec.model_validate(spec(image=image)).image == image
 
 
 def test_absolute_paths_are_taken_as_they_are() -> None:

@@ -16,7 +16,10 @@ patch/delete over HTTP. This subclass adds what kopf and a controller rely on:
   on lists and watches;
 - watches from a resourceVersion (only later events, none replayed), `timeoutSeconds`, and a
   BOOKMARK at the end when asked; the core group's discovery says `v1`, not `/v1`;
-- pod logs (`pods/<name>/log`, `tailLines`) as text, from `log_source` (a test's kubelet).
+- pod logs (`pods/<name>/log`, `tailLines`) as text, from `log_source` (a test's kubelet);
+- `accesses(emulator)`: every request it served on a resource (kmock keeps them all) as RBAC
+  sees it, an `Access` (port, verb, group, resource, namespace, name), so a test can check a
+  client's rights against a Role.
 
 Still absent: PUT, server-side apply, garbage collection (deleting an owner leaves its
 dependents), controllers (a Job never runs: a test plays kubelet), admission, schema
@@ -118,6 +121,50 @@ def _now() -> str:
 def _essence(obj: Json) -> Json:
     """What a generation counts: everything but metadata and status."""
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+@attrs.frozen
+class Access:
+    """One request as RBAC sees it: `verb` is get, list, watch, create, patch, update or
+    delete; `resource` is the plural with its subresource (`pods/log`); `port` is the port it
+    came in on (EmulatorThread's servers tell clients apart)."""
+
+    port: int
+    verb: str
+    group: str
+    resource: str
+    namespace: str | None
+    name: str | None
+
+
+_VERBS = {
+    kmock.action.FETCH: "get",
+    kmock.action.LIST: "list",
+    kmock.action.WATCH: "watch",
+    kmock.action.CREATE: "create",
+    kmock.action.DELETE: "delete",
+}
+
+
+def accesses(emulator: kmock.KubernetesEmulator) -> list[Access]:
+    """Every request served so far on a resource, in order, as an RBAC access (call it on the
+    emulator's loop: EmulatorThread.call)."""
+    return [a for a in map(_access, emulator) if a is not None]
+
+
+def _access(request: rendering.Request) -> Access | None:
+    if request.resource is None or not request.resource.plural or request.action is None:
+        return None  # discovery (/api/v1, /apis/<group>/<version>) and other non-resource URLs
+    if request.action == kmock.action.UPDATE:
+        verb = "patch" if str(request.method.value) == "PATCH" else "update"
+    else:
+        verb = _VERBS.get(request.action, str(request.action.value).lower())
+    plural = request.resource.plural
+    resource = f"{plural}/{request.subresource}" if request.subresource else plural
+    return Access(
+        request.url.port or 0, verb, request.resource.group or "", resource, request.namespace,
+        request.name,
+    )  # fmt: skip
 
 
 @attrs.define(kw_only=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +82,15 @@ def _ca(folder: Path, name: str) -> tuple[x509.Certificate, Key, Path]:
     return cert, key, _write(folder, name, cert, key).cert
 
 
-def _leaf(folder: Path, name: str, ca: x509.Certificate, ca_key: Key, *, server: bool) -> Pair:
+def _leaf(
+    folder: Path,
+    name: str,
+    ca: x509.Certificate,
+    ca_key: Key,
+    *,
+    server: bool,
+    dns_names: Sequence[str] | None = None,
+) -> Pair:
     key = ec.generate_private_key(ec.SECP256R1())
     builder = _builder(name, ca.subject, key.public_key())
     usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
@@ -91,17 +100,20 @@ def _leaf(folder: Path, name: str, ca: x509.Certificate, ca_key: Key, *, server:
             x509.DNSName("localhost"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
         ]
+        if dns_names is not None:  # only these names: no loopback address
+            names = [x509.DNSName(n) for n in dns_names]
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
     return _write(folder, name, cert, key)
 
 
-def make_certs(folder: Path) -> Certs:
+def make_certs(folder: Path, server_names: Sequence[str] | None = None) -> Certs:
+    """`server_names`: the server certificate's only names (default localhost, 127.0.0.1)."""
     ca, ca_key, ca_path = _ca(folder, "heron-test-ca")
     rogue, rogue_key, rogue_path = _ca(folder, "rogue-ca")
     return Certs(
         ca=ca_path,
-        server=_leaf(folder, "server", ca, ca_key, server=True),
+        server=_leaf(folder, "server", ca, ca_key, server=True, dns_names=server_names),
         client=_leaf(folder, "client", ca, ca_key, server=False),
         rogue_ca=rogue_path,
         rogue_client=_leaf(folder, "rogue-client", rogue, rogue_key, server=False),

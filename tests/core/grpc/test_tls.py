@@ -96,3 +96,21 @@ def test_a_missing_certificate_file_names_the_setting(
 def test_client_tls_needs_cert_and_key_together(certs: Certs) -> None:
     with pytest.raises(ValueError, match="cert_file and key_file go together"):
         ClientTls(cert_file=certs.client.cert)
+
+
+def test_server_name_checks_a_name_other_than_the_targets_host(
+    certs: Certs, detector: FakeDetector
+) -> None:
+    """Dialling an address the certificate does not name (a Service's cluster IP), the client
+    checks the name it should carry instead; a name it does not carry is refused."""
+    with serving(settings(**tls_settings(certs, mutual=False)), detector) as running:
+        named = ClientTls(ca_file=certs.ca, server_name="localhost")
+        assert model_name(running.port, named, host="127.0.0.1") == "fake"
+        other = ClientTls(ca_file=certs.ca, server_name="pipeline.video.svc")
+        assert refused_at(running.port, other, "127.0.0.1") == grpc.StatusCode.UNAVAILABLE
+
+
+def refused_at(port: int, tls: ClientTls, host: str) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as e:
+        model_name(port, tls, host=host)
+    return e.value.code()

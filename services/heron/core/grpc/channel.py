@@ -28,6 +28,12 @@ class ClientTls(BaseModel):
     ca_file: Path | None = Field(None, description="CA that signed the server; None = system's.")
     cert_file: Path | None = Field(None, description="Client certificate, PEM (mutual TLS).")
     key_file: Path | None = Field(None, description="Client private key, PEM (mutual TLS).")
+    server_name: str | None = Field(
+        None,
+        min_length=1,
+        description="The name the server's certificate must carry, when it is not the target's "
+        "host (dialling a Service's cluster IP, checking its DNS name).",
+    )
 
     @model_validator(mode="after")
     def _pair(self) -> ClientTls:
@@ -46,9 +52,15 @@ class ClientTls(BaseModel):
         )
 
 
-def _options(max_message_mb: float) -> list[tuple[str, int]]:
+def _options(max_message_mb: float, tls: ClientTls | None = None) -> list[tuple[str, int | str]]:
     size = message_bytes(max_message_mb)
-    return [("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)]
+    options: list[tuple[str, int | str]] = [
+        ("grpc.max_receive_message_length", size),
+        ("grpc.max_send_message_length", size),
+    ]
+    if tls is not None and tls.server_name:
+        options.append(("grpc.ssl_target_name_override", tls.server_name))
+    return options
 
 
 def _with_token(metadata: Sequence[tuple[str, str | bytes]] | None, token: str) -> list[Any]:
@@ -116,7 +128,7 @@ def open_channel(
     max_message_mb: float = 16.0,
 ) -> grpc.Channel:
     """A channel to `target` (host:port): plaintext unless `tls` is given."""
-    options = _options(max_message_mb)
+    options = _options(max_message_mb, tls)
     if tls is None:
         channel = grpc.insecure_channel(target, options=options)
     else:
@@ -177,7 +189,7 @@ def open_aio_channel(
     max_message_mb: float = 16.0,
 ) -> grpc.aio.Channel:
     """`open_channel` for asyncio: call it inside the event loop that will use it."""
-    options = _options(max_message_mb)
+    options = _options(max_message_mb, tls)
     interceptors = None if token is None else [kind(token) for kind in _AIO_TOKENS]
     if tls is None:
         return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)

@@ -7,10 +7,11 @@ the bus. Environment variables: `HERON_PIPELINE_CONFIG`, `HERON_BACKEND__KIND=tr
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from heron.core.bus.admission import AdmissionSettings
 from heron.core.grpc.settings import GrpcServerSettings
@@ -19,6 +20,23 @@ from heron.core.runtime import BusConsumerSettings
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# A model's name is a folder of a Triton-layout repository (`<repo>/<model>/<version>/`):
+# letters, digits, '_', '.', '-', not starting with '.', so it never names a path elsewhere.
+_FOLDER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+def _folder_name(value: str) -> str:
+    if not _FOLDER_NAME.fullmatch(value):
+        raise ValueError(
+            "expected a model's folder name in the repository: 1-128 letters, digits, '_', '.', "
+            f"'-', not starting with '.' (no '/', no '..'), got {value!r}"
+        )
+    return value
+
+
+FolderName = Annotated[str, AfterValidator(_folder_name)]
 
 
 class OnnxRuntimeSettings(_Strict):
@@ -47,10 +65,10 @@ class OnnxRuntimeSettings(_Strict):
         "<model_repository>/<repository_model>/<version>/model.onnx, for SetModelVersions; "
         "default: the repository the ONNX file sits in when its path has that layout.",
     )
-    repository_model: str | None = Field(
+    repository_model: FolderName | None = Field(
         None,
-        min_length=1,
-        description="The model's folder in model_repository (set both or neither).",
+        description="The model's folder in model_repository (set both or neither): letters, "
+        "digits, '_', '.', '-'.",
     )
 
     @model_validator(mode="after")
@@ -70,7 +88,10 @@ class TritonSettings(_Strict):
 
     kind: Literal["triton"] = "triton"
     url: str = Field("127.0.0.1:8001", description="host:port of Triton's gRPC endpoint.")
-    model_name: str = Field(min_length=1, description="Model name in Triton's repository.")
+    model_name: FolderName = Field(
+        description="Model name in Triton's repository (a folder name: letters, digits, '_', "
+        "'.', '-').",
+    )
     model_version: str = Field(
         "",
         description="The config's version; empty = the newest one Triton serves when the "
