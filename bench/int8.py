@@ -1,25 +1,33 @@
-"""Benchmark: FP32 vs INT8 — per-class AP, CPU latency (ONNX Runtime) and engine builds.
+"""Benchmark: FP32 vs INT8 on images in three roles — calibration time, per-class AP on the
+select and gate images, CPU latency (ONNX Runtime) and engine builds.
 
     .venv/bin/python bench/int8.py                      # models/facemask/model.onnx if present
-    .venv/bin/python bench/int8.py --model M.onnx --batches 40
+    .venv/bin/python bench/int8.py --calib-images 80    # a reduced calibration set
+
+The facemask images are split into roles once (heron.evaluation.roles, seed 42): `train` (the
+553 images the model was trained on: calibration takes the first --calib-images of them by
+name, all by default: 69 batches of 8), `select` (69 held-out images: `--method auto` chooses
+its method on them) and `gate` (the other 69 held-out images: the gate and every reported
+number). Nothing is chosen on the gate images: they score the method `auto` chose, and, for
+the record only, every candidate method, so the page can say which default would have held.
 
 For the model (an export of `heron export`, or — when none is given and models/facemask/ has no
 model.onnx — heron.training's DetectNet_v2 ResNet-18 with RANDOM weights at 960×544, said so in
-the output): `heron calibrate` with its defaults (entropy, `--keep-fp auto`) on images of the
-training 80 % only; then, from one more histogram pass over the same images, the symmetric
-TensorRT Q/DQ model with other methods (percentile 99.99 / 99.999, minmax) and with nothing kept
-in float. Per-class AP of every variant on a held-out KITTI conversion of the facemask images
-(--eval-images of the validation 20 % that bench/train_facemask.py holds out); ONNX Runtime
-latency at batch 1 with 2 threads; TensorRT-RTX build time and plan size for FP32, FP16 and
-INT8 (targets sm86, sm89). Writes --out (JSON).
+the output): `heron calibrate --method auto` (histograms, the search on select, both INT8
+forms) through heron.engine.pipeline, timed in wall and CPU seconds with the load average;
+each candidate method's two INT8 forms scored on the gate images; ONNX Runtime latency at
+batch 1 with 2 threads; TensorRT-RTX build time and plan size for FP32, FP16 and INT8
+(targets sm86, sm89). Writes --out (JSON), with every image set's role, count and names hash.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import sys
@@ -75,40 +83,33 @@ def random_model(path: Path) -> Path:
     return path
 
 
-def split_names() -> tuple[list[str], list[str]]:
-    """(validation, training) image names: bench/train_facemask.py's split (seed 42, 20 %)."""
-    from heron.training.data.split import partition_random
+def roles() -> Any:
+    """train / select / gate of the facemask images: training's hold-out (seed 42, 20 %), its
+    held-out half select, half gate (heron.evaluation.roles)."""
+    from heron.evaluation.roles import split_roles
 
-    names = sorted(p.stem for p in (DATA / "images").iterdir())
-    validation, training = partition_random(names, 20.0, 42)
-    return validation, training
+    return split_roles(p.stem for p in (DATA / "images").iterdir())
 
 
-def calibration_folder(root: Path) -> Path:
-    """Links to the training-split images: calibration never sees an image AP is scored on."""
+def calibration_folder(root: Path, names: tuple[str, ...], count: int | None) -> Path:
+    """Links to the first `count` training images by name (all when None), under their names:
+    heron calibrate takes a folder's images in name order."""
     folder = root / "calib-images"
     folder.mkdir()
-    _, training = split_names()
-    wanted = set(training)
-    for image in (DATA / "images").iterdir():
-        if image.stem in wanted:
-            (folder / image.name).symlink_to(image)
+    for name in sorted(names)[:count]:
+        (folder / f"{name}.jpg").symlink_to(DATA / "images" / f"{name}.jpg")
     return folder
 
 
-def eval_folder(root: Path, count: int, class_map: dict[str, str]) -> Path:
-    """Up to `count` images of the validation 20 % (seed 42, as bench/train_facemask.py splits,
-    so a trained model is scored on images it never saw) as a KITTI folder at 960×544."""
+def kitti_folder(root: Path, role: str, names: tuple[str, ...], class_map: dict[str, str]) -> Path:
+    """`names` as a KITTI folder at 960×544 (the network's input size)."""
     from heron.training.data.convert import convert_samples
     from heron.training.data.voc import from_voc
 
-    samples = list(from_voc(DATA / "annotations", DATA / "images"))
-    validation, _ = split_names()
-    held_out = set(validation[:count])
-    kitti = root / "eval-kitti"
-    convert_samples(
-        [s for s in samples if s.name in held_out], kitti, class_map=class_map, size=(960, 544)
-    )
+    wanted = set(names)
+    samples = [s for s in from_voc(DATA / "annotations", DATA / "images") if s.name in wanted]
+    kitti = root / f"{role}-kitti"
+    convert_samples(samples, kitti, class_map=class_map, size=(960, 544))
     return kitti
 
 
@@ -129,48 +130,39 @@ def latency_ms(model: Path, runs: int) -> float:
     return 1000.0 * statistics.median(times)
 
 
-# Symmetric Q/DQ variants from the same histograms: (label, method, percentile, keep the layers
-# `--keep-fp auto` chose?).
-VARIANTS = (
-    ("entropy, all INT8", "entropy", 0.0, False),
-    ("percentile 99.99, all INT8", "percentile", 99.99, False),
-    ("percentile 99.999, all INT8", "percentile", 99.999, False),
-    ("minmax, all INT8", "minmax", 0.0, False),
-    ("percentile 99.999, keep-fp auto", "percentile", 99.999, True),
-)
-
-
-def variants(
-    model: Path, options: Any, *, kept: tuple[str, ...], fp32: Any, eval_data: Path, root: Path
-) -> tuple[list[Any], dict[str, Path]]:
-    """AP of each symmetric Q/DQ variant of VARIANTS; and their model files."""
-    from heron.core.int8.qdq import QdqVariant, quantize, save_ranges
-    from heron.engine.accuracy import compare
-    from heron.engine.calibrate import collect_histograms
-    from heron.engine.images import image_files
+def every_candidate_on(model: Path, result: Any, data: Path, root: Path) -> list[Any]:
+    """Each candidate method's two INT8 forms, from the calibration's histograms, on `data`:
+    for the record (the gate images), never to choose."""
+    from heron.engine.accuracy import evaluate_ap
+    from heron.engine.calibrate import quantise_recipe
     from heron.engine.model_info import read_model_info
+    from heron.engine.search import CANDIDATES, score_recipe
 
-    paths = image_files(options.images)
-    size = options.batch_size
-    batches = [paths[i * size : (i + 1) * size] for i in range(options.batches)]
-    collector = collect_histograms(model, read_model_info(model), batches)
-    reports, files = [], {}
-    for index, (label, method, percentile, keep) in enumerate(VARIANTS):
-        amax = collector.amax(method, percentile)
-        for output in read_model_info(model).outputs:  # as calibrate: outputs unclipped
-            amax[output.name] = collector.histograms[output.name].amax
-        ranges = save_ranges(collector.ranges(amax), root / f"ranges{index}.json")
-        path = quantize(
-            model,
-            ranges,
-            root / f"variant{index}.onnx",
-            variant=QdqVariant.TENSORRT,
-            note=label,
-            keep_float=kept if keep else (),
-        )
-        reports.append(compare(fp32, path, eval_data, f"TensorRT Q/DQ (S8S8), {label}"))
-        files[label] = path
-    return reports, files
+    info = read_model_info(model)
+    fp32 = evaluate_ap(model, data)
+    scores = []
+    for index, recipe in enumerate(CANDIDATES):
+        folder = root / f"gate-candidate{index}"
+        folder.mkdir()
+
+        def quantise(r: Any, f: Path) -> tuple[Path, Path]:
+            return quantise_recipe(model, info, result.histograms, r, f, note=r.label)
+
+        scores.append(score_recipe(recipe, quantise, fp32, data, folder))
+        print(f"gate, {recipe.label}: {scores[-1].to_dict()['mAP_drop']}", flush=True)
+    return scores
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def builds(fp32: Path, qdq: Path, calib: Path, root: Path) -> list[dict[str, Any]]:
@@ -207,13 +199,12 @@ def builds(fp32: Path, qdq: Path, calib: Path, root: Path) -> list[dict[str, Any
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None)
-    parser.add_argument("--batches", type=int, default=10)
+    parser.add_argument("--calib-images", type=int, default=None, help="Default: all (552).")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--eval-images", type=int, default=138)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--no-builds", action="store_true", help="Skip the TensorRT-RTX builds.")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "int8.json")
     args = parser.parse_args()
-    from heron.engine.accuracy import evaluate_ap
     from heron.engine.model_info import sha256_file
     from heron.engine.options import CalibrationOptions
     from heron.engine.pipeline import calibrate_and_compare
@@ -221,6 +212,7 @@ def main() -> int:
     if not DATA.is_dir():
         print(f"{DATA} is absent: the benchmark needs the facemask images", file=sys.stderr)
         return 1
+    split = roles()
     with tempfile.TemporaryDirectory(prefix="heron-int8-") as tmp:
         root = Path(tmp)
         source = args.model or (TRAINED if TRAINED.is_file() else None)
@@ -230,38 +222,52 @@ def main() -> int:
         # The random model maps raw VOC names itself; the trained one expects its classes.
         labels = TRAINED_CLASS_MAP if model else {k: k for k in CLASS_MAP}
         model = model or random_model(root / "random.onnx")
+        select = kitti_folder(root, "select", split.select.names, labels)
+        gate = kitti_folder(root, "gate", split.gate.names, labels)
         options = CalibrationOptions(
-            images=calibration_folder(root), batches=args.batches, batch_size=args.batch_size
+            images=calibration_folder(root, split.train.names, args.calib_images),
+            batch_size=args.batch_size,
+            select_data=select,
         )
-        eval_data = eval_folder(root, args.eval_images, labels)
-        outcome = calibrate_and_compare(model, root / "calib", options, eval_data)
+        load_before, cpu_before, started = os.getloadavg(), cpu_seconds(), time.perf_counter()
+        outcome = calibrate_and_compare(
+            model,
+            root / "calib",
+            options,
+            gate,
+            on_stage=lambda stage: print(stage, flush=True),
+            on_candidate=lambda _d, _t, text: print(f"select, {text}", flush=True),
+        )
+        wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_before
         c = outcome.calibration
-        fp32 = evaluate_ap(model, eval_data)
-        more, files = variants(
-            model, options, kept=c.kept_float, fp32=fp32, eval_data=eval_data, root=root
-        )
+        on_gate = every_candidate_on(model, c, gate, root)
         result = {
-            "machine": f"{platform.processor() or platform.machine()}, 2 ORT threads",
+            "date": datetime.date.today().isoformat(),
+            "machine": f"{cpu_name()}, {os.cpu_count()} cores, 2 ORT threads",
+            "load_average_at_start": load_before,
             "model": str(source or model),
             "model_sha256": sha256_file(model),
             "weights": weights,
+            "image_sets": [s.fingerprint() for s in (split.train, *outcome.image_sets)],
             "calibration": {
                 "images": c.images,
-                "method": c.method.value,
-                "seconds": round(c.seconds, 1),
+                "method": c.recipe.label,
+                "histogram_s": round(c.histogram_seconds, 1),
+                "calibrate_s": round(c.seconds, 1),  # histograms + search + both models
+                "with_gate_scoring_s": round(wall, 1),
+                "cpu_s": round(cpu, 1),
                 "kept_float": list(c.kept_float),
-                "sensitivity": c.sensitivity.to_dict() if c.sensitivity else None,
             },
-            "eval_images": args.eval_images,
-            "accuracy": [r.to_dict() for r in outcome.reports + more],
+            "search_on_select": c.search.to_dict() if c.search else None,
+            "candidates_on_gate": [s.to_dict() for s in on_gate],
+            "accuracy_on_gate": [r.to_dict() for r in outcome.reports],
             "latency_ms_bs1": {
                 "fp32": latency_ms(model, args.runs),
                 "int8_u8s8": latency_ms(c.cpu_model, args.runs),
-                "int8_s8s8_qdq_keep_fp_auto": latency_ms(c.qdq_model, args.runs),
-                "int8_s8s8_qdq_all_int8": latency_ms(files["entropy, all INT8"], args.runs),
+                "int8_s8s8_qdq": latency_ms(c.qdq_model, args.runs),
             },
-            "builds": builds(model, c.qdq_model, c.cache, root),
-            # Other work on the machine inflates latencies: the 1-minute load when measured.
+            "builds": [] if args.no_builds else builds(model, c.qdq_model, c.cache, root),
+            # Other work on the machine inflates times: the 1-minute load when done.
             "load_average_1m": os.getloadavg()[0],
         }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,7 @@ def calibrated(
     detector_onnx: Path, calib_images: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> CalibrationResult:
     options = CalibrationOptions(
-        images=calib_images, batches=4, batch_size=4, method=Method.ENTROPY
+        images=calib_images, batches=4, batch_size=4, method=Method.ENTROPY, keep_fp="auto"
     )
     return calibrate(detector_onnx, tmp_path_factory.mktemp("calibrated"), options)
 

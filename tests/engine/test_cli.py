@@ -56,14 +56,16 @@ def trained_layout_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def kitti8(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """8 real VOC images as a KITTI folder (256×144)."""
+    """8 real VOC images as a KITTI folder (256×144): the last names, so never one of the
+    calibration images (the first names): calibrate refuses images in two roles."""
     from heron.training.data.convert import convert_samples
     from heron.training.data.voc import from_voc
 
     from tests.training.conftest import CLASS_MAP, KITTI_SIZE
 
     source = shared_data / "facemask-kaggle"
-    samples = list(from_voc(source / "annotations", source / "images"))[:8]
+    samples = sorted(from_voc(source / "annotations", source / "images"), key=lambda s: s.name)
+    samples = samples[-8:]
     kitti = tmp_path_factory.mktemp("kitti8") / "kitti"
     convert_samples(samples, kitti, class_map={k: k for k in CLASS_MAP}, size=KITTI_SIZE)
     return kitti
@@ -155,7 +157,7 @@ def test_check_gate_passes_within_the_limit() -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--precision", "int4"], "precision: Input should be 'fp32', 'fp16' or 'int8'"),
+        (["--precision", "int4"], "--precision: expected 'fp32', 'fp16' or 'int8', got 'int4'"),
         (["--min-batch", "8", "--max-batch", "4"], "min_batch ≤ opt_batch ≤ max_batch"),
         (["--builder", "tensorrt_rtx", "--targets", "sm90"], "sm90 not supported"),
     ],

@@ -20,7 +20,8 @@ def test_job_settings_example_is_valid() -> None:
     (example,) = _blocks("yaml")
     settings = EngineSettings.model_validate(yaml.safe_load(example))
     assert settings.precision == "int8" and settings.calibration is not None
-    assert settings.calibration.batches == 40 and settings.batch.max == 16
+    assert settings.calibration.method == "auto" and settings.batch.max == 16
+    assert settings.calibration.select_data is not None and settings.eval_data is not None
 
 
 def test_config_example_parses_with_the_triton_proto() -> None:

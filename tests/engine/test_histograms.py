@@ -63,3 +63,51 @@ def test_collector_methods() -> None:
     assert set(collector.amax("entropy")) == {"a", "b"}
     with pytest.raises(ValueError, match="minmax, percentile or entropy"):
         collector.amax("kl")
+
+
+def _reference_add(hist: MagnitudeHistogram, values: np.ndarray) -> None:
+    """The numpy histogram update the compiled loop replaced (kept here as the reference)."""
+    hist.low = min(hist.low, float(values.min()))
+    hist.high = max(hist.high, float(values.max()))
+    magnitude = np.abs(values, dtype=np.float32).ravel()
+    top = float(magnitude.max())
+    hist.amax = max(hist.amax, top)
+    if hist.width == 0.0:
+        hist.width = max(top / hist.counts.size, 1e-12)
+    while top >= hist.width * hist.counts.size:
+        pairs = hist.counts.reshape(-1, 2).sum(axis=1)
+        hist.counts = np.concatenate([pairs, np.zeros_like(pairs)])
+        hist.width *= 2.0
+    index = np.minimum(
+        (magnitude * np.float32(1.0 / hist.width)).astype(np.int64), hist.counts.size - 1
+    )
+    hist.counts += np.bincount(index, minlength=hist.counts.size)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_compiled_binning_equals_the_numpy_reference_exactly(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    fast, reference = MagnitudeHistogram(), MagnitudeHistogram()
+    for batch in range(6):
+        scale = float(rng.choice([0.5, 1.0, 3.0])) * (1 + batch)  # grows: widens, sometimes
+        values = rng.laplace(0.0, scale, 50_000).astype(np.float32)
+        values[rng.random(values.size) < 0.4] = 0.0  # ReLU-like zeros
+        fast.add(values)
+        _reference_add(reference, values)
+        assert fast.width == reference.width
+        assert np.array_equal(fast.counts, reference.counts)
+        assert (fast.low, fast.high, fast.amax) == (reference.low, reference.high, reference.amax)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_and_infinity_are_refused_naming_the_tensor(bad: float) -> None:
+    from heron.engine.histograms import NonFiniteError
+
+    collector = HistogramCollector()
+    collector.add([("conv", np.ones(10, dtype=np.float32))])
+    values = np.ones(10_000, dtype=np.float32)
+    values[1234] = bad
+    with pytest.raises(NonFiniteError, match="tensor 'conv'"):
+        collector.add([("conv", values)])
+    with pytest.raises(NonFiniteError, match="tensor 'first'"):
+        collector.add([("first", values)])  # the first batch of a tensor: the extremes pass

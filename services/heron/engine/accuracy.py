@@ -160,11 +160,15 @@ def compare(
     return VariantReport(label, int8_model, fp32[1], mean, classes)
 
 
-def check_gate(reports: list[VariantReport], max_drop: float) -> None:
-    """AccuracyGateError with every failing variant's table when one loses > max_drop points."""
+def check_gate(reports: list[VariantReport], max_drop: float, next_steps: str = "") -> None:
+    """AccuracyGateError with every failing variant's table when one loses > max_drop points;
+    `next_steps` (what to try) ends the message."""
     failing = [r for r in reports if r.drop > max_drop]
     if failing:
         tables = "\n\n".join(
             f"{r.label}: mAP drop {r.drop:.2f} points\n{r.table()}" for r in failing
         )
-        raise AccuracyGateError(f"INT8 loses more than {max_drop:.2f} points of mAP:\n{tables}")
+        advice = f"\n{next_steps}" if next_steps else ""
+        raise AccuracyGateError(
+            f"INT8 loses more than {max_drop:.2f} points of mAP:\n{tables}{advice}"
+        )

@@ -2,11 +2,12 @@
 (`calibration.bin`) + Q/DQ models for TensorRT and for ONNX Runtime on CPU.
 
 One pass over the images fills a magnitude histogram per activation (heron.engine.histograms);
-the method (entropy, percentile, minmax) picks each tensor's amax from it. Both Q/DQ variants
-and the TensorRT cache are made from those amax values, so they agree tensor by tensor. The
-TensorRT Q/DQ model may leave a few sensitive layers in float (`keep_fp`): `auto` measures
-every layer's sensitivity (heron.engine.sensitivity) and keeps the worst few; the cache still
-covers every activation, for TensorRT's implicit-quantisation path.
+the method (entropy, percentile, minmax) picks each tensor's amax from it; `auto` scores
+candidate methods on held-out select images and keeps the best (heron.engine.search). Both
+Q/DQ variants and the TensorRT cache are made from those amax values, so they agree tensor by
+tensor. The TensorRT Q/DQ model may leave a few sensitive layers in float (`keep_fp`): `auto`
+measures every layer's sensitivity (heron.engine.sensitivity) and keeps the worst few; the
+cache still covers every activation, for TensorRT's implicit-quantisation path.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from heron.engine.errors import CalibrationError
 from heron.engine.images import image_files, load_batch
 from heron.engine.model_info import ModelInfo, load_onnx, read_model_info
 from heron.engine.options import CalibrationOptions, Method
+from heron.engine.search import FALLBACK, Recipe
 
 if TYPE_CHECKING:
     import numpy as np
 
     from heron.engine.histograms import HistogramCollector
+    from heron.engine.search import SearchReport
     from heron.engine.sensitivity import SensitivityReport
 
 CACHE_FILE = "calibration.bin"
@@ -63,10 +66,18 @@ class CalibrationResult:
     images: int
     batches: int
     tensors: int
-    seconds: float
-    method: Method
+    seconds: float  # all of it: histograms, the search, both models
+    recipe: Recipe  # the method used: the one asked for, or the one `auto` chose
     kept_float: tuple[str, ...]  # nodes the TensorRT Q/DQ model leaves unquantised
     sensitivity: SensitivityReport | None  # with keep_fp auto
+    search: SearchReport | None  # with method auto and select images
+    histogram_seconds: float  # the pass over the calibration images
+    image_paths: tuple[Path, ...]  # the calibration images, in the order used
+    histograms: HistogramCollector  # for reports that score other recipes of the same pass
+
+    @property
+    def method(self) -> Method:
+        return self.recipe.method
 
 
 def collect_histograms(
@@ -75,11 +86,17 @@ def collect_histograms(
     batches: Sequence[Sequence[Path]],
     on_batch: Callable[[int, int], None] | None = None,
 ) -> HistogramCollector:
-    """Run the model with every float activation as an output; histogram each, batch by batch."""
+    """Run the model with every float activation as an output; histogram each, batch by batch.
+
+    The next batch's images are decoded on a second thread while this one runs: OpenCV's
+    decode and resize leave the GIL, as do ONNX Runtime and the histogram loop.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     import onnx
     import onnxruntime as ort
 
-    from heron.engine.histograms import HistogramCollector
+    from heron.engine.histograms import HistogramCollector, NonFiniteError
 
     proto = load_onnx(model)
     tensors = activation_tensors(proto)
@@ -91,12 +108,26 @@ def collect_histograms(
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     collector = HistogramCollector()
-    for index, paths in enumerate(batches):
-        images = load_batch(paths, info.width, info.height)
-        collector.add([(info.input.name, images)])
-        collector.add(zip(names, session.run(names, {info.input.name: images}), strict=True))
-        if on_batch is not None:
-            on_batch(index + 1, len(batches))
+
+    def decode(batch: Sequence[Path]) -> np.ndarray:
+        return load_batch(batch, info.width, info.height)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="heron-decode") as decoder:
+        upcoming = [decoder.submit(decode, batches[0])] if batches else []
+        for index, batch in enumerate(batches):
+            images = upcoming.pop().result()
+            if index + 1 < len(batches):
+                upcoming.append(decoder.submit(decode, batches[index + 1]))
+            outputs = session.run(names, {info.input.name: images})
+            try:
+                collector.add([(info.input.name, images), *zip(names, outputs, strict=True)])
+            except NonFiniteError as e:
+                shown = ", ".join(p.name for p in batch)
+                raise CalibrationError(f"{model} on {shown}: {e}") from None
+            # The batch's activations (~4 GB at 8 × 960×544) go before the next run allocates.
+            del outputs
+            if on_batch is not None:
+                on_batch(index + 1, len(batches))
     return collector
 
 
@@ -135,37 +166,89 @@ def _keep_float(
     return options.keep_fp, None
 
 
+def calibration_batches(options: CalibrationOptions) -> list[list[Path]]:
+    """The batches calibration runs: the first images of the folder by name, in full batches."""
+    paths = image_files(options.images)
+    size = options.batch_size
+    count = len(paths) // size
+    if options.batches is not None:
+        count = min(options.batches, count)
+    if count == 0:
+        raise CalibrationError(
+            f"{options.images}: {len(paths)} images, fewer than one batch of {size}"
+        )
+    return [paths[i * size : (i + 1) * size] for i in range(count)]
+
+
+def _recipe(options: CalibrationOptions) -> Recipe:
+    if options.method is Method.AUTO:
+        return FALLBACK
+    if options.method is Method.PERCENTILE:
+        return Recipe(options.method, options.percentile)
+    return Recipe(options.method)
+
+
+def quantise_recipe(
+    model: Path,
+    info: ModelInfo,
+    collector: HistogramCollector,
+    recipe: Recipe,
+    folder: Path,
+    *,
+    note: str,
+) -> tuple[Path, Path]:
+    """The (TensorRT S8S8, ONNX Runtime U8S8) models of `recipe` in `folder`, all INT8."""
+    from heron.core.int8.qdq import QdqVariant, quantize, save_ranges
+
+    ranges = save_ranges(collector.ranges(recipe.amax(collector, info)), folder / RANGES_FILE)
+    qdq = quantize(model, ranges, folder / QDQ_FILE, variant=QdqVariant.TENSORRT, note=note)
+    cpu = quantize(model, ranges, folder / CPU_FILE, variant=QdqVariant.CPU, note=note)
+    return qdq, cpu
+
+
 def calibrate(
     model: Path,
     output: Path,
     options: CalibrationOptions,
     on_batch: Callable[[int, int], None] | None = None,
+    *,
+    on_stage: Callable[[str], None] = lambda _stage: None,
+    on_candidate: Callable[[int, int, str], None] = lambda _done, _total, _text: None,
 ) -> CalibrationResult:
-    """Write calibration.bin, ranges.json and both Q/DQ models into `output`."""
+    """Write calibration.bin, ranges.json and both Q/DQ models into `output`.
+
+    The caller checks that the calibration and select images are apart (heron.engine.pipeline
+    does, with the gate's too)."""
     from heron.core.int8.qdq import QdqVariant, quantize, save_ranges
+    from heron.engine.search import search
 
     started = time.perf_counter()
     info = read_model_info(model)
-    paths = image_files(options.images)
-    count = min(options.batches, len(paths) // options.batch_size)
-    if count == 0:
-        raise CalibrationError(
-            f"{options.images}: {len(paths)} images, fewer than one batch of {options.batch_size}"
-        )
-    size = options.batch_size
-    batches = [paths[i * size : (i + 1) * size] for i in range(count)]
+    batches = calibration_batches(options)
+    count, size = len(batches), options.batch_size
     collector = collect_histograms(model, info, batches, on_batch)
-    amax = collector.amax(options.method.value, options.percentile)
-    for output_spec in info.outputs:
-        # Never clip what the network returns: no later layer absorbs an output's clipping, and
-        # a clipped coverage or box is a wrong detection. Outputs keep their full range.
-        amax[output_spec.name] = collector.histograms[output_spec.name].amax
-    header = options.cache_calibrator or TRT_ALGORITHM[options.method]
+    histogram_seconds = time.perf_counter() - started
+
+    def note(recipe: Recipe) -> str:
+        return f"{recipe.label} calibration on {count * size} images of {options.images}"
+
+    def quantise_both(recipe: Recipe, folder: Path) -> tuple[Path, Path]:
+        return quantise_recipe(model, info, collector, recipe, folder, note=note(recipe))
+
+    recipe, report = _recipe(options), None
+    if options.method is Method.AUTO and options.select_data is not None:
+        on_stage(f"choosing the method on the select images {options.select_data}")
+        report = search(
+            model,
+            quantise_both,
+            options.select_data,
+            budget_s=options.search_budget_s,
+            on_candidate=on_candidate,
+        )
+        recipe = report.chosen
+    amax = recipe.amax(collector, info)
+    header = options.cache_calibrator or TRT_ALGORITHM[recipe.method]
     cache = CalibrationCache.from_amax(header, amax, options.trt_version)
-    method = options.method.value
-    if options.method is Method.PERCENTILE:
-        method = f"percentile {options.percentile}"
-    note = f"{method} calibration on {count * size} images of {options.images}"
     # Every file is written in a staging folder and renamed into OUTPUT at the end: a failed
     # calibration leaves an earlier one whole, never a new cache beside old Q/DQ models.
     with staged_folder(output) as staging:
@@ -174,16 +257,18 @@ def calibrate(
 
         def quantise(path: Path, keep: Sequence[str]) -> Path:
             return quantize(
-                model, ranges, path, variant=QdqVariant.TENSORRT, note=note, keep_float=keep
+                model, ranges, path, variant=QdqVariant.TENSORRT, note=note(recipe), keep_float=keep
             )
 
         def sensitivity_feeds() -> dict[str, np.ndarray]:
             spread = spread_over(batches, options.sensitivity_images)
             return {info.input.name: load_batch(spread, info.width, info.height)}
 
-        kept, report = _keep_float(model, options, quantise, sensitivity_feeds)
+        if options.keep_fp == "auto":
+            on_stage("measuring each layer's INT8 sensitivity (--keep-fp auto)")
+        kept, sensitivity = _keep_float(model, options, quantise, sensitivity_feeds)
         quantise(staging / QDQ_FILE, kept)
-        quantize(model, ranges, staging / CPU_FILE, variant=QdqVariant.CPU, note=note)
+        quantize(model, ranges, staging / CPU_FILE, variant=QdqVariant.CPU, note=note(recipe))
     return CalibrationResult(
         cache=output / CACHE_FILE,
         ranges=output / RANGES_FILE,
@@ -193,7 +278,11 @@ def calibrate(
         batches=count,
         tensors=len(cache.scales),
         seconds=time.perf_counter() - started,
-        method=options.method,
+        recipe=recipe,
         kept_float=kept,
-        sensitivity=report,
+        sensitivity=sensitivity,
+        search=report,
+        histogram_seconds=histogram_seconds,
+        image_paths=tuple(p for batch in batches for p in batch),
+        histograms=collector,
     )

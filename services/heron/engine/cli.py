@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from heron.core.cli_errors import check_outputs, fail
+from heron.core.cli_errors import check_outputs, fail, invalid_options
 from heron.core.options import field_help, given
 from heron.core.outputs import OutputKind, atomic_file
 from heron.core.progress import Reporter
@@ -41,10 +41,18 @@ def calibrate(
     ] = None,
     method: Annotated[
         str | None,
-        typer.Option(help=field_help(CalibrationOptions, "method", "entropy, percentile, minmax.")),
+        typer.Option(
+            help=field_help(CalibrationOptions, "method", "auto, entropy, percentile, minmax.")
+        ),
     ] = None,
     percentile: Annotated[
         float | None, typer.Option(help=field_help(CalibrationOptions, "percentile"))
+    ] = None,
+    select_data: Annotated[
+        Path | None, typer.Option(help=field_help(CalibrationOptions, "select_data"))
+    ] = None,
+    search_budget: Annotated[
+        float | None, typer.Option(help=field_help(CalibrationOptions, "search_budget_s"))
     ] = None,
     keep_fp: Annotated[str | None, typer.Option(help=field_help(CalibrationOptions, "keep_fp"))] = (
         None
@@ -67,7 +75,11 @@ def calibrate(
         typer.Option(min=1, help=field_help(CalibrationOptions, "sensitivity_images")),
     ] = None,
     eval_data: Annotated[
-        Path | None, typer.Option(help="KITTI validation folder: compare INT8 AP with FP32.")
+        Path | None,
+        typer.Option(
+            help="KITTI folder of held-out gate images: compare INT8 AP with FP32 (never the "
+            "calibration or select images)."
+        ),
     ] = None,
     max_ap_drop: Annotated[
         float | None,
@@ -99,7 +111,7 @@ def calibrate(
     outputs += [(output / name, OutputKind.FILE, "--output") for name in OUTPUT_FILES]
     if json_report is not None:
         outputs.append((json_report, OutputKind.FILE, "--json"))
-    check_outputs(*outputs, inputs=(model, images, eval_data))
+    check_outputs(*outputs, inputs=(model, images, eval_data, select_data))
     try:
         options = CalibrationOptions.model_validate(
             given(
@@ -108,6 +120,8 @@ def calibrate(
                 batch_size=batch_size,
                 method=method,
                 percentile=percentile,
+                select_data=select_data,
+                search_budget_s=search_budget,
                 keep_fp=keep_fp,
                 keep_fp_max=keep_fp_max,
                 sensitivity_images=sensitivity_images,
@@ -115,22 +129,50 @@ def calibrate(
             )
         )
     except ValidationError as e:
-        raise fail(f"invalid option: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
+        raise invalid_options(e) from None
     console = _console()
     try:
         with Reporter(console, unit="batches") as progress:
             progress.stage("calibrating")
             outcome = calibrate_and_compare(
-                model, output, options, eval_data, progress.update, on_stage=progress.stage
+                model,
+                output,
+                options,
+                eval_data,
+                progress.update,
+                on_stage=progress.stage,
+                on_candidate=lambda done, total, text: progress.update(
+                    done, total, text=text, force=True
+                ),
             )
     except EngineError as e:
         raise fail(str(e)) from None
     c = outcome.calibration
     console.print(
         f"calibrated {c.tensors} tensors on {c.images} images ({c.batches} batches, "
-        f"{options.method.value}) in {c.seconds:.1f} s\n  {c.cache}\n  {c.qdq_model}\n  "
-        f"{c.cpu_model}"
+        f"{c.recipe.label}) in {c.seconds:.1f} s (histograms {c.histogram_seconds:.1f} s)\n  "
+        f"{c.cache}\n  {c.qdq_model}\n  {c.cpu_model}",
+        markup=False,
     )
+    if c.search is not None:
+        scored = ", ".join(f"{s.recipe.label} {s.worst_drop:.2f}" for s in c.search.candidates)
+        console.print(
+            f"method chosen on the select images: {c.recipe.label} (worse form's mAP drop: "
+            f"{scored})",
+            markup=False,
+        )
+    elif options.method.value == "auto":
+        console.print(
+            f"method: {c.recipe.label}, auto's fallback (no --select-data to choose on)",
+            markup=False,
+        )
+    for image_set in outcome.image_sets:
+        f = image_set.fingerprint()
+        console.print(
+            f"{f['role']} images: {f['count']} ({f['source']}; names sha256 "
+            f"{f['names_sha256'][:12]})",
+            markup=False,
+        )
     kept = ", ".join(c.kept_float) or "none"
     console.print(f"TensorRT Q/DQ layers kept in float: {kept}", markup=False)
     for report in outcome.reports:
@@ -141,7 +183,7 @@ def calibrate(
     if outcome.reports:  # the gate is on whenever there is something to score on
         limit = GateOptions.model_validate(given(max_ap_drop=max_ap_drop)).max_ap_drop
         try:
-            check_gate(outcome.reports, limit)
+            check_gate(outcome.reports, limit, outcome.next_steps(limit))
         except EngineError as e:
             raise fail(str(e)) from None
         console.print(f"accuracy gate passed: INT8 loses at most {limit:g} mAP points")
@@ -200,9 +242,7 @@ def build_engine(
             )
         )
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "options"
-        raise fail(f"{where}: {first['msg']} (got {first.get('input')!r})") from None
+        raise invalid_options(e, {"calib_cache": "--calib-cache", "onnx": "--onnx"}) from None
     try:
         published = build_and_publish(options, output, model_name, version)
     except EngineError as e:

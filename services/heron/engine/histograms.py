@@ -26,6 +26,13 @@ import numpy as np
 NUM_BINS = 2048  # TensorRT's histogram size
 QUANTISED_BINS = 128  # int8 magnitudes 0…127
 MIN_BIN_WIDTH = 1e-12
+# Stretches of a tensor the binning loop fills apart (one histogram each, summed after): more
+# than the cores, so that a core that finishes early takes another.
+_SLICES = 16
+
+
+class NonFiniteError(ValueError):
+    """A tensor holds NaN or ±inf: no range can be calibrated from it."""
 
 
 @dataclass
@@ -39,24 +46,34 @@ class MagnitudeHistogram:
     high: float = float("-inf")
 
     def add(self, values: np.ndarray) -> None:
-        if values.size == 0:
+        """One batch of a tensor: the width comes from the first batch's largest |x| and
+        doubles whenever a later batch reaches past the last bin.
+
+        The counts are those of `np.bincount(trunc(|x| · float32(1/width)))` with everything
+        past the last bin in it, at the width in force after the batch. One compiled pass
+        (heron.engine.binning) finds the batch's extremes and bins it at the width before it; a
+        batch that reaches further is binned again at the doubled width. The first batch
+        of a histogram takes a pass for its extremes first.
+        """
+        flat = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
+        if flat.size == 0:
             return
-        self.low = min(self.low, float(values.min()))
-        self.high = max(self.high, float(values.max()))
-        magnitude = np.abs(values, dtype=np.float32).ravel()
-        top = float(magnitude.max())
-        self.amax = max(self.amax, top)
         if self.width == 0.0:
-            self.width = max(top / self.counts.size, MIN_BIN_WIDTH)
-        while top >= self.width * self.counts.size:
-            # Twice the width: bins 2k and 2k+1 become bin k, the upper half is empty.
-            pairs = self.counts.reshape(-1, 2).sum(axis=1)
-            self.counts = np.concatenate([pairs, np.zeros_like(pairs)])
-            self.width *= 2.0
-        index = np.minimum(
-            (magnitude * np.float32(1.0 / self.width)).astype(np.int64), self.counts.size - 1
-        )
-        self.counts += np.bincount(index, minlength=self.counts.size)
+            low, high = _extremes(flat)
+            self.width = max(max(-low, high) / self.counts.size, MIN_BIN_WIDTH)
+        counts, low, high = _bin(flat, self.width, self.counts.size)
+        top = max(-low, high)  # |x| of a float32 is exact: the largest |x|
+        if top >= self.width * self.counts.size:
+            while top >= self.width * self.counts.size:
+                # Twice the width: bins 2k and 2k+1 become bin k, the upper half is empty.
+                pairs = self.counts.reshape(-1, 2).sum(axis=1)
+                self.counts = np.concatenate([pairs, np.zeros_like(pairs)])
+                self.width *= 2.0
+            counts, low, high = _bin(flat, self.width, self.counts.size)
+        self.low = min(self.low, low)
+        self.high = max(self.high, high)
+        self.amax = max(self.amax, top)
+        self.counts += counts
 
     @property
     def used_bins(self) -> int:
@@ -64,6 +81,25 @@ class MagnitudeHistogram:
         if self.width == 0.0:
             return 1
         return min(self.counts.size, int(self.amax / self.width) + 1)
+
+
+def _extremes(flat: np.ndarray) -> tuple[float, float]:
+    low, high = float(flat.min()), float(flat.max())
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise NonFiniteError(f"values from {low} to {high}: NaN or infinity")
+    return low, high
+
+
+def _bin(flat: np.ndarray, width: float, bins: int) -> tuple[np.ndarray, float, float]:
+    """(counts at `width`, low, high) of `flat` in one pass; the last bin takes the rest."""
+    from heron.engine.binning import bin_magnitudes
+
+    slices = min(_SLICES, max(1, flat.size // 4096))
+    counts, lows, highs, bad = bin_magnitudes(flat, np.float32(1.0 / width), bins, slices)
+    low, high = float(lows.min()), float(highs.max())
+    if bad or not (np.isfinite(low) and np.isfinite(high)):
+        raise NonFiniteError(f"{bad} NaN of {flat.size} values, values from {low} to {high}")
+    return counts.sum(axis=0), low, high
 
 
 def percentile_amax(hist: MagnitudeHistogram, percentile: float) -> float:
@@ -116,7 +152,10 @@ class HistogramCollector:
 
     def add(self, tensors: Iterable[tuple[str, np.ndarray]]) -> None:
         for name, values in tensors:
-            self.histograms.setdefault(name, MagnitudeHistogram()).add(values)
+            try:
+                self.histograms.setdefault(name, MagnitudeHistogram()).add(values)
+            except NonFiniteError as e:
+                raise NonFiniteError(f"tensor {name!r}: {e}") from None
 
     def ranges(self, amax: dict[str, float]) -> dict[str, tuple[float, float]]:
         """(low, high) per tensor: the signed range seen, clipped to [−amax, amax]. Symmetric

@@ -94,6 +94,22 @@ def read_model_info(path: Path) -> ModelInfo:
     return ModelInfo(path, spec, outputs, metadata)
 
 
+def require_detector(info: ModelInfo) -> None:
+    """A DetectNet_v2 detector: one coverage output ('cov' in its name) and one bbox output
+    ('bbox'), each a grid N×C×H×W, as `heron export` and TAO write them. Calibrating or building
+    anything else would make an engine nothing in Heron can decode: ModelFileError."""
+    cov = [o for o in info.outputs if "cov" in o.name.lower()]
+    bbox = [o for o in info.outputs if "bbox" in o.name.lower()]
+    if len(cov) == 1 and len(bbox) == 1 and len(cov[0].dims) == 3 and len(bbox[0].dims) == 3:
+        return
+    found = ", ".join(f"{o.name!r} [N, {', '.join(map(str, o.dims))}]" for o in info.outputs)
+    raise ModelFileError(
+        f"{info.path}: not a DetectNet_v2 detector: expected one coverage output ('cov' in its "
+        "name) and one bbox output ('bbox'), each [N, C, H, W], as `heron export` writes them; "
+        f"found {found or 'no outputs'}"
+    )
+
+
 def _input_size(path: Path, dims: tuple[int, ...], metadata: dict[str, str]) -> tuple[int, int]:
     if dims[2] > 0 and dims[3] > 0:
         return dims[2], dims[3]

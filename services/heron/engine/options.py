@@ -46,6 +46,7 @@ class BuildOptions(BaseModel):
 
 
 class Method(StrEnum):
+    AUTO = "auto"  # search the candidates of heron.engine.search on the select images
     ENTROPY = "entropy"
     PERCENTILE = "percentile"
     MINMAX = "minmax"
@@ -54,15 +55,35 @@ class Method(StrEnum):
 class CalibrationOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    images: Path = Field(description="Folder of calibration images (or a KITTI folder).")
-    batches: int = Field(40, ge=1, description="Batches to calibrate on.")
+    images: Path = Field(
+        description="Folder of calibration images (or a KITTI folder): training images, never "
+        "the select or gate images."
+    )
+    batches: int | None = Field(
+        None, ge=1, description="Batches to calibrate on; None: every full batch of the folder."
+    )
     batch_size: int = Field(8, ge=1, le=256, description="Images per batch.")
-    method: Method = Field(Method.ENTROPY, description="How ranges are chosen from activations.")
+    method: Method = Field(
+        Method.AUTO,
+        description="How ranges are chosen from activations: `auto` scores the candidate "
+        "methods on `select_data` and keeps the best (without it: percentile 99.999).",
+    )
     percentile: float = Field(
         99.999, gt=50.0, le=100.0, description="Share of |x| kept by the percentile method."
     )
+    select_data: Path | None = Field(
+        None,
+        description="KITTI folder of held-out images that choose the `auto` method (the "
+        "`select` role): never the calibration or gate images.",
+    )
+    search_budget_s: float = Field(
+        900.0,
+        gt=0,
+        description="Seconds `auto` may spend scoring candidates; it always scores the first, "
+        "and starts no other that would end past the budget.",
+    )
     keep_fp: Literal["auto", "none"] | tuple[str, ...] = Field(
-        "auto",
+        "none",
         description="Layers the TensorRT Q/DQ model leaves in float: `auto` (the most "
         "sensitive, measured), `none`, or node names separated by commas.",
     )

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from heron.core.options import field_default
-from heron.core.runtime.settings import ServiceSettings, SettingsError, load_settings
+from heron.core.runtime.settings import HelpShown, ServiceSettings, SettingsError, load_settings
 from heron.engine.errors import EngineError
 from heron.engine.options import BuildOptions, CalibrationOptions, GateOptions
 from heron.engine.plan_meta import Flavour, Precision
@@ -89,11 +89,15 @@ def run_job(settings: EngineSettings) -> JobResult:
             outcome = calibrate_and_compare(
                 settings.onnx, settings.work_dir, settings.calibration, settings.eval_data,
                 progress.update, on_stage=progress.stage,
+                on_candidate=lambda done, total, text: progress.update(
+                    done, total, text=text, force=True
+                ),
             )  # fmt: skip
         result.steps.append("calibrate")
         result.outputs["calibration"] = outcome.summary()
         if outcome.reports:
-            check_gate(outcome.reports, settings.max_ap_drop)
+            limit = settings.max_ap_drop
+            check_gate(outcome.reports, limit, outcome.next_steps(limit))
             result.steps.append("gate")
         onnx, cpu_onnx = outcome.calibration.qdq_model, outcome.calibration.cpu_model
         calib = outcome.calibration.cache
@@ -123,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(EngineSettings, sys.argv[1:] if argv is None else argv)
+    except HelpShown:
+        return 0
     except SettingsError as e:
         print(e, file=sys.stderr)
         return 2

@@ -20,7 +20,6 @@ A training spec's `tfrecords_path: "OUT/*"` with `validation_fold: 0` then reads
 from __future__ import annotations
 
 import json
-import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from heron.core.outputs import staged_folder
+from heron.evaluation import roles
 from heron.evaluation.errors import DataFormatError
 from heron.evaluation.kitti import IMAGE_EXTENSIONS, KittiDataset, is_image, read_label_file
 
@@ -99,11 +99,9 @@ def settings_from_kitti_config(
 
 
 def partition_random(names: Sequence[str], val_split: float, seed: int) -> list[list[str]]:
-    """[validation, training]: floor(val_split% of n) names picked by a seeded shuffle."""
-    shuffled = sorted(names)
-    random.Random(seed).shuffle(shuffled)
-    num_val = int(val_split / 100 * len(shuffled))
-    return [sorted(shuffled[:num_val]), sorted(shuffled[num_val:])]
+    """[validation, training]: floor(val_split% of n) names picked by a seeded shuffle. The cut
+    lives in heron.evaluation.roles, which splits the held-out names into select and gate."""
+    return roles.partition_random(names, val_split, seed)
 
 
 def partition_sequence(
