@@ -112,9 +112,11 @@ def _calibration_options(spec: TrainingRunSpec) -> list[str]:
     if not c.enabled:
         return []
     options = [
-        "--calibrate", "--calibration-batches", str(c.batches),
-        "--calibration-batch-size", str(c.batch_size), "--calibration-method", c.method,
+        "--calibrate", "--calibration-batch-size", str(c.batch_size),
+        "--calibration-method", c.method,
     ]  # fmt: skip
+    if c.batches is not None:
+        options += ["--calibration-batches", str(c.batches)]
     if c.percentile is not None:
         options += ["--calibration-percentile", f"{c.percentile:g}"]
     if c.images:

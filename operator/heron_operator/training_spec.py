@@ -122,9 +122,9 @@ class Prune(_Spec):
 class Calibration(_Spec):
     enabled: bool = True
     images: SubPath = Field("", description="Relative to the dataset's mountPath; '' = training.")
-    batches: int = Field(40, ge=1, le=10000)
+    batches: int | None = Field(None, ge=1, le=10000)  # None: every image (heron calibrate)
     batch_size: int = Field(8, ge=1, le=256)
-    method: Literal["entropy", "percentile", "minmax"] = "entropy"
+    method: Literal["auto", "entropy", "percentile", "minmax"] = "auto"
     percentile: float | None = Field(None, gt=50, le=100)
 
     @model_validator(mode="after")

@@ -72,8 +72,8 @@ def test_a_minimal_spec_gets_the_crds_defaults() -> None:
     spec = TrainingRunSpec.model_validate(MINIMAL)
     assert spec.dataset.mount_path == "/data" and spec.dataset.sub_path == ""
     assert spec.results_path("facemask") == "trainingruns/facemask"
-    assert (spec.calibration.enabled, spec.calibration.batches) == (True, 40)
-    assert (spec.calibration.batch_size, spec.calibration.method) == (8, "entropy")
+    assert (spec.calibration.enabled, spec.calibration.batches) == (True, None)
+    assert (spec.calibration.batch_size, spec.calibration.method) == (8, "auto")
     assert (spec.gpu.count, spec.gpu.products) == (1, [])
     assert (spec.backoff_limit, spec.prune, spec.epochs) == (0, None, None)
     prune = TrainingRunSpec.model_validate(spec_with(prune={})).prune
@@ -105,7 +105,7 @@ def test_a_minimal_spec_gets_the_crds_defaults() -> None:
         ({"epochs": 10001}, "less than or equal to 10000"),
         ({"prune": {"threshold": 1.5}}, "less than or equal to 1"),
         ({"prune": {"normalizer": "L1"}}, "'max' or 'L2'"),
-        ({"calibration": {"method": "kl"}}, "'entropy', 'percentile' or 'minmax'"),
+        ({"calibration": {"method": "kl"}}, "'auto', 'entropy', 'percentile' or 'minmax'"),
         ({"calibration": {"method": "percentile", "percentile": 50}}, "greater than 50"),
         ({"calibration": {"batchSize": 257}}, "less than or equal to 256"),
         ({"gpu": {"products": ["NVIDIA A10"]}}, "expected a label value"),
@@ -234,8 +234,10 @@ def test_prune_and_calibration_become_the_jobs_options() -> None:
         artifacts={"claimName": "m", "subPath": "runs/a"},
         dataset={"claimName": "d", "mountPath": "/mnt/data"},
         prune={"threshold": 0.25, "normalizer": "L2", "retrainSpec": {"inline": "a:\n  b: 1\n"}},
-        calibration={"images": "kitti/images", "method": "percentile", "percentile": 99.99},
-    )
+        calibration={
+            "images": "kitti/images", "batches": 40, "method": "percentile", "percentile": 99.99,
+        },
+    )  # fmt: skip
     cmd = training_command(job)
     assert cmd[cmd.index("-r") + 1] == "/artifacts/runs/a"
     assert "--device" not in cmd  # a GPU: the default device
@@ -244,8 +246,8 @@ def test_prune_and_calibration_become_the_jobs_options() -> None:
         "--prune", "--pth", "0.25", "--normalizer", "L2", "--equalization", "union",
         "--granularity", "8", "--min-filters", "16",
         "--retrain-spec", "/etc/heron/spec/retrain.yaml",
-        "--calibrate", "--calibration-batches", "40", "--calibration-batch-size", "8",
-        "--calibration-method", "percentile", "--calibration-percentile", "99.99",
+        "--calibrate", "--calibration-batch-size", "8", "--calibration-method", "percentile",
+        "--calibration-batches", "40", "--calibration-percentile", "99.99",
         "--calibration-images", "/mnt/data/kitti/images",
     ]  # fmt: skip
 

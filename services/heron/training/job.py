@@ -43,7 +43,7 @@ RETRAIN_FOLDER = "retrain"  # the retrain's own results folder (checkpoints, met
 # `heron-step: <step>`, which the operator shows as a TrainingRun's status.step).
 Step = Literal["Train", "Prune", "Retrain", "Evaluate", "Export", "Calibrate"]
 STEPS: tuple[Step, ...] = get_args(Step)
-CalibrationMethod = Literal["entropy", "percentile", "minmax"]
+CalibrationMethod = Literal["auto", "entropy", "percentile", "minmax"]
 
 
 class TrainingError(Exception):
@@ -227,7 +227,7 @@ class CalibrationStep:
             if self.method != "percentile":
                 raise ValueError(
                     "CalibrationStep.percentile: only read with method 'percentile', "
-                    f"got method {self.method or 'entropy (the default)'}"
+                    f"got method {self.method or 'auto (the default)'}"
                 )
             if not 50.0 < self.percentile <= 100.0:
                 raise ValueError(

@@ -125,7 +125,10 @@ def train_job(
     calibration_batch_size: Annotated[int | None, typer.Option(rich_help_panel=_CALIBRATE)] = None,
     calibration_method: Annotated[
         str | None,
-        typer.Option(help="entropy, percentile or minmax.", rich_help_panel=_CALIBRATE),
+        typer.Option(
+            help="auto (heron calibrate's default), entropy, percentile or minmax.",
+            rich_help_panel=_CALIBRATE,
+        ),
     ] = None,
     calibration_percentile: Annotated[
         float | None, typer.Option(help="With method percentile.", rich_help_panel=_CALIBRATE)
