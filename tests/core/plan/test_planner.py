@@ -288,3 +288,49 @@ def test_settings_a_service_would_refuse_are_refused_when_planning(tmp_path: Pat
 def test_options_reject_bad_values(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         PlanOptions.model_validate(fields)
+
+
+def engine_only(folder: Path) -> Path:
+    """The pipeline with a TensorRT engine and an .etlt, no ONNX model (NVIDIA's samples')."""
+    config = write_pipeline(folder)
+    (folder / "nvinfer.txt").write_text(
+        "[property]\ntlt-encoded-model=model.etlt\ntlt-model-key=k\n"
+        "model-engine-file=model.etlt_b1_gpu0_int8.engine\n"
+        "labelfile-path=labels.txt\nnum-detected-classes=2\n"
+    )
+    return config
+
+
+def test_onnx_runtime_refuses_an_engine_only_detector_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    config = engine_only(tmp_path)
+    with pytest.raises(ConfigError) as refused:
+        plan_pipeline(config, PlanOptions(), installed=everything, frame_rate=no_rate)
+    (error,) = refused.value.diagnostics
+    assert error.file == tmp_path / "nvinfer.txt" and error.field == "property.onnx-file"
+    assert "it gives tlt-encoded-model, which Heron cannot run" in error.message
+    assert "set onnx-file=" in error.message and "`heron export`" in error.message
+
+
+def test_an_engine_set_in_the_app_config_is_named_at_its_line(tmp_path: Path) -> None:
+    config = write_pipeline(tmp_path)
+    (tmp_path / "nvinfer.txt").write_text(
+        "[property]\nmodel-engine-file=a.engine\nlabelfile-path=labels.txt\n"
+        "num-detected-classes=2\n"
+    )  # the group's engine wins over the nvinfer config's, as in deepstream-app
+    text = config.read_text().replace(
+        "config_file: nvinfer.txt}", "config_file: nvinfer.txt, model_engine_file: m.engine}"
+    )
+    config.write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        plan_pipeline(config, PlanOptions(), installed=everything, frame_rate=no_rate)
+    (error,) = refused.value.diagnostics
+    assert error.file == config and error.line > 0
+    assert "is a TensorRT engine, which Heron cannot run" in error.message
+    assert "`heron export`" in error.message
+
+
+def test_triton_may_serve_an_engine_only_detector(tmp_path: Path) -> None:
+    options = PlanOptions(backend="triton", triton_model="facemask")
+    plan_pipeline(engine_only(tmp_path), options, installed=everything, frame_rate=no_rate)

@@ -25,13 +25,16 @@ header; it writes nothing, opens no port and starts nothing: a runner does that 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from heron.core.config.diagnostics import Diagnostic
+from heron.core.config.diagnostics import ConfigError, Diagnostic, Severity
+from heron.core.config.gie import engine_not_run
 from heron.core.config.models import Pipeline
+from heron.core.config.nvinfer_models import MODEL_SOURCES
 from heron.core.config.pipeline_file import load_pipeline
 from heron.core.config.sinks import FileSink, SinkKind
 from heron.core.media_uri import MediaKind, MediaTarget
@@ -140,6 +143,8 @@ def plan_loaded(
     if topology == "live":
         muxer = common | {"ring_batches": options.ring_batches}
         services.append(PlannedStreammux(settings=StreammuxSettings.model_validate(muxer)))
+    if options.backend == "onnxruntime":
+        _check_onnx_model(pipeline, warnings)
     inference = common | _inference(options, topology, stream_ids)
     services.append(PlannedInference(settings=InferenceSettings.model_validate(inference)))
     if final == "tracker":
@@ -175,6 +180,34 @@ def _check_recordings(config: Path, pipeline: Pipeline, planned: list[PlannedSou
                 sink.output_file, OutputKind.FILE, option=f"[sink{index}] output-file",
                 inputs=inputs,
             )  # fmt: skip
+
+
+def _check_onnx_model(pipeline: Pipeline, warnings: list[Diagnostic]) -> None:
+    """ONNX Runtime runs an onnx-file only: a detector given as a TensorRT engine, an .etlt,
+    UFF or Caffe model is refused now, naming where, rather than by the inference service once
+    every service has started. `config check` knows no backend and only warns: Triton can
+    serve such a model."""
+    gie = pipeline.primary_gie
+    if gie is None or not gie.enable or gie.nvinfer is None:
+        return
+    prop = gie.nvinfer.property
+    if prop.onnx_file is not None:
+        return
+    hint = "; `heron export` writes that ONNX model from a checkpoint (docs/training.md)"
+    found = engine_not_run(warnings)
+    if found is not None:  # the line that set the engine says it best
+        message = found.message + hint
+        raise ConfigError([dataclasses.replace(found, severity=Severity.ERROR, message=message)])
+    given = [name.replace("_", "-") for name in MODEL_SOURCES if getattr(prop, name)]
+    what = f"it gives {', '.join(given)}, which" if given else "it names no model, and"
+    message = (
+        f"ONNX Runtime runs ONNX models only and {what} Heron cannot run: set onnx-file= "
+        f"(nvinfer builds its engine from that file too), or serve the model from Triton "
+        f"(--backend triton){hint}"
+    )
+    raise ConfigError(
+        [Diagnostic(Severity.ERROR, gie.config_file or Path(), 0, message, "property.onnx-file")]
+    )
 
 
 def _final_stage(pipeline: Pipeline, installed: Installed) -> tuple[Stage, list[str]]:
