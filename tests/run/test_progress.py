@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 
@@ -10,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from heron.core import streams
 from heron.core.bus import RedisBus
 from heron.run.progress import BusWatcher, StreamProgress
+from heron.run.runner import unread_sources
 from heron.v1.detection_pb2 import FrameMetadata
 from heron.v1.frame_pb2 import FrameRef
 from heron.v1.stream_pb2 import StreamEvent
@@ -233,3 +235,35 @@ def test_objects_are_counted_once_per_frame_with_their_tracks(
     p = watcher.progress["source-0"]
     assert dict(p.objects) == {"Mask": 2, "No-Mask": 1}  # the redelivered frame once
     assert p.frames_with_objects == 2 and p.track_ids == {7}  # id 0: not tracked
+
+
+def reconnecting(stream: str, attempt: int, reason: str) -> StreamEvent:
+    return StreamEvent(
+        stream_id=stream,
+        reconnecting=StreamEvent.Reconnecting(attempt=attempt, backoff_seconds=1.0, reason=reason),
+    )
+
+
+def test_a_source_that_cannot_be_read_is_said_now_and_then_with_its_reason(
+    bus: RedisBus, watcher: BusWatcher, pipeline: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = bus.publisher(streams.events(pipeline), StreamEvent)
+    refused, gone = "Connection refused: rtsp://cam", "no route to host"
+    events.publish_many([reconnecting("source-0", n, refused) for n in range(1, 7)])
+    events.publish(reconnecting("source-0", 7, gone))
+    with caplog.at_level(logging.WARNING, logger="heron.run.progress"):
+        watcher.poll(block_ms=0)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        f"source-0: cannot read the source (attempt {n}, next in 1.0 s): {reason}"
+        for n, reason in ((1, refused), (2, refused), (4, refused), (7, gone))
+    ]  # attempts 1, 2, 4, ... and whenever the reason changes
+    p = watcher.progress["source-0"]
+    assert (p.unreadable, p.attempts) == (gone, 7)
+    assert "source-0 could not be read (7 attempt(s)): no route to host" in unread_sources(watcher)
+    caplog.clear()
+    events.publish(StreamEvent(stream_id="source-0", started=StreamEvent.Started()))
+    with caplog.at_level(logging.WARNING, logger="heron.run.progress"):
+        watcher.poll(block_ms=0)
+    assert [r.getMessage() for r in caplog.records] == ["source-0: playing after 7 attempt(s)"]
+    assert (p.unreadable, p.attempts) == (None, 0) and unread_sources(watcher) == ""

@@ -43,6 +43,8 @@ class StreamProgress:
     objects: Counter[str] = field(default_factory=Counter)  # detections by label, frames out
     frames_with_objects: int = 0
     track_ids: set[int] = field(default_factory=set)
+    unreadable: str | None = None  # why the source cannot be read now (ingest reconnects)
+    attempts: int = 0  # reconnect attempts since the source last played
 
     @property
     def delivered(self) -> int:
@@ -134,12 +136,30 @@ class BusWatcher:
             log.warning("%s: source failed: %s", event.stream_id, event.error.message)
         elif kind == "started":
             p.ended = False
+            if p.attempts:
+                log.warning("%s: playing after %d attempt(s)", event.stream_id, p.attempts)
+            p.unreadable, p.attempts = None, 0
+        elif kind == "reconnecting":
+            self._reconnecting(event.stream_id, p, event.reconnecting)
         elif kind == "dropped":
             d = event.dropped
             p.dropped[int(d.frame_number)] = d.reason
             log.warning(
                 "%s: frame %d will be missing from the sinks (%s: %s)",
                 event.stream_id, d.frame_number, d.stage, d.reason,
+            )  # fmt: skip
+
+    @staticmethod
+    def _reconnecting(stream: str, p: StreamProgress, r: StreamEvent.Reconnecting) -> None:
+        # Said on the terminal when the reason changes and at attempts 1, 2, 4, 8, ...: a camera
+        # that stays away (rtsp-reconnect-attempts=-1 retries for ever) is one line a while, not
+        # a line a second, and never silent.
+        new_reason = r.reason != p.unreadable
+        p.unreadable, p.attempts = r.reason, int(r.attempt)
+        if new_reason or p.attempts & (p.attempts - 1) == 0:
+            log.warning(
+                "%s: cannot read the source (attempt %d, next in %.1f s): %s",
+                stream, p.attempts, r.backoff_seconds, r.reason,
             )  # fmt: skip
 
     def _frame(self, meta: FrameMetadata, published_ns: int | None) -> FrameSeen | None:

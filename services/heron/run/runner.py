@@ -354,7 +354,7 @@ def _result(code: int, reason: str, watcher: BusWatcher) -> RunResult:
     )
     if lost and code == EXIT_OK:  # a run is a success only when every frame made it
         code = EXIT_FAILED
-    unread = _unread_sources(watcher)
+    unread = unread_sources(watcher)
     if unread and code == EXIT_OK:  # nor when a source could not be read
         code, reason = EXIT_FAILED, f"{reason}, but {unread}"
     return RunResult(
@@ -369,7 +369,7 @@ def _result(code: int, reason: str, watcher: BusWatcher) -> RunResult:
     )
 
 
-def _unread_sources(watcher: BusWatcher) -> str:
+def unread_sources(watcher: BusWatcher) -> str:
     """The sources ingest could not read (an unreadable or truncated file, a camera that
     failed), each with ingest's reason, or that ended without one frame; '' when none."""
     parts = [f"{s} failed: {p.error}" for s, p in watcher.progress.items() if p.error]
@@ -377,6 +377,11 @@ def _unread_sources(watcher: BusWatcher) -> str:
         f"{s} ended without a single frame (an empty file, or no video stream in it?)"
         for s, p in watcher.progress.items()
         if p.ended and p.frames_in == 0 and not p.error
+    ]
+    parts += [  # a live source still being retried when the run ended
+        f"{s} could not be read ({p.attempts} attempt(s)): {p.unreadable}"
+        for s, p in watcher.progress.items()
+        if p.unreadable is not None and not p.error and not p.frames_out
     ]
     return "; ".join(parts)
 
