@@ -107,30 +107,32 @@ def test_yaml_pipeline_and_pinned_source_ids(clip: Path, tmp_path: Path) -> None
     assert planned[1].read_timeout_s is None  # rtsp-reconnect-interval-sec 0: service default
 
 
-@pytest.mark.parametrize(
-    ("source", "message"),
-    [
-        (
-            {"type": "uri", "uri": "ftp://host/clip.mp4"},
-            "[source0] source URI 'ftp://host/clip.mp4'",
-        ),
-        ({"type": "uri", "uri": "file:///no/clip.mp4"}, "file '/no/clip.mp4' does not exist"),
-        ({"type": "uri", "uri": "gopher://x"}, "unsupported scheme 'gopher'"),
-    ],
-)
-def test_sources_ingest_cannot_open_are_refused_by_group(
-    tmp_path: Path, source: dict[str, object], message: str
-) -> None:
-    pipeline = write_pipeline(tmp_path / "p.yaml", {0: source})
-    with pytest.raises(SourceConfigError) as caught:
+def test_a_source_ingest_cannot_open_is_refused_by_group(tmp_path: Path) -> None:
+    pipeline = write_pipeline(tmp_path / "p.yaml", {0: {"type": "uri", "uri": "file:///no/a.mp4"}})
+    with pytest.raises(SourceConfigError, match=r"file '/no/a.mp4' does not exist"):
         plan_sources(load_pipeline(pipeline)[0])
-    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("uri", ["ftp://host/clip.mp4", "gopher://x"])
+def test_a_scheme_ingest_cannot_read_is_refused_where_the_file_names_it(
+    tmp_path: Path, uri: str
+) -> None:
+    # Refused as the config loads (config check says it too), not when sources are planned.
+    pipeline = write_pipeline(tmp_path / "p.yaml", {0: {"type": "uri", "uri": uri}})
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(pipeline)
+    scheme = uri.split(":", 1)[0]
+    assert f"{pipeline}:" in str(caught.value) and "[sources.0.uri]" in str(caught.value)
+    assert f"unsupported scheme {scheme!r}; expected one of file://" in str(caught.value)
 
 
 def test_every_bad_source_is_reported_at_once(tmp_path: Path) -> None:
     pipeline = write_pipeline(
         tmp_path / "p.yaml",
-        {0: {"type": "uri", "uri": "ftp://a/b"}, 3: {"type": "uri", "uri": "file:///gone.mp4"}},
+        {
+            0: {"type": "uri", "uri": "file:///gone-too.mp4"},
+            3: {"type": "uri", "uri": "file:///gone.mp4"},
+        },
     )
     with pytest.raises(SourceConfigError) as caught:
         plan_sources(load_pipeline(pipeline)[0])
@@ -182,11 +184,7 @@ def test_malformed_pipeline_files_raise_config_errors_with_lines(
 @pytest.mark.parametrize(
     ("group", "error", "message"),
     [
-        (
-            "type=2\nuri=ftp://host/a.mp4",
-            SourceConfigError,
-            "[source0] source URI 'ftp://host/a.mp4'",
-        ),
+        ("type=2\nuri=ftp://host/a.mp4", ConfigError, "app.txt:4: error: [source0.uri]"),
         ("type=9\nuri=file:///a.mp4", ConfigError, "app.txt:3"),
         ("type=2\ndrop-frame-interval=-1\nuri=file:///a.mp4", ConfigError, "app.txt:4"),
     ],
