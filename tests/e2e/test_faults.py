@@ -120,32 +120,7 @@ def test_a_killed_overlay_resumes_its_recording_with_every_frame_once(
     assert not output.with_name("out.mp4.parts").exists()
 
 
-@needs_overlay
-def test_each_frame_is_in_the_resumed_recording_once_and_in_order(
-    tmp_path: Path, model_dir: Path, numbered_clip: Clip
-) -> None:
-    """The numbered clip read back frame by frame: no frame missing, none twice."""
-    output = tmp_path / "out.mp4"
-    config = write_app(tmp_path, model_dir, numbered_clip.path.as_uri(), output=output)
-    # Without the OSD: a label drawn over the number's blocks would misread it.
-    config.write_text(config.read_text().replace("[osd]\nenable=1", "[osd]\nenable=0"))
-    run_killing(config, tmp_path / "run", "heron.overlay", cycles=2, every_s=0.5)
-    assert numbers_in(output) == list(range(numbered_clip.frames))
-
-
-@pytest.mark.parametrize("service", ["heron.inference", "heron.tracker"])
-def test_killing_inference_or_the_tracker_again_and_again_loses_nothing(
-    tmp_path: Path, model_dir: Path, clip: Clip, service: str
-) -> None:
-    output = tmp_path / "out.mp4" if has_main("heron.overlay") else None
-    config = write_app(tmp_path, model_dir, clip.path.as_uri(), output=output, tracker=True)
-    lines = run_killing(config, tmp_path / "run", service, cycles=3, every_s=1.5)
-    name = service.removeprefix("heron.")
-    assert any(f"restarts: {name} 3" in line for line in lines), lines
-    assert f"frames out of the last stage: source-0: {clip.frames}" in "\n".join(lines), lines
-    assert "frames lost: none" in lines, lines
-    if output is not None:
-        assert count_frames(output) == clip.frames
+# Ten kills of every service, the numbered clip read back: tests/e2e/test_fault_matrix.py.
 
 
 def test_a_killed_redis_is_started_again_with_its_data_and_nothing_is_lost(
