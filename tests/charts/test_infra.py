@@ -17,7 +17,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -30,7 +29,7 @@ from heron.core.plan.deploy import helm_values
 from heron.core.plan.options import PlanOptions
 
 from tests.conftest import REPO
-from tests.support.helm import HelmError, lint, template
+from tests.support.helm import HelmError, install_notes, lint, template
 from tests.support.kube_schemas import validate
 
 Objects = list[dict[str, Any]]
@@ -925,20 +924,9 @@ def test_the_hooks_health_check_works(renders: Renders) -> None:
 
 
 def notes(helm: Path, chart: Path, *values: Path, **set_values: str) -> str:
-    """NOTES.txt as `helm install --dry-run=client` prints it (no cluster needed)."""
-    command = [str(helm), "install", RELEASE, str(chart), "-n", NAMESPACE, "--dry-run=client"]
-    for path in values:
-        command += ["-f", str(path)]
-    for key, value in set_values.items():
-        command += ["--set", f"{key}={value}"]
-    with tempfile.TemporaryDirectory(prefix="heron-notes-") as home:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HELM_")}
-        env.update(HOME=home, KUBECONFIG=str(Path(home) / "none"), HELM_CACHE_HOME=home)
-        done = subprocess.run(
-            command, check=False, capture_output=True, text=True, env=env, timeout=60
-        )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.partition("\nNOTES:\n")[2]
+    """NOTES.txt for this file's release (`helm` is the fixture: no helm, no test)."""
+    del helm
+    return install_notes(chart, RELEASE, NAMESPACE, values=values, set_values=set_values)
 
 
 def test_notes_tell_how_to_reach_the_pipeline(helm: Path, chart_dir: Path) -> None:

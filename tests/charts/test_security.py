@@ -18,7 +18,6 @@ import datetime
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from concurrent import futures
 from pathlib import Path
@@ -32,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tests.conftest import REPO
-from tests.support.helm import HelmError, lint, template
+from tests.support.helm import HelmError, install_notes, lint, template
 from tests.support.kube_schemas import validate
 from tests.support.pod_security import pods, restricted_violations
 
@@ -730,20 +729,9 @@ def test_the_operator_reads_a_prometheus_url_with_a_password_from_a_secret(
 
 
 def notes(helm: Path, chart: Path, *values: Path, **set_values: str) -> str:
-    """NOTES.txt as `helm install --dry-run=client` prints it."""
-    command = [str(helm), "install", RELEASE, str(chart), "-n", NAMESPACE, "--dry-run=client"]
-    for path in values:
-        command += ["-f", str(path)]
-    for key, value in set_values.items():
-        command += ["--set", f"{key}={value}"]
-    with tempfile.TemporaryDirectory(prefix="heron-notes-") as home:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HELM_")}
-        env.update(HOME=home, KUBECONFIG=str(Path(home) / "none"), HELM_CACHE_HOME=home)
-        done = subprocess.run(
-            command, check=False, capture_output=True, text=True, env=env, timeout=60
-        )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.partition("\nNOTES:\n")[2]
+    """NOTES.txt for this file's release (`helm` is the fixture: no helm, no test)."""
+    del helm
+    return install_notes(chart, RELEASE, NAMESPACE, values=values, set_values=set_values)
 
 
 def test_notes_tell_how_to_get_the_ca_the_certificate_and_the_token(

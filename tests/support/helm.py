@@ -107,6 +107,24 @@ def lint(
     return _run(args, timeout)
 
 
+def install_notes(
+    chart: Path,
+    release: str,
+    namespace: str,
+    *,
+    values: Sequence[Path] = (),
+    set_values: Mapping[str, str] | None = None,
+    timeout: float = TIMEOUT_S,
+) -> str:
+    """NOTES.txt as `helm install --dry-run=client` prints it (no cluster needed)."""
+    args = ["install", release, str(chart), "-n", namespace, "--dry-run=client"]
+    for path in values:
+        args += ["-f", str(path)]
+    for key, value in (set_values or {}).items():
+        args += ["--set", f"{key}={value}"]
+    return _run(args, timeout).partition("\nNOTES:\n")[2]
+
+
 def load_manifests(text: str) -> list[dict[str, Any]]:
     """The objects of a multi-document YAML stream, as the API server would read them: empty
     documents dropped, timestamps kept as strings. yaml.YAMLError on a key given twice in one
