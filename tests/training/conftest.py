@@ -17,6 +17,8 @@ from heron.training.settings import (
     TrainingSettings,
 )
 
+from tests.support.root_logging import root_logging_kept
+
 CLASS_MAP = {"with_mask": "mask", "without_mask": "no-mask", "mask_weared_incorrect": "no-mask"}
 KITTI_SIZE = (256, 144)  # small, so the test data converts in a second
 INPUT = (128, 64)  # network input of the tests: an 8×4 grid
@@ -101,12 +103,6 @@ def root_logging_restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     handlers, on the stderr of the moment: capsys's); put pytest's own back afterwards. The
     handler an earlier `heron train` left on the `heron` logger is away meanwhile."""
     monkeypatch.setattr(logging.getLogger("heron"), "handlers", [])
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
+    with root_logging_kept():
+        yield
     logging.captureWarnings(False)

@@ -12,6 +12,8 @@ import pytest
 from heron.core.runtime.logs import configure_logging
 from pydantic import SecretStr
 
+from tests.support.root_logging import root_logging_kept
+
 PASSWORD = "pa55-w0rd-xyz"
 URL = f"redis://default:{PASSWORD}@10.1.2.3:6379/0"
 
@@ -19,14 +21,8 @@ URL = f"redis://default:{PASSWORD}@10.1.2.3:6379/0"
 @pytest.fixture
 def root_restored() -> Iterator[None]:
     """configure_logging replaces the root handlers; put pytest's own back afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    for h in handlers:
-        root.addHandler(h)
-    root.setLevel(level)
+    with root_logging_kept():
+        yield
 
 
 def capture(fmt: str = "json", level: str = "DEBUG") -> io.StringIO:
