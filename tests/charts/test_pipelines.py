@@ -380,6 +380,41 @@ def test_the_models_volume(gpu: Objects, facemask: Objects) -> None:
     assert "models" not in {v["name"] for v in pod(facemask)["volumes"]}
 
 
+def test_the_media_volume_is_what_add_source_may_read(
+    helm: Path, chart_dir: Path, facemask: Objects, tmp_path: Path
+) -> None:
+    """Without one, control has no media roots (file sources refused at run time); with one,
+    ingest and control mount it read-only at one path and control's media_roots is that path."""
+    values = tmp_path / "media.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {"pipelineDefaults": {"media": {"existingClaim": "clips", "mountPath": "/srv/media"}}}
+        )
+    )
+    with_media = render(chart_dir, CI / "default-values.yaml", values)
+    control = "cams-heron-facemask-control"
+
+    roots: list[str | None] = []
+    for objects in (facemask, with_media):
+        env = {e["name"]: e.get("value") for e in containers(objects, control)["control"]["env"]}
+        roots.append(env.get("HERON_PIPELINE_API__MEDIA_ROOTS"))
+    assert roots == [None, '["/srv/media"]']
+    assert "media" not in {v["name"] for v in pod(facemask)["volumes"]}
+    mount = {"name": "media", "mountPath": "/srv/media", "readOnly": True}
+    claim = {"claimName": "clips", "readOnly": True}
+    for name, readers in (("cams-heron-facemask", {"ingest"}), (control, {"control"})):
+        spec = pod(with_media, name)
+        assert {v["name"]: v for v in spec["volumes"]}["media"]["persistentVolumeClaim"] == claim
+        for container in spec["containers"]:
+            mounts = [m for m in container["volumeMounts"] if m["name"] == "media"]
+            assert mounts == ([mount] if container["name"] in readers else []), container["name"]
+    # The value is what the control service's settings read from that variable.
+    api = ControlSettings.model_validate(
+        {"pipeline_api": {"media_roots": json.loads(roots[1] or "")}}
+    )
+    assert api.pipeline_api.media_roots == (Path("/srv/media"),)
+
+
 # --- Services -----------------------------------------------------------------------------------
 
 

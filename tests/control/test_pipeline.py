@@ -5,9 +5,11 @@ stages."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import grpc
 import pytest
@@ -147,11 +149,61 @@ def test_add_source_without_a_uri_is_refused_before_any_stage_hears_of_it(
     assert heard == []
 
 
+def test_file_sources_at_run_time_need_a_media_root_and_stay_inside_it(
+    redis_url: str, bus: RedisBus, pipeline: str, tmp_path: Path
+) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "door.mp4").write_bytes(b"clip")
+    (media / "escape.mp4").symlink_to("/etc/passwd")
+    heard: list[str] = []
+
+    def listening(command: Command) -> CommandReply | None:
+        heard.append(command.add_source.uri)
+        return ingest(command)
+
+    def add(stub: PipelineStub, uri: str) -> pb.SourceStatus:
+        answer: pb.SourceStatus = stub.AddSource(pb.AddSourceRequest(source=SourceSpec(uri=uri)))
+        return answer
+
+    api = {"command_timeout_s": 1.0, "media_roots": [str(media)]}
+    with (
+        stage(bus, pipeline, "ingest", "ingest-0", listening),
+        control(redis_url, pipeline) as closed,
+        control(redis_url, pipeline, pipeline_api=api) as open_,
+        open_channel(f"127.0.0.1:{closed.port}") as closed_channel,
+        open_channel(f"127.0.0.1:{open_.port}") as open_channel_,
+    ):
+        by_default = error(lambda: add(PipelineStub(closed_channel), f"file://{media}/door.mp4"))
+        allowed = PipelineStub(open_channel_)
+        added = add(allowed, f"file://{media}/door.mp4")
+        refused = {
+            uri: error(functools.partial(add, allowed, uri))
+            for uri in (
+                "file:///etc/shadow",
+                f"file://{media}/../etc/passwd",
+                f"file://{media}/escape.mp4",
+                "lavfi://movie=/etc/shadow",
+            )
+        }
+        live = add(allowed, "rtsp://cam/7")
+    assert by_default.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "set pipeline_api.media_roots" in (by_default.details() or "")
+    assert added.source.uri == f"file://{media}/door.mp4"
+    for uri, refusal in refused.items():
+        assert refusal.code() == grpc.StatusCode.INVALID_ARGUMENT, uri
+        assert (refusal.details() or "").startswith("source.uri: "), uri
+    assert live.source.uri == "rtsp://cam/7"
+    # Ingest heard only what was allowed: nothing refused reached the bus.
+    assert heard == [f"file://{media}/door.mp4", "rtsp://cam/7"]
+
+
 def test_without_ingest_a_change_is_unavailable_in_time_and_never_applied_later(
     stub: PipelineStub, bus: RedisBus, pipeline: str
 ) -> None:
     started = time.monotonic()
-    refused = error(lambda: stub.AddSource(pb.AddSourceRequest(source=SourceSpec(uri="a.mp4"))))
+    source = SourceSpec(uri="rtsp://cam/9")
+    refused = error(lambda: stub.AddSource(pb.AddSourceRequest(source=source)))
     assert refused.code() == grpc.StatusCode.UNAVAILABLE
     assert "no ingest service answered in time; nothing was changed" in (refused.details() or "")
     assert time.monotonic() - started < 3.0

@@ -139,3 +139,23 @@ filesystem is read-only) and the Redis URL from heron.redisEnv (never in a Confi
   value: /tmp
 {{- include "heron.redisEnv" . }}
 {{- end -}}
+
+{{/*
+The media volume (pipelineDefaults.media): files AddSource may start at run time. Mounted
+read-only in ingest, which reads them, and in control, which resolves a requested path on it.
+*/}}
+{{- define "heron.pipeline.mediaMount" -}}
+- name: media
+  mountPath: {{ .mountPath | default "/media" }}
+  readOnly: true
+  {{- with .subPath }}
+  subPath: {{ . }}
+  {{- end }}
+{{- end -}}
+
+{{- define "heron.pipeline.mediaVolume" -}}
+- name: media
+  persistentVolumeClaim:
+    claimName: {{ .existingClaim }}
+    readOnly: true
+{{- end -}}

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 
 import grpc
 
+from heron.control.source_uris import check_added_uri
 from heron.control.status_board import StatusBoard
 from heron.core.commands import CommandSender, ReplyCode
 from heron.core.grpc import InvalidArgumentError, NotFoundError, UnavailableError
@@ -46,6 +47,7 @@ from heron.v1.control_pb2 import (
     SourceStatus,
     WatchStatusRequest,
 )
+from heron.v1.stream_pb2 import SourceSpec
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,11 @@ class PipelineServicer(control_pb2_grpc.PipelineServicer):
     ) -> SourceStatus:
         if not request.source.uri.strip():
             raise InvalidArgumentError("source.uri", "required (file://, rtsp://, /dev/videoN)")
-        answer = self._one(Command(add_source=request.source), "ingest", context)
+        # A client must not make ingest read any file the pod can read (source_uris).
+        source = SourceSpec()
+        source.CopyFrom(request.source)
+        source.uri = check_added_uri(source.uri, self._settings.media_roots)
+        answer = self._one(Command(add_source=source), "ingest", context)
         log.info("source %s added: %s", answer.source.source.stream_id, request.source.uri)
         return answer.source
 

@@ -8,6 +8,8 @@ Environment variables: `HERON_STAGE`, `HERON_GRPC__LISTEN=0.0.0.0:50051`,
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from heron.core import streams
@@ -96,6 +98,24 @@ class PipelineApiSettings(BaseModel):
     rate_window_s: float = Field(
         5.0, gt=0, le=300, description="GetStatus's fps per stream: frames over this window."
     )
+    media_roots: tuple[Path, ...] = Field(
+        (),
+        description="Directories whose files AddSource may start as sources (file:// or a "
+        "path), checked after following symlinks; '..' is refused. Empty: no file source may "
+        "be added at run time (the pipeline config's own file sources are not affected). "
+        "Paths are resolved on the control service's file system, so mount the media there at "
+        "the same path as in ingest. Env: HERON_PIPELINE_API__MEDIA_ROOTS='[\"/media\"]'.",
+    )
+
+    @field_validator("media_roots")
+    @classmethod
+    def _absolute_roots(cls, roots: tuple[Path, ...]) -> tuple[Path, ...]:
+        for i, root in enumerate(roots):
+            if not root.is_absolute():
+                raise ValueError(
+                    f"media_roots[{i}]: expected an absolute directory, got {str(root)!r}"
+                )
+        return roots
 
 
 class ControlSettings(BusClientSettings):
