@@ -11,6 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from heron.core.media_uri import parse_uri
+from heron.ingest.decoders import PyAvDecoder
+from heron.ingest.decoding import OpenRequest
+from heron.ingest.errors import SourceUnavailableError
 from heron.ingest.state import StreamState
 
 from tests.ingest.conftest import Ingest, write_pipeline
@@ -78,3 +82,16 @@ def test_stalled_camera_is_detected_by_the_read_timeout(
         what="two reconnect attempts",
     )
     assert ingest.service.workers[0].machine.state is StreamState.RECONNECTING
+
+
+def test_a_camera_that_never_answers_is_reported_as_a_timeout(silent_server: int) -> None:
+    """FFmpeg's RTSP open fails with "Invalid data found" when its timeout fires on a server that
+    accepted the connection; the reason ingest reports (events, terminal) says what happened."""
+    target = parse_uri(f"rtsp://127.0.0.1:{silent_server}/ds-test")
+    request = OpenRequest(target, options={"rtsp_transport": "tcp"}, timeout_s=0.5)
+    with pytest.raises(SourceUnavailableError) as caught:
+        next(iter(PyAvDecoder().frames(request)))
+    assert "timed out (no answer within 0.5 s; the server accepted the connection)" in str(
+        caught.value
+    )
+    assert "InvalidDataError" not in str(caught.value)

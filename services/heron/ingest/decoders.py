@@ -22,6 +22,10 @@ from heron.ingest.errors import SourceFailedError, SourceUnavailableError
 if TYPE_CHECKING:
     import av.container
 
+# An open that failed after at least this share of its timeout was waiting, not refused: the
+# timer's own slack on a loaded machine is well under 10 %.
+SILENCE_FRACTION = 0.9
+
 
 def decoder_for(kind: DecoderKind) -> Decoder:
     if kind is DecoderKind.NVDEC:
@@ -50,12 +54,14 @@ def _open(request: OpenRequest) -> av.container.InputContainer:
 
     target = request.target
     timeout = None if request.timeout_s is None else (request.timeout_s, request.timeout_s)
+    started = time.monotonic()
     try:
         return av.open(
             target.url, mode="r", format=target.format, options=request.options, timeout=timeout
         )
     except (av.error.FFmpegError, OSError) as e:
-        message = f"cannot open {target.kind.value} source {_safe(target)}: {_reason(e)}"
+        reason = _open_reason(e, request, time.monotonic() - started)
+        message = f"cannot open {target.kind.value} source {_safe(target)}: {reason}"
         if _permanent(target, e):
             raise SourceFailedError(message) from e
         raise SourceUnavailableError(message) from e
@@ -130,6 +136,19 @@ def _reason(e: BaseException) -> str:
     if isinstance(e, av.error.ExitError):
         return "timed out (no data within the read timeout)"
     return f"{type(e).__name__}: {e}"
+
+
+def _open_reason(e: BaseException, request: OpenRequest, waited_s: float) -> str:
+    """Why an open failed. FFmpeg's RTSP client reports a server that accepted the connection
+    and then never answered (a hung or SIGSTOPped camera) as InvalidDataError once its timeout
+    fired, which reads as a broken stream; what took the whole timeout was a silence."""
+    import av
+
+    timeout = request.timeout_s
+    silent = timeout is not None and waited_s >= timeout * SILENCE_FRACTION
+    if request.target.live and silent and isinstance(e, av.error.InvalidDataError):
+        return f"timed out (no answer within {timeout:g} s; the server accepted the connection)"
+    return _reason(e)
 
 
 def _safe(target: MediaTarget) -> str:
