@@ -194,3 +194,8 @@ def export(
         f"difference {report.max_abs_diff:.3g} (cov {report.max_abs_diff_cov:.3g}, "
         f"bbox {report.max_abs_diff_bbox:.3g})"
     )
+    if report.cpu_form is not None:
+        _console().print(
+            f"QAT model: {report.onnx} is the TensorRT Q/DQ (INT8) model; {report.cpu_form} "
+            "the same INT8 grid for ONNX Runtime on a CPU (uint8 activations)"
+        )

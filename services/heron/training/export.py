@@ -4,6 +4,10 @@ Input `input_1` (N, 3, H, W) float RGB in [0, 1], dynamic batch; outputs `output
 and `output_bbox/BiasAdd`; opset 17. The training settings go into the model's metadata
 (`heron.settings`) so `heron infer`/`evaluate` can run the ONNX file on its own.
 
+A QAT checkpoint (`training_config.enable_qat`) exports as the explicitly quantised model
+TensorRT builds INT8 from (Q/DQ, symmetric int8), and beside it `<name>.u8s8.onnx`, the same
+grid with uint8 activations for ONNX Runtime on a CPU (`heron.training.qat.cpu_form`).
+
 A `.pt2` output is a `torch.export` program instead (same input and outputs, dynamic batch),
 which the inference service's PyTorch CUDA backend runs on GPUs without TensorRT.
 """
@@ -20,6 +24,7 @@ import torch
 from torch.jit import TracerWarning  # type: ignore[attr-defined]
 
 from heron.core.model_metadata import SETTINGS_METADATA_KEY
+from heron.training import qat
 from heron.training.model import BBOX_NAME, COV_NAME, INPUT_NAME, DetectNetV2
 from heron.training.predict import OnnxRunner, load_batch, settings_json
 
@@ -34,6 +39,7 @@ class ExportReport:
     real_images: bool  # False: random inputs (no images given)
     max_abs_diff_cov: float
     max_abs_diff_bbox: float
+    cpu_form: Path | None = None  # a QAT model's uint8-activation form for ONNX Runtime
 
     @property
     def max_abs_diff(self) -> float:
@@ -81,7 +87,10 @@ def export_onnx(
     else:
         images = np.random.default_rng(0).random((batch, 3, h, w), dtype=np.float32)
     cov_diff, bbox_diff = parity(model, OnnxRunner(output), images)
-    return ExportReport(output, len(images), bool(check_images), cov_diff, bbox_diff)
+    cpu = None
+    if any(isinstance(m, qat.QuantConv2d) for m in model.modules()):
+        cpu = qat.cpu_form(output, output.with_name(f"{output.stem}{qat.CPU_FORM_SUFFIX}"))
+    return ExportReport(output, len(images), bool(check_images), cov_diff, bbox_diff, cpu)
 
 
 @torch.no_grad()

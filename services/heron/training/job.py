@@ -356,6 +356,8 @@ def run_job(
     step("Train")
     _check_before_training(request)
     settings, train_items, val_items = _job_data(request, say)
+    if settings.optim.enable_qat:
+        _refuse_calibrating_qat(request)
     _copy_spec(request.spec, results)
     trained = _train(request, settings, train_items, val_items, say)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -371,6 +373,8 @@ def run_job(
     step("Export")
     exported = _export(trained.final_model, results / ONNX_FILE, val_items)
     int8 = None
+    if exported.cpu_form is not None:  # a QAT retrain spec: known only now
+        _refuse_calibrating_qat(request)
     if request.calibration is not None:
         from heron.training.int8 import calibrate_and_score
 
@@ -382,6 +386,19 @@ def run_job(
     result = JobResult(trained, validation, exported, pruning, int8)
     _write_report(result, results)
     return result
+
+
+def _refuse_calibrating_qat(request: JobRequest) -> None:
+    """A QAT model trains with its own int8 ranges: there is nothing to calibrate."""
+    from heron.training.qat import CPU_FORM_SUFFIX
+
+    if request.calibration is not None:
+        cpu = Path(ONNX_FILE).stem + CPU_FORM_SUFFIX
+        raise TrainingError(
+            "training_config.enable_qat: the model trains through int8 and exports as INT8 "
+            f"({ONNX_FILE}: TensorRT's Q/DQ model; {cpu}: the CPU form); leave "
+            "out JobRequest.calibration (post-training calibration), or train without QAT"
+        )
 
 
 def _check_before_training(request: JobRequest) -> None:

@@ -213,6 +213,9 @@ class OptimSettings:
     checkpoint_interval: int = 10
     ema_decay: float = 0.0
     """Heron extension (`training_config.ema_decay`): 0 = no weight averaging."""
+    enable_qat: bool = False
+    """TAO's `training_config.enable_qat`: train through int8 fake quantisation
+    (`heron.training.qat`); the exported ONNX is then the explicitly quantised model."""
 
     def __post_init__(self) -> None:
         _check(self.batch_size > 0, "training_config.batch_size_per_gpu", "> 0", self.batch_size)

@@ -174,6 +174,8 @@ def _optim(spec: Experiment) -> OptimSettings:
         values["checkpoint_interval"] = t.checkpoint_interval
     if t.HasField("ema_decay"):
         values["ema_decay"] = _clean(t.ema_decay)
+    if t.HasField("enable_qat"):
+        values["enable_qat"] = t.enable_qat
     if t.learning_rate.HasField("soft_start_annealing_schedule"):
         values.update(
             _present(

@@ -26,7 +26,9 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
 from heron.core.progress import Reporter
+from heron.evaluation.images import to_float
 from heron.training import checkpoint as ckpt
+from heron.training import qat
 from heron.training.augment import augment
 from heron.training.dataset import DetectionDataset, ImageCache, LabelledImage
 from heron.training.distributed import Dist, setup, teardown
@@ -126,11 +128,17 @@ def _train(
         torch.backends.cudnn.benchmark = options.cudnn_benchmark
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    state = _build_state(settings, device, channels_last, dist, options.coverage_loss)
-    _resume(state, results, settings, options, dist)
+    if settings.optim.enable_qat and amp:
+        # Fake quantisation rounds to the int8 grid in fp32; bf16 would round again after it.
+        log.info("QAT: training in fp32 (bf16 autocast off)")
+        amp = False
     w, h = settings.model.input_width, settings.model.input_height
     started = time.perf_counter()
     train_cache = ImageCache.build(DetectionDataset(train_items, w, h), device, options.workers)
+    state = _build_state(
+        settings, device, channels_last, dist, options.coverage_loss, cache=train_cache
+    )
+    _resume(state, results, settings, options, dist)
     val_cache = None
     if options.validate and val_items and dist.main:
         val_cache = ImageCache.build(DetectionDataset(val_items, w, h), device, options.workers)
@@ -217,11 +225,15 @@ def _build_state(
     channels_last: bool,
     dist: Dist,
     coverage_loss: CoverageLoss,
+    *,
+    cache: ImageCache,
 ) -> _State:
     model, report = build_model(settings.model, len(settings.classes))
     if report is not None and dist.main:
         log.info("pretrained weights: %s", report)
     model.to(device)
+    if settings.optim.enable_qat:
+        _prepare_qat(model, cache, settings, device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -239,6 +251,24 @@ def _build_state(
         net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     ema = averaged(model, o.ema_decay) if o.ema_decay else None
     return _State(model, net, optimizer, DetectNetCost(settings, coverage_loss), ema)
+
+
+def _prepare_qat(
+    model: DetectNetV2, cache: ImageCache, settings: TrainingSettings, device: torch.device
+) -> None:
+    """Fold, wrap and calibrate a float network; a QAT network (a QAT retrain) is kept as is.
+
+    Every rank calibrates on the same first images (no augmentation), so the ranges agree
+    without a broadcast.
+    """
+    if any(isinstance(m, qat.FakeQuantizer) for m in model.modules()):
+        return
+    qat.prepare_structure(model)
+    count = min(len(cache), qat.CALIBRATION_BATCHES * settings.optim.batch_size)
+    batch = settings.optim.batch_size
+    starts = range(0, count, batch)
+    index = (torch.arange(s, min(s + batch, count)) for s in starts)
+    qat.calibrate(model, (to_float(cache.batch(i, device)[0]) for i in index))
 
 
 def _resume(

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from heron.training import checkpoint as ckpt
+from heron.training import qat
 from heron.training.model import DetectNetV2, LoadReport, freeze
 from heron.training.settings import ModelSettings, TrainingSettings
 
@@ -29,11 +30,16 @@ def model_from_state(
 ) -> DetectNetV2:
     """The network of `settings`, its layers narrowed to `state`'s shapes, weights loaded."""
     model = DetectNetV2(settings.model, len(settings.classes))
+    quantised = qat.is_qat_state(state)
+    if quantised:  # a QAT network stores folded convolutions and no BatchNorms
+        qat.fold_batch_norms(model.eval())
     for name, module in list(model.named_modules()):
         if isinstance(module, nn.Conv2d):
             _replace(model, name, _narrow_conv(module, name, state, source))
         elif isinstance(module, nn.BatchNorm2d):
             _replace(model, name, _narrow_bn(module, name, state, source))
+    if quantised:
+        qat.quantize_convs(model)
     model.backbone.out_channels = model.cov.in_channels
     classes = len(settings.classes)
     if (model.cov.out_channels, model.bbox.out_channels) != (classes, 4 * classes):
