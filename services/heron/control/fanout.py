@@ -145,6 +145,12 @@ class SharedTail(Generic[M, P]):
             return self._running
 
     @property
+    def held(self) -> int:
+        """Entries the ring holds now: never more than `capacity`, however slow a subscriber."""
+        with self._changed:
+            return self._ring.size
+
+    @property
     def thread(self) -> threading.Thread | None:
         """The newest reader thread (it may have ended)."""
         return self._thread

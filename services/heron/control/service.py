@@ -39,7 +39,7 @@ class ControlService(Service[ControlSettings]):
         serving = self.ctx.readiness.add(FlagCheck("gRPC server"))
         self.bus = s.bus(self.ctx.metrics.registry, self.ctx.transport)
         stream = streams.metadata(s.stage, s.pipeline)
-        servicer = DetectionsServicer(
+        self.detections = servicer = DetectionsServicer(
             self.bus.tail(stream, FrameMetadata),
             s.subscribe,
             SubscribeMetrics(self.ctx.metrics.registry),

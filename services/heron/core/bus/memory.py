@@ -121,6 +121,7 @@ class MemoryPublisher(Generic[M]):
         self.message_class = message_class
         self._streams = streams
         self._retention = settings.retention
+        self._metrics = metrics
         labels = {"topic": stream.key}
         self._published = metrics.published.labels(**labels)
         self._dropped = metrics.dropped.labels(**labels)
@@ -171,6 +172,11 @@ class MemoryPublisher(Generic[M]):
             ids = self._append(stream, payloads)
             excess = len(stream.ids) - self._retention.drop_oldest_max_len
             if excess > 0:
+                # As on Redis: per group, the trimmed entries it had not been given yet.
+                for name, group in stream.groups.items():
+                    lost = excess - min(stream.after(group.last_delivered), excess)
+                    if lost:
+                        self._metrics.dropped_unread.labels(topic=self.key, group=name).inc(lost)
                 stream.drop_front(excess)
                 self._dropped.inc(excess)
         return ids

@@ -46,6 +46,14 @@ class BusMetrics:
             ["topic"],
             registry=reg,
         )
+        self.dropped_unread = Counter(
+            "heron_bus_dropped_unread_total",
+            "Entries trimmed from a drop-oldest (frame) stream before the consumer group was "
+            "given them: what a slow group lost. Its first deliveries plus this are what was "
+            "published, less what the stream still holds unread.",
+            ["topic", "group"],
+            registry=reg,
+        )
         self.trimmed = Counter(
             "heron_bus_trimmed_total",
             "Entries trimmed from a keep-unread stream after every group acknowledged them.",

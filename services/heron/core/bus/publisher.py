@@ -15,7 +15,7 @@ from heron.core.bus.codec import M
 from heron.core.bus.connection import Reconnector
 from heron.core.bus.errors import BackpressureError, StreamTypeError
 from heron.core.bus.metrics import BusMetrics, default_metrics
-from heron.core.bus.retention import KeepUnreadScripts, append_drop_oldest
+from heron.core.bus.retention import DropOldestScript, KeepUnreadScripts
 from heron.core.bus.settings import BusSettings
 from heron.core.streams import Retention, StreamName
 
@@ -36,10 +36,11 @@ class RedisPublisher(Generic[M]):
     """Publishes `message_class` messages to `stream`.
 
     Frame streams (DROP_OLDEST) are trimmed to `retention.drop_oldest_max_len` and the drops
-    counted. Metadata/event streams (KEEP_UNREAD) lose only entries every consumer group has
-    acknowledged; when full, publish waits for room and raises BackpressureError after
-    `retention.backpressure_timeout_s`. A publish retried after a lost reply may add the
-    message twice (at-least-once).
+    counted: all of them (heron_bus_dropped_total), and per consumer group those it had not
+    been given yet (heron_bus_dropped_unread_total). Metadata/event streams (KEEP_UNREAD) lose
+    only entries every consumer group has acknowledged; when full, publish waits for room and
+    raises BackpressureError after `retention.backpressure_timeout_s`. A publish retried after
+    a lost reply may add the message twice (at-least-once).
     """
 
     def __init__(
@@ -61,9 +62,11 @@ class RedisPublisher(Generic[M]):
             self._settings.backoff, self._metrics, stream=stream.key, role="publisher"
         )
         self._scripts = KeepUnreadScripts(client)
+        self._drop_oldest = DropOldestScript(client)
         labels = {"topic": stream.key}
         self._published = self._metrics.published.labels(**labels)
         self._dropped = self._metrics.dropped.labels(**labels)
+        self._dropped_unread = self._metrics.dropped_unread
         self._trimmed = self._metrics.trimmed.labels(**labels)
         self._waited = self._metrics.backpressure_wait.labels(**labels)
         self._timeouts = self._metrics.backpressure_timeouts.labels(**labels)
@@ -101,18 +104,22 @@ class RedisPublisher(Generic[M]):
 
     def _append_drop_oldest(self, entries: list[codec.Entry]) -> list[str]:
         retention = self._settings.retention
-        ids, dropped = self._reconnector.call(
-            functools.partial(
-                append_drop_oldest,
-                self._client,
-                self.key,
-                entries,
-                retention.drop_oldest_max_len,
-                retention.approximate_trim,
+        ids: list[str] = []
+        for start in range(0, len(entries), MAX_ENTRIES_PER_SCRIPT_CALL):
+            added, dropped, unread = self._reconnector.call(
+                functools.partial(
+                    self._drop_oldest.append,
+                    self.key,
+                    entries[start : start + MAX_ENTRIES_PER_SCRIPT_CALL],
+                    retention.drop_oldest_max_len,
+                    retention.approximate_trim,
+                )
             )
-        )
-        self._published.inc(len(ids))
-        self._dropped.inc(dropped)
+            ids += added
+            self._published.inc(len(added))
+            self._dropped.inc(dropped)
+            for group, lost in unread.items():
+                self._dropped_unread.labels(topic=self.key, group=group).inc(lost)
         return ids
 
     def _append_keep_unread(self, entries: list[codec.Entry]) -> list[str]:

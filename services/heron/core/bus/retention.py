@@ -1,6 +1,10 @@
 """Per-kind retention: drop-oldest trimming for frames, keep-unread bounds for metadata.
 
-Drop-oldest (frames): XADD, then XTRIM MAXLEN in the same MULTI; XTRIM's count is the drops.
+Drop-oldest (frames): XADD, then XTRIM MAXLEN in one Lua script; XTRIM's count is the drops.
+The same script counts, for each consumer group, the trimmed entries that group had not been
+given yet (after its last-delivered id): the frames a slow group lost. Only the entries about
+to go are looked at (the `excess` oldest: XTRIM, exact or `~`, never trims more), so the cost
+is that of the trim, not of the stream's length.
 
 Keep-unread (metadata, events): an entry may go only once every consumer group is done with
 it, i.e. below the lowest of each group's oldest pending id (read, not acknowledged) or, for
@@ -15,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import redis
-from redis.typing import EncodableT, FieldT
+from redis.typing import EncodableT
 
 from heron.core.bus.codec import Entry
 from heron.core.bus.errors import ReplyError
@@ -80,21 +84,70 @@ return {trimmed, ids}
 
 _LUA_TRIM = _LUA_FLOOR + "\nreturn trim_acked(KEYS[1])\n"
 
+# KEYS[1] stream; ARGV[1] max length; ARGV[2] '~' or '='; ARGV[3] words per entry; ARGV[4..]
+# entries, flattened. Returns {trimmed, {ids}, {group, unread trimmed, ...}}.
+_LUA_DROP_OLDEST = (
+    _LUA_FLOOR
+    + """
+local key, max_len, how, width = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local ids = {}
+for first = 4, #ARGV, width do
+  ids[#ids + 1] = redis.call('XADD', key, '*', unpack(ARGV, first, first + width - 1))
+end
+local excess = redis.call('XLEN', key) - max_len
+if excess <= 0 then return {0, ids, {}} end
+local groups = redis.call('XINFO', 'GROUPS', key)
+local going = {}
+if #groups > 0 then going = redis.call('XRANGE', key, '-', '+', 'COUNT', excess) end
+local trimmed = redis.call('XTRIM', key, 'MAXLEN', how, max_len)
+local unread = {}
+for _, group in ipairs(groups) do
+  local info = {}
+  for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
+  local lost = 0
+  -- `going` is in id order: the unread ones are its tail, after the last-delivered id.
+  for i = trimmed, 1, -1 do
+    if not id_before(info['last-delivered-id'], going[i][1]) then break end
+    lost = lost + 1
+  end
+  if lost > 0 then
+    unread[#unread + 1] = info['name']
+    unread[#unread + 1] = lost
+  end
+end
+return {trimmed, ids, unread}
+"""
+)
 
-def append_drop_oldest(
-    client: redis.Redis, key: str, entries: Sequence[Entry], max_len: int, approximate: bool
-) -> tuple[list[str], int]:
-    """Add `entries`, trim to `max_len`; return their ids and how many old entries went."""
-    pipe = client.pipeline(transaction=True)
-    for fields in entries:
-        words: dict[FieldT, EncodableT] = dict(fields.items())
-        pipe.xadd(key, words)
-    pipe.xtrim(key, maxlen=max_len, approximate=approximate)
-    replies = pipe.execute()
-    dropped = replies[-1]
-    if not isinstance(dropped, int):
-        raise ReplyError(f"XTRIM: expected a count, got {dropped!r:.80}")
-    return [text(r, "XADD") for r in replies[:-1]], dropped
+
+class DropOldestScript:
+    """The drop-oldest append, registered on one client (reloaded if Redis restarts)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._script = client.register_script(_LUA_DROP_OLDEST)
+
+    def append(
+        self, key: str, entries: Sequence[Entry], max_len: int, approximate: bool
+    ) -> tuple[list[str], int, dict[str, int]]:
+        """Add `entries`, trim to `max_len`; return their ids, how many old entries went, and
+        per consumer group how many of those it had not been given (only groups that lost
+        some)."""
+        if not entries:
+            return [], 0, {}
+        width = 2 * len(entries[0])
+        if any(2 * len(e) != width for e in entries):
+            raise ValueError("every entry of one append must have the same fields")
+        words: list[EncodableT] = [w for fields in entries for pair in fields.items() for w in pair]
+        args: list[EncodableT] = [max_len, "~" if approximate else "=", width, *words]
+        reply = self._script(keys=[key], args=args, client=self._client)
+        if not isinstance(reply, list) or len(reply) != 3 or not isinstance(reply[1], list):
+            raise ReplyError(
+                f"drop-oldest script: expected [trimmed, ids, unread], got {reply!r:.80}"
+            )
+        trimmed, ids, unread = reply
+        lost = {text(unread[i], "XINFO"): int(unread[i + 1]) for i in range(0, len(unread), 2)}
+        return [text(i, "XADD") for i in ids], int(trimmed), lost
 
 
 class KeepUnreadScripts:
