@@ -231,3 +231,13 @@ def test_cache_header_can_name_deepstreams_calibrator(
     assert dict(a.scales) == dict(b.scales)
     with pytest.raises(ValueError, match="cache_calibrator"):
         CalibrationOptions.model_validate({**base, "cache_calibrator": "Percentile"})
+
+
+def test_an_already_quantised_model_is_refused_before_any_image_is_read(
+    calibrated: CalibrationResult, tmp_path: Path
+) -> None:
+    options = CalibrationOptions(images=tmp_path / "never-read")
+    with pytest.raises(
+        CalibrationError, match=r"model\.int8\.qdq\.onnx: already INT8 .*build-engine"
+    ):
+        calibrate(calibrated.qdq_model, tmp_path / "out", options)

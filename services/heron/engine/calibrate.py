@@ -166,6 +166,19 @@ def _keep_float(
     return options.keep_fp, None
 
 
+def _refuse_quantised(model: Path) -> None:
+    """A Q/DQ model carries its ranges already; quantising it again would fail deep inside
+    ONNX Runtime's quantiser."""
+    from heron.core.int8.qdq import has_qdq
+
+    if has_qdq(load_onnx(model)):
+        raise CalibrationError(
+            f"{model}: already INT8 (it holds QuantizeLinear/DequantizeLinear nodes: a QAT "
+            "export or an earlier calibration's output), so there is nothing to calibrate; "
+            "build it with `heron build-engine` or run it as it is"
+        )
+
+
 def calibration_batches(options: CalibrationOptions) -> list[list[Path]]:
     """The batches calibration runs: the first images of the folder by name, in full batches."""
     paths = image_files(options.images)
@@ -224,6 +237,7 @@ def calibrate(
 
     started = time.perf_counter()
     info = read_model_info(model)
+    _refuse_quantised(model)
     batches = calibration_batches(options)
     count, size = len(batches), options.batch_size
     collector = collect_histograms(model, info, batches, on_batch)
