@@ -88,6 +88,7 @@ def run_one(name: str, start: Path, args: argparse.Namespace, retrain: bool) -> 
         max_learning_rate=settings.optim.max_learning_rate * QAT_LR_FACTOR,
         checkpoint_interval=args.qat_epochs,
         enable_qat=True,
+        **({"batch_size": args.qat_batch} if args.qat_batch else {}),
     )
     augment = replace(settings.augment, mosaic_probability=0.0)
     qat_settings = replace(settings, optim=optim, augment=augment)
@@ -106,6 +107,7 @@ def main() -> None:
     p.add_argument("--unpruned", type=Path, help="a float model to QAT-tune without retraining")
     p.add_argument("--epochs", type=int, help="retrain epochs (default: the model's own)")
     p.add_argument("--qat-epochs", type=int, default=QAT_EPOCHS)
+    p.add_argument("--qat-batch", type=int, help="QAT batch size (default: the model's own)")
     p.add_argument("--max-steps", type=int, help="steps per epoch at most (smoke runs)")
     p.add_argument("--one", nargs=3, metavar=("NAME", "START", "RETRAIN"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -128,6 +130,7 @@ def main() -> None:
         command = [sys.executable, __file__, "--data", str(args.data), "--work", str(args.work)]
         command += ["--qat-epochs", str(args.qat_epochs), "--one", name, str(start), retrain]
         command += ["--epochs", str(args.epochs)] if args.epochs else []
+        command += ["--qat-batch", str(args.qat_batch)] if args.qat_batch else []
         command += ["--max-steps", str(args.max_steps)] if args.max_steps else []
         children.append(
             (name, subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT))

@@ -41,8 +41,9 @@ AMAX_KEY = "input_quantizer.amax"
 # training and the exported graph round identically.
 QMIN, QMAX, QSCALE = -128, 127, 127.0
 # Activation ranges: the mean over calibration batches of each batch's 99.99th percentile of |x|
-# (pytorch-quantization's percentile calibrator). On the face-mask model this PTQ recipe was
-# within 0.1 point of the best method Heron's search found (docs/benchmarks/int8.md).
+# (a cheap stand-in for pytorch-quantization's histogram percentile: no histogram to keep per
+# tensor on the training device). Percentile 99.99 was the best post-training recipe on the
+# face-mask gate images and 0.06 point from the best on select (docs/benchmarks/int8.md).
 PERCENTILE = 99.99
 CALIBRATION_BATCHES = 16
 CPU_FORM_SUFFIX = ".u8s8.onnx"  # beside the exported Q/DQ model: model.onnx → model.u8s8.onnx
