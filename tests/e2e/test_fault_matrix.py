@@ -53,17 +53,12 @@ EVERY_S = 0.5  # after the successor answered ready
 # Kills come at least EVERY_S after a start: none is a fast crash, every backoff stays 0.5 s.
 POLICY = RestartPolicy(fast_crash_s=EVERY_S / 2, max_unready_crashes=CYCLES + 1)
 
-# A restarted ingest opens a file source again from its first frame (docs/ingest.md promises no
-# resume): each kill puts the clip's first frames into the MP4 once more (measured with a
-# 1,500-frame clip: 2,497 frames, 0-145, 0-103, ... 0-1023, 0-475) while the run says exit 0
-# and "frames lost: none". The assertion stays; the case is marked until ingest resumes.
-# Resuming after the newest frame on the bus is not enough: the frames in flight (up to
-# max_lag) lose their pixels with the dead ingest's shared-memory ring, and a CI run of that
-# lost 88 of 2,500. A resume must publish again from the oldest frame downstream still needs.
-INGEST_REPLAYS = pytest.mark.xfail(
-    strict=True, reason="a restarted ingest replays a file source from frame 0 (issue 21)"
-)
-LOSSLESS = [pytest.param("ingest", marks=INGEST_REPLAYS), "inference", "tracker", "overlay"]
+# A restarted ingest resumes a file source (heron.ingest.resume): it publishes again, under their
+# numbers and capture times, the frames the pipeline had not finished (their pixels died with the
+# killed ingest's ring), and the overlay holds a frame whose ring is gone pending until that copy
+# comes. Replaying from frame 0 put the clip's start into the MP4 once per kill; resuming after
+# the newest frame on the bus lost the frames in flight.
+LOSSLESS = ["ingest", "inference", "tracker", "overlay"]
 LIVE = ["streammux", "control"]
 
 
@@ -164,6 +159,11 @@ def test_ten_kills_of_a_lossless_stage_leave_every_frame_in_the_output_once(
     assert result.exit_code == 0, lines
     assert "frames lost: none" in lines, lines
     assert result.frames == {"source-0": matrix_clip.frames}, lines
+    # Every frame whose ring died with a killed ingest was drawn from its copy, not held until
+    # the overlay's redelivery limit (~30 s) and then given up on: the restarted ingest must be
+    # free to publish the copies while the stale frames wait (heron.ingest.backpressure).
+    overlay_log = (tmp_path / "run" / "overlay.log").read_text()
+    assert "gave up waiting for a copy" not in overlay_log
     numbers = [n % 2**BITS for n in range(matrix_clip.frames)]  # the blocks wrap at 1024
     assert numbers_in(output) == numbers
 

@@ -36,3 +36,14 @@ def test_memory_is_bounded_oldest_forgotten_first() -> None:
 def test_capacity_must_be_positive(capacity: int) -> None:
     with pytest.raises(ValueError, match=f"capacity must be >= 1, got {capacity}"):
         RecentFrames(capacity)
+
+
+def test_a_frame_forgotten_is_offered_again() -> None:
+    """A frame that could not be drawn is forgotten: its copy, published again by a restarted
+    ingest with the same number and capture time, is drawn."""
+    recent = RecentFrames()
+    assert recent.first_time(meta("cam", 3))
+    recent.forget(meta("cam", 3))
+    assert recent.first_time(meta("cam", 3))
+    assert not recent.first_time(meta("cam", 3))
+    recent.forget(meta("cam", 4))  # never seen: nothing to forget

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import redis
 import yaml
+from google.protobuf.timestamp_pb2 import Timestamp
 from heron.core import streams
 from heron.core.bus import BusSettings, RedisBus
 from heron.core.config.pipeline_file import load_pipeline
@@ -234,3 +235,55 @@ def test_the_removed_frames_setting_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings(OverlaySettings, ["--config", str(path)])
     assert f"frames (from {path}:2): unknown setting, got 'muxer'" in str(caught.value)
+
+
+def test_a_frame_whose_ring_died_with_its_writer_waits_for_the_copy_published_again(
+    tmp_path: Path, redis_url: str, ring: SharedMemoryRing
+) -> None:
+    """A killed ingest's ring is gone: its frames wait, unacknowledged, until the restarted
+    ingest publishes them again (same numbers and capture times, pixels in its new ring); the
+    copies are drawn, the first deliveries then acknowledged as duplicates, nothing dropped."""
+    captured = {n: Timestamp(seconds=1_700_000_000 + n) for n in range(FRAMES)}
+
+    def frames(store: FrameStore) -> list[FrameMetadata]:
+        out = []
+        for n in range(FRAMES):
+            ref = store.store(np.full((240, 320, 3), 90, np.uint8),
+                              FrameRef(stream_id="cam-a", frame_number=n, width=320, height=240,
+                                       capture_time=captured[n]))  # fmt: skip
+            out.append(FrameMetadata(frame=ref, model_name="m"))
+        return out
+
+    dead = SharedMemoryRing.create(segment_name("dead"), slots=FRAMES, slot_bytes=320 * 240 * 3)
+    stale = frames(FrameStore(dead))
+    dead.unlink()  # what the resource tracker does when the writer is SIGKILLed
+    dead.close()
+    config = write_app(tmp_path, f"[sink0]\nenable=1\ntype=3\ncontainer=1\ncodec=1\nenc-type=1\n"
+                       f"output-file={tmp_path}/out.mp4\n")  # fmt: skip
+    path = settings(tmp_path, config, redis_url)
+    data = yaml.safe_load(path.read_text())
+    data["consumer"] = {"min_idle_ms": 200, "reclaim_interval_ms": 100, "max_deliveries": 100}
+    path.write_text(yaml.safe_dump(data))
+    stream = streams.metadata("inference", PIPELINE)
+    with RedisBus(BusSettings(url=redis_url), registry=CollectorRegistry()) as bus:
+        out = bus.publisher(stream, FrameMetadata)
+        out.publish_many(stale)
+        service = ServiceProcess([*COMMAND, "--config", str(path)], {})
+        service.wait_running()
+        service.wait_for(
+            lambda: metric(service, "heron_overlay_frames_total", 'result="waiting"') >= FRAMES,
+            "every stale frame to wait",
+        )
+        out.publish_many(frames(FrameStore(ring)))  # the restarted ingest's copies
+        client = redis.Redis.from_url(redis_url)
+        service.wait_for(
+            lambda: client.xpending(stream.key, "overlay")["pending"] == 0 or None,
+            "the stale deliveries to be acknowledged",
+        )
+    assert metric(service, "heron_overlay_frames_total", 'result="drawn"') == FRAMES
+    assert metric(service, "heron_overlay_frames_total", 'result="duplicate"') == FRAMES
+    service.signal(signal.SIGTERM)
+    assert service.wait() == EXIT_OK
+    assert not client.exists(streams.events(PIPELINE).key)  # no frame announced as dropped
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == FRAMES

@@ -218,6 +218,28 @@ def test_a_frame_the_overlay_dropped_is_lost_though_the_last_stage_sent_it(
     assert watcher.sources_ended and not watcher.last_stage_done
 
 
+def test_a_dropped_frame_sent_again_and_not_dropped_again_is_delivered(
+    bus: RedisBus, watcher: BusWatcher, pipeline: str
+) -> None:
+    """A frame whose pixels died with a killed ingest may be dropped by the overlay, then
+    published again by the restarted ingest and drawn: two chances, one lost."""
+    meta = bus.publisher(streams.metadata("tracker", pipeline), FrameMetadata)
+    events = bus.publisher(streams.events(pipeline), StreamEvent)
+    dropped = StreamEvent.FrameDropped(stage="overlay", frame_number=1, reason="bad_frame")
+    meta.publish_many([frame("source-0", n) for n in range(3)])
+    events.publish_many(
+        [StreamEvent(stream_id="source-0", dropped=dropped), eos("source-0", 3), eos("source-1", 0)]
+    )
+    watcher.poll(block_ms=100)
+    assert watcher.progress["source-0"].lost == 1
+    meta.publish(frame("source-0", 1))  # the copy
+    watcher.poll(block_ms=100)
+    assert (watcher.progress["source-0"].lost, watcher.last_stage_done) == (0, True)
+    events.publish(StreamEvent(stream_id="source-0", dropped=dropped))  # the copy lost too
+    watcher.poll(block_ms=100)
+    assert watcher.progress["source-0"].lost == 1
+
+
 def test_objects_are_counted_once_per_frame_with_their_tracks(
     bus: RedisBus, watcher: BusWatcher, pipeline: str
 ) -> None:

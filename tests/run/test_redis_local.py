@@ -59,3 +59,27 @@ def test_a_child_whose_parent_died_before_the_hook_ran_exits_at_once() -> None:
 def test_the_hook_lets_a_child_of_a_living_parent_run() -> None:
     child = subprocess.Popen(["sleep", "0.1"], preexec_fn=die_with_parent())  # noqa: PLW1509
     assert child.wait(timeout=5) == 0
+
+
+def test_a_fresh_start_forgets_an_earlier_runs_streams_a_restart_keeps_them(
+    tmp_path: Path,
+) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    import redis
+    from heron.run.redis_local import LocalRedis
+
+    first = LocalRedis(tmp_path)
+    first.start(fresh=True)
+    try:
+        redis.Redis.from_url(first.url).xadd("s", {"n": "1"})
+        first.restart()  # the same run: its data comes back
+        assert redis.Redis.from_url(first.url).xlen("s") == 1
+    finally:
+        first.stop()
+    again = LocalRedis(tmp_path)  # a new run in the same folder
+    again.start(fresh=True)
+    try:
+        assert redis.Redis.from_url(again.url).xlen("s") == 0
+    finally:
+        again.stop()

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import redis
 
@@ -34,6 +35,7 @@ from heron.ingest.decoding import Decoder
 from heron.ingest.flush import RingCloser
 from heron.ingest.metrics import IngestMetrics
 from heron.ingest.report import SourcesReporter
+from heron.ingest.resume import Resume, resumable, resume_points
 from heron.ingest.sources import source_for
 from heron.ingest.store import pixel_store
 from heron.ingest.worker import StreamWorker, WorkerOutputs
@@ -43,6 +45,8 @@ from heron.v1.frame_pb2 import FrameRef
 from heron.v1.stream_pb2 import StreamEvent
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class PipelineConfigMissingError(ValueError):
@@ -75,7 +79,7 @@ class IngestService(Service[IngestSettings]):
         self.bus = bus = self.settings.bus(self.ctx.metrics.registry, self.ctx.transport)
         self.ctx.check_bus()
         started = self.ctx.readiness.add(FlagCheck("sources started"))
-        planned, changes = apply_changes(config, self._newest_changes(bus))
+        planned, changes, resumes = self._restore(bus, config)
         events = bus.publisher(streams.events(self.settings.pipeline), StreamEvent)
         make = functools.partial(
             self._worker,
@@ -86,26 +90,44 @@ class IngestService(Service[IngestSettings]):
         )
         self.downstream = self._downstream(bus, planned)
         for item in planned:
-            worker = make(item)
+            resume = resumes.get(item.spec.stream_id)
+            worker = make(item, resume=resume)
             self.worker_set.add(worker)
-            log.info("starting %s", describe(item))
+            log.info("starting %s%s", describe(item), _resuming(resume))
             worker.start()
         self._follow_commands(bus, make, changes, events)
         started.set(f"{len(planned)} source(s) started")
 
-    def _newest_changes(self, bus: Bus) -> SourceChanges | None:
-        """The run-time changes an earlier ingest made, waiting out a Redis that is still
-        starting (as publishing would) up to redis_give_up_after_s."""
+    def _restore(
+        self, bus: Bus, config: list[PlannedSource]
+    ) -> tuple[list[PlannedSource], SourceChangeLog, dict[str, Resume]]:
+        """What an earlier ingest left on the bus: the sources it added and removed at run
+        time, applied to the config's, and where each file source resumes."""
+        pipeline = self.settings.pipeline
+        stored = self._read_bus(
+            "the run-time source changes",
+            lambda: bus.newest(streams.source_changes(pipeline), SourceChanges),
+        )
+        planned, changes = apply_changes(config, stored)
+        files = [p.spec.stream_id for p in planned if resumable(p)]
+        resumes = self._read_bus(
+            "where file sources resume", lambda: resume_points(bus, pipeline, files)
+        )
+        return planned, changes, resumes
+
+    def _read_bus(self, what: str, read: Callable[[], T]) -> T:
+        """What an earlier ingest left on the bus, waiting out a Redis that is still starting
+        (as publishing would) up to redis_give_up_after_s."""
         deadline = time.monotonic() + self.settings.redis_give_up_after_s
         backoff = Backoff(self.settings.backoff.initial_s, self.settings.backoff.max_s)
         while True:
             try:
-                return bus.newest(streams.source_changes(self.settings.pipeline), SourceChanges)
+                return read()
             except (BusError, redis.RedisError) as e:
                 delay = backoff.next()
                 if time.monotonic() > deadline or self.ctx.wait(delay):
                     raise
-                log.warning("reading the run-time source changes: %s; retrying", e)
+                log.warning("reading %s: %s; retrying", what, e)
 
     def _follow_commands(
         self,
@@ -144,7 +166,11 @@ class IngestService(Service[IngestSettings]):
         decoder: Decoder,
         metrics: IngestMetrics,
         events: Publisher[StreamEvent],
+        *,
+        resume: Resume | None = None,
     ) -> StreamWorker:
+        """`resume`: where a file source goes on after a restart (None: from its start, as a
+        source added at run time does)."""
         settings = self.settings
         stream = streams.frames(item.spec.stream_id)
         stop = threading.Event()  # this worker's own; shutdown sets every worker's
@@ -158,8 +184,8 @@ class IngestService(Service[IngestSettings]):
                 stop=stop,
                 downstream=self.downstream,
             )
-            if self.downstream is not None and stream.key not in self.downstream.frame_keys:
-                self.downstream.frame_keys.append(stream.key)  # a source added at run time
+            if self.downstream is not None:
+                self.downstream.add_frames(stream.key)  # a source added at run time
         outputs = WorkerOutputs(
             frames=bus.publisher(stream, FrameRef),
             events=events,
@@ -168,6 +194,7 @@ class IngestService(Service[IngestSettings]):
                 item.spec.stream_id,
                 slots=settings.shm_slots,
                 quality=settings.jpeg_quality,
+                on_ring=None if self.downstream is None else self.downstream.own_ring,
             ),
             metrics=metrics,
             service_metrics=self.ctx.metrics,
@@ -186,6 +213,7 @@ class IngestService(Service[IngestSettings]):
             max_attempts=item.max_attempts,
             stop=stop,
             read_timeout_s=item.read_timeout_s or settings.reconnect.read_timeout_s,
+            resume=resume,
         )
 
     def _downstream(self, bus: Bus, planned: list[PlannedSource]) -> DownstreamLag | None:
@@ -195,7 +223,11 @@ class IngestService(Service[IngestSettings]):
         # The metadata stream carries every source's frames: count all of the frame streams.
         frame_keys = [streams.frames(p.spec.stream_id).key for p in planned]
         meta = streams.metadata(down.stage, self.settings.pipeline)
-        return DownstreamLag(bus, frame_keys, meta.key, down.group, down.max_lag)
+        # Before the first frame: what the streams hold now is a predecessor's.
+        return self._read_bus(
+            "where the downstream reader is",
+            lambda: DownstreamLag(bus, frame_keys, meta, down.group, down.max_lag),
+        )
 
     def step(self) -> None:
         crashed = next((w for w in self.worker_set.snapshot() if w.crash is not None), None)
@@ -239,6 +271,17 @@ class IngestService(Service[IngestSettings]):
         waits for its worker's read timeout at most; the grace period bounds it."""
         if self._commands is not None:
             self._commands.stop(timeout_s=self.settings.shutdown_grace_s)
+
+
+def _resuming(resume: Resume | None) -> str:
+    if resume is None or resume.published == 0:
+        return ""
+    if resume.next_frame == resume.published:
+        return f", going on at frame {resume.next_frame}"
+    return (
+        f", publishing frames {resume.next_frame}-{resume.published - 1} again (not finished "
+        "downstream when the last ingest stopped)"
+    )
 
 
 def plan(path: Path | None) -> list[PlannedSource]:

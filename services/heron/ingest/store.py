@@ -9,6 +9,7 @@ published keep resolving for a while, and every ring is unlinked when the stream
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -40,9 +41,12 @@ class JpegPixelStore:
 class ShmPixelStore:
     """One stream's shared-memory ring, created with the first frame and grown on resize."""
 
-    def __init__(self, stream_id: str, slots: int) -> None:
+    def __init__(
+        self, stream_id: str, slots: int, on_ring: Callable[[str], None] | None = None
+    ) -> None:
         self.stream_id = stream_id
         self.slots = slots
+        self.on_ring = on_ring  # told each new ring's segment name before its first frame
         self.ring: SharedMemoryRing | None = None
         self._previous: SharedMemoryRing | None = None
         self._store = FrameStore()
@@ -57,6 +61,8 @@ class ShmPixelStore:
             _release(self._previous)
         self._previous = self.ring
         self.ring = SharedMemoryRing.create(segment_name(self.stream_id), self.slots, slot_bytes)
+        if self.on_ring is not None:
+            self.on_ring(self.ring.name)
         self._store.ring = self.ring
 
     def close(self) -> None:
@@ -71,7 +77,16 @@ def _release(ring: SharedMemoryRing) -> None:
     ring.close()
 
 
-def pixel_store(location: FrameLocation, stream_id: str, *, slots: int, quality: int) -> PixelStore:
+def pixel_store(
+    location: FrameLocation,
+    stream_id: str,
+    *,
+    slots: int,
+    quality: int,
+    on_ring: Callable[[str], None] | None = None,
+) -> PixelStore:
+    """`on_ring`: told the segment name of each shared-memory ring made (before its first
+    frame), for the backpressure that counts the frames in this ingest's rings."""
     if location is FrameLocation.JPEG:
         return JpegPixelStore(quality)
-    return ShmPixelStore(stream_id, slots)
+    return ShmPixelStore(stream_id, slots, on_ring)

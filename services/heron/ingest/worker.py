@@ -25,6 +25,7 @@ from heron.ingest.backpressure import LagGate
 from heron.ingest.decoding import DecodedFrame
 from heron.ingest.errors import SourceFailedError, SourceUnavailableError
 from heron.ingest.metrics import FpsMeter, IngestMetrics
+from heron.ingest.resume import Resume
 from heron.ingest.sources import Source
 from heron.ingest.state import StreamState, StreamStateMachine
 from heron.ingest.store import PixelStore
@@ -58,6 +59,7 @@ class StreamWorker(threading.Thread):
         max_attempts: int = -1,
         stop: threading.Event | None = None,
         read_timeout_s: float = 10.0,
+        resume: Resume | None = None,
     ) -> None:
         self.spec = source.spec
         super().__init__(name=f"ingest-{self.spec.stream_id}", daemon=True)
@@ -74,7 +76,12 @@ class StreamWorker(threading.Thread):
         self._fps = FpsMeter(outputs.metrics.fps.labels(self.spec.stream_id))
         outputs.metrics.start_stream(self.spec.stream_id)
         self.decoded = 0  # frames out of the decoder, over every pass and connection
-        self.published = 0  # frame references published; the next frame_number
+        resume = resume or Resume()
+        # The next frame_number: frame references published, by this worker and, when it
+        # resumes a file source (heron.ingest.resume), by its killed predecessor before it.
+        self.published = resume.next_frame
+        self._pass_over = resume.next_frame  # kept frames of the file before the resume point
+        self._captured = dict(resume.captured)  # frames published again keep their time
         # Frames decoded and kept (not a drop-frame-interval skip) that never got published:
         # only a stop while waiting for backpressure room loses one. Ingest drops nothing else
         # at publish: latest_frame_wins trims happen on the bus afterwards (counted there).
@@ -147,12 +154,16 @@ class StreamWorker(threading.Thread):
                 self.decoded += 1
                 # drop-frame-interval N keeps frames 0, N, 2N, ... as nvv4l2decoder does.
                 skip = (self.decoded - 1) % interval
+                passed = not skip and self._pass_over > 0
                 # The exemplar names the number the frame is published under; a skipped one has
-                # none.
-                key = None if skip else FrameKey(self.stream_id, self.published)
+                # none, nor has one a predecessor published and the pipeline finished.
+                key = None if skip or passed else FrameKey(self.stream_id, self.published)
                 self.out.service_metrics.observe(f"{STAGE}.decode", frame.decode_s, frame=key)
                 if skip:
                     self.out.metrics.skipped.labels(self.stream_id).inc()
+                    continue
+                if passed:
+                    self._pass_over -= 1
                     continue
                 self._publish(frame)
                 if self.stop_event.is_set():
@@ -178,8 +189,11 @@ class StreamWorker(threading.Thread):
         self._fps.tick()
 
     def _ref(self, frame: DecodedFrame) -> FrameRef:
-        capture = Timestamp()
-        capture.GetCurrentTime()
+        # A frame published again is the same frame: downstream tells a repeat by its time.
+        capture = self._captured.pop(self.published, None)
+        if capture is None:
+            capture = Timestamp()
+            capture.GetCurrentTime()
         height, width = frame.image.shape[:2]
         ref = FrameRef(
             stream_id=self.stream_id,

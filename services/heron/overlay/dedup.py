@@ -7,6 +7,11 @@ count). A frame is named by its stream, number and capture time: the capture tim
 re-publish of the same frame (same FrameRef) from a restarted ingest numbering from 0 again.
 Duplicates come within a few batches of the original, so a bounded memory of recent frames is
 enough.
+
+A frame the overlay could not draw is forgotten again: a restarted ingest publishes the frames
+the pipeline still needed once more, under their old number and capture time with pixels in its
+new ring (heron.ingest.resume), and the copy of a frame whose first delivery named pixels that
+died with the old ingest must be drawn.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ class RecentFrames:
         self._seen[key] = None
         if len(self._seen) > self.capacity:
             self._seen.popitem(last=False)
+
+    def forget(self, meta: FrameMetadata) -> None:
+        """Take back a frame that could not be drawn: a later delivery of it is drawn."""
+        self._seen.pop(frame_key(meta), None)
 
     def first_time(self, meta: FrameMetadata) -> bool:
         """True the first time a frame is offered (and remembers it); False for a repeat."""

@@ -20,7 +20,8 @@ class OverlayMetrics:
             "heron_overlay_frames_total",
             "Source frames handled, by result: drawn, overwritten (pixels gone before the "
             "overlay read them), duplicate (delivered again after an upstream restart), "
-            "no_tile (source id beyond the tiler's grid), dead_lettered.",
+            "no_tile (source id beyond the tiler's grid), dead_lettered, waiting (the ring went "
+            "with a killed ingest: left pending for the copy its successor publishes).",
             ["stream", "result"],
             registry=registry,
         )

@@ -5,9 +5,11 @@ One `step()` reads up to `read_count` metadata messages (one per source by defau
 batch) and splits them into composites of one frame per source. For each composite the pixels
 are read; a frame whose ring slot was already reused is counted (`overwritten`), announced on
 the pipeline's event stream (`dropped`: it will be missing from the sinks) and skipped
-with a warning, a reference that can never be read is dead-lettered. A frame delivered again
-(an upstream stage redid it after a restart) is acknowledged and counted (`duplicate`), not
-drawn twice. Video sinks get the tiled
+with a warning, a reference that can never be read is dead-lettered. A frame whose ring went
+with a killed ingest is left pending instead (`waiting`): the restarted ingest publishes it
+again (heron.ingest.resume), and that copy is drawn. A frame delivered again (an upstream
+stage redid it after a restart) is acknowledged and counted (`duplicate`), not drawn twice.
+Video sinks get the tiled
 canvas (or each frame, without a tiler; or their own source's frame with link-to-demux);
 broker sinks get the metadata of every frame, pixels or not. Every sink commits what it took
 before the metadata is acknowledged: a file sink's frames are then on disk, and an overlay
@@ -33,6 +35,7 @@ from heron.core.framestore import (
     FrameReader,
     FrameStoreError,
     Letterbox,
+    SegmentNotFoundError,
 )
 from heron.core.plan.settings.overlay import OverlaySettings
 from heron.core.runtime import FatalError, Service, oldest_frame, run_service
@@ -85,6 +88,8 @@ class OverlayService(Service[OverlaySettings]):
         )
         self.reader = FrameReader()
         self.recent = RecentFrames()
+        self.waiting: set[str] = set()  # this step's deliveries left pending for a new copy
+        self.writers_gone: set[str] = set()  # segments whose writer died, said once each
         self.sent: dict[str, int] = {}  # broker sink name -> messages counted so far
         self.pruned_at = time.monotonic()
         log.info(
@@ -107,10 +112,12 @@ class OverlayService(Service[OverlaySettings]):
             self.consumer.ack(repeats)
         for group in composites([d.message for d in deliveries]):
             batch = [deliveries[i] for i in group]
+            self.waiting.clear()
             self._composite(batch)
             self._commit()
-            self.consumer.ack(batch)  # after every sink took the frame for good
-            self.metrics.reached_sinks(d.message.frame for d in batch)
+            done = [d for d in batch if d.id not in self.waiting]
+            self.consumer.ack(done)  # after every sink took the frame for good
+            self.metrics.reached_sinks(d.message.frame for d in done)
         if time.monotonic() - self.pruned_at > PRUNE_EVERY_S:
             self.reader.prune()
             self.pruned_at = time.monotonic()
@@ -157,7 +164,7 @@ class OverlayService(Service[OverlaySettings]):
         named = oldest_frame(f.meta.frame for f in loaded)
         with self.ctx.metrics.track(f"{STAGE}.draw", frames=len(loaded), frame=named):
             canvas, loaded = self._draw(loaded)
-        metas = [d.message for d in batch]
+        metas = [d.message for d in batch if d.id not in self.waiting]
         for bound in self.sinks:
             if not bound.pixels:
                 self._write(bound, None, metas)
@@ -223,11 +230,27 @@ class OverlayService(Service[OverlaySettings]):
             self.metrics.broker_messages.labels(sink.name).inc(sink.messages - before)
 
     def _load(self, delivery: Delivery[FrameMetadata]) -> Loaded | None:
+        loaded = self._read(delivery)
+        if loaded is None:  # not drawn: a later copy of it may be (heron.overlay.dedup)
+            self.recent.forget(delivery.message)
+        return loaded
+
+    def _read(self, delivery: Delivery[FrameMetadata]) -> Loaded | None:
         meta = delivery.message
         ref = meta.frame
         try:
             image = self.reader.read(ref)
             Letterbox.from_proto(ref)  # boxes are mapped with it: a bad placement is a bad ref
+        except SegmentNotFoundError as e:
+            if delivery.deliveries >= self.settings.consumer.max_deliveries:
+                log.warning(
+                    "stream %r frame %d: gave up waiting for a copy after %d deliveries",
+                    ref.stream_id, ref.frame_number, delivery.deliveries,
+                )  # fmt: skip
+                self._bad_frame(delivery, e)  # its writer's successor never sent it
+            else:
+                self._wait_for_copy(delivery)
+            return None
         except FrameOverwrittenError as e:
             self.metrics.frames.labels(ref.stream_id, "overwritten").inc()
             self._dropped(meta, "overwritten")
@@ -238,11 +261,31 @@ class OverlayService(Service[OverlaySettings]):
             )  # fmt: skip
             return None
         except (FrameStoreError, ValueError) as e:
-            self.metrics.frames.labels(ref.stream_id, "dead_lettered").inc()
-            self._dead_letter(delivery, "bad_frame", f"stream {ref.stream_id!r} frame "
-                              f"{ref.frame_number}: {e}")  # fmt: skip
+            self._bad_frame(delivery, e)
             return None
         return Loaded(meta, image)
+
+    def _bad_frame(self, delivery: Delivery[FrameMetadata], error: Exception) -> None:
+        ref = delivery.message.frame
+        self.metrics.frames.labels(ref.stream_id, "dead_lettered").inc()
+        self._dead_letter(delivery, "bad_frame", f"stream {ref.stream_id!r} frame "
+                          f"{ref.frame_number}: {error}")  # fmt: skip
+
+    def _wait_for_copy(self, delivery: Delivery[FrameMetadata]) -> None:
+        """The frame's ring went with its writer: an ingest that was killed. Its successor
+        publishes again, with pixels, every frame the pipeline has not finished
+        (heron.ingest.resume), so this one is left pending: the copy is drawn, and this
+        delivery, given back after consumer.min_idle_ms, is then a duplicate. Only its last
+        delivery (consumer.max_deliveries) is dead-lettered when no copy came."""
+        ref = delivery.message.frame
+        self.waiting.add(delivery.id)
+        self.metrics.frames.labels(ref.stream_id, "waiting").inc()
+        if ref.shm.segment not in self.writers_gone:
+            self.writers_gone.add(ref.shm.segment)
+            log.warning(
+                "stream %r: the ring %s of frame %d is gone with its writer; waiting for the "
+                "frames to be published again", ref.stream_id, ref.shm.segment, ref.frame_number,
+            )  # fmt: skip
 
     def _dead_letter(self, delivery: Delivery[FrameMetadata], reason: str, detail: str) -> None:
         """Dead-letter and acknowledge now: the frame can never be drawn, whatever the sinks do."""

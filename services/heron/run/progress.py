@@ -34,6 +34,11 @@ WATCHER_BACKOFF = BackoffSettings(initial_s=0.05, max_s=0.5, give_up_after_s=1.0
 class StreamProgress:
     frames_out: set[int] = field(default_factory=set)  # frame numbers the last stage published
     dropped: dict[int, str] = field(default_factory=dict)  # frames the overlay could not deliver
+    # Each message of a frame on the last stage's stream is one chance for the overlay to draw
+    # it, each `dropped` event one it lost: a frame whose pixels died with a killed ingest is
+    # dropped, then published again by its successor (heron.ingest.resume) and drawn.
+    copies: Counter[int] = field(default_factory=Counter)
+    drops: Counter[int] = field(default_factory=Counter)
     ended: bool = False
     frames_in: int | None = None  # frames ingest published, from the EOS event
     error: str | None = None
@@ -48,10 +53,12 @@ class StreamProgress:
 
     @property
     def delivered(self) -> int:
-        """Frames out that ingest sent and the overlay did not drop: numbers past the source's
-        count (a stray message) are not frames of this source, and must not make up for one
-        that is missing."""
-        out = self.frames_out - self.dropped.keys()
+        """Frames out that ingest sent and the overlay did not drop, or sent again more often
+        than dropped: numbers past the source's count (a stray message) are not frames of this
+        source, and must not make up for one that is missing."""
+        out = {
+            n for n in self.frames_out if n not in self.dropped or self.copies[n] > self.drops[n]
+        }
         if self.frames_in is None:
             return len(out)
         return sum(1 for n in out if n < self.frames_in)
@@ -103,7 +110,7 @@ class BusWatcher:
             self.events.ack(events)
         deliveries = self.meta.read(count=512, block_ms=block_ms)
         for d in deliveries:
-            if (frame := self._frame(d.message, d.published_ns)) is not None:
+            if (frame := self._frame(d.message, d.published_ns, d.deliveries)) is not None:
                 seen.append(frame)
         if deliveries:
             self.meta.ack(deliveries)
@@ -144,6 +151,7 @@ class BusWatcher:
         elif kind == "dropped":
             d = event.dropped
             p.dropped[int(d.frame_number)] = d.reason
+            p.drops[int(d.frame_number)] += 1
             log.warning(
                 "%s: frame %d will be missing from the sinks (%s: %s)",
                 event.stream_id, d.frame_number, d.stage, d.reason,
@@ -162,7 +170,9 @@ class BusWatcher:
                 stream, p.attempts, r.backoff_seconds, r.reason,
             )  # fmt: skip
 
-    def _frame(self, meta: FrameMetadata, published_ns: int | None) -> FrameSeen | None:
+    def _frame(
+        self, meta: FrameMetadata, published_ns: int | None, deliveries: int = 1
+    ) -> FrameSeen | None:
         ref = meta.frame
         p = self._stream(ref.stream_id)
         if p is None:
@@ -170,6 +180,8 @@ class BusWatcher:
         if int(ref.frame_number) not in p.frames_out:  # a redelivered frame counts once
             _count_objects(p, meta)
         p.frames_out.add(int(ref.frame_number))
+        if deliveries == 1:  # the same entry given to this watcher again is no new copy
+            p.copies[int(ref.frame_number)] += 1
         now = time.monotonic()
         p.first_seen = now if p.first_seen is None else p.first_seen
         p.last_seen = now

@@ -6,6 +6,10 @@ back with every stream entry, consumer group and pending message it had acknowle
 is fsynced per write (a power cut may lose the last second; a killed process loses nothing).
 Like the services, it gets a parent-death signal (SIGKILL, which nothing delays): a `heron run`
 killed with SIGKILL takes its Redis with it.
+
+A run starts it empty (`start(fresh=True)`), even in a run folder an earlier run used: what
+the bus holds is the run's state (a restarted ingest resumes a file from it,
+heron.ingest.resume), so a new run must not find a finished one's streams there.
 """
 
 from __future__ import annotations
@@ -59,8 +63,12 @@ class LocalRedis:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, timeout_s: float = 10.0) -> None:
+    def start(self, timeout_s: float = 10.0, *, fresh: bool = False) -> None:
+        """`fresh`: forget the data an earlier run left in the folder (a new run's start)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            shutil.rmtree(self.workdir / "appendonlydir", ignore_errors=True)  # Redis 7
+            (self.workdir / "appendonly.aof").unlink(missing_ok=True)  # before Redis 7
         with (self.workdir / "redis.log").open("ab") as log:
             self.proc = subprocess.Popen(
                 [

@@ -137,7 +137,7 @@ def run_pipeline(request: RunRequest, out: Callable[[str], None] = print) -> Run
             # Planning reads the pipeline first: a bad config fails before anything starts.
             plan = plan_run(request.config, request.run_dir, request.options, url)
             if redis is not None:
-                redis.start()
+                redis.start(fresh=True)  # a new run: nothing of an earlier one's streams
                 out(f"started redis-server on 127.0.0.1:{redis.port}")
             _describe(plan, request.run_dir, out)
             if in_process:

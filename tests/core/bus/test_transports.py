@@ -193,6 +193,52 @@ def test_before_its_group_exists_every_entry_is_outstanding(make_bus: MakeBus, n
     assert [d.message.frame_number for d in got] == [0, 1]
 
 
+def test_unfinished_is_what_some_group_owes_pending_or_unread_each_once(
+    make_bus: MakeBus, name: str
+) -> None:
+    bus = make_bus()
+    stream = streams.frames(f"{name}-cam")
+    assert bus.unfinished(stream, FrameRef, 100) == []  # no stream yet
+    bus.publisher(stream, FrameRef).publish_many([frame(n) for n in range(6)])
+
+    def owed() -> list[int]:
+        return [m.frame_number for m in bus.unfinished(stream, FrameRef, 100)]
+
+    assert owed() == list(range(6))  # before a group exists nobody has read any
+    fast = bus.consumer(stream, FrameRef, "fast", "f")
+    slow = bus.consumer(stream, FrameRef, "slow", "s")
+    slow.ensure_group()
+    fast.ack(fast.read(count=6, block_ms=0))
+    assert owed() == list(range(6))  # "slow" has been given nothing
+    taken = slow.read(count=4, block_ms=0)
+    slow.ack([taken[0], taken[2]])
+    assert owed() == [1, 3, 4, 5]  # pending 1 and 3, unread 4 and 5: oldest first, once each
+    assert [m.frame_number for m in bus.unfinished(stream, FrameRef, 1)] == [1, 4]
+    slow.ack(taken + slow.read(count=6, block_ms=0))
+    assert owed() == []
+
+
+def test_unfinished_ids_are_a_groups_pending_and_unread_entries_after_an_id(
+    make_bus: MakeBus, name: str
+) -> None:
+    bus = make_bus()
+    stream = streams.metadata("tracker", name)
+    assert bus.unfinished_ids(stream.key, "g", "0-0", 100) == []  # no stream yet
+    ids = bus.publisher(stream, FrameMetadata).publish_many([meta(n) for n in range(6)])
+    assert bus.unfinished_ids(stream.key, "g", ids[1], 100) == ids[2:]  # no group: all unread
+    assert bus.unfinished_ids(stream.key, "g", ids[1], 2) == ids[2:4]
+    consumer = bus.consumer(stream, FrameMetadata, "g", "c")
+    taken = consumer.read(count=4, block_ms=0)
+    consumer.ack([taken[0], taken[3]])
+    # Pending 1 and 2, unread 4 and 5; after ids[1]: 2, 4 and 5, oldest first.
+    assert bus.unfinished_ids(stream.key, "g", "0-0", 100) == [ids[1], ids[2], ids[4], ids[5]]
+    assert bus.unfinished_ids(stream.key, "g", ids[1], 100) == [ids[2], ids[4], ids[5]]
+    assert bus.unfinished_ids(stream.key, "g", ids[4], 100) == [ids[5]]
+    assert bus.unfinished_ids(stream.key, "g", ids[1], 1) == [ids[2], ids[4]]  # 1 of each kind
+    consumer.ack(taken + consumer.read(count=6, block_ms=0))
+    assert bus.unfinished_ids(stream.key, "g", "0-0", 100) == []
+
+
 def test_a_frame_stream_drops_its_oldest_and_counts_them(
     make_bus: MakeBus, name: str, registry: CollectorRegistry
 ) -> None:

@@ -110,6 +110,19 @@ class RedisBus:
         newest = self.client.xrevrange(key, count=1)
         return groups.text(newest[0][0]) if newest else None
 
+    def unfinished_ids(self, key: str, group: str, after: str, count_up_to: int) -> list[str]:
+        return groups.unfinished_ids(self.client, key, group, after, count_up_to)
+
+    def unfinished(self, stream: StreamName, message_class: type[M], count_up_to: int) -> list[M]:
+        found = groups.unfinished_entries(self.client, stream.key, count_up_to)
+        messages: list[M] = []
+        for entry in found:
+            try:
+                messages.append(codec.decode(entry.fields, message_class).message)
+            except UndecodableMessageError:
+                continue  # its consumer dead-letters it: nothing anyone will use
+        return messages
+
     def newest(self, stream: StreamName, message_class: type[M]) -> M | None:
         newest = self.client.xrevrange(stream.key, count=1)
         fields = newest[0][1] if newest else None

@@ -443,6 +443,35 @@ class MemoryBus:
             stream = self.streams.get(key)
             return id_text(stream.ids[-1]) if stream is not None and stream.ids else None
 
+    def unfinished_ids(self, key: str, group: str, after: str, count_up_to: int) -> list[str]:
+        with self.streams.changed:
+            stream = self.streams.get(key)
+            if stream is None:
+                return []
+            first = stream.after(parse_id(after))
+            state = stream.groups.get(group)
+            if state is None:  # nobody has read the stream: every entry is unread
+                return [id_text(i) for i in stream.ids[first : first + count_up_to]]
+            pending = [i for i in state.pending if parse_id(i) > parse_id(after)][:count_up_to]
+            start = max(first, stream.after(state.last_delivered))
+            undelivered = [id_text(i) for i in stream.ids[start : start + count_up_to]]
+        return sorted({*pending, *undelivered}, key=parse_id)
+
+    def unfinished(self, stream: StreamName, message_class: type[M], count_up_to: int) -> list[M]:
+        with self.streams.changed:
+            state = self.streams.get(stream.key)
+            if state is None:
+                return []
+            wanted = _unfinished_indices(state, count_up_to)
+            payloads = [state.entries[i][0] for i in sorted(wanted)]
+        messages: list[M] = []
+        for payload in payloads:
+            try:
+                messages.append(message_class.FromString(payload))
+            except DecodeError:
+                continue
+        return messages
+
     def newest(self, stream: StreamName, message_class: type[M]) -> M | None:
         with self.streams.changed:
             state = self.streams.get(stream.key)
@@ -459,6 +488,23 @@ class MemoryBus:
 
     def close(self) -> None:
         """Nothing to release: the streams outlive each stage's bus, as Redis does."""
+
+
+def _unfinished_indices(stream: _Stream, count_up_to: int) -> set[int]:
+    """Indices of the entries a group of `stream` has not finished (every entry before a
+    group exists), as groups.unfinished_entries reads them from Redis."""
+    if not stream.groups:
+        return set(range(min(len(stream.ids), count_up_to)))
+    wanted: set[int] = set()
+    for group in stream.groups.values():
+        for entry_id in list(group.pending)[:count_up_to]:
+            parsed = parse_id(entry_id)
+            i = bisect.bisect_left(stream.ids, parsed)
+            if i < len(stream.ids) and stream.ids[i] == parsed:
+                wanted.add(i)  # else trimmed: nothing left to return
+        first = stream.after(group.last_delivered)
+        wanted.update(range(first, min(len(stream.ids), first + count_up_to)))
+    return wanted
 
 
 class MemoryTransport:

@@ -130,6 +130,19 @@ class Bus(Protocol):
         """The id of the stream's last entry; None when it is empty or missing."""
         ...
 
+    def unfinished(self, stream: StreamName, message_class: type[M], count_up_to: int) -> list[M]:
+        """The messages some consumer group of `stream` has not finished (given and not
+        acknowledged, or not given yet; every message before a group exists), oldest first;
+        per group, at most the `count_up_to` oldest of each kind. Undecodable ones are left
+        out."""
+        ...
+
+    def unfinished_ids(self, key: str, group: str, after: str, count_up_to: int) -> list[str]:
+        """Ids of the entries newer than `after` that `group` has not finished on `key` (given
+        and not acknowledged, or not given yet; every entry before the group exists), oldest
+        first; at most `count_up_to` of each kind. [] before the stream exists."""
+        ...
+
     def newest(self, stream: StreamName, message_class: type[M]) -> M | None:
         """The stream's last message; None when it is empty, missing or undecodable."""
         ...

@@ -69,6 +69,10 @@ FrameRate = Callable[[MediaTarget], float | None]  # a file's frame rate; None: 
 # instead of after the bus's default 30 s — before ingest moves on and the frame stream's
 # retention trims the entry.
 RECLAIM = {"min_idle_ms": 1000, "reclaim_interval_ms": 1000}
+# The overlay leaves a frame whose ring died with a killed ingest pending until the restarted
+# ingest has published it again (heron.ingest.resume); each reclaim of it is a delivery, so
+# the poison limit is its wait: ~30 s covers an ingest killed again while publishing again.
+OVERLAY_RECLAIM = RECLAIM | {"max_deliveries": 30}
 
 
 def has_main(module: str) -> bool:
@@ -285,7 +289,7 @@ def _overlay(options: PlanOptions, final: Stage, fps: float | None) -> dict[str,
         "input_stage": final,
         "consumer_name": "overlay-0",
         "encoder_preset": options.encoder_preset,
-        "consumer": RECLAIM,
+        "consumer": OVERLAY_RECLAIM,
     }
     if fps is not None:  # else the overlay's own default
         settings["fps"] = fps
