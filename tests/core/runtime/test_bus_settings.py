@@ -116,3 +116,19 @@ def test_ingests_own_bounds_win_over_the_shared_ones(tmp_path: Path) -> None:
     assert built.retention.drop_oldest_max_len == 7
     assert built.retention.approximate_trim
     assert (built.backoff.give_up_after_s, built.backoff.max_s) == (3, 2)
+
+
+@pytest.mark.parametrize(
+    ("fields", "kept"),
+    [
+        ({"ring_batches": 32}, 32),  # no more batch refs than the ring holds batches
+        ({}, 4),  # unset: [streammux] buffer-pool-size (DeepStream's default, 4)
+        ({"ring_batches": 32, "retention": {"drop_oldest_max_len": 10}}, 10),  # a smaller bound
+        ({"ring_batches": 32, "output_location": "jpeg"}, 1000),  # pixels inline: no ring
+    ],
+)
+def test_the_muxers_batch_stream_keeps_what_its_ring_holds(
+    fields: dict[str, object], kept: int
+) -> None:
+    built = StreammuxSettings.model_validate(fields).bus_settings()
+    assert built.retention.drop_oldest_max_len == kept

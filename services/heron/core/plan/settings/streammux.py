@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from heron.core.bus.settings import BusSettings
 from heron.core.config.diagnostics import ConfigError
 from heron.core.config.models import Streammux
 from heron.core.config.pipeline_file import load_pipeline
@@ -57,6 +58,21 @@ class StreammuxSettings(BusConsumerSettings):
     discovery_interval_s: float = Field(
         0.5, gt=0, le=60, description="How often frame streams are scanned for new sources."
     )
+
+    def bus_settings(self) -> BusSettings:
+        """The batch stream keeps no more entries than the output ring holds batches: an older
+        entry names pixels a newer batch has overwritten, and a consumer that fell behind would
+        otherwise work through a backlog of dead references (in a live pipeline on a busy
+        machine, all it ever read) instead of the batches still there. Trimmed entries are
+        counted as drops (heron_bus_dropped_unread_total)."""
+        settings = super().bus_settings()
+        if self.output_location != "shm":
+            return settings  # inline JPEG: every entry carries its pixels
+        config = load_mux_config(self.pipeline_config)
+        batches = self.ring_batches or config.streammux.buffer_pool_size
+        kept = min(settings.retention.drop_oldest_max_len, batches)
+        retention = settings.retention.model_copy(update={"drop_oldest_max_len": kept})
+        return settings.model_copy(update={"retention": retention})
 
     @field_validator("pipeline_config")
     @classmethod
