@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from heron.core.int8 import calib_cache
 from heron.core.int8.calib_cache import Algorithm
-from heron.core.int8.qdq import QUANTIZATION_METADATA_KEY, activation_tensors
+from heron.core.int8.qdq import QUANTIZATION_METADATA_KEY, activation_tensors, scoring_options
 from heron.engine.calibrate import MIN_RECOVERED, CalibrationResult, calibrate
 from heron.engine.errors import CalibrationError
 from heron.engine.images import load_batch
@@ -53,7 +53,8 @@ def test_cache_covers_every_activation_tensor(
 def _run(model: Path, images: np.ndarray) -> list[np.ndarray]:
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    options = scoring_options(model)  # TensorRT's form as TensorRT computes it, on any CPU
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
     return [np.asarray(o) for o in session.run(None, {"input_1": images})]
 
 
@@ -241,3 +242,13 @@ def test_an_already_quantised_model_is_refused_before_any_image_is_read(
         CalibrationError, match=r"model\.int8\.qdq\.onnx: already INT8 .*build-engine"
     ):
         calibrate(calibrated.qdq_model, tmp_path / "out", options)
+
+
+def test_only_the_int8_activation_form_is_scored_as_float_qdq(
+    calibrated: CalibrationResult, detector_onnx: Path
+) -> None:
+    from heron.core.int8.qdq import int8_activations
+
+    assert int8_activations(calibrated.qdq_model)  # TensorRT's form
+    assert not int8_activations(calibrated.cpu_model)  # ONNX Runtime's own int8 kernels
+    assert not int8_activations(detector_onnx)

@@ -115,10 +115,13 @@ def score_onnx(model: Path, data: Path) -> EvalReport:
 def _session(model: Path) -> Any:
     import onnxruntime as ort
 
+    from heron.core.int8.qdq import scoring_options
+
     if not model.is_file():
         raise ModelFileError(f"{model}: no such ONNX file")
     try:
-        return ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        options = scoring_options(model)
+        return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own untyped errors for bad files
         raise ModelFileError(f"{model}: ONNX Runtime cannot load it ({e})") from None
 

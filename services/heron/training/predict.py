@@ -58,8 +58,13 @@ class OnnxRunner:
     def __init__(self, path: Path) -> None:
         import onnxruntime as ort
 
+        from heron.core.int8.qdq import scoring_options
+
         try:
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            options = scoring_options(path)  # an INT8 model scored as the arithmetic it names
+            self.session = ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
         except Exception as e:  # onnxruntime raises its own untyped errors for bad files
             raise ModelFileError(f"{path}: ONNX Runtime cannot load it ({e})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
