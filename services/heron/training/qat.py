@@ -23,15 +23,10 @@ import logging
 from collections.abc import Iterable
 from itertools import pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-if TYPE_CHECKING:
-    import numpy as np
-    import onnx
 
 log = logging.getLogger(__name__)
 
@@ -203,53 +198,16 @@ def cpu_form(qdq_model: Path, output: Path) -> Path:
     import onnx
     from onnx import numpy_helper
 
+    from heron.core.int8.qdq import activation_zero_points
+
     model = onnx.load(str(qdq_model))
-    graph = model.graph
-    initializers = {i.name: i for i in graph.initializer}
-    constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
-    weights = _weight_tensors(graph, initializers)
-    activation_zeros = {
-        node.input[2]
-        for node in graph.node
-        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and node.input[0] not in weights
-    }
-    for name in sorted(activation_zeros):  # a Q and its DQ share one zero point
-        zero = _read(name, initializers, constants)
+    # A Q and its DQ share one zero point: each is changed once, in place.
+    for name, tensor in activation_zero_points(model.graph).items():
+        zero = numpy_helper.to_array(tensor)
         if zero.dtype != np.int8 or np.any(zero != 0):
             raise QatError(f"{qdq_model}: activation zero point {name} is {zero}, not int8 0")
-        shifted = numpy_helper.from_array(np.full(zero.shape, 128, dtype=np.uint8), name)
-        _write(name, shifted, initializers, constants)
+        shifted = np.full(zero.shape, 128, dtype=np.uint8)
+        tensor.CopyFrom(numpy_helper.from_array(shifted, tensor.name or name))
     onnx.checker.check_model(model)
     onnx.save(model, str(output))
     return output
-
-
-def _weight_tensors(graph: onnx.GraphProto, initializers: dict[str, onnx.TensorProto]) -> set[str]:
-    """Tensors fed by initializers through QuantizeLinear: the weights, which stay int8."""
-    names = set(initializers)
-    for node in graph.node:
-        if node.op_type == "QuantizeLinear" and node.input[0] in names:
-            names.update(node.output)
-    return names
-
-
-def _read(
-    name: str, initializers: dict[str, onnx.TensorProto], constants: dict[str, onnx.NodeProto]
-) -> np.ndarray:
-    from onnx import numpy_helper
-
-    if name in initializers:
-        return numpy_helper.to_array(initializers[name])
-    return numpy_helper.to_array(constants[name].attribute[0].t)
-
-
-def _write(
-    name: str,
-    tensor: onnx.TensorProto,
-    initializers: dict[str, onnx.TensorProto],
-    constants: dict[str, onnx.NodeProto],
-) -> None:
-    if name in initializers:
-        initializers[name].CopyFrom(tensor)
-    else:
-        constants[name].attribute[0].t.CopyFrom(tensor)

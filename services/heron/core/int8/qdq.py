@@ -64,30 +64,33 @@ def scoring_options(model: Path) -> Any:
 
 
 def int8_activations(model: Path) -> bool:
-    """Some activation (not an initializer) is quantised to int8 (the symmetric TensorRT form)."""
+    """Some activation is quantised to int8 (the symmetric TensorRT form)."""
     import onnx
 
     try:
         proto = onnx.load(str(model), load_external_data=False)
     except Exception:  # not ONNX: the session that follows says so, naming the file
         return False
-    graph = proto.graph
-    initializers = {i.name for i in graph.initializer}
-    types = {i.name: i.data_type for i in graph.initializer}
-    types.update(
-        {
-            n.output[0]: n.attribute[0].t.data_type
-            for n in graph.node
-            if n.op_type == "Constant" and n.attribute
-        }
-    )
-    return any(
-        n.op_type == "QuantizeLinear"
-        and n.input[0] not in initializers
-        and len(n.input) > 2
-        and types.get(n.input[2]) == onnx.TensorProto.INT8
-        for n in graph.node
-    )
+    zeros = activation_zero_points(proto.graph).values()
+    return any(z.data_type == onnx.TensorProto.INT8 for z in zeros)
+
+
+def activation_zero_points(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+    """The zero points of the Q/DQ pairs on activations (not on weights), by name, as the
+    graph's own tensors (an initializer or a Constant's value): changing one changes the graph.
+    A weight is an initializer, or what QuantizeLinear makes of one."""
+    initializers = {i.name: i for i in graph.initializer}
+    constants = {n.output[0]: n.attribute[0].t for n in graph.node if n.op_type == "Constant"}
+    weights = set(initializers)
+    for node in graph.node:
+        if node.op_type == "QuantizeLinear" and node.input[0] in weights:
+            weights.update(node.output)
+    names = {
+        node.input[2]
+        for node in graph.node
+        if node.op_type in QDQ_OPS and len(node.input) > 2 and node.input[0] not in weights
+    }
+    return {n: initializers[n] if n in initializers else constants[n] for n in sorted(names)}
 
 
 class QdqVariant(StrEnum):
