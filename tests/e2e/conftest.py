@@ -64,13 +64,15 @@ def write_app(
     output: Path | None = None,
     interval_s: int = 1,
     tracker: bool = False,
+    osd: bool = True,
 ) -> Path:
-    """A deepstream-app config: one file source, the detector, a fake or an MP4 file sink,
+    """A deepstream-app config: one file source, the detector, a fake or an MP4 file sink (with
+    the OSD unless `osd` is off: a label drawn over a numbered clip's blocks misreads them),
     optionally the IOU tracker."""
     sink = "[sink0]\nenable=1\ntype=1\n"
     if output is not None:
         sink = f"[sink0]\nenable=1\ntype=3\ncontainer=1\ncodec=1\noutput-file={output}\n"
-        sink += "\n[osd]\nenable=1\nborder-width=2\n"
+        sink += f"\n[osd]\nenable={int(osd)}\nborder-width=2\n"
     path = folder / "app.txt"
     path.write_text(
         f"[application]\nenable-perf-measurement=1\nperf-measurement-interval-sec={interval_s}\n\n"

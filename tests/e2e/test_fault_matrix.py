@@ -150,9 +150,9 @@ def test_ten_kills_of_a_lossless_stage_leave_every_frame_in_the_output_once(
     tmp_path: Path, model_dir: Path, matrix_clip: Clip, service: str
 ) -> None:
     output = tmp_path / "out.mp4"
-    config = write_app(tmp_path, model_dir, matrix_clip.path.as_uri(), output=output, tracker=True)
-    # Without the OSD: a label drawn over the number's blocks would misread it.
-    config.write_text(config.read_text().replace("[osd]\nenable=1", "[osd]\nenable=0"))
+    config = write_app(
+        tmp_path, model_dir, matrix_clip.path.as_uri(), output=output, tracker=True, osd=False
+    )
     result, lines, _ = run_with_killer(
         config, tmp_path / "run", lambda _plan, stages: Killer(stages, service)
     )

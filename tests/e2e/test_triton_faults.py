@@ -193,9 +193,9 @@ def test_triton_killed_under_a_lossless_run_loses_no_frame(
     tmp_path: Path, model_dir: Path, triton_clip: Clip, triton: TritonServer
 ) -> None:
     output = tmp_path / "out.mp4"
-    config = write_app(tmp_path, model_dir, triton_clip.path.as_uri(), output=output, tracker=True)
-    # Without the OSD: a label drawn over the number's blocks would misread it.
-    config.write_text(config.read_text().replace("[osd]\nenable=1", "[osd]\nenable=0"))
+    config = write_app(
+        tmp_path, model_dir, triton_clip.path.as_uri(), output=output, tracker=True, osd=False
+    )
     options = RunOptions(
         backend="triton",
         triton_url=triton.grpc_url,
