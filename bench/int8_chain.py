@@ -35,16 +35,13 @@ UNPRUNED = REPO / "models" / "facemask" / "model.pt"
 
 def export(checkpoint: Path, folder: Path) -> dict[str, Path]:
     """ONNX forms of `checkpoint`: fp32, or (QAT) the TensorRT Q/DQ and the CPU U8S8 forms."""
-    from heron.training import checkpoint as ckpt
-    from heron.training import qat
     from heron.training.export import export_onnx
 
     folder.mkdir(parents=True, exist_ok=True)
-    report = export_onnx(checkpoint, folder / "model.onnx")
-    if not qat.is_qat_state(ckpt.load(checkpoint, with_training_state=False).model):
+    report = export_onnx(checkpoint, folder / "model.onnx")  # a QAT model: both INT8 forms
+    if report.cpu_form is None:
         return {"fp32": report.onnx}
-    cpu = qat.cpu_form(report.onnx, folder / "model.u8s8.onnx")
-    return {"qat_s8s8": report.onnx, "qat_u8s8": cpu}
+    return {"qat_s8s8": report.onnx, "qat_u8s8": report.cpu_form}
 
 
 def cost(checkpoint: Path) -> dict[str, int]:
